@@ -1,0 +1,61 @@
+"""The `cnnzoo` command: a thin layer over the library.
+
+Each module in cnnzoo/commands/ defines `register(app)` and adds its verbs; this file only
+assembles them and turns library errors into clear messages and exit codes:
+    0 success, 1 the job ran but failed (e.g. a check did not pass, a NaN loss),
+    2 bad input (unknown model, bad shape or file, bad option), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+from rich.console import Console
+
+from .errors import CnnzooError
+
+app = typer.Typer(
+    name="cnnzoo",
+    help="The landmark CNNs: build, analyze, train, evaluate, transfer and deploy them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def _load_commands() -> None:
+    from . import commands
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        if not mod.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{mod}").register(app)
+
+
+_load_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except CnnzooError as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as err:  # click's usage errors
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+    sys.exit(0)

@@ -1,0 +1,36 @@
+"""Exceptions with messages a user can act on. The CLI turns them into exit code 2."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class CnnzooError(Exception):
+    """Base class: anything the user did wrong (bad name, bad shape, bad file)."""
+
+
+class UnknownModelError(CnnzooError, KeyError):
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgumentError(CnnzooError, ValueError):
+    pass
+
+
+class InputShapeError(CnnzooError, ValueError):
+    pass
+
+
+class CheckpointError(CnnzooError, ValueError):
+    pass
+
+
+def closest(name: str, options: Iterable[str], n: int = 5) -> list[str]:
+    """Closest options to `name`, for 'did you mean' messages."""
+    options = list(options)
+    close = difflib.get_close_matches(name, options, n=n, cutoff=0.5)
+    if not close:  # fall back to substring matches, e.g. 'resnet' -> resnet18, ...
+        close = [o for o in options if name.lower() in o.lower()][:n]
+    return close

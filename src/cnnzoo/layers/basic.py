@@ -1,0 +1,62 @@
+"""Blocks used across families."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvBnAct(nn.Sequential):
+    """Conv, BN (optional), activation (optional). Module names conv/bn/act are checkpoint keys."""
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int | tuple[int, int] = 3, *,
+                 stride: int = 1, padding: int | tuple[int, int] | None = None, groups: int = 1,
+                 dilation: int = 1, bn: bool = True, act: type[nn.Module] | None = nn.ReLU,
+                 bias: bool | None = None, bn_eps: float = 1e-5) -> None:
+        if padding is None:  # "same" for odd kernels
+            ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+            padding = (dilation * (ks[0] - 1) // 2, dilation * (ks[1] - 1) // 2)
+        layers: list[tuple[str, nn.Module]] = [
+            ("conv", nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=padding,
+                               dilation=dilation, groups=groups,
+                               bias=(not bn) if bias is None else bias)),
+        ]
+        if bn:
+            layers.append(("bn", nn.BatchNorm2d(out_chs, eps=bn_eps)))
+        if act is not None:
+            layers.append(("act", act(inplace=True) if act in (nn.ReLU, nn.ReLU6) else act()))
+        super().__init__(dict(layers))
+
+
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """Krizhevsky et al.'s LRN: b = a / (k + alpha * sum_{n neighbours} a^2) ** beta.
+
+    The paper's alpha multiplies the plain sum; PyTorch's divides alpha by n, so we pass alpha*n.
+    Defaults are AlexNet's (k=2, n=5, alpha=1e-4, beta=0.75).
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+        super().__init__(size=size, alpha=alpha * size, beta=beta, k=k)
+        self.paper_alpha = alpha
+
+    def extra_repr(self) -> str:
+        return f"n={self.size}, alpha={self.paper_alpha} (paper), beta={self.beta}, k={self.k}"
+
+
+def he_init(module: nn.Module, zero_bias: bool = True) -> None:
+    """He (Kaiming) normal init for convs, N(0, 0.01) for linear layers, BN to (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None and zero_bias:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def flatten(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(x, 1)

@@ -1,0 +1,169 @@
+"""The model registry: one entry per named architecture, built by one builder per family."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from .errors import InvalidArgumentError, UnknownModelError, closest
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: str
+    year: int
+    url: str
+
+
+@dataclass(frozen=True)
+class Published:
+    """Figures a paper (or another named source) reports for this exact model."""
+
+    source: str
+    params: float | None = None  # count, e.g. 60e3
+    macs: float | None = None  # multiply-adds at the native input size
+    top1_err: float | None = None  # percent
+    top5_err: float | None = None  # percent
+    dataset: str = "ImageNet"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+    kwargs: dict[str, Any]
+    input_size: tuple[int, int, int]  # native (C, H, W)
+    paper: Paper
+    published: tuple[Published, ...] = ()
+    description: str = ""
+    # "script" where torch.jit.script works, else "compile" (torch.compile, fullgraph)
+    compiles_with: str = "compile"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "description": self.description,
+            "input_size": list(self.input_size),
+            "arch_kwargs": dict(self.kwargs),
+            "paper": vars(self.paper).copy(),
+            "published": [vars(p).copy() for p in self.published],
+            "compiles_with": self.compiles_with,
+        }
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(
+    name: str,
+    builder: Callable[..., nn.Module],
+    *,
+    family: str,
+    paper: Paper,
+    input_size: tuple[int, int, int],
+    kwargs: dict[str, Any] | None = None,
+    published: tuple[Published, ...] | Published = (),
+    description: str = "",
+    compiles_with: str = "compile",
+) -> ModelEntry:
+    """Add a model. Builders take (num_classes, in_chans, **arch_kwargs)."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is registered twice")
+    if isinstance(published, Published):
+        published = (published,)
+    entry = ModelEntry(
+        name=name,
+        family=family,
+        builder=builder,
+        kwargs=dict(kwargs or {}),
+        input_size=tuple(input_size),
+        paper=paper,
+        published=tuple(published),
+        description=description,
+        compiles_with=compiles_with,
+    )
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing registers every family)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        near = closest(name, _REGISTRY)
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (`cnnzoo list` shows all {len(_REGISTRY)})"
+        ) from None
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Registered names matching a shell-style pattern (e.g. 'resnet*'), sorted."""
+    _ensure_loaded()
+    names = [n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern)]
+    if family is not None:
+        names = [n for n in names if _REGISTRY[n].family == family]
+    return sorted(names)
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """Metadata of a model: paper, native input size, published figures with their source."""
+    return get_entry(name).as_dict()
+
+
+def _accepted_kwargs(builder: Callable[..., nn.Module]) -> set[str]:
+    sig = inspect.signature(builder)
+    return {
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in ("num_classes", "in_chans")
+    }
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    weights: str | None = None,
+    **arch_kwargs: Any,
+) -> nn.Module:
+    """Build a registered model. `arch_kwargs` override the registered architecture arguments.
+
+    `weights` is a path to a weights file (ours, torchvision's or timm's); see cnnzoo.weights.
+    """
+    entry = get_entry(name)
+    for arg, value in (("num_classes", num_classes), ("in_chans", in_chans)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidArgumentError(f"{arg} must be a positive integer, got {value!r}")
+    accepted = _accepted_kwargs(entry.builder)
+    unknown = sorted(set(arch_kwargs) - accepted)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{name} does not take argument(s) {', '.join(unknown)}; "
+            f"it accepts: num_classes, in_chans"
+            + (", " + ", ".join(sorted(accepted)) if accepted else "")
+        )
+    kwargs = {**entry.kwargs, **arch_kwargs}
+    model = entry.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    # Recorded so a checkpoint can rebuild exactly this model.
+    model.model_name = name
+    model.arch_kwargs = dict(arch_kwargs)
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model
