@@ -402,7 +402,7 @@ def _fmt(shape) -> str:
 
 def _out_size(m: nn.Module, x: torch.Tensor) -> str | None:
     """What a conv/pool layer would output for x (shown when that is zero or negative)."""
-    if not isinstance(m, _CONV + _POOL) or isinstance(m.padding if hasattr(m, "padding") else 0, str):
+    if not isinstance(m, (_CONV,) + _POOL) or isinstance(m.padding if hasattr(m, "padding") else 0, str):
         return None
     nd = x.dim() - 2
     k = _tup(m.kernel_size, nd)
@@ -418,7 +418,7 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
     x = tracer.pending.get(id(leaf), [[None]])[-1]
     x = x[0] if x else None
     where = f"layer '{tracer.names[id(leaf)]}' ({type(leaf).__name__}"
-    if isinstance(leaf, _CONV + _POOL):
+    if isinstance(leaf, (_CONV,) + _POOL):
         k = _tup(leaf.kernel_size, 2)
         s = _tup(leaf.stride if leaf.stride is not None else leaf.kernel_size, 2)
         p = getattr(leaf, "padding", 0)
@@ -427,15 +427,17 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
     feat = _fmt(x.shape[1:]) if x is not None else "?"
     out = _out_size(leaf, x) if x is not None else None
     if out is not None and any(int(v) <= 0 for v in out.split("x")):
-        what = f"the spatial size reaches zero at {where}: its input is {feat}, its output would be {out}"
-    else:
-        what = f"{where} cannot take its input of shape {feat} ({str(err).splitlines()[0]})"
-    need = ""
-    if len(size) == 3:
-        smallest = min_input_size(model, size[0])
-        if smallest > 0:
-            need = f"; {model_name} needs at least {size[0]}x{smallest}x{smallest}"
-    return InputShapeError(f"input {_fmt(size)} is too small for {model_name}: {what}{need}")
+        need = ""
+        if len(size) == 3:
+            smallest = min_input_size(model, size[0])
+            if smallest > 0:
+                need = f"; {model_name} needs at least {size[0]}x{smallest}x{smallest}"
+        return InputShapeError(
+            f"input {_fmt(size)} is too small for {model_name}: the spatial size reaches zero at "
+            f"{where}: its input is {feat}, its output would be {out}{need}")
+    return InputShapeError(
+        f"input {_fmt(size)} does not fit {model_name}: {where} cannot take its input of shape "
+        f"{feat} ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
 
 
 def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = None,
