@@ -37,6 +37,9 @@ def tv_models():
     if "_tv_nopub" not in _REGISTRY:
         register("_tv_nopub", lambda num_classes, in_chans: torchvision.models.resnet18(num_classes=num_classes),
                  family="test", paper=PAPER, input_size=(3, 224, 224))
+    yield
+    for name in [*TV, "_tv_nopub"]:  # leave the registry as other tests expect it
+        _REGISTRY.pop(name, None)
 
 
 def run(capsys, *argv):
