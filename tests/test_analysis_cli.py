@@ -114,10 +114,10 @@ def test_compare_table_json_and_bubble_chart(capsys, tmp_path):
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["model", "input", "params"]
     vgg = next(line for line in lines if line.startswith("_tv_vgg16"))
-    assert vgg.split()[:6] == ["_tv_vgg16", "3x224x224", "138.36", "15.476", "57.74", "28.41"]
+    assert vgg.split()[:6] == ["_tv_vgg16", "3x224x224", "138.36", "15,476.4", "57.74", "28.41"]
     assert next(line for line in lines if line.startswith("_tv_nopub")).split()[5] == "-"
     svg = path.read_text()
-    for label in ("Top-1 accuracy (%)", "Operations (G multiply-adds", "bubble area", "_tv_vgg16",
+    for label in ("Top-1 accuracy (%, ImageNet)", "Operations (G multiply-adds", "bubble area", "_tv_vgg16",
                   "no published accuracy"):
         assert label in svg
     code, out, _ = run(capsys, "compare", "_tv_alexnet", "_tv_resnet18", "--format", "json")

@@ -13,6 +13,7 @@ the receptive field along (the max over their inputs).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 import torch
@@ -34,6 +35,11 @@ _FLATTEN = (nn.Flatten, nn.Unflatten)
 # ReLU(inplace=True) does, and what an inference engine fuses), dropout and identity return
 # their input at inference.
 NO_MEMORY_KINDS = frozenset({"act", "dropout", "identity"})
+
+
+# PyTorch's (and the model contract's) words for a feature map smaller than a kernel
+_TOO_SMALL = re.compile(r"too small|smaller than kernel|greater than actual input|non-positive|"
+                        r"output size is too small|Kernel size can't be greater", re.IGNORECASE)
 
 
 class AnalysisError(CnnzooError, RuntimeError):
@@ -509,7 +515,10 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
     where += ")"
     feat = _fmt(x.shape[1:]) if x is not None else "?"
     out = _out_size(leaf, x) if x is not None else None
-    if out is not None and any(int(v) <= 0 for v in out.split("x")):
+    reaches_zero = out is not None and any(int(v) <= 0 for v in out.split("x"))
+    if out is None and _TOO_SMALL.search(" ".join(str(e) for e in (err, err.__cause__) if e)):
+        reaches_zero, out = True, None  # a custom layer: PyTorch (or the model) said too small
+    if reaches_zero:
         need = ""
         if len(size) == 3:
             smallest = min_input_size(model, size[0])
@@ -517,7 +526,7 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
                 need = f"; {model_name} needs at least {size[0]}x{smallest}x{smallest}"
         return InputShapeError(
             f"input {_fmt(size)} is too small for {model_name}: the spatial size reaches zero at "
-            f"{where}: its input is {feat}, its output would be {out}{need}")
+            f"{where}: its input is {feat}" + (f", its output would be {out}" if out else "") + need)
     return InputShapeError(
         f"input {_fmt(size)} does not fit {model_name}: {where} cannot take its input of shape "
         f"{feat} ({str(err).splitlines()[0] if str(err) else type(err).__name__})")

@@ -127,7 +127,8 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
                     ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
                     arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
     ax.set_xlabel("Operations (G multiply-adds, one image)")
-    ax.set_ylabel("Top-1 accuracy (%)")
+    datasets = sorted({i.get("dataset") or "?" for i in placed})
+    ax.set_ylabel(f"Top-1 accuracy (%, {', '.join(datasets)})")
     ax.set_title("Comparing complexity: accuracy vs operations (bubble area ~ parameters)")
     ax.grid(alpha=0.3)
     for n in _legend_sizes(biggest):  # reference bubbles
