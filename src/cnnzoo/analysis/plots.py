@@ -116,7 +116,10 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
         ax.plot(gx, acc, "k.", markersize=3)
         r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
         fx, fy = gx / xmax, (acc - ymin) / (ymax - ymin)
-        for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2.5), (1, -2.5)):
+        sides = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2.5), (1, -2.5))
+        if fx > 0.7:  # near the right edge: labels go left, inside the axes
+            sides = tuple((-a, b) for a, b in sides)
+        for dx, dy in sides:
             # ~0.15 x 0.05 of the axes per label; take the first side free of earlier labels
             cx, cy = fx + dx * 0.08, fy + dy * 0.035
             if all(abs(cx - tx) > 0.15 or abs(cy - ty) > 0.05 for tx, ty in taken):
@@ -134,7 +137,7 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
     for n in _legend_sizes(biggest):  # reference bubbles
         ax.scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
                    label=f"{n / 1e6:g}M params")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.2, borderpad=1.6, handletextpad=2.0,
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.4, borderpad=1.8, handlelength=4.5, handletextpad=2.2,
               fontsize=8, frameon=True, title="bubble area")
     if missing:
         fig.text(0.01, 0.01, "not shown (no published accuracy): " + ", ".join(missing), fontsize=8)
