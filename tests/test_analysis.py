@@ -253,6 +253,19 @@ def test_registered_name_is_built_on_meta_at_native_size():
     assert r.total_params == 4 * 27 + 4 + 4 * 1000 + 1000
 
 
+def test_registered_name_is_built_for_the_input_channels():
+    from cnnzoo.registry import Paper, register, _REGISTRY
+
+    register("_analysis_chans", lambda num_classes, in_chans: nn.Sequential(
+        nn.Conv2d(in_chans, 4, 3), nn.Flatten()),
+        family="test", paper=Paper("t", "t", 2024, "-"), input_size=(3, 12, 12))
+    try:
+        r = cnnzoo.analyze("_analysis_chans", input_size=(1, 12, 12))
+    finally:
+        _REGISTRY.pop("_analysis_chans", None)
+    assert r.rows[0].in_shape == (1, 12, 12) and r.rows[0].params == 4 * 9 + 4
+
+
 def test_text_forms_are_consistent():
     r = analyze(tv("alexnet"), (3, 227, 227))
     import csv

@@ -543,11 +543,12 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
 
     if isinstance(model_or_name, str):
         entry = get_entry(model_or_name)
-        with torch.device("meta"):
-            model = create_model(model_or_name)
-        model_name = model_or_name
         if input_size is None:
             input_size = entry.input_size
+        size = _check_input_size(input_size)
+        with torch.device("meta"):  # built for the channels it is asked about
+            model = create_model(model_or_name, in_chans=size[0])
+        model_name = model_or_name
     elif isinstance(model_or_name, nn.Module):
         model = model_or_name
         model_name = getattr(model, "model_name", None) or type(model).__name__
