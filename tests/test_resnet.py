@@ -11,6 +11,15 @@ import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.registry import get_entry
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """With -n 2 on 2 shared cores, intra-op threads only contend (10x slower under load)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 TV_COMPATIBLE = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
                  "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]
 
@@ -97,7 +106,9 @@ def test_param_count_equals_torchvision(name):
 
 @pytest.mark.parametrize("name", TV_COMPATIBLE)
 def test_outputs_equal_torchvision(name):
-    assert_matches_torchvision(name)
+    # 64x64 leaves layer4 at 2x2 (every 3x3 tap used); the deepest nets run at 32x32 (1x1 at
+    # layer4) to keep CPU time low: their blocks are the same code as the 64x64-tested ones.
+    assert_matches_torchvision(name, size=32 if ("101" in name or "152" in name) else 64)
 
 
 def test_published_torchvision_figures_match_torchvision_metadata():
@@ -161,7 +172,7 @@ def test_preact_imagenet_param_counts():
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50_v1", "preact_resnet18", "se_resnext50_32x4d"])
 def test_contract_feature_info(name):
-    m = cnnzoo.create_model(name, num_classes=7)
+    m = cnnzoo.create_model(name, num_classes=7, layers=(1, 2, 1, 1))  # same blocks, fewer of them
     assert [f["reduction"] for f in m.feature_info] == [4, 8, 16, 32]
     assert [f["module"] for f in m.feature_info] == ["layer1", "layer2", "layer3", "layer4"]
     check_contract(m, 64)
@@ -175,7 +186,7 @@ def test_any_num_classes_and_in_chans():
 
 
 def test_he_init():
-    m = cnnzoo.create_model("resnet50")
+    m = cnnzoo.create_model("resnet50", layers=(1, 1, 1, 1))
     w = m.layer1[0].conv2.weight  # fan_out = 64 * 3 * 3
     assert w.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
     assert torch.all(m.layer1[0].bn3.weight == 1)
@@ -184,7 +195,7 @@ def test_he_init():
 @pytest.mark.parametrize("name,last", [("resnet18", "bn2"), ("resnet50", "bn3"), ("preact_resnet18", "bn2"),
                                        ("preact_resnet50", "bn3"), ("se_resnet50", "bn3")])
 def test_zero_init_residual_makes_blocks_identity(name, last):
-    m = cnnzoo.create_model(name, zero_init_residual=True).eval()
+    m = cnnzoo.create_model(name, zero_init_residual=True, layers=(2, 1, 1, 1)).eval()
     for stage in (m.layer1, m.layer2, m.layer3, m.layer4):
         for blk in stage:
             assert torch.all(getattr(blk, last).weight == 0)
