@@ -145,11 +145,9 @@ register("googlenet", googlenet, family="googlenet", paper=PAPER, input_size=(3,
              # its printed 34M (see docs/models-multibranch.md); the text says "1.5 billion".
              Published(source="Szegedy et al. 2014, Table 1 (ops column, conv1 corrected)",
                        macs=1586e6, top5_err=6.67),
-             Published(source="Howard et al. 2017 (MobileNets), Table 8", params=6.8e6, macs=1550e6,
-                       top1_err=30.2),
          ),
          description="GoogLeNet as in the paper's Table 1: LRN, 5x5 branches, 2 aux classifiers")
 register("googlenet_tv", googlenet_tv, family="googlenet", paper=PAPER, input_size=(3, 224, 224),
          published=Published(source="torchvision googlenet (IMAGENET1K_V1 docs)", params=6_624_904,
-                             macs=1.5e9, top1_err=30.222, top5_err=10.47),
+                             macs=1.498e9, top1_err=30.222, top5_err=10.47),
          description="torchvision's GoogLeNet (BN, 3x3 for 5x5); loads its state_dict")

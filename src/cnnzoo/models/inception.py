@@ -504,8 +504,7 @@ register("inception_v3", inception_v3, family="inception", input_size=(3, 299, 2
          paper=Paper("Rethinking the Inception Architecture for Computer Vision", "Szegedy, Vanhoucke, "
                      "Ioffe, Shlens, Wojna", 2015, "https://arxiv.org/abs/1512.00567"),
          published=(Published(source="torchvision inception_v3 (IMAGENET1K_V1 docs)",
-                              params=27_161_264, macs=5.71e9, top1_err=22.706, top5_err=6.55),
-                    Published(source="Szegedy et al. 2015, Table 3 / Sec. 1", macs=5.0e9)),
+                              params=27_161_264, macs=5.713e9, top1_err=22.706, top5_err=6.55),),
          description="Inception v3, torchvision-compatible (factorised 7x1/1x7 convs, aux head)")
 _V4 = Paper("Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
             "Szegedy, Ioffe, Vanhoucke, Alemi", 2016, "https://arxiv.org/abs/1602.07261")
