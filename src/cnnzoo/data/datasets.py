@@ -94,8 +94,9 @@ class FolderData:
 def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> TensorData:
     if images.ndim == 3:
         images = images[:, None]
-    return TensorData(torch.from_numpy(np.ascontiguousarray(images)),
-                      torch.from_numpy(np.ascontiguousarray(labels)).long(), classes)
+    # np.array copies: the IDX reader's arrays are read-only views of the file's bytes
+    return TensorData(torch.from_numpy(np.array(images, dtype=np.uint8)),
+                      torch.from_numpy(np.array(labels, dtype=np.int64)), classes)
 
 
 def load_split(spec: DataSpec, split: str):
