@@ -50,6 +50,7 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
         if "__tuple__" in obj:
             return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_unflatten(v, tensors) for v in obj]
     return obj

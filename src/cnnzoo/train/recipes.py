@@ -140,6 +140,8 @@ def _coerce(key: str, value: Any, current: Any, annotation: str) -> Any:
         if "None" in annotation:
             return None
         raise InvalidArgumentError(f"recipe field {key} cannot be empty")
+    if annotation.startswith("str") and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
+        value = "on" if value else "off"
     want = type(current) if current is not None else None
     if "float" in annotation and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
