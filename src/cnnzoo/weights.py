@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,12 +119,18 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err)
+        glob = re.search(r"(unsupported GLOBAL [^\s]+|Unsupported global: [^\s]+)", text, re.I)
+        if glob:
+            raise CheckpointError(
+                f"refusing to load {path}: it is a pickle that would run code or build objects "
+                f"other than tensors ({glob.group(1)}). Only plain state dicts are accepted; "
+                "re-save it with torch.save(model.state_dict(), ...) or as .safetensors") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         raise CheckpointError(
-            f"refusing to load {path}: it is a pickle that would run code or build objects "
-            f"other than tensors ({first[:200]}). Only plain state dicts are accepted; "
-            "re-save it with torch.save(model.state_dict(), ...) or as .safetensors"
-        ) from None
+            f"{path} is not a readable PyTorch weights file (the safe unpickler stopped: "
+            f"{detail.group(1).strip()[:120] if detail else 'unsupported content'}); nothing "
+            "from it was run") from None
     except Exception as err:
         raise CheckpointError(
             f"{path} is not a readable PyTorch weights file ({type(err).__name__}: "

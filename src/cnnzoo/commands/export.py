@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ._common import Format, console, print_json
+from ._common import console, print_json
 
 
 class ExportFormat(str, Enum):
@@ -21,18 +21,19 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record)"),
-        to: ExportFormat = typer.Option(ExportFormat.onnx, "--to", "--format-out", "-t",
+        to: ExportFormat = typer.Option(ExportFormat.onnx, "--format", "-f",
                                         help="onnx, torchscript or exported-program"),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="file to write (default: beside CHECKPOINT)"),
         atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+        json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
     ) -> None:
         """Export a model file for deployment with a dynamic batch size, then check it.
 
         The export is loaded back (ONNX through onnxruntime) and run on the same inputs as
         the model at two batch sizes; the max absolute difference is printed and must be
         within --atol (exit 1 otherwise). The input size is the recorded preprocessing's.
+        (--format names the export format here; --json prints the report as JSON.)
         """
         from ..export import SUFFIX, ExportCheckError, export_model
         from ..predict import get_preprocess, load_for_inference
@@ -45,7 +46,7 @@ def register(app: typer.Typer) -> None:
         except ExportCheckError as err:
             console.print(f"[bold red]check failed:[/] {err}", highlight=False)
             raise typer.Exit(1)
-        if fmt is Format.json:
+        if json_out:
             print_json(report)
             return
         console.print(
