@@ -61,13 +61,13 @@ def check_golden(name: str, text: str) -> None:
 
 @pytest.mark.parametrize("fmt,ext", [("table", "txt"), ("markdown", "md"), ("csv", "csv"), ("json", "json")])
 def test_summary_alexnet_golden(capsys, fmt, ext):
-    code, out, _ = run(capsys, "summary", "_tv_alexnet", "--input", "3x227x227", "--format", fmt)
+    code, out, _ = run(capsys, "summary", "alexnet", "--input", "3x227x227", "--format", fmt)
     assert code == 0
     check_golden(f"summary_alexnet_227.{ext}", out)
 
 
 def test_summary_table_has_the_seed_columns_and_rows(capsys):
-    code, out, _ = run(capsys, "summary", "_tv_alexnet", "--input", "3x227x227")
+    code, out, _ = run(capsys, "summary", "alexnet", "--input", "3x227x227")
     lines = out.splitlines()
     assert lines[2].split() == ["Layer", "C", "H/W", "filters", "kernel", "stride", "pad", "C", "H/W",
                                 "memory", "(KB)", "params", "(k)", "MACs", "(M)"]
@@ -124,6 +124,17 @@ def test_compare_table_json_and_bubble_chart(capsys, tmp_path):
     items = json.loads(out)
     assert [i["name"] for i in items] == ["_tv_alexnet", "_tv_resnet18"]
     assert items[0]["top1_acc"] == pytest.approx(56.55) and items[1]["macs"] == 1_815_904_768
+
+
+def test_compare_zoo_models_uses_registry_figures(capsys):
+    from cnnzoo.registry import get_entry
+
+    code, out, _ = run(capsys, "compare", "alexnet", "mobilenet_v1", "--format", "json")
+    items = {i["name"]: i for i in json.loads(out)}
+    pub = next(p for p in get_entry("mobilenet_v1").published if p.top1_err is not None)
+    assert items["mobilenet_v1"]["top1_err"] == pub.top1_err and items["mobilenet_v1"]["source"] == pub.source
+    assert items["mobilenet_v1"]["params"] == 4_231_976 and round(items["mobilenet_v1"]["macs"] / 1e6) == 569
+    assert items["alexnet"]["input_size"] == [3, 227, 227]
 
 
 def test_compare_png(capsys, tmp_path):

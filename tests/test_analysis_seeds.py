@@ -33,8 +33,8 @@ SEED_ALEXNET = [
     ("fc7", 4096, None, 4096, None, None, None, 4096, None, 16, 16777, 17),
     ("fc8", 4096, None, 1000, None, None, None, 1000, None, 4, 4096, 4),
 ]
-# torchvision's AlexNet has the seed's layers (plus an AdaptiveAvgPool2d(6) that is an identity
-# at 227: left out of the comparison)
+# the zoo's `alexnet` (torchvision-compatible names) has the seed's layers, plus an
+# AdaptiveAvgPool2d(6) that is an identity at 227: left out of the comparison
 TV_ALEXNET_NAMES = ["features.0", "features.2", "features.3", "features.5", "features.6",
                     "features.8", "features.10", "features.12", "flatten", "classifier.1",
                     "classifier.4", "classifier.6"]
@@ -45,7 +45,12 @@ ALEXNET_DISAGREE = {("conv4", "flop"): 150, ("fc6", "params"): 37753, ("fc7", "p
 
 @pytest.fixture(scope="module")
 def alexnet():
-    return analyze(tv("alexnet"), (3, 227, 227))
+    return analyze("alexnet", (3, 227, 227))  # `cnnzoo summary alexnet --input 3x227x227`
+
+
+def test_zoo_alexnet_equals_torchvision_alexnet(alexnet):
+    tv_rows = analyze(tv("alexnet"), (3, 227, 227)).rows
+    assert [r.as_dict() for r in alexnet.rows] == [r.as_dict() for r in tv_rows]
 
 
 def _hw(shape):
