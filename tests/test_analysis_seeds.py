@@ -349,3 +349,16 @@ def test_disagreement_googlenet_total_params(paper_googlenet):
     assert round(paper_googlenet.total_params / 1e6, 1) == 7.0
     conv_fc = sum(x.macs for x in paper_googlenet.rows if x.kind in ("conv", "linear"))
     assert round(conv_fc / 1e9, 2) == 1.58 and round(paper_googlenet.total_macs / 1e9, 2) == 1.60
+
+
+def test_zoo_googlenet_stem_by_depth_1():
+    # `cnnzoo summary googlenet --depth 1`: each conv block (conv + ReLU) reads as its conv, and the
+    # stem rows are seed 003's (the paper's LRN rows in between cost no params or MACs)
+    r = analyze("googlenet").aggregate(1)
+    stem = [r.find(n) for n in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2")]
+    assert [(x.filters, x.kernel and x.kernel[0], x.stride and x.stride[0]) for x in stem] == [
+        (64, 7, 2), (None, 3, 2), (64, 1, 1), (192, 3, 1), (None, 3, 2)]
+    for x, (c, hw, mem, params, flop) in zip(stem, SEED_STEM):
+        assert (x.out_shape[:2], round(x.memory / KB), round(x.params / 1000), round(x.macs / 1e6)) == (
+            (c, hw), mem, params, flop)
+    assert all(x.params == 0 and x.macs == 0 for x in (r.find("lrn1"), r.find("lrn2")))
