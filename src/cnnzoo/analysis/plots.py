@@ -108,27 +108,6 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
     xmax, ymin, ymax = max(xs) * 1.2 + 0.1, min(ys) - 4, max(ys) + 4
     ax.set_xlim(0, xmax)
     ax.set_ylim(ymin, ymax)
-    taken: list[tuple[float, float]] = []  # label anchors in axis fractions
-    for k, it in enumerate(placed):
-        gx, acc = it["macs"] / 1e9, it["top1_acc"]
-        s = max(it["params"] * scale, 12)
-        ax.scatter(gx, acc, s=s, alpha=0.45, color=cmap(k % 10), edgecolors="black", linewidths=0.6)
-        ax.plot(gx, acc, "k.", markersize=3)
-        r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
-        fx, fy = gx / xmax, (acc - ymin) / (ymax - ymin)
-        sides = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2.5), (1, -2.5))
-        if fx > 0.7:  # near the right edge: labels go left, inside the axes
-            sides = tuple((-a, b) for a, b in sides)
-        for dx, dy in sides:
-            # ~0.15 x 0.05 of the axes per label; take the first side free of earlier labels
-            cx, cy = fx + dx * 0.08, fy + dy * 0.035
-            if all(abs(cx - tx) > 0.15 or abs(cy - ty) > 0.05 for tx, ty in taken):
-                break
-        taken.append((cx, cy))
-        ax.annotate(f"{it['name']}\n{it['params'] / 1e6:.1f}M params", (gx, acc),
-                    xytext=(dx * r, dy * r), textcoords="offset points", fontsize=9,
-                    ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
-                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
     ax.set_xlabel("Operations (G multiply-adds, one image)")
     datasets = sorted({i.get("dataset") or "?" for i in placed})
     ax.set_ylabel(f"Top-1 accuracy (%, {', '.join(datasets)})")
@@ -142,12 +121,51 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
     if missing:
         fig.text(0.01, 0.01, "not shown (no published accuracy): " + ", ".join(missing), fontsize=8)
     fig.tight_layout()
+    # Labels are placed in points: beside the bubble, inside the axes, clear of earlier labels.
+    to_pt = 72.0 / fig.dpi
+    (ax0, ay0), (ax1, ay1) = ax.bbox.get_points() * to_pt
+    boxes: list[tuple[float, float, float, float]] = []
+    for k, it in enumerate(placed):
+        gx, acc = it["macs"] / 1e9, it["top1_acc"]
+        s = max(it["params"] * scale, 12)
+        ax.scatter(gx, acc, s=s, alpha=0.45, color=cmap(k % 10), edgecolors="black", linewidths=0.6)
+        ax.plot(gx, acc, "k.", markersize=3)
+        label = f"{it['name']}\n{it['params'] / 1e6:.1f}M params"
+        r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
+        cx, cy = ax.transData.transform((gx, acc)) * to_pt
+        w, h = max(len(t) for t in label.split("\n")) * 5.8 + 4, 26.0
+        best = None
+        for reach in (1.0, 1.8, 2.8):
+            for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (0.3, 1.6), (0.3, -1.6)):
+                ox, oy = dx * r * reach, dy * r * reach
+                x0 = cx + ox if dx > 0 else cx + ox - w
+                y0 = cy + oy if dy > 0 else cy + oy - h
+                box = (x0, y0, x0 + w, y0 + h)
+                inside = x0 >= ax0 and box[2] <= ax1 and y0 >= ay0 and box[3] <= ay1
+                free = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]
+                           for b in boxes)
+                if best is None and inside:
+                    best = (box, ox, oy, dx, dy)
+                if inside and free:
+                    best = (box, ox, oy, dx, dy)
+                    break
+            else:
+                continue
+            break
+        if best is None:  # nowhere inside: above right
+            best = ((cx + r, cy + r, cx + r + w, cy + r + h), r, r, 1, 1)
+        box, ox, oy, dx, dy = best
+        boxes.append(box)
+        ax.annotate(label, (gx, acc), xytext=(ox, oy), textcoords="offset points", fontsize=9,
+                    ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
     return _save(fig, path)
 
 
 def _legend_sizes(biggest: int) -> list[int]:
-    out = []
-    for n in (1e6, 5e6, 25e6, 100e6, 500e6):
-        if n <= biggest * 1.2:
-            out.append(int(n))
-    return out[-3:] or [int(biggest)]
+    """Up to three reference bubbles: the largest round size the chart reaches and two smaller."""
+    sizes = [int(c) for c in (1e5, 5e5, 1e6, 5e6, 25e6, 50e6, 100e6, 500e6, 1e9) if c <= biggest * 1.2]
+    if not sizes:
+        return [int(biggest)]
+    top = sizes[-1]
+    return [c for c in sizes if c <= top / 4][-2:] + [top]
