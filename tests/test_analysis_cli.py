@@ -185,3 +185,9 @@ def test_unwritable_plot_file(capsys, tmp_path):
 def test_depth_must_be_positive(capsys):
     code, _, err = run(capsys, "summary", "_tv_alexnet", "--depth", "0")
     assert code == 2 and "--depth" in err
+
+
+def test_plot_of_a_deep_model_groups_its_layers(capsys, tmp_path):
+    path = tmp_path / "r152.svg"
+    code, _, _ = run(capsys, "summary", "resnet152", "--plot", str(path))
+    assert code == 0 and "layers grouped to depth 2" in path.read_text()

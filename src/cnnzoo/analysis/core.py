@@ -221,9 +221,8 @@ class _Tracer(TorchFunctionMode):
             own = sum(p.numel() for p in m.parameters(recurse=False))
             if own and id(m) not in self.seen_params:  # e.g. a class token used functionally
                 self.seen_params.add(id(m))
-                y = _first_tensor(out)
                 self.rows.append(LayerRow(
-                    name=self._row_name(self.names[id(m)] + ".<own>"), kind="other",
+                    name=self._row_name(name + ".<own>"), kind="other",
                     type=f"{type(m).__name__} (own parameters)", params=own,
                     in_shape=(), out_shape=tuple(y.shape[1:]) if y is not None else ()))
             return None
@@ -233,7 +232,8 @@ class _Tracer(TorchFunctionMode):
             self._leaf_row(m, inputs, out, inner)
         return None
 
-    def failing_leaf(self) -> nn.Module | None:
+    def current_leaf(self) -> nn.Module | None:
+        """The innermost leaf running now (after an exception: the one that failed)."""
         for m in reversed(self.stack):
             if id(m) in self.leaf:
                 return m
@@ -323,7 +323,7 @@ class _Tracer(TorchFunctionMode):
         if self.leaf_depth:
             # inside a leaf: its own kind's formula counts it, unless it is a custom module
             # ("other"), whose convs / matmuls / pools are counted as it runs them
-            leaf = self.failing_leaf()
+            leaf = self.current_leaf()
             if leaf is None or _kind(leaf) != "other" or not self.pending.get(id(leaf)):
                 return out
             inner = self.pending[id(leaf)][-1]
@@ -571,7 +571,7 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
         with torch.no_grad(), tracer:
             _run(model, x, state)
     except Exception as err:
-        leaf = tracer.failing_leaf()
+        leaf = tracer.current_leaf()
         if leaf is not None:
             raise _too_small(model, model_name, size, tracer, leaf, err) from err
         if isinstance(err, CnnzooError):

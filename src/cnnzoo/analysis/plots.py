@@ -10,6 +10,7 @@ from typing import Sequence
 from ..errors import InvalidArgumentError
 
 FORMATS = (".png", ".svg")
+MAX_BARS = 80  # more bars than this get grouped (see plot_layers)
 _COLORS = {"conv": "#1f77b4", "linear": "#2ca02c", "pool": "#ff7f0e", "norm": "#7f7f7f",
            "flatten": "#9467bd", "group": "#17becf", "other": "#8c564b"}
 
@@ -56,6 +57,14 @@ def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers
     rows = report.visible_rows(all_layers)
     if not rows:
         raise InvalidArgumentError(f"{report.model_name} has no layers to plot")
+    grouped = ""
+    if len(rows) > MAX_BARS and report.depth is None:
+        # hundreds of bars are unreadable: group by name prefix, as deep as still fits
+        for depth in range(1, 9):
+            agg = report.aggregate(depth)
+            if len(agg.visible_rows(all_layers)) > MAX_BARS:
+                break
+            rows, grouped = agg.visible_rows(all_layers), f", layers grouped to depth {depth}"
     names = [r.name for r in rows]
     colors = [_COLORS.get(r.kind, "#8c564b") for r in rows]
     ops_label = "MFLOP (2 x multiply-adds)" if flops else "M multiply-adds"
@@ -75,7 +84,7 @@ def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers
                              fontsize=8 if len(rows) > 30 else 9)
     axes[-1].set_xlabel("layer (execution order)")
     size = "x".join(map(str, report.input_size))
-    fig.suptitle(f"{report.model_name} at {size}: memory, parameters and operations per layer")
+    fig.suptitle(f"{report.model_name} at {size}: memory, parameters and operations per layer{grouped}")
     kinds = sorted({r.kind for r in rows})
     from matplotlib.patches import Patch
 
