@@ -362,3 +362,24 @@ def test_zoo_googlenet_stem_by_depth_1():
         assert (x.out_shape[:2], round(x.memory / KB), round(x.params / 1000), round(x.macs / 1e6)) == (
             (c, hw), mem, params, flop)
     assert all(x.params == 0 and x.macs == 0 for x in (r.find("lrn1"), r.find("lrn2")))
+
+
+def test_disagreement_seed004_summary_table():
+    # seed 004's "Summary" table, GOP column (conv / FC, multiply-adds at 224):
+    # AlexNet 0.67 / 0.05 -> rule 0.66 / 0.06 (conv 655,566,528; FC 58,621,952)
+    r = analyze("alexnet", (3, 224, 224))
+    conv = sum(x.macs for x in r.rows if x.kind == "conv")
+    fc = sum(x.macs for x in r.rows if x.kind == "linear")
+    assert (round(conv / 1e9, 2), round(fc / 1e9, 2)) == (0.66, 0.06)
+    # VGG-11/13/19 conv 6.5 / 10.2 / 16.8 -> rule 7.49 / 11.18 / 19.51 (VGG-16's 15.3 agrees);
+    # their params 133 / 133 / 144 M agree
+    for name, gop, params in (("vgg11", 7.49, 133), ("vgg13", 11.18, 133), ("vgg16", 15.35, 138),
+                              ("vgg19", 19.51, 144)):
+        v = analyze(tv(name), (3, 224, 224))
+        assert round(sum(x.macs for x in v.rows if x.kind == "conv") / 1e9, 2) == gop, name
+        assert round(v.total_params / 1e6) == params, name
+    # the CIFAR ResNet rows (20, 32, 56, 110, 1202 layers) carry ImageNet ResNet-18..152's GFLOPs
+    # (1.8, 3.6, 3.86, 7.6, 11.3); by the rule at 32x32 they cost 0.04 .. 0.25 G
+    for name, printed in (("resnet20", 1.8), ("resnet32", 3.6), ("resnet56", 3.86), ("resnet110", 7.6)):
+        g = analyze(name).total_macs / 1e9
+        assert g < 0.3 and printed / g > 25, name
