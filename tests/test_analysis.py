@@ -315,3 +315,26 @@ def test_custom_leaf_and_functional_layers_are_counted():
     assert (body.filters, body.kernel, body.rf, body.eff_stride) == (16, (5, 5), (6, 6), (2, 2))
     assert r.find("linear").macs == 400 * 10 and r.find("linear").kind == "linear"
     assert r.total_params == 16 * 6 * 25 + 4000 and r.unused_params == 0
+
+
+class TinyAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.mlp = nn.Linear(32, 64)
+
+    def forward(self, x):
+        return self.mlp(self.attn(x, x, x, need_weights=False)[0] + x)
+
+
+@pytest.mark.parametrize("model,size", [(TinyAttention, (10, 32)), (None, (3, 224, 224))])
+def test_attention_agrees_with_flop_counter(model, size):
+    # nn.MultiheadAttention runs its projections functionally (out_proj is never called)
+    with torch.device("meta"):
+        m = (model() if model else torchvision.models.vit_b_16()).eval()
+    r = analyze(m, size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        m(torch.empty(1, *size, device="meta"))
+    assert 2 * sum(x.macs for x in r.rows if x.kind in ("conv", "linear")) == counter.get_total_flops()
+    assert r.total_params == sum(p.numel() for p in m.parameters()) and r.unused_params == 0

@@ -218,9 +218,11 @@ class _Tracer(TorchFunctionMode):
             x = self.entry.pop(id(m), None)
             if name not in self.io and y is not None:  # a block's own in/out (e.g. the concat)
                 self.io[name] = (x, tuple(y.shape[1:]))
-            own = sum(p.numel() for p in m.parameters(recurse=False))
+            # nn.MultiheadAttention uses its out_proj's weights without calling it
+            attn = isinstance(m, nn.MultiheadAttention)
+            own = sum(p.numel() for p in m.parameters(recurse=attn))
             if own and id(m) not in self.seen_params:  # e.g. a class token used functionally
-                self.seen_params.add(id(m))
+                self.seen_params.update(id(c) for c in (m.modules() if attn else [m]))
                 self.rows.append(LayerRow(
                     name=self._row_name(name + ".<own>"), kind="other",
                     type=f"{type(m).__name__} (own parameters)", params=own,
@@ -401,6 +403,12 @@ def _op_cost(name: str, args, kwargs, x: torch.Tensor, y: torch.Tensor | None) -
         if not isinstance(a, torch.Tensor):
             return None
         return {"op": base, "kind": "linear", "macs": y.numel() * a.shape[-1]}
+    if base == "multi_head_attention_forward":  # (L, N, E) query, (S, N, E) key and value
+        key = _arg(args, kwargs, 1, "key")
+        (L, N, E), S = x.shape, key.shape[0]
+        # q, k, v and output projections, then scores q.k and their weighted sum of v
+        return {"op": "attention", "kind": "linear",
+                "macs": N * (2 * L * E * E + 2 * S * E * E + 2 * L * S * E)}
     if base.endswith(("pool1d", "pool2d", "pool3d")) and x.dim() >= 3:
         nd = x.dim() - 2
         if base.startswith("adaptive"):
