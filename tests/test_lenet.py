@@ -212,3 +212,18 @@ def test_learns_real_mnist(name, max_err, mnist_dir):
     with torch.no_grad():
         err = (m(xt).argmax(1) != yt).float().mean().item()
     assert err < max_err
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5_modern"])
+def test_bf16_autocast_and_channels_last(name):
+    """The GPU paths (bf16 autocast, channels_last), exercised on the CPU."""
+    m = cnnzoo.create_model(name).eval()
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        ref = m(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(x)
+        cl = m.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    # bf16 keeps ~3 significant digits; the RBF distances are ~84 in size
+    torch.testing.assert_close(low.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
+    torch.testing.assert_close(cl, ref)
