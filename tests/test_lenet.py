@@ -227,3 +227,14 @@ def test_bf16_autocast_and_channels_last(name):
     # bf16 keeps ~3 significant digits; the RBF distances are ~84 in size
     torch.testing.assert_close(low.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
     torch.testing.assert_close(cl, ref)
+
+
+def test_save_load_keeps_the_fixed_codes(tmp_path):
+    m = cnnzoo.create_model("lenet5", num_classes=12).eval()
+    cnnzoo.save_model(tmp_path / "l.safetensors", m)
+    m2, record = cnnzoo.load_model(tmp_path / "l.safetensors")
+    assert (record["num_classes"], record["in_chans"]) == (12, 1)
+    torch.testing.assert_close(m2.output.codes, m.output.codes)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m2.eval()(x), m(x))
