@@ -233,8 +233,8 @@ class LeNet5(ZooModel):
     def reset_classifier(self, num_classes: int) -> None:
         if num_classes < 0:
             raise InvalidArgumentError(f"num_classes must be >= 0, got {num_classes}")
-        device = self.f6.weight.device
-        self.output = self._make_output(num_classes).to(device)
+        w = self.f6.weight
+        self.output = self._make_output(num_classes).to(device=w.device, dtype=w.dtype)
         self.num_classes = num_classes
 
 
