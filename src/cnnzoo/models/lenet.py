@@ -82,18 +82,23 @@ class Squash(nn.Module):
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
 
-class Subsample(nn.Module):
-    """S2/S4: sum of each 2x2 block x trainable per-map coefficient + trainable per-map bias."""
+class Subsample(nn.AvgPool2d):
+    """S2/S4: sum of each 2x2 block x trainable per-map coefficient + trainable per-map bias.
+
+    A 2x2/2 average pool underneath (so cost tables count it as the pooling it is)."""
 
     def __init__(self, channels: int) -> None:
-        super().__init__()
+        super().__init__(kernel_size=2, stride=2)
         # the paper's init: uniform in +-2.4/F_in with F_in = 4 inputs per unit
         self.weight = nn.Parameter(torch.empty(channels).uniform_(-0.6, 0.6))
         self.bias = nn.Parameter(torch.empty(channels).uniform_(-0.6, 0.6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = F.avg_pool2d(x, 2) * 4.0  # the paper adds the four inputs
+        s = F.avg_pool2d(x, 2, 2) * 4.0  # the paper adds the four inputs
         return s * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()} maps, 2x2 sum x coefficient + bias"
 
 
 class PartialConv2d(nn.Module):
