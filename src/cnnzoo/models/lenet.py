@@ -104,38 +104,46 @@ class Subsample(nn.AvgPool2d):
 class PartialConv2d(nn.Module):
     """A convolution where output map o reads only the input maps table[o].
 
-    Only the connected kernels are parameters (the count the paper gives); they are scattered into
-    a dense zero-filled weight at each call, so gradients reach exactly those kernels.
+    The input maps each output reads are gathered (60 maps for C3) and consecutive outputs with
+    the same fan-in share one grouped convolution (C3: 6 maps x 3 inputs, 9 x 4, 1 x 6). So only
+    the connected kernels exist (the paper's 1,516 parameters) and the convolutions are standard
+    layers, which cost tables count exactly (100 positions x 60 kernels x 25 = 150,000 MACs).
     """
 
     def __init__(self, table: list[list[int]], in_chs: int, kernel_size: int) -> None:
         super().__init__()
         self.in_chs, self.out_chs, self.k = in_chs, len(table), kernel_size
-        flat = [o * in_chs + i for o, ins in enumerate(table) for i in ins]
-        self.register_buffer("index", torch.tensor(flat), persistent=False)
-        self.fan_in = [len(ins) * kernel_size**2 for ins in table]  # per output map
-        self.weight = nn.Parameter(torch.empty(len(flat), kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.empty(self.out_chs))
-        self.paper_init()
-
-    def paper_init(self) -> None:
-        """Uniform in +-2.4/F_in, F_in = connected inputs of each output map (paper, App. C)."""
-        with torch.no_grad():
-            owner = self.index // self.in_chs  # output map of each connected kernel
-            bound = 2.4 / torch.tensor(self.fan_in, dtype=self.weight.dtype, device=owner.device)
-            self.weight.uniform_(-1, 1).mul_(bound[owner].view(-1, 1, 1))
-            self.bias.uniform_(-1, 1).mul_(bound)
-
-    def dense_weight(self) -> torch.Tensor:
-        w = self.weight.new_zeros(self.out_chs * self.in_chs, self.k, self.k)
-        w = w.index_copy(0, self.index, self.weight)
-        return w.view(self.out_chs, self.in_chs, self.k, self.k)
+        self.register_buffer("index", torch.tensor([i for ins in table for i in ins]),
+                             persistent=False)
+        runs: list[list[int]] = []  # [fan-in, number of outputs] for runs of equal fan-in
+        for ins in table:
+            if runs and runs[-1][0] == len(ins):
+                runs[-1][1] += 1
+            else:
+                runs.append([len(ins), 1])
+        self.splits = [fan * n for fan, n in runs]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(fan * n, n, kernel_size, groups=n) for fan, n in runs)
+        self.table = [list(t) for t in table]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.dense_weight(), self.bias)
+        parts = torch.split(torch.index_select(x, 1, self.index), self.splits, dim=1)
+        return torch.cat([conv(p) for conv, p in zip(self.convs, parts)], dim=1)
+
+    def dense_weight(self) -> torch.Tensor:
+        """The equivalent (out, in, k, k) weight, zero where the table has no connection."""
+        w = self.convs[0].weight.new_zeros(self.out_chs, self.in_chs, self.k, self.k)
+        o = 0
+        for conv in self.convs:
+            for j in range(conv.weight.shape[0]):
+                for slot, i in enumerate(self.table[o]):
+                    w[o, i] = conv.weight[j, slot]
+                o += 1
+        return w
 
     def extra_repr(self) -> str:
-        return f"{self.in_chs}->{self.out_chs}, kernel={self.k}, connections={self.weight.shape[0]}"
+        n = sum(map(len, self.table))
+        return f"{self.in_chs}->{self.out_chs}, kernel={self.k}, connections={n}"
 
 
 class EuclideanRBF(nn.Module):
@@ -204,8 +212,9 @@ class LeNet5(ZooModel):
         return EuclideanRBF(84, num_classes) if self.head_kind == "rbf" else nn.Linear(84, num_classes)
 
     def reset_parameters(self) -> None:
-        """The paper's init (Appendix C): uniform in +-2.4/F_in, F_in = inputs of the unit.
-        (Subsample and PartialConv2d start that way; with ReLU, PyTorch's defaults are kept.)"""
+        """The paper's init (Appendix C): uniform in +-2.4/F_in, F_in = inputs of the unit
+        (C3's grouped convs: each map's own fan-in). Subsample starts that way; with ReLU,
+        PyTorch's defaults are kept."""
         if self.act_kind == "relu":
             return
         for m in self.modules():
