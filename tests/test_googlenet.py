@@ -245,3 +245,28 @@ def test_compiles_fullgraph():
     c = torch.compile(m, backend="aot_eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(c(x), m(x))
+
+
+def test_analyzer_reproduces_seed001_table():
+    """cnnzoo.analyze's per-module rows (aggregate(1)) give the table's params and ops columns
+    (ops = conv and linear multiply-adds; pooling is counted by the analyzer separately)."""
+    report = cnnzoo.analyze("googlenet", input_size=(3, 224, 224))
+    assert report.total_params == 6_998_552  # eval graph: the aux heads never run
+    assert report.unused_params == 13_378_280 - 6_998_552
+    per_module = {r.name: r for r in report.aggregate(1).rows}
+    conv_macs = {}
+    for r in report.rows:
+        if r.kind in ("conv", "linear"):
+            top = r.name.split(".")[0]
+            conv_macs[top] = conv_macs.get(top, 0) + r.macs
+    assert conv_macs["conv1"] == 118_013_952 and per_module["conv1"].params == 9_472
+    assert conv_macs["conv2"] + conv_macs["conv3"] == 359_661_568  # the table's 360M row
+    for name, (*cols, p_seed, o_seed) in SEED_TABLE.items():
+        params, macs = rule_counts(*cols)
+        assert (per_module[name].params, conv_macs[name]) == (params, macs), name
+        assert per_module[name].in_shape == (cols[0], cols[1], cols[1])
+        seed_ops = float(o_seed[:-1])
+        agrees = math.isclose(macs / 1e6, seed_ops, rel_tol=0.01) or round(macs / 1e6) == seed_ops
+        assert agrees != ((name, "ops") in KNOWN_DISAGREEMENTS), name
+    assert round(conv_macs["inception3a"] / 1e6) == 128 and int(per_module["inception3a"].params / 1024) == 159
+    assert sum(conv_macs.values()) == 1_582_671_872
