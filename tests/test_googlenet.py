@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.contract import AuxOutputs
-from cnnzoo.errors import InputShapeError
+from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
 from cnnzoo.registry import get_entry
 from cnnzoo.models.googlenet import INCEPTION_TABLE
@@ -204,6 +204,11 @@ def test_aux_in_training_needs_native_size():
         m(torch.randn(2, 3, 128, 128))
     with torch.no_grad():
         assert m.eval()(torch.randn(1, 3, 128, 128)).shape == (1, 1000)
+
+
+def test_transform_input_needs_rgb():
+    with pytest.raises(InvalidArgumentError, match="in_chans=3"):
+        cnnzoo.create_model("googlenet_tv", in_chans=1, transform_input=True)
 
 
 def test_reset_classifier_resets_aux_heads():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from ..layers.basic import ConvBnAct, LocalResponseNorm
 from ..layers.inception import AuxModel, InceptionAux, InceptionModule
 from ..registry import Paper, Published, register
@@ -49,7 +50,7 @@ class GoogLeNet(AuxModel):
                  transform_input: bool = False) -> None:
         super().__init__(num_classes, in_chans)
         if transform_input and in_chans != 3:
-            raise ValueError("transform_input re-normalises RGB input; it needs in_chans=3")
+            raise InvalidArgumentError("transform_input re-normalises RGB input; it needs in_chans=3")
         self.aux_logits = aux_logits
         self.transform_input = transform_input
 
