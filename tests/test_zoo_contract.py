@@ -58,3 +58,5 @@ def test_contract_on_meta(name):
         assert m.forward_head(f).shape == (2, 4)
         m.reset_classifier(0)
         assert m.forward_head(f).shape == pre.shape
+        m.reset_classifier(5)  # and back again
+        assert m.forward_head(f).shape == (2, 5)
