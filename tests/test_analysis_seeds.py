@@ -141,7 +141,11 @@ def test_disagreement_googlenet_stem_mflop_total(stem):
 
 @pytest.fixture(scope="module")
 def vgg16():
-    return analyze(tv("vgg16"), (3, 224, 224))
+    return analyze("vgg16", (3, 224, 224))  # the zoo's VGG-16 (configuration D)
+
+
+def test_zoo_vgg16_equals_torchvision_vgg16(vgg16):
+    assert [r.as_dict() for r in vgg16.rows] == [r.as_dict() for r in analyze(tv("vgg16"), (3, 224, 224)).rows]
 
 
 def test_googlenet_stem_compare_vgg16_figures(vgg16):
