@@ -72,3 +72,12 @@ def test_torch_compile_fullgraph():
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), m(x))
     assert isinstance(m.features.denseblock2, nn.ModuleDict)
+
+
+def test_too_small_input_names_the_minimum():
+    from cnnzoo.errors import InputShapeError
+
+    m = cnnzoo.create_model("densenet121", block_config=(1, 1, 1, 1), num_classes=3).eval()
+    with pytest.raises(InputShapeError, match="at least"):
+        with torch.no_grad():
+            m(torch.randn(1, 3, 8, 8))
