@@ -151,6 +151,9 @@ def _fit(model_name, data, recipe, overrides, config, out, resume, dev, info: Di
         raise InvalidArgumentError(
             f"batch_size {recipe.batch_size} (the global batch) must be divisible by "
             f"world size x accum_steps = {world} x {recipe.accum_steps}")
+    if recipe.sync_bn and world > 1 and dev.type == "cpu":
+        raise InvalidArgumentError("SyncBatchNorm needs CUDA (PyTorch has no CPU kernel for it); "
+                                   "drop --sync-bn for CPU processes")
     steps_per_epoch = len(train) // recipe.batch_size
     if steps_per_epoch == 0:
         raise InvalidArgumentError(
