@@ -32,6 +32,10 @@ def _one_thread():
     yield
 
 
+# the tests' own optimizer settings, independent of the shipped lenet recipe
+SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}
+
+
 def _weights(path):
     from safetensors.torch import load_file
 
@@ -117,7 +121,7 @@ def test_trains_on_embedded_mnist_and_writes_everything(tmp_path):
 
 def test_fast_path_on_cpu_bf16_channels_last_fused_accum_aux(tmp_path):
     res = fit("tiny_aux", recipe="lenet", epochs=1, out=tmp_path,
-              overrides={"label_smoothing": 0.1, "no_decay_norm_bias": True, "amp": "bf16", "channels_last": "on", "fused": "on", "accum_steps": 2,
+              overrides={**SGD, "label_smoothing": 0.1, "no_decay_norm_bias": True, "amp": "bf16", "channels_last": "on", "fused": "on", "accum_steps": 2,
                          "batch_size": 64, "grad_clip": 5.0, "log_every": 10})
     assert res["test_acc"] > 0.8
     m, _ = load_model(tmp_path / "model.safetensors")
@@ -125,7 +129,7 @@ def test_fast_path_on_cpu_bf16_channels_last_fused_accum_aux(tmp_path):
 
 
 def test_gradient_accumulation_matches_the_full_batch(tmp_path):
-    common = {"batch_size": 64, "limit_train": 640, "schedule": "constant", "eval_every": 5}
+    common = {**SGD, "batch_size": 64, "limit_train": 640, "schedule": "constant", "eval_every": 5}
     fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "a", overrides=common)
     fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "b", overrides={**common, "accum_steps": 4})
     a, b = _weights(tmp_path / "a/model.safetensors"), _weights(tmp_path / "b/model.safetensors")
@@ -134,7 +138,7 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
 
 
 def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
-    o = {"batch_size": 64, "limit_train": 640, "eval_every": 9}
+    o = {**SGD, "batch_size": 64, "limit_train": 640, "eval_every": 9}
     fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "full", overrides=o, deterministic=True)
     fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "again", overrides=o, deterministic=True)
     fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "part", overrides={**o, "ckpt_every": 3},
@@ -181,7 +185,7 @@ def _fit_until(out, overrides, stop_at):
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     # epoch 1 is fine; then the lr is multiplied by 1e12 and the loss blows up
-    o = {"batch_size": 64, "limit_train": 640, "schedule": "multistep", "milestones": [1.0],
+    o = {**SGD, "batch_size": 64, "limit_train": 640, "schedule": "multistep", "milestones": [1.0],
          "gamma": 1e12, "log_every": 1}
     with pytest.raises(NonFiniteLossError, match=r"NaN or infinite at step (1[1-9]|20)"):
         fit("tiny_cnn", recipe="lenet", epochs=3, out=tmp_path, overrides=o)
@@ -293,3 +297,33 @@ def test_training_state_roundtrip_keeps_types(tmp_path):
         assert torch.equal(v, opt2.state_dict()["state"][0][k])
     assert st["scheduler"]["mode_worse"] == float("inf")
     assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())
+
+
+def test_kill_9_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    """The CLI in a subprocess, SIGKILLed once its first checkpoint exists, then resumed."""
+    import signal
+    import subprocess
+    import time
+
+    o = {**SGD, "batch_size": 64, "limit_train": 2560, "eval_every": 9}
+    fit("tiny_bn", recipe="lenet", epochs=4, out=tmp_path / "ref", overrides=o, deterministic=True)
+    sets = [x for k, v in o.items() for x in ("--set", f"{k}={v}")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(Path(__file__).parent / "_train_models.py"), "train", "tiny_bn", "--recipe",
+           "lenet", "--epochs", "4", "--deterministic", "--threads", "1", "--no-progress",
+           "--out", str(tmp_path / "run"), *sets]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = tmp_path / "run" / "checkpoint.safetensors"
+    deadline = time.time() + 240
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    _, st = ckpt.load_state(tmp_path / "run")
+    assert 40 <= st["step"] < 160  # killed after epoch 1's checkpoint, before the end
+    res = fit(resume=tmp_path / "run")
+    assert res["steps"] == 160
+    ref, run = _weights(tmp_path / "ref/model.safetensors"), _weights(tmp_path / "run/model.safetensors")
+    for k in ref:
+        assert torch.equal(ref[k], run[k]), k
