@@ -327,3 +327,13 @@ def test_kill_9_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_p
     ref, run = _weights(tmp_path / "ref/model.safetensors"), _weights(tmp_path / "run/model.safetensors")
     for k in ref:
         assert torch.equal(ref[k], run[k]), k
+
+
+@pytest.mark.slow  # inductor's C++ compile: ~110 s on this shared 2-core machine
+def test_torch_compile_path_trains_on_cpu(tmp_path):
+    """--compile (inductor on the CPU) trains and gives a model file that loads uncompiled."""
+    res = fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path,
+              overrides={**SGD, "compile": True, "batch_size": 64, "limit_train": 1280})
+    assert res["test_acc"] > 0.5
+    m, rec = load_model(tmp_path / "model.safetensors")
+    assert rec["recipe"]["compile"] is True and not hasattr(m, "_orig_mod")
