@@ -318,7 +318,7 @@ def fit(model: nn.Module, groups: Iterable[dict[str, Any]], train: ImageSet,
             sched.step()
             total += len(yb)
             correct += int((out.argmax(1) == yb).sum())
-            loss_sum += float(loss) * len(yb)
+            loss_sum += loss.item() * len(yb)
         row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total}
         if val is not None and (epoch + 1 == epochs or log is not None):
             row["val_acc"] = accuracy(model, val.x, val.y)
