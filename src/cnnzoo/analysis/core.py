@@ -169,6 +169,8 @@ class _Tracer(TorchFunctionMode):
         self.calls: dict[str, int] = {}
         self.seen_params: set[int] = set()
         self.pending: dict[int, list] = {}
+        self.entry: dict[int, tuple] = {}
+        self.io: dict[str, tuple] = {}  # container name -> (in shape, out shape), first call
         self.n_spatial = n_spatial
         self.handles = []
         self.root = model
@@ -189,6 +191,9 @@ class _Tracer(TorchFunctionMode):
         if id(m) not in self.names:  # a copy of the model (e.g. a size probe): not ours
             return None
         self.stack.append(m)
+        if id(m) not in self.leaf and id(m) not in self.entry:
+            x = _first_tensor(args) if args else _first_tensor(kwargs)
+            self.entry[id(m)] = tuple(x.shape[1:]) if x is not None else ()
         if id(m) in self.leaf:
             self.leaf_depth += 1
             self.pending.setdefault(id(m), []).append(_tensors(args) + _tensors(kwargs))
@@ -200,6 +205,11 @@ class _Tracer(TorchFunctionMode):
         if self.stack and self.stack[-1] is m:
             self.stack.pop()
         if id(m) not in self.leaf:
+            name = self.names[id(m)]
+            y = _first_tensor(out)
+            x = self.entry.pop(id(m), None)
+            if name not in self.io and y is not None:  # a block's own in/out (e.g. the concat)
+                self.io[name] = (x, tuple(y.shape[1:]))
             own = sum(p.numel() for p in m.parameters(recurse=False))
             if own and id(m) not in self.seen_params:  # e.g. a class token used functionally
                 self.seen_params.add(id(m))
@@ -496,4 +506,4 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
     unused = sum(p.numel() for m in model.modules() if id(m) not in used
                  for p in m.parameters(recurse=False))
     return Report(model_name=model_name, input_size=size, batch_size=batch_size,
-                  rows=tracer.rows, module_types=tracer.types, unused_params=unused)
+                  rows=tracer.rows, module_types=tracer.types, module_io=tracer.io, unused_params=unused)

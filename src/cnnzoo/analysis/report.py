@@ -76,6 +76,7 @@ class Report:
     batch_size: int
     rows: list[LayerRow]
     module_types: dict[str, str] = field(default_factory=dict, repr=False)
+    module_io: dict[str, tuple] = field(default_factory=dict, repr=False)  # block -> (in, out)
     unused_params: int = 0  # parameters of modules that never ran (e.g. auxiliary heads in eval)
     depth: int | None = None
 
@@ -138,10 +139,12 @@ class Report:
                 rows.append(rs[0])
                 continue
             kinds = {r.kind for r in rs}
+            # a block's own output where it ran as a module (an inception block's concat)
+            io = self.module_io.get(key, (rs[0].in_shape, rs[-1].out_shape))
             rows.append(LayerRow(
                 name=key, type=self.module_types.get(key.split("#")[0], rs[0].type),
                 kind=kinds.pop() if len(kinds) == 1 and len(rs) == 1 else "group",
-                in_shape=rs[0].in_shape, out_shape=rs[-1].out_shape,
+                in_shape=io[0], out_shape=io[1],
                 memory=sum(r.memory for r in rs), params=sum(r.params for r in rs),
                 macs=sum(r.macs for r in rs), rf=rs[-1].rf, eff_stride=rs[-1].eff_stride,
                 n_layers=sum(r.n_layers for r in rs)))
