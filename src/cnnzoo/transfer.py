@@ -65,7 +65,7 @@ def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
 
     `classes` keeps only those labels and renumbers them 0..k-1 (digits 5-9 -> 0-4)."""
     from .data.datasets import TensorData, load_split, parse_spec
-    from .predict import load_image, preprocess_image
+    from .predict import fit_to_input, load_image, match_channels, normalize, preprocess_image
 
     data = load_split(parse_spec(spec), split)
     labels = data.labels if isinstance(data, TensorData) else torch.tensor(
@@ -78,16 +78,10 @@ def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
     idx = select(labels, classes, per_class, seed)
     if limit is not None:
         idx = idx[:limit]
-    c, h, w = preprocess["input_size"]
-    mean = torch.tensor(preprocess["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(preprocess["std"]).view(1, -1, 1, 1)
+    c = preprocess["input_size"][0]
     if isinstance(data, TensorData):
-        x = data.images[idx].float() / 255.0
-        if x.shape[1] != c:  # gray data into an RGB model, or the reverse
-            x = x.expand(-1, c, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
-        if tuple(x.shape[2:]) != (h, w):
-            x = nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        x = (x - mean) / std
+        x = match_channels(data.images[idx].float() / 255.0, c)
+        x = normalize(fit_to_input(x, preprocess), preprocess)
     else:
         x = torch.stack([preprocess_image(load_image(data.samples[i][0]), preprocess)
                          for i in idx.tolist()])
