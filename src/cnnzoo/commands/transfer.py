@@ -29,6 +29,23 @@ def parse_classes(text: str | None) -> list[int] | None:
     return out
 
 
+def _fresh_preprocess(model, data: str | None) -> dict:
+    """For a model name (no model file yet): fit the data to the model as the trainer does
+    (cnnzoo.data.preprocess.fit_input: MNIST 28x28 zero-padded into LeNet's 32x32, the
+    data's own mean/std), so that the model file written afterwards records it."""
+    from ..data.datasets import TensorData, load_split, parse_spec
+    from ..data.preprocess import fit_input
+    from ..predict import default_preprocess
+    from ..registry import get_entry
+
+    split = load_split(parse_spec(data), "train")
+    if not isinstance(split, TensorData):
+        return default_preprocess(model)
+    mean, std = split.stats()
+    native = get_entry(model.model_name).input_size
+    return fit_input(model.model_name, native, split.shape, mean, std).record()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("features")
     def features_cmd(
@@ -120,6 +137,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
         backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
         batch_size: int = typer.Option(32),
+        augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
         seed: int = typer.Option(0),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
         json_out: bool = typer.Option(False, "--json"),
@@ -134,7 +152,8 @@ def register(app: typer.Typer) -> None:
         from ..transfer import fit, load_image_set, param_groups, prepare_transfer
 
         model, record = load_for_inference(checkpoint)
-        pp = get_preprocess(record, model)
+        pp = _fresh_preprocess(model, data) if record.get("untrained") else \
+            get_preprocess(record, model)
         cls = parse_classes(classes)
         train = load_image_set(data, "train", pp, cls, per_class, seed=seed)
         test = load_image_set(data, "test", pp, cls)
@@ -147,7 +166,8 @@ def register(app: typer.Typer) -> None:
         else:
             groups = prepare_transfer(model, n, freeze_until, lr, backbone_lr_mult)
         trainable = sum(p.numel() for g in groups for p in g["params"])
-        result = fit(model, groups, train, test, epochs=epochs, batch_size=batch_size, seed=seed)
+        result = fit(model, groups, train, test, epochs=epochs, batch_size=batch_size, seed=seed,
+                     augment=augment)
         res = {"checkpoint": str(checkpoint), "mode": "scratch" if scratch else
                f"transfer (freeze_until={freeze_until})", "n_train": len(train),
                "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
@@ -155,7 +175,7 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             save_model(out, model, classes=train.classes, preprocess=pp,
                        recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
-                               "batch_size": batch_size, "freeze_until": freeze_until,
+                               "batch_size": batch_size, "freeze_until": freeze_until, "augment": augment,
                                "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
                        data={"spec": data or "embedded", "classes": cls, "per_class": per_class},
                        metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
