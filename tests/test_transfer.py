@@ -96,15 +96,16 @@ def test_select_is_seeded_and_per_class():
 
 def test_transfer_from_digits_0_4_beats_scratch_on_5_9(mnist_dir):
     """Seed 003's "how to use it" on real data: LeNet-5 (modern) pre-trained on MNIST digits
-    0-4, transferred to digits 5-9 with 10 labelled images per class, against the same network
-    trained from scratch on the same 50 images (same epochs, schedule and augmentation).
-    Measured: scratch 0.797, transferred 0.844 (docs/transfer-and-deploy.md has the table)."""
+    0-4, transferred to digits 5-9 with 5 labelled images per class, against the same network
+    trained from scratch on the same 25 images (same epochs, schedule and augmentation).
+    Measured: scratch 0.659, transferred 0.800. With 50 per class scratch catches up
+    (docs/transfer-and-deploy.md has the table)."""
     torch.set_num_threads(1)
     spec = f"mnist:{mnist_dir}"
     src = load_image_set(spec, "train", MNIST_PP, classes=[0, 1, 2, 3, 4], limit=6000)
-    small = load_image_set(spec, "train", MNIST_PP, classes=[5, 6, 7, 8, 9], per_class=10)
+    small = load_image_set(spec, "train", MNIST_PP, classes=[5, 6, 7, 8, 9], per_class=5)
     test = load_image_set(spec, "test", MNIST_PP, classes=[5, 6, 7, 8, 9], limit=2000)
-    assert len(small) == 50 and small.classes == ["5", "6", "7", "8", "9"]
+    assert len(small) == 25 and small.classes == ["5", "6", "7", "8", "9"]
 
     torch.manual_seed(0)
     pre = cnnzoo.create_model("lenet5_modern", num_classes=5)
@@ -121,7 +122,7 @@ def test_transfer_from_digits_0_4_beats_scratch_on_5_9(mnist_dir):
     acc_tuned = fit(tuned, prepare_transfer(tuned, 5, None, lr=0.05, backbone_lr_mult=1.0),
                     small, test, epochs=30, batch_size=32).val_acc
     print(f"scratch {acc_scratch:.4f}  transferred {acc_tuned:.4f}")
-    assert acc_tuned > acc_scratch + 0.03, (acc_tuned, acc_scratch)
+    assert acc_tuned > acc_scratch + 0.08, (acc_tuned, acc_scratch)
 
 
 def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):

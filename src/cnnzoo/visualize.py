@@ -205,7 +205,7 @@ def reconstruct(model: nn.Module, x: torch.Tensor, layer: str, channel: int | No
         # the chosen activation is fed down with its own value; every other one is zero
         (g,) = torch.autograd.grad((act * mask).sum() * act[(0, channel, *position)].detach(), x)
     return g[0].detach(), {"layer": layer, "channel": channel, "position": list(position),
-                           "value": float(act[(0, channel, *position)]), "method": method,
+                           "value": float(act[(0, channel, *position)].detach()), "method": method,
                            "relus_replaced": swapped}
 
 
