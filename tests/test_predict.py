@@ -134,6 +134,13 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, gray_file, ca
     assert ex.value.code == 2 and "decompression bomb" in capsys.readouterr().err
 
 
+def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(tmp_path / "nothere"), str(tmp_path / "x.png")])
+    assert ex.value.code == 2 and "no such model file, and not a model name" in capsys.readouterr().err
+
+
 def test_corrupt_and_missing_images(tmp_path):
     (tmp_path / "junk.jpg").write_bytes(b"definitely not a jpeg")
     with pytest.raises(ImageError, match="not an image file PIL can read"):

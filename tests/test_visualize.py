@@ -135,6 +135,8 @@ def test_visualize_cli_writes_pngs(small_file, tmp_path, capsys):
         "features": ["features", str(small_file), str(img), "--layer", "features.1"],
         "deconv": ["deconv", str(small_file), str(img), "--layer", "features.4"],
         "gradcam": ["gradcam", str(small_file), str(img)],
+        "top9": ["top9", str(small_file), "--data", "embedded", "--limit", "100", "--layer",
+                 "features.1", "--channel", "2"],
     }
     for name, args in runs.items():
         out = tmp_path / f"{name}.png"
@@ -143,6 +145,8 @@ def test_visualize_cli_writes_pngs(small_file, tmp_path, capsys):
         assert ex.value.code == 0, name
         info = json.loads(capsys.readouterr().out)
         assert info["out"] == str(out)
+        if name == "top9":
+            assert len(info["top"]) == 9 and all(t["label"] in "0123456789" for t in info["top"])
         _png(out)
     with pytest.raises(SystemExit) as ex:
         main(["visualize", "features", str(small_file), str(img), "--layer", "nope",

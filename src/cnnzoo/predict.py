@@ -209,8 +209,12 @@ def load_for_inference(checkpoint: str | os.PathLike):
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
     else:
-        from .registry import create_model
+        from .errors import CheckpointError
+        from .registry import create_model, list_models
 
+        if str(checkpoint) not in list_models():
+            raise CheckpointError(f"{checkpoint}: no such model file, and not a model name "
+                                  "(`cnnzoo list` shows the names)")
         model = create_model(str(checkpoint))
         record = {"model": str(checkpoint), "untrained": True}
     return model.eval(), record
