@@ -156,3 +156,14 @@ def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):
     with pytest.raises(SystemExit) as ex:
         main(["features", str(ckpt), "--layer", "nope", "--out", str(tmp_path / "x.safetensors")])
     assert ex.value.code == 2 and "no layer named 'nope'" in capsys.readouterr().err
+
+
+def test_frozen_batch_norm_statistics_do_not_move_during_fine_tuning():
+    m = cnnzoo.create_model("_tv_resnet18_test", num_classes=10)
+    groups = prepare_transfer(m, 2, freeze_until="layer4", lr=0.01)
+    before = m.layer1[0].bn1.running_mean.clone()
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.randn(8, 3, 32, 32, generator=g) + 3.0, torch.arange(8) % 2, ["a", "b"])
+    fit(m, groups, data, epochs=1, batch_size=4, augment=False)
+    torch.testing.assert_close(m.layer1[0].bn1.running_mean, before)  # frozen: untouched
+    assert m.layer4[0].bn1.num_batches_tracked == 2  # trainable stage: updated
