@@ -111,7 +111,16 @@ class ZooModel(nn.Module):
 
     def min_input_size(self, limit: int = 1024) -> int:
         """Smallest square H=W this network accepts, found by probing a meta-device copy."""
-        probe = copy.deepcopy(self).to("meta").eval()
+        name = getattr(self, "model_name", None)
+        if name is not None:  # rebuild on the meta device: no copy of the real weights
+            from .registry import create_model
+
+            with torch.device("meta"):
+                probe = create_model(name, num_classes=max(self.num_classes, 1),
+                                     in_chans=self.in_chans, **getattr(self, "arch_kwargs", {}))
+        else:
+            probe = copy.deepcopy(self).to("meta")
+        probe.eval()
 
         def ok(s: int) -> bool:
             try:
