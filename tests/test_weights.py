@@ -79,6 +79,22 @@ def test_timm_vgg_conv_pre_logits_become_linear_layers(tmp_path):
     _same(src, dst, torch.randn(1, 3, 224, 224))
 
 
+@pytest.mark.slow  # 133M parameters
+@pytest.mark.skipif("vgg11" not in cnnzoo.list_models(), reason="vgg11 not on this branch")
+def test_timm_vgg_into_our_vgg11_with_another_class_count(tmp_path, capsys):
+    src = timm.create_model("vgg11", pretrained=False, num_classes=5).eval()
+    save_file(src.state_dict(), str(tmp_path / "v.safetensors"))
+    with pytest.raises(CheckpointError, match=r"(?s)by position.*only the classifier \(classifier.6\) "
+                                              r"differs: the file has 5 classes"):
+        cnnzoo.create_model("vgg11", weights=str(tmp_path / "v.safetensors"))
+    with pytest.raises(SystemExit) as ex:  # convert reads the class count from the file
+        main(["convert", str(tmp_path / "v.safetensors"), str(tmp_path / "v5.safetensors"),
+              "--model", "vgg11"])
+    assert ex.value.code == 0, capsys.readouterr().err
+    ours, _ = cnnzoo.load_model(tmp_path / "v5.safetensors")
+    _same(src, ours, torch.randn(1, 3, 224, 224))
+
+
 def test_classifier_mismatch_is_reported_with_a_hint_and_partial_load(tmp_path):
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r.pth")
     ours = cnnzoo.create_model("_tv_resnet18_test", num_classes=3)
