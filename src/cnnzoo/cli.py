@@ -52,7 +52,14 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:  # click's usage errors
         import click
 
-        if isinstance(err, click.exceptions.ClickException):
+        usage = (click.exceptions.ClickException,)
+        try:  # recent typer vendors its own click: its usage errors are not click's
+            from typer._click.exceptions import ClickException as TyperClickException
+
+            usage += (TyperClickException,)
+        except ImportError:
+            pass
+        if isinstance(err, usage):
             err.show()
             sys.exit(err.exit_code)
         if isinstance(err, click.exceptions.Abort):

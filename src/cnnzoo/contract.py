@@ -80,6 +80,8 @@ class ZooModel(nn.Module):
             new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size) if num_classes else nn.Identity()
         else:
             raise TypeError(f"{type(self).__name__} must override reset_classifier")
+        if isinstance(old, (nn.Linear, nn.Conv2d)):  # keep the model's device and dtype
+            new = new.to(device=old.weight.device, dtype=old.weight.dtype)
         parent_name, _, child = self.classifier_name.rpartition(".")
         parent = self.get_submodule(parent_name) if parent_name else self
         setattr(parent, child, new)

@@ -45,6 +45,7 @@ class ModelEntry:
     # "script" where torch.jit.script works, else "compile" (torch.compile, fullgraph)
     compiles_with: str = "compile"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    num_classes: int = 1000  # default class count (LeNet-5: 10); in_chans defaults to input_size[0]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ def register(
     published: tuple[Published, ...] | Published = (),
     description: str = "",
     compiles_with: str = "compile",
+    num_classes: int = 1000,
 ) -> ModelEntry:
     """Add a model. Builders take (num_classes, in_chans, **arch_kwargs)."""
     if name in _REGISTRY:
@@ -89,6 +91,7 @@ def register(
         published=tuple(published),
         description=description,
         compiles_with=compiles_with,
+        num_classes=num_classes,
     )
     _REGISTRY[name] = entry
     return entry
@@ -136,16 +139,21 @@ def _accepted_kwargs(builder: Callable[..., nn.Module]) -> set[str]:
 
 def create_model(
     name: str,
-    num_classes: int = 1000,
-    in_chans: int = 3,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
     weights: str | None = None,
     **arch_kwargs: Any,
 ) -> nn.Module:
     """Build a registered model. `arch_kwargs` override the registered architecture arguments.
 
+    num_classes and in_chans default to the model's own (1000 and 3 for ImageNet models; 10 and 1
+    for LeNet-5).
+
     `weights` is a path to a weights file (ours, torchvision's or timm's); see cnnzoo.weights.
     """
     entry = get_entry(name)
+    num_classes = entry.num_classes if num_classes is None else num_classes
+    in_chans = entry.input_size[0] if in_chans is None else in_chans
     for arg, value in (("num_classes", num_classes), ("in_chans", in_chans)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidArgumentError(f"{arg} must be a positive integer, got {value!r}")

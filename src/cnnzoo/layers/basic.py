@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -25,7 +27,7 @@ class ConvBnAct(nn.Sequential):
             layers.append(("bn", nn.BatchNorm2d(out_chs, eps=bn_eps)))
         if act is not None:
             layers.append(("act", act(inplace=True) if act in (nn.ReLU, nn.ReLU6) else act()))
-        super().__init__(dict(layers))
+        super().__init__(OrderedDict(layers))
 
 
 class LocalResponseNorm(nn.LocalResponseNorm):

@@ -1,0 +1,149 @@
+"""Lecture-style figures: per-layer bars (seed 003's AlexNet memory / params / MFLOP charts) and
+the "comparing complexity" bubble chart (accuracy against operations, area ~ parameters)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import InvalidArgumentError
+
+FORMATS = (".png", ".svg")
+_COLORS = {"conv": "#1f77b4", "linear": "#2ca02c", "pool": "#ff7f0e", "norm": "#7f7f7f",
+           "flatten": "#9467bd", "group": "#17becf", "other": "#8c564b"}
+
+
+def check_plot_path(path: str | os.PathLike) -> Path:
+    """A path we can write a PNG or SVG to; a clear error otherwise (before any work)."""
+    p = Path(path)
+    if p.suffix.lower() not in FORMATS:
+        raise InvalidArgumentError(
+            f"plot file {str(p)!r} must end in {' or '.join(FORMATS)} (the format follows the extension)")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"cannot write plot {str(p)!r}: directory {str(parent)!r} does not exist")
+    if p.is_dir() or not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InvalidArgumentError(f"cannot write plot {str(p)!r}: permission denied or not a file")
+    return p
+
+
+def _save(fig, path: Path) -> Path:
+    try:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    except OSError as err:
+        raise InvalidArgumentError(f"cannot write plot {str(path)!r}: {err.strerror or err}") from err
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers: bool = False) -> Path:
+    """Three bar charts, one bar per layer: memory (KB), params (k), MFLOP (or MMAC)."""
+    path = check_plot_path(path)
+    plt = _pyplot()
+    rows = report.visible_rows(all_layers)
+    if not rows:
+        raise InvalidArgumentError(f"{report.model_name} has no layers to plot")
+    names = [r.name for r in rows]
+    colors = [_COLORS.get(r.kind, "#8c564b") for r in rows]
+    ops_label = "MFLOP (2 x multiply-adds)" if flops else "M multiply-adds"
+    series = [("Memory (KB)", [r.memory / 1024 for r in rows], "output activations"),
+              ("Params (k)", [r.params / 1000 for r in rows], "weights + biases"),
+              (ops_label, [(r.flops if flops else r.macs) / 1e6 for r in rows], "operations")]
+    width = min(40.0, max(8.0, 0.32 * len(rows) + 2))
+    fig, axes = plt.subplots(3, 1, figsize=(width, 9.5), sharex=True)
+    x = range(len(rows))
+    for ax, (label, values, what) in zip(axes, series):
+        ax.bar(x, values, color=colors)
+        ax.set_ylabel(label)
+        ax.set_title(f"{what} per layer", fontsize=10, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(list(x))
+    axes[-1].set_xticklabels(names, rotation=60 if len(rows) > 12 else 30, ha="right",
+                             fontsize=8 if len(rows) > 30 else 9)
+    axes[-1].set_xlabel("layer (execution order)")
+    size = "x".join(map(str, report.input_size))
+    fig.suptitle(f"{report.model_name} at {size}: memory, parameters and operations per layer")
+    kinds = sorted({r.kind for r in rows})
+    from matplotlib.patches import Patch
+
+    axes[0].legend(handles=[Patch(color=_COLORS.get(k, "#8c564b"), label=k) for k in kinds],
+                   fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
+    """Bubble chart: x = G multiply-adds, y = top-1 accuracy (%), bubble area ~ parameters.
+
+    items: dicts with name, macs, params, top1_acc (None where nothing is published: such a
+    model is listed under the chart instead of placed on it).
+    """
+    path = check_plot_path(path)
+    placed = [i for i in items if i.get("top1_acc") is not None]
+    missing = [i["name"] for i in items if i.get("top1_acc") is None]
+    if not placed:
+        raise InvalidArgumentError(
+            "none of " + ", ".join(i["name"] for i in items) + " has a published top-1 error in "
+            "the registry, so the accuracy-vs-operations chart has nothing to place")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    biggest = max(i["params"] for i in placed) or 1
+    scale = 4000.0 / biggest  # points^2 per parameter: the largest bubble is ~4000 pt^2
+    cmap = plt.get_cmap("tab10")
+    xs = [i["macs"] / 1e9 for i in placed]
+    ys = [i["top1_acc"] for i in placed]
+    xmax, ymin, ymax = max(xs) * 1.2 + 0.1, min(ys) - 4, max(ys) + 4
+    ax.set_xlim(0, xmax)
+    ax.set_ylim(ymin, ymax)
+    taken: list[tuple[float, float]] = []  # label anchors in axis fractions
+    for k, it in enumerate(placed):
+        gx, acc = it["macs"] / 1e9, it["top1_acc"]
+        s = max(it["params"] * scale, 12)
+        ax.scatter(gx, acc, s=s, alpha=0.45, color=cmap(k % 10), edgecolors="black", linewidths=0.6)
+        ax.plot(gx, acc, "k.", markersize=3)
+        r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
+        fx, fy = gx / xmax, (acc - ymin) / (ymax - ymin)
+        for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2.5), (1, -2.5)):
+            # ~0.15 x 0.05 of the axes per label; take the first side free of earlier labels
+            cx, cy = fx + dx * 0.08, fy + dy * 0.035
+            if all(abs(cx - tx) > 0.15 or abs(cy - ty) > 0.05 for tx, ty in taken):
+                break
+        taken.append((cx, cy))
+        ax.annotate(f"{it['name']}\n{it['params'] / 1e6:.1f}M params", (gx, acc),
+                    xytext=(dx * r, dy * r), textcoords="offset points", fontsize=9,
+                    ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
+    ax.set_xlabel("Operations (G multiply-adds, one image)")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title("Comparing complexity: accuracy vs operations (bubble area ~ parameters)")
+    ax.grid(alpha=0.3)
+    for n in _legend_sizes(biggest):  # reference bubbles
+        ax.scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
+                   label=f"{n / 1e6:g}M params")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.2, borderpad=1.6, handletextpad=2.0,
+              fontsize=8, frameon=True, title="bubble area")
+    if missing:
+        fig.text(0.01, 0.01, "not shown (no published accuracy): " + ", ".join(missing), fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _legend_sizes(biggest: int) -> list[int]:
+    out = []
+    for n in (1e6, 5e6, 25e6, 100e6, 500e6):
+        if n <= biggest * 1.2:
+            out.append(int(n))
+    return out[-3:] or [int(biggest)]

@@ -1,0 +1,161 @@
+"""`cnnzoo summary` (the lecture's per-layer cost table) and `cnnzoo compare` (totals side by side
+and the "comparing complexity" chart)."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import InvalidArgumentError
+from ._common import print_json
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+def parse_input(spec: str) -> tuple[int, int, int]:
+    """'3x227x227' -> (3, 227, 227); anything else is a clear error."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", spec or "")
+    if not m or any(int(v) < 1 for v in m.groups()):
+        raise InvalidArgumentError(
+            f"--input must be three positive integers CxHxW, e.g. 3x224x224; got {spec!r}")
+    return tuple(int(v) for v in m.groups())  # type: ignore[return-value]
+
+
+def _published(name: str) -> dict:
+    from ..registry import get_entry
+
+    pubs = get_entry(name).published
+    pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
+    if pub is None:
+        return {"source": None, "top1_err": None, "top5_err": None, "params": None, "macs": None}
+    return {"source": pub.source, "top1_err": pub.top1_err, "top5_err": pub.top5_err,
+            "params": pub.params, "macs": pub.macs}
+
+
+def _opt(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("summary")
+    def summary_cmd(
+        model: str = typer.Argument(..., help="registered model name (`cnnzoo list`)"),
+        input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
+                                            "(default: the model's native input)"),
+        depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
+                                            "first N parts of their names (1: blocks/stages)"),
+        fmt: TableFormat = typer.Option(TableFormat.table, "--format", help="table, markdown, csv or json"),
+        flops: bool = typer.Option(False, "--flops", help="show FLOPs = 2 x multiply-adds"),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="bar charts of memory, params "
+                                            "and operations per layer (.png or .svg)"),
+        batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per batch"),
+        all_layers: bool = typer.Option(False, "--all-layers", help="also show activation, "
+                                        "dropout and identity rows (no params, MACs or memory)"),
+        rf: bool = typer.Option(False, "--rf", help="add receptive field and effective stride"),
+        optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
+                                                "training memory with this optimizer "
+                                                "(sgd, momentum, adam, ...)"),
+    ) -> None:
+        """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
+        multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
+        from ..analysis import analyze
+        from ..analysis.plots import check_plot_path, plot_layers
+
+        size = parse_input(input) if input is not None else None
+        if plot is not None:
+            check_plot_path(plot)  # fail before the work
+        report = analyze(model, input_size=size, batch_size=batch_size)
+        if depth is not None:
+            report = report.aggregate(depth)
+        train = report.training_memory(optimizer=optimizer) if optimizer else None
+        if fmt is TableFormat.json:
+            d = report.to_dict(all_layers=True)
+            if train is not None:
+                d["training_memory"] = train.as_dict()
+            print_json(d)
+        elif fmt is TableFormat.csv:
+            print(report.to_csv(), end="")
+        elif fmt is TableFormat.markdown:
+            print(report.to_markdown(flops=flops, all_layers=all_layers, rf=rf), end="")
+        else:
+            print(report.to_table(flops=flops, all_layers=all_layers, rf=rf), end="")
+        if train is not None and fmt in (TableFormat.table, TableFormat.markdown):
+            print(train)
+        if plot is not None:
+            plot_layers(report, plot, flops=flops, all_layers=all_layers)
+            typer.echo(f"wrote {plot}", err=True)
+
+    @app.command("compare")
+    def compare_cmd(
+        models: List[str] = typer.Argument(..., help="two or more registered model names"),
+        input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
+                                            "(default: each model's native input)"),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
+                                            "bubble chart, area ~ params (.png or .svg)"),
+        fmt: TableFormat = typer.Option(TableFormat.table, "--format", help="table, markdown, csv or json"),
+    ) -> None:
+        """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
+        and the lectures' "comparing complexity" chart."""
+        from ..analysis import analyze
+        from ..analysis.plots import check_plot_path, plot_compare
+        from ..registry import get_entry
+
+        size = parse_input(input) if input is not None else None
+        if plot is not None:
+            check_plot_path(plot)
+        for name in models:
+            get_entry(name)  # unknown names fail before any work
+        items = []
+        for name in models:
+            r = analyze(name, input_size=size)
+            pub = _published(name)
+            items.append({"name": name, "input_size": list(r.input_size), "params": r.total_params,
+                          "macs": r.total_macs, "memory_bytes": r.total_memory,
+                          "top1_err": pub["top1_err"], "top5_err": pub["top5_err"],
+                          "top1_acc": None if pub["top1_err"] is None else 100 - pub["top1_err"],
+                          "published_params": pub["params"], "published_macs": pub["macs"],
+                          "source": pub["source"]})
+        _print_compare(items, fmt)
+        if plot is not None:
+            plot_compare(items, plot)
+            typer.echo(f"wrote {plot}", err=True)
+
+
+def _print_compare(items: list[dict], fmt: TableFormat) -> None:
+    if fmt is TableFormat.json:
+        print_json(items)
+        return
+    head = ["model", "input", "params (M)", "MACs (G)", "act. memory (MB)", "top-1 err (%)",
+            "top-5 err (%)", "published params (M)", "published MACs (G)", "source"]
+    rows = [[i["name"], "x".join(map(str, i["input_size"])), f"{i['params'] / 1e6:.2f}",
+             f"{i['macs'] / 1e9:.3f}", f"{i['memory_bytes'] / 2**20:.2f}",
+             _opt(i["top1_err"], ".2f"), _opt(i["top5_err"], ".2f"),
+             _opt(None if i["published_params"] is None else i["published_params"] / 1e6, ".2f"),
+             _opt(None if i["published_macs"] is None else i["published_macs"] / 1e9, ".3f"),
+             i["source"] or "-"] for i in items]
+    if fmt is TableFormat.csv:
+        import csv
+        import sys
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerows([head] + rows)
+        return
+    if fmt is TableFormat.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|---" + "|---:" * (len(head) - 2) + "|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        return
+    widths = [max(len(r[k]) for r in [head] + rows) for k in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) if k in (0, len(head) - 1) else c.rjust(w)
+                        for k, (c, w) in enumerate(zip(r, widths))).rstrip())

@@ -1,0 +1,115 @@
+"""`cnnzoo train` and `cnnzoo eval`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from ._common import Format, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        model: Optional[str] = typer.Argument(None, help="model name (see `cnnzoo list`); optional with --resume"),
+        data: Optional[str] = typer.Option(None, "--data", help="mnist:PATH, cifar10:PATH, cifar100:PATH, "
+                                           "folder:PATH, or embedded (default: the built-in MNIST subset)"),
+        recipe: Optional[str] = typer.Option(None, "--recipe", help="lenet, alexnet, vgg, googlenet, "
+                                             "cifar_resnet, resnet, fast (default: the model's paper recipe)"),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="number of epochs (replaces a recipe's iterations)"),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="global batch size"),
+        lr: Optional[float] = typer.Option(None, "--lr", help="base learning rate"),
+        sets: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: key=value (repeatable)"),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
+        out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/MODEL-TIME)"),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run: its folder (or a torch "
+                                              ".pt/.pth checkpoint, read with weights_only=True)"),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)"),
+        compile: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+        accum: Optional[int] = typer.Option(None, "--accum-steps", help="gradient accumulation steps"),
+        sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (torchrun)"),
+        deterministic: bool = typer.Option(False, "--deterministic", help="deterministic algorithms: same seed, same weights"),
+        seed: int = typer.Option(0, "--seed"),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: its own choice)"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
+        fmt: Format = typer.Option(Format.table, "--format", help="table or json (the result, on stdout)"),
+    ) -> None:
+        """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
+
+        Writes checkpoint.safetensors (full state, for --resume), model.safetensors (weights and
+        record, for eval/predict/export), metrics.csv and training_curves.png into --out.
+        Under torchrun it trains with DistributedDataParallel (only rank 0 writes)."""
+        from ..train.engine import NonFiniteLossError
+        from ..train.recipes import parse_sets
+        from ..train.run import Reporter, fit
+
+        overrides = parse_sets(sets)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, threads))
+        for key, val in (("batch_size", batch_size), ("lr", lr), ("accum_steps", accum)):
+            if val is not None:
+                overrides[key] = val
+        if compile:
+            overrides["compile"] = True
+        if sync_bn:
+            overrides["sync_bn"] = True
+        con = Console(stderr=True) if fmt is Format.json else Console()
+        rep = Reporter(con, progress and con.is_terminal)
+        try:
+            res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
+                      out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
+                      reporter=rep, epochs=epochs)
+        except NonFiniteLossError as err:
+            Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+            sys.exit(1)
+        if res is None:
+            return
+        if fmt is Format.json:
+            print_json(res)
+            return
+        acc = res["test_acc"]
+        con.print(f"[bold]test accuracy {100 * acc:.2f}%[/] (top-1 error {res['test_top1_err']:.2f}%, "
+                  f"top-5 error {res['test_top5_err']:.2f}%) after {res['epochs']} epochs, "
+                  f"{res['train_time_s']:.1f}s; model saved to {res['model_file']}"
+                  if acc is not None else f"no evaluation ran; model saved to {res['model_file']}", highlight=False)
+
+    @app.command("eval")
+    def eval_cmd(
+        checkpoint: Path = typer.Argument(..., help="model file written by `cnnzoo train` (or its run folder)"),
+        data: Optional[str] = typer.Option(None, "--data", help="data spec (default: the one it was trained on)"),
+        ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors)"),
+        plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
+        device: Optional[str] = typer.Option(None, "--device"),
+        batch_size: int = typer.Option(500, "--batch-size"),
+        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    ) -> None:
+        """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix."""
+        from ..train.run import evaluate_file
+        from ..train.run import plot_confusion as plot
+
+        res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size)
+        if plot_confusion is not None:
+            plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
+            res["confusion_png"] = str(plot_confusion)
+        if fmt is Format.json:
+            print_json(res)
+            return
+        from rich.table import Table
+
+        con = Console()
+        con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}): "
+                  f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
+        t = Table(title="per-class accuracy")
+        t.add_column("class")
+        t.add_column("accuracy", justify="right")
+        for c, a in res["per_class_acc"].items():
+            t.add_row(c, f"{100 * a:.2f}%")
+        con.print(t)
+        if plot_confusion is not None:
+            con.print(f"confusion matrix: {plot_confusion}")

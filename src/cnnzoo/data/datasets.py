@@ -1,0 +1,163 @@
+"""`--data` specs and the two kinds of dataset the trainer sees.
+
+    mnist:PATH      the four MNIST IDX files (gz or not) in PATH
+    cifar10:PATH    CIFAR-10 python batches (PATH or PATH/cifar-10-batches-py)
+    cifar100:PATH   CIFAR-100 python batches (PATH or PATH/cifar-100-python)
+    folder:PATH     PATH/train/<class>/*.jpg and PATH/val/<class>/* (or test/)
+    embedded        (the default) the small real MNIST subset shipped in the package
+
+Small sets (MNIST, CIFAR) become `TensorData`: uint8 images held in memory, moved once to the
+training device, batched and augmented there. Image folders become `FolderData`: a
+torchvision ImageFolder read by a multi-worker DataLoader.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import InvalidArgumentError
+
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+KINDS = ("mnist", "cifar10", "cifar100", "folder", "embedded")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    kind: str
+    path: Path | None
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def parse_spec(spec: str | None) -> DataSpec:
+    if spec is None or spec in ("", "embedded", "embedded:mnist"):
+        return DataSpec("embedded", None)
+    kind, sep, path = spec.partition(":")
+    if not sep or kind not in KINDS or not path:
+        raise InvalidArgumentError(
+            f"bad --data {spec!r}: write KIND:PATH with KIND one of mnist, cifar10, cifar100, folder "
+            "(e.g. mnist:../shared/data/mnist), or 'embedded' for the built-in MNIST subset")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InvalidArgumentError(f"--data {spec}: {p} does not exist")
+    return DataSpec(kind, p)
+
+
+@dataclass
+class TensorData:
+    """A whole split in memory: uint8 images (N, C, H, W) and int64 labels (N)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def to(self, device) -> "TensorData":
+        return TensorData(self.images.to(device), self.labels.to(device), self.classes)
+
+    def stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the pixels in [0, 1] (the normalisation constants)."""
+        x = self.images.permute(1, 0, 2, 3).reshape(self.images.shape[1], -1).double() / 255
+        return x.mean(1).tolist(), x.std(1).tolist()
+
+    def subset(self, n: int) -> "TensorData":
+        return TensorData(self.images[:n], self.labels[:n], self.classes)
+
+
+@dataclass
+class FolderData:
+    root: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    in_chans: int = 3
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> TensorData:
+    if images.ndim == 3:
+        images = images[:, None]
+    # np.array copies: the IDX reader's arrays are read-only views of the file's bytes
+    return TensorData(torch.from_numpy(np.array(images, dtype=np.uint8)),
+                      torch.from_numpy(np.array(labels, dtype=np.int64)), classes)
+
+
+def load_split(spec: DataSpec, split: str):
+    """The 'train' or 'test' split of a spec, as TensorData or FolderData."""
+    if spec.kind in ("mnist", "embedded"):
+        from .mnist import load_mnist
+
+        x, y = load_mnist(spec.path or EMBEDDED_DIR, split)
+        return _tensor_data(x, y, [str(i) for i in range(10)])
+    if spec.kind in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+
+        x, y, names = load_cifar(spec.path, 10 if spec.kind == "cifar10" else 100, split)
+        return _tensor_data(x, y, names)
+    return _folder_split(spec.path, split)
+
+
+def _folder_split(root: Path, split: str) -> FolderData:
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    names = ("train",) if split == "train" else ("val", "test")
+    for name in names:
+        if (root / name).is_dir():
+            sub = root / name
+            break
+    else:
+        raise InvalidArgumentError(
+            f"image folder {root} has no {' or '.join(n + '/' for n in names)} folder; expected "
+            f"{root}/train/<class>/<image> and {root}/val/<class>/<image>")
+    try:
+        classes, idx = find_classes(str(sub))
+        samples = make_dataset(str(sub), idx, extensions=IMG_EXTENSIONS)
+    except (FileNotFoundError, OSError) as err:
+        raise InvalidArgumentError(f"{sub}: {err}") from None
+    return FolderData(sub, classes, samples)
+
+
+# -- batching -------------------------------------------------------------------------------
+def shard_indices(n: int, global_batch: int, epoch: int, seed: int, shuffle: bool, rank: int,
+                  world: int, drop_last: bool) -> torch.Tensor:
+    """This rank's sample indices for one epoch, as (steps, global_batch // world).
+
+    Every rank draws the same permutation (same seed and epoch) and takes its own contiguous
+    slice of each global batch, so the union over ranks of step k is exactly the global batch
+    a single process would see at step k."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1000003 + epoch)
+        perm = torch.randperm(n, generator=g)
+    else:
+        perm = torch.arange(n)
+    per_rank = global_batch // world
+    steps = n // global_batch if drop_last else math.ceil(n / global_batch)
+    if drop_last:
+        return perm[: steps * global_batch].view(steps, world, per_rank)[:, rank]
+    # evaluation: every sample exactly once over all ranks (strided), last batch shorter
+    mine = perm[rank::world]
+    return [mine[i: i + per_rank] for i in range(0, len(mine), per_rank)]
+
+
+def tensor_batches(data: TensorData, index_batches, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    dev = data.images.device
+    for idx in list(index_batches)[start:]:
+        idx = idx.to(dev, non_blocking=True)
+        yield data.images[idx], data.labels[idx]

@@ -1,0 +1,96 @@
+"""Image folders through a multi-worker DataLoader, with corrupt-image handling.
+
+A file that PIL cannot decode is either fatal (on_error="fail": the error names the path) or
+skipped (on_error="skip": the batch is one image shorter and the path is reported and counted).
+Skipping happens in the workers; the collate function carries the skipped paths back to the
+main process, so the count is exact with any number of workers.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import CnnzooError, InvalidArgumentError
+from .datasets import FolderData
+
+
+class CorruptImageError(CnnzooError):
+    pass
+
+
+class _Images(Dataset):
+    def __init__(self, data: FolderData, transform, on_error: str):
+        if on_error not in ("skip", "fail"):
+            raise InvalidArgumentError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
+        self.samples, self.transform, self.on_error = data.samples, transform, on_error
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, label = self.samples[i]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except Exception as err:  # PIL raises several types (UnidentifiedImageError, OSError...)
+            if self.on_error == "fail":
+                raise CorruptImageError(
+                    f"cannot read image {path} ({type(err).__name__}: {err}); "
+                    "remove it or train with --set on_corrupt=skip") from None
+            return ("__corrupt__", path)
+        return self.transform(img), label
+
+
+def _collate(items):
+    bad = [it[1] for it in items if it[0] == "__corrupt__" if isinstance(it[0], str)]
+    good = [it for it in items if not (isinstance(it[0], str) and it[0] == "__corrupt__")]
+    if not good:
+        return None, None, bad
+    return torch.stack([g[0] for g in good]), torch.tensor([g[1] for g in good]), bad
+
+
+class _ListSampler(torch.utils.data.Sampler):
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter([b.tolist() for b in self.batches])
+
+    def __len__(self):
+        return len(self.batches)
+
+
+class FolderLoader:
+    """Iterates (images, labels) batches; `skipped` lists the corrupt files met so far."""
+
+    def __init__(self, data: FolderData, transform, index_batches, workers: int, on_error: str,
+                 device: torch.device):
+        self.ds = _Images(data, transform, on_error)
+        self.index_batches = list(index_batches)
+        self.workers, self.device = workers, device
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.index_batches)
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        loader = DataLoader(self.ds, batch_sampler=_ListSampler(self.index_batches[start:]),
+                            num_workers=self.workers, collate_fn=_collate,
+                            pin_memory=self.device.type == "cuda",
+                            persistent_workers=False)
+        try:
+            for x, y, bad in loader:
+                self.skipped.extend(bad)
+                if x is None:
+                    continue
+                yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+        except RuntimeError as err:  # a worker's CorruptImageError arrives re-wrapped
+            if "CorruptImageError" in str(err) or "cannot read image" in str(err):
+                msg = str(err).strip().splitlines()[-1]
+                raise CorruptImageError(msg.split("CorruptImageError: ")[-1]) from None
+            raise

@@ -1,0 +1,181 @@
+"""Augmentations of the papers, batched on tensors (on the training device), plus the
+torchvision pipelines used for image folders.
+
+Batched ops take uint8 or float images (N, C, H, W) and a torch.Generator on the same device,
+so one call augments a whole batch without a Python loop per image and without leaving the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidArgumentError
+
+AUGMENTATIONS = ("none", "shift", "cifar", "alexnet", "vgg", "imagenet")
+
+# AlexNet's "PCA lighting" for ImageNet RGB in [0, 1] (eigen-decomposition of the pixel
+# covariance, as published with fb.resnet.torch); used when the data's own PCA is not known.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+                   (-0.5808, -0.0045, -0.8140),
+                   (-0.5836, -0.6948, 0.4203))
+
+
+def random_crop(x: torch.Tensor, size: tuple[int, int], pad: int, g: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `pad` and take one random `size` crop per image (exact pixel copies)."""
+    n, c, h, w = x.shape
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad))
+    hh, ww = x.shape[-2:]
+    th, tw = size
+    dy = torch.randint(0, hh - th + 1, (n, 1, 1), device=x.device, generator=g)
+    dx = torch.randint(0, ww - tw + 1, (n, 1, 1), device=x.device, generator=g)
+    rows = (dy + torch.arange(th, device=x.device).view(1, th, 1)).expand(n, th, tw)
+    cols = (dx + torch.arange(tw, device=x.device).view(1, 1, tw)).expand(n, th, tw)
+    idx = (rows * ww + cols).view(n, 1, th * tw).expand(n, c, th * tw)
+    return x.flatten(2).gather(2, idx).view(n, c, th, tw)
+
+
+def random_flip(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=g) < p
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def resized_crop(x: torch.Tensor, size: tuple[int, int], frac_h: torch.Tensor, frac_w: torch.Tensor,
+                 g: torch.Generator) -> torch.Tensor:
+    """Per image, a crop covering frac_h x frac_w of the image at a random place, resampled
+    (bilinear) to `size`: one grid_sample for the whole batch."""
+    n = x.shape[0]
+    frac_h, frac_w = frac_h.clamp(max=1.0), frac_w.clamp(max=1.0)
+    cy = (torch.rand(n, device=x.device, generator=g) * 2 - 1) * (1 - frac_h)
+    cx = (torch.rand(n, device=x.device, generator=g) * 2 - 1) * (1 - frac_w)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=torch.float32)
+    theta[:, 0, 0], theta[:, 0, 2] = frac_w, cx
+    theta[:, 1, 1], theta[:, 1, 2] = frac_h, cy
+    grid = F.affine_grid(theta, (n, x.shape[1], *size), align_corners=False)
+    return F.grid_sample(x.float(), grid.to(x.device), mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
+
+
+def scale_jitter(x, size, smin: int, smax: int, g):
+    """VGG's scale jittering: rescale the shorter side to S ~ U[smin, smax], crop `size`."""
+    s = torch.randint(smin, smax + 1, (x.shape[0],), device=x.device, generator=g).float()
+    return resized_crop(x, size, size[0] / s, size[1] / s, g)
+
+
+def random_resized_crop(x, size, g, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """Inception/ImageNet crop: area fraction ~ U[scale], log aspect ratio ~ U[log ratio]."""
+    n = x.shape[0]
+    area = torch.empty(n, device=x.device).uniform_(*scale, generator=g)
+    logr = torch.empty(n, device=x.device).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
+    r = logr.exp()
+    return resized_crop(x, size, (area / r).sqrt(), (area * r).sqrt(), g)
+
+
+def pca_lighting(x: torch.Tensor, g: torch.Generator, eigval, eigvec, std: float = 0.1) -> torch.Tensor:
+    """AlexNet's colour augmentation: add sum_i alpha_i * lambda_i * p_i, alpha ~ N(0, 0.1),
+    to every pixel of an RGB image in [0, 1]."""
+    if x.shape[1] != 3:
+        return x
+    eigval = torch.as_tensor(eigval, device=x.device, dtype=torch.float32)
+    eigvec = torch.as_tensor(eigvec, device=x.device, dtype=torch.float32)
+    alpha = torch.randn(x.shape[0], 3, device=x.device, generator=g) * std
+    rgb = (alpha * eigval) @ eigvec.T  # (N, 3)
+    return x + rgb.view(-1, 3, 1, 1).to(x.dtype)
+
+
+def pixel_pca(images: torch.Tensor, max_pixels: int = 1_000_000) -> tuple[list[float], list[list[float]]]:
+    """Eigenvalues/vectors of the RGB covariance of uint8 images (N, 3, H, W), scaled to [0, 1]."""
+    px = images.permute(1, 0, 2, 3).reshape(3, -1)
+    if px.shape[1] > max_pixels:
+        px = px[:, :: px.shape[1] // max_pixels]
+    px = px.double() / 255
+    cov = torch.cov(px)
+    val, vec = torch.linalg.eigh(cov)
+    return val.flip(0).float().tolist(), vec.flip(1).float().tolist()
+
+
+def check_augment(name: str) -> str:
+    if name not in AUGMENTATIONS:
+        raise InvalidArgumentError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    return name
+
+
+def augment_batch(x: torch.Tensor, name: str, size: tuple[int, int], g: torch.Generator,
+                  pca=None) -> torch.Tensor:
+    """Training augmentation of a float batch in [0, 1], already at the model's input size
+    (or larger, for crops): returns a batch of `size`."""
+    if name == "none":
+        return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear",
+                                                                          antialias=True, align_corners=False)
+    if name == "shift":  # small random translations, no flip (digits are not mirror-symmetric)
+        return random_crop(x, size, 2, g)
+    if name == "cifar":  # He et al.: pad 4, random 32x32 crop, horizontal flip
+        return random_flip(random_crop(x, size, 4, g), g)
+    if name == "alexnet":  # random 224 crops of the 256 image, flips, PCA lighting
+        big = x.shape[-2]
+        frac = torch.full((x.shape[0],), size[0] / max(big, size[0] * 256 / 224), device=x.device)
+        out = random_flip(resized_crop(x, size, frac, frac, g), g)
+        val, vec = pca if pca is not None else (IMAGENET_EIGVAL, IMAGENET_EIGVEC)
+        return pca_lighting(out, g, val, vec)
+    if name == "vgg":
+        return random_flip(scale_jitter(x, size, int(size[0] * 256 / 224), int(size[0] * 512 / 224), g), g)
+    if name == "imagenet":
+        return random_flip(random_resized_crop(x, size, g), g)
+    raise InvalidArgumentError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+
+
+def ten_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The papers' 10-crop testing: four corners and the centre, and their mirror images.
+    (N, C, H, W) -> (10, N, C, h, w)."""
+    h, w = x.shape[-2:]
+    th, tw = size
+    if th > h or tw > w:
+        raise InvalidArgumentError(f"10-crop of {th}x{tw} from {h}x{w} images is impossible")
+    t, l = (h - th) // 2, (w - tw) // 2
+    crops = [x[..., :th, :tw], x[..., :th, w - tw:], x[..., h - th:, :tw], x[..., h - th:, w - tw:],
+             x[..., t:t + th, l:l + tw]]
+    return torch.stack(crops + [c.flip(-1) for c in crops])
+
+
+# -- torchvision pipelines for image folders (run in DataLoader workers) ------------------------
+class Lighting:
+    """PCA lighting as a per-image torchvision transform (tensor in [0, 1])."""
+
+    def __init__(self, std: float = 0.1):
+        self.std = std
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[0] != 3:
+            return img
+        alpha = torch.randn(3) * self.std
+        rgb = (alpha * torch.tensor(IMAGENET_EIGVAL)) @ torch.tensor(IMAGENET_EIGVEC).T
+        return img + rgb.view(3, 1, 1)
+
+
+def folder_transform(augment: str, size: tuple[int, int], resize: int, mean, std, train: bool):
+    from torchvision.transforms import v2 as T
+
+    head = [T.ToImage()]
+    tail = [T.ToDtype(torch.float32, scale=True)]
+    if not train or augment in ("none", "shift"):
+        body = [T.Resize(resize, antialias=True), T.CenterCrop(size)]
+        if train and augment == "shift":
+            body.append(T.RandomCrop(size, padding=max(1, size[0] // 14)))
+    elif augment == "cifar":
+        body = [T.Resize(resize, antialias=True), T.CenterCrop(size), T.RandomCrop(size, padding=4),
+                T.RandomHorizontalFlip()]
+    elif augment == "alexnet":
+        body = [T.Resize(resize, antialias=True), T.RandomCrop(size), T.RandomHorizontalFlip()]
+        tail.append(Lighting())
+    elif augment == "vgg":
+        body = [T.RandomResize(int(size[0] * 256 / 224), int(size[0] * 512 / 224) + 1, antialias=True),
+                T.RandomCrop(size), T.RandomHorizontalFlip()]
+    elif augment == "imagenet":
+        body = [T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip()]
+    else:
+        raise InvalidArgumentError(f"unknown augmentation {augment!r}")
+    return T.Compose(head + body + tail + [T.Normalize(mean, std)])

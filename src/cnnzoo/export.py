@@ -1,0 +1,155 @@
+"""Exporting a model for deployment, each export checked against the model it came from.
+
+Formats:
+  onnx              torch.onnx.export (the dynamo exporter), run back through onnxruntime
+  torchscript       torch.jit.trace, reloaded with torch.jit.load
+  exported-program  torch.export.export + torch.export.save (.pt2), reloaded with torch.export.load
+
+All three keep the batch dimension dynamic. After writing, the file is loaded again and run on
+the same random inputs as the eager model, at two batch sizes (the one traced and another, to
+prove the batch is dynamic); the maximum absolute difference is reported and must be within
+`atol` (1e-4 in float32) or the export fails with ExportCheckError.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CnnzooError, InvalidArgumentError
+
+FORMATS = ("onnx", "torchscript", "exported-program")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+
+
+class ExportCheckError(CnnzooError):
+    """The exported model disagrees with the original beyond the tolerance."""
+
+
+def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
+                 input_size: tuple[int, int, int] | None = None, batch_size: int = 2,
+                 atol: float = 1e-4, check: bool = True, opset: int = 18) -> dict[str, Any]:
+    """Export `model` (eval mode, float32) to `out`; returns a report with max_abs_diff."""
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if batch_size < 2:
+        # a batch of 1 would let exporters specialise the batch dimension to 1
+        raise InvalidArgumentError("export batch_size must be >= 2 to keep the batch dynamic")
+    model = model.eval().float().cpu()
+    if input_size is None:
+        input_size = _native_size(model)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(batch_size, *input_size, generator=gen)
+    with torch.no_grad():
+        if fmt == "onnx":
+            _export_onnx(model, example, out, opset)
+        elif fmt == "torchscript":
+            _export_torchscript(model, example, out)
+        else:
+            _export_program(model, example, out)
+    report: dict[str, Any] = {"format": fmt, "out": str(out), "input_size": list(input_size),
+                              "dynamic_batch": True, "bytes": out.stat().st_size}
+    if check:
+        diffs = {}
+        for n in (batch_size, batch_size + 1):
+            x = torch.randn(n, *input_size, generator=gen)
+            with torch.no_grad():
+                ref = _logits(model(x))
+            got = run_exported(out, fmt, x)
+            if got.shape != ref.shape:
+                raise ExportCheckError(f"{out}: output shape {tuple(got.shape)} != {tuple(ref.shape)} "
+                                       f"at batch {n}")
+            diffs[n] = float((got - ref).abs().max())
+        worst = max(diffs.values())
+        report.update(max_abs_diff=worst, checked_batches=sorted(diffs), atol=atol)
+        if not worst <= atol:  # also catches NaN
+            raise ExportCheckError(
+                f"{fmt} export of {getattr(model, 'model_name', type(model).__name__)} differs "
+                f"from the model by {worst:.3g} (> {atol:g}) on the same inputs")
+    return report
+
+
+def _native_size(model: nn.Module) -> tuple[int, int, int]:
+    from .predict import default_preprocess
+
+    return tuple(default_preprocess(model)["input_size"])
+
+
+def _logits(y):
+    return y.logits if hasattr(y, "logits") else y
+
+
+class _Plain(nn.Module):
+    """Wraps a model so every exporter sees a plain tensor -> tensor function."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return _logits(self.model(x))
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, opset: int) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(_Plain(model), (example,), dynamo=True, opset_version=opset,
+                                 input_names=["input"], output_names=["logits"],
+                                 dynamic_shapes=({0: batch},), external_data=False,
+                                 verbose=False)
+    from .checkpoint import atomic_path
+
+    with atomic_path(out) as tmp:
+        prog.save(str(tmp), external_data=False)
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    from .checkpoint import atomic_path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings from the input checks
+        traced = torch.jit.trace(_Plain(model), example, check_trace=False)
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated, still supported
+        torch.jit.save(traced, str(tmp))
+
+
+def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
+    from .checkpoint import atomic_path
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    prog = torch.export.export(_Plain(model), (example,), dynamic_shapes=({0: batch},))
+    buf = io.BytesIO()  # torch.export.save insists on a .pt2 name or a buffer
+    torch.export.save(prog, buf)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor) -> torch.Tensor:
+    """Run an exported file on `x` (CPU, float32); returns the logits."""
+    path = str(path)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        return torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+    if fmt == "torchscript":
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(path, map_location="cpu")(x)
+    if fmt == "exported-program":
+        with open(path, "rb") as f:
+            prog = torch.export.load(io.BytesIO(f.read()))
+        with torch.no_grad():
+            return prog.module()(x)
+    raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,519 @@
+"""The Inception line after GoogLeNet.
+
+  bn_inception         Ioffe & Szegedy 2015 (Inception v2 of the batch-normalization paper, Fig. 5)
+  inception_v3         Szegedy et al. 2015 "Rethinking the Inception Architecture"; module names,
+                       state_dict and outputs equal torchvision's `inception_v3`
+  inception_v4         Szegedy et al. 2016, Figs. 3-9 (channel widths of the TF-slim reference)
+  inception_resnet_v2  Szegedy et al. 2016, Figs. 3, 7, 16-19 (TF-slim widths)
+
+All convolutions are conv (no bias) + BN + ReLU ("BasicConv2d"); BN eps is 1e-3 as in TF-slim and
+torchvision. The final pools are adaptive, so inputs smaller than 299x299 run in eval mode.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers.basic import ConvBnAct
+from ..layers.inception import AuxModel, InceptionModule
+from ..registry import Paper, Published, register
+
+
+def conv(i: int, o: int, k: int | tuple[int, int], stride: int = 1,
+         padding: int | tuple[int, int] = 0) -> ConvBnAct:
+    """BasicConv2d: conv (no bias), BN (eps 1e-3), ReLU. Padding is 0 ("valid") unless given."""
+    return ConvBnAct(i, o, k, stride=stride, padding=padding, bn_eps=1e-3)
+
+
+def conv_same(i: int, o: int, k: int | tuple[int, int], stride: int = 1) -> ConvBnAct:
+    ks = (k, k) if isinstance(k, int) else k
+    return conv(i, o, ks, stride, (ks[0] // 2, ks[1] // 2))
+
+
+class _Classifier(AuxModel):
+    """Shared head: global average pool -> dropout -> fc."""
+
+    classifier_name = "fc"
+
+    def _make_head(self, chs: int, num_classes: int, dropout: float) -> None:
+        self.num_features = chs
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(chs, num_classes)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.fc(x)
+
+    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
+        return self.features(x), []
+
+
+# --------------------------------------------------------------------------------------------
+# BN-Inception (Inception v2): the BN paper's Fig. 5 table. Columns: #1x1, #3x3 reduce, #3x3,
+# double #3x3 reduce, double #3x3, pool type, pool proj (0 = pass through), stride.
+BN_INCEPTION_TABLE: dict[str, tuple] = {
+    "3a": (64, 64, 64, 64, 96, "avg", 32, 1),
+    "3b": (64, 64, 96, 64, 96, "avg", 64, 1),
+    "3c": (0, 128, 160, 64, 96, "max", 0, 2),
+    "4a": (224, 64, 96, 96, 128, "avg", 128, 1),
+    "4b": (192, 96, 128, 96, 128, "avg", 128, 1),
+    "4c": (160, 128, 160, 128, 160, "avg", 128, 1),
+    "4d": (96, 128, 192, 160, 192, "avg", 128, 1),
+    "4e": (0, 128, 192, 192, 256, "max", 0, 2),
+    "5a": (352, 192, 320, 160, 224, "avg", 128, 1),
+    "5b": (352, 192, 320, 192, 224, "max", 128, 1),
+}
+
+
+class BNInception(_Classifier):
+    """GoogLeNet with BN, 5x5 replaced by two stacked 3x3 ("double 3x3"), average pooling in most
+    modules, and stride-2 modules 3c/4e in place of the max pools between stages.
+
+    Departures (documented): the paper's first conv is marked "*" (a separable conv with depth
+    multiplier 8); we use a plain 7x7/2 conv as the Caffe reference port does. The paper's table
+    prints 576 outputs for 4c and 4d and 1024 for 4e; its own columns sum to 608, 608 and 1056,
+    which is what the network computes (and what the reference port has)."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0) -> None:
+        super().__init__(num_classes, in_chans)
+        self.aux_logits = False  # Fig. 5 lists no auxiliary classifiers
+
+        def cbr(i, o, k, stride=1, padding=0):
+            return ConvBnAct(i, o, k, stride=stride, padding=padding)
+
+        self.conv1 = cbr(in_chans, 64, 7, 2, 3)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2_reduce = cbr(64, 64, 1)
+        self.conv2 = cbr(64, 192, 3, padding=1)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        chs, blocks = 192, []
+        self.feature_info = [dict(num_chs=64, reduction=2, module="conv1"),
+                             dict(num_chs=192, reduction=4, module="conv2")]
+        for name, (c1, c3r, c3, d3r, d3, pool, proj, stride) in BN_INCEPTION_TABLE.items():
+            if stride == 2:
+                self.feature_info.append(dict(num_chs=chs, reduction=self.feature_info[-1]["reduction"] * 2,
+                                              module=f"inception.{len(blocks) - 1}"))
+            block = InceptionModule(chs, c1, c3r, c3, d3r, d3, proj, conv=cbr, double=True,
+                                    pool=pool, stride=stride)
+            blocks.append(block)
+            chs = block.out_chs
+        self.inception = nn.Sequential(*blocks)
+        self.feature_info.append(dict(num_chs=chs, reduction=32, module=f"inception.{len(blocks) - 1}"))
+        self._make_head(chs, num_classes, dropout)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.conv1(x))                  # N x 64 x 56 x 56
+        x = self.pool2(self.conv2(self.conv2_reduce(x)))  # N x 192 x 28 x 28
+        return self.inception(x)                       # N x 1024 x 7 x 7
+
+
+# --------------------------------------------------------------------------------------------
+# Inception v3. Module and branch names are torchvision's (they are its checkpoint keys).
+class InceptionA(nn.Module):
+    """35x35 module (paper Fig. 5): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool-1x1."""
+
+    def __init__(self, in_chs: int, pool_features: int) -> None:
+        super().__init__()
+        self.branch1x1 = conv(in_chs, 64, 1)
+        self.branch5x5_1 = conv(in_chs, 48, 1)
+        self.branch5x5_2 = conv_same(48, 64, 5)  # torchvision keeps a 5x5 here (the paper: two 3x3)
+        self.branch3x3dbl_1 = conv(in_chs, 64, 1)
+        self.branch3x3dbl_2 = conv_same(64, 96, 3)
+        self.branch3x3dbl_3 = conv_same(96, 96, 3)
+        self.branch_pool = conv(in_chs, pool_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([
+            self.branch1x1(x),
+            self.branch5x5_2(self.branch5x5_1(x)),
+            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+            self.branch_pool(F.avg_pool2d(x, 3, 1, 1)),
+        ], 1)
+
+
+class InceptionB(nn.Module):
+    """35 -> 17 grid reduction (Fig. 10): 3x3/2 | 1x1-3x3-3x3/2 | maxpool/2."""
+
+    def __init__(self, in_chs: int) -> None:
+        super().__init__()
+        self.branch3x3 = conv(in_chs, 384, 3, stride=2)
+        self.branch3x3dbl_1 = conv(in_chs, 64, 1)
+        self.branch3x3dbl_2 = conv_same(64, 96, 3)
+        self.branch3x3dbl_3 = conv(96, 96, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([
+            self.branch3x3(x),
+            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+            F.max_pool2d(x, 3, 2),
+        ], 1)
+
+
+class InceptionC(nn.Module):
+    """17x17 module with factorised 7x7 (Fig. 6): 1x1 | 1x1-1x7-7x1 | 1x1-7x1-1x7-7x1-1x7 | pool-1x1."""
+
+    def __init__(self, in_chs: int, channels_7x7: int) -> None:
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = conv(in_chs, 192, 1)
+        self.branch7x7_1 = conv(in_chs, c7, 1)
+        self.branch7x7_2 = conv_same(c7, c7, (1, 7))
+        self.branch7x7_3 = conv_same(c7, 192, (7, 1))
+        self.branch7x7dbl_1 = conv(in_chs, c7, 1)
+        self.branch7x7dbl_2 = conv_same(c7, c7, (7, 1))
+        self.branch7x7dbl_3 = conv_same(c7, c7, (1, 7))
+        self.branch7x7dbl_4 = conv_same(c7, c7, (7, 1))
+        self.branch7x7dbl_5 = conv_same(c7, 192, (1, 7))
+        self.branch_pool = conv(in_chs, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b2 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        b3 = self.branch7x7dbl_1(x)
+        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+            b3 = layer(b3)
+        return torch.cat([self.branch1x1(x), b2, b3, self.branch_pool(F.avg_pool2d(x, 3, 1, 1))], 1)
+
+
+class InceptionD(nn.Module):
+    """17 -> 8 grid reduction: 1x1-3x3/2 | 1x1-1x7-7x1-3x3/2 | maxpool/2."""
+
+    def __init__(self, in_chs: int) -> None:
+        super().__init__()
+        self.branch3x3_1 = conv(in_chs, 192, 1)
+        self.branch3x3_2 = conv(192, 320, 3, stride=2)
+        self.branch7x7x3_1 = conv(in_chs, 192, 1)
+        self.branch7x7x3_2 = conv_same(192, 192, (1, 7))
+        self.branch7x7x3_3 = conv_same(192, 192, (7, 1))
+        self.branch7x7x3_4 = conv(192, 192, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b2 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b2, F.max_pool2d(x, 3, 2)], 1)
+
+
+class InceptionE(nn.Module):
+    """8x8 module with expanded filter banks (Fig. 7): the 3x3s split into parallel 1x3 and 3x1."""
+
+    def __init__(self, in_chs: int) -> None:
+        super().__init__()
+        self.branch1x1 = conv(in_chs, 320, 1)
+        self.branch3x3_1 = conv(in_chs, 384, 1)
+        self.branch3x3_2a = conv_same(384, 384, (1, 3))
+        self.branch3x3_2b = conv_same(384, 384, (3, 1))
+        self.branch3x3dbl_1 = conv(in_chs, 448, 1)
+        self.branch3x3dbl_2 = conv_same(448, 384, 3)
+        self.branch3x3dbl_3a = conv_same(384, 384, (1, 3))
+        self.branch3x3dbl_3b = conv_same(384, 384, (3, 1))
+        self.branch_pool = conv(in_chs, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b2 = self.branch3x3_1(x)
+        b3 = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        return torch.cat([
+            self.branch1x1(x),
+            torch.cat([self.branch3x3_2a(b2), self.branch3x3_2b(b2)], 1),
+            torch.cat([self.branch3x3dbl_3a(b3), self.branch3x3dbl_3b(b3)], 1),
+            self.branch_pool(F.avg_pool2d(x, 3, 1, 1)),
+        ], 1)
+
+
+class InceptionV3Aux(nn.Module):
+    """Auxiliary head on the 17x17 grid: avgpool 5x5/3, 1x1 conv 128, 5x5 conv 768, FC.
+    (torchvision: BN in the aux convs too, which the paper credits for its regularising effect.)"""
+
+    def __init__(self, in_chs: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv0 = conv(in_chs, 128, 1)
+        self.conv1 = conv(128, 768, 5)
+        self.fc = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(self.conv0(F.avg_pool2d(x, 5, 3)))  # N x 768 x 1 x 1 at 299x299
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class InceptionV3(_Classifier):
+    """torchvision's Inception3 (state_dict-compatible). `transform_input` re-normalises
+    ImageNet-normalised input to [-1, 1] as torchvision's does; off by default (torchvision turns
+    it on only when it loads its pretrained weights)."""
+
+    aux_classifier_names = ("AuxLogits.fc",)
+    # TF-slim's train_image_classifier.py weights the aux loss 0.4; torchvision's reference
+    # classification script applies no aux loss at all (see docs/models-multibranch.md).
+    aux_weight = 0.4
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
+                 transform_input: bool = False, dropout: float = 0.5) -> None:
+        super().__init__(num_classes, in_chans)
+        if transform_input and in_chans != 3:
+            raise ValueError("transform_input re-normalises RGB input; it needs in_chans=3")
+        self.aux_logits = aux_logits
+        self.transform_input = transform_input
+        self.Conv2d_1a_3x3 = conv(in_chans, 32, 3, stride=2)
+        self.Conv2d_2a_3x3 = conv(32, 32, 3)
+        self.Conv2d_2b_3x3 = conv(32, 64, 3, padding=1)
+        self.maxpool1 = nn.MaxPool2d(3, 2)
+        self.Conv2d_3b_1x1 = conv(64, 80, 1)
+        self.Conv2d_4a_3x3 = conv(80, 192, 3)
+        self.maxpool2 = nn.MaxPool2d(3, 2)
+        self.Mixed_5b = InceptionA(192, 32)
+        self.Mixed_5c = InceptionA(256, 64)
+        self.Mixed_5d = InceptionA(288, 64)
+        self.Mixed_6a = InceptionB(288)
+        self.Mixed_6b = InceptionC(768, 128)
+        self.Mixed_6c = InceptionC(768, 160)
+        self.Mixed_6d = InceptionC(768, 160)
+        self.Mixed_6e = InceptionC(768, 192)
+        self.AuxLogits = InceptionV3Aux(768, num_classes) if aux_logits else None
+        self.Mixed_7a = InceptionD(768)
+        self.Mixed_7b = InceptionE(1280)
+        self.Mixed_7c = InceptionE(2048)
+        self._make_head(2048, num_classes, dropout)
+        self.feature_info = [dict(num_chs=64, reduction=2, module="Conv2d_2b_3x3"),
+                             dict(num_chs=192, reduction=4, module="Conv2d_4a_3x3"),
+                             dict(num_chs=288, reduction=8, module="Mixed_5d"),
+                             dict(num_chs=768, reduction=16, module="Mixed_6e"),
+                             dict(num_chs=2048, reduction=32, module="Mixed_7c")]
+        _trunc_normal_init(self)
+
+    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
+        if self.transform_input:
+            mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+            std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            x = x * (std / 0.5) + (mean - 0.5) / 0.5
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # N x 64 x 147 x 147
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(self.maxpool1(x)))        # N x 192 x 71 x 71
+        x = self.maxpool2(x)                                                # N x 192 x 35 x 35
+        x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))                  # N x 288 x 35 x 35
+        x = self.Mixed_6a(x)                                                # N x 768 x 17 x 17
+        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
+        aux = [self.AuxLogits(x)] if with_aux and self.AuxLogits is not None else []
+        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))                  # N x 2048 x 8 x 8
+        return x, aux
+
+
+def _trunc_normal_init(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.1, a=-2, b=2)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+# --------------------------------------------------------------------------------------------
+# Inception v4 and Inception-ResNet-v2 (Szegedy, Ioffe, Vanhoucke, Alemi 2016).
+class Branches(nn.Module):
+    """Parallel branches (each a Sequential, or a pool) concatenated on channels."""
+
+    def __init__(self, *branches: nn.Module) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b(x) for b in self.branches], 1)
+
+
+def seq(in_chs: int, *spec: tuple) -> nn.Sequential:
+    """A branch from (out, kernel[, stride]) tuples; stride-2 convs are "valid" (no padding),
+    everything else "same", as in the paper's figures ("V" marks the valid ones)."""
+    layers, chs = [], in_chs
+    for out, k, *rest in spec:
+        stride = rest[0] if rest else 1
+        valid = rest[1] if len(rest) > 1 else stride == 2
+        layers.append(conv(chs, out, k, stride) if valid else conv_same(chs, out, k, stride))
+        chs = out
+    return nn.Sequential(*layers)
+
+
+def avg_proj(in_chs: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.AvgPool2d(3, 1, 1, count_include_pad=False), conv(in_chs, out, 1))
+
+
+def v4_stem(in_chans: int) -> nn.Sequential:
+    """Fig. 3: 299x299x3 -> 35x35x384 (shared with Inception-ResNet-v2 in the paper)."""
+    return nn.Sequential(
+        conv(in_chans, 32, 3, 2), conv(32, 32, 3), conv_same(32, 64, 3),       # 147 x 147 x 64
+        Branches(nn.MaxPool2d(3, 2), seq(64, (96, 3, 2))),                      # 73 x 73 x 160
+        Branches(seq(160, (64, 1), (96, 3, 1, True)),
+                 seq(160, (64, 1), (64, (1, 7)), (64, (7, 1)), (96, 3, 1, True))),  # 71 x 71 x 192
+        Branches(seq(192, (192, 3, 2)), nn.MaxPool2d(3, 2)),                    # 35 x 35 x 384
+    )
+
+
+def v4_block_a(c: int = 384) -> Branches:  # Fig. 4
+    return Branches(seq(c, (96, 1)), seq(c, (64, 1), (96, 3)), seq(c, (64, 1), (96, 3), (96, 3)),
+                    avg_proj(c, 96))
+
+
+def reduction_a(c: int, k: int, l: int, m: int, n: int) -> Branches:  # Fig. 7, Table 1
+    return Branches(seq(c, (n, 3, 2)), seq(c, (k, 1), (l, 3), (m, 3, 2)), nn.MaxPool2d(3, 2))
+
+
+def v4_block_b(c: int = 1024) -> Branches:  # Fig. 5
+    return Branches(seq(c, (384, 1)), seq(c, (192, 1), (224, (1, 7)), (256, (7, 1))),
+                    seq(c, (192, 1), (192, (7, 1)), (224, (1, 7)), (224, (7, 1)), (256, (1, 7))),
+                    avg_proj(c, 128))
+
+
+def v4_reduction_b(c: int = 1024) -> Branches:  # Fig. 8
+    return Branches(seq(c, (192, 1), (192, 3, 2)),
+                    seq(c, (256, 1), (256, (1, 7)), (320, (7, 1)), (320, 3, 2)), nn.MaxPool2d(3, 2))
+
+
+class SplitConcat(nn.Module):
+    """A 1x1 conv whose output feeds two parallel convs (1x3 and 3x1) whose outputs are concatenated."""
+
+    def __init__(self, stem: nn.Module, a: nn.Module, b: nn.Module) -> None:
+        super().__init__()
+        self.stem, self.a, self.b = stem, a, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return torch.cat([self.a(x), self.b(x)], 1)
+
+
+def v4_block_c(c: int = 1536) -> Branches:  # Fig. 6
+    return Branches(
+        seq(c, (256, 1)),
+        SplitConcat(seq(c, (384, 1)), seq(384, (256, (1, 3))), seq(384, (256, (3, 1)))),
+        SplitConcat(seq(c, (384, 1), (448, (3, 1)), (512, (1, 3))),
+                    seq(512, (256, (1, 3))), seq(512, (256, (3, 1)))),
+        avg_proj(c, 256))
+
+
+class InceptionV4(_Classifier):
+    """Inception-v4 (Fig. 9): stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B,
+    3 x Inception-C, average pool, dropout (keep 0.8), softmax."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.2) -> None:
+        super().__init__(num_classes, in_chans)
+        self.aux_logits = False
+        self.stem = v4_stem(in_chans)
+        self.blocks_a = nn.Sequential(*[v4_block_a() for _ in range(4)])
+        self.reduction_a = reduction_a(384, 192, 224, 256, 384)   # k, l, m, n of Table 1
+        self.blocks_b = nn.Sequential(*[v4_block_b() for _ in range(7)])
+        self.reduction_b = v4_reduction_b()
+        self.blocks_c = nn.Sequential(*[v4_block_c() for _ in range(3)])
+        self._make_head(1536, num_classes, dropout)
+        self.feature_info = [dict(num_chs=64, reduction=2, module="stem.2"),
+                             dict(num_chs=160, reduction=4, module="stem.3"),
+                             dict(num_chs=384, reduction=8, module="blocks_a"),
+                             dict(num_chs=1024, reduction=16, module="blocks_b"),
+                             dict(num_chs=1536, reduction=32, module="blocks_c")]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks_a(self.stem(x))                  # N x 384 x 35 x 35
+        x = self.blocks_b(self.reduction_a(x))           # N x 1024 x 17 x 17
+        return self.blocks_c(self.reduction_b(x))        # N x 1536 x 8 x 8
+
+
+class ResidualInception(nn.Module):
+    """Inception-ResNet block: branches -> 1x1 linear conv (with bias, no BN) back to the input
+    width -> scaled residual add (the paper's 0.1-0.3 scaling, Sec. 3.3) -> ReLU."""
+
+    def __init__(self, branches: Branches, mid: int, chs: int, scale: float, act: bool = True) -> None:
+        super().__init__()
+        self.branches = branches
+        self.conv = nn.Conv2d(mid, chs, 1)
+        self.scale = scale
+        self.act = nn.ReLU() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.scale * self.conv(self.branches(x)))
+
+
+def irv2_block_a(c: int = 320) -> ResidualInception:  # Fig. 16 (35x35)
+    return ResidualInception(Branches(seq(c, (32, 1)), seq(c, (32, 1), (32, 3)),
+                                      seq(c, (32, 1), (48, 3), (64, 3))), 128, c, 0.17)
+
+
+def irv2_block_b(c: int = 1088) -> ResidualInception:  # Fig. 17 (17x17)
+    return ResidualInception(Branches(seq(c, (192, 1)), seq(c, (128, 1), (160, (1, 7)), (192, (7, 1)))),
+                             384, c, 0.10)
+
+
+def irv2_block_c(c: int = 2080, scale: float = 0.20, act: bool = True) -> ResidualInception:  # Fig. 19
+    return ResidualInception(Branches(seq(c, (192, 1)), seq(c, (192, 1), (224, (1, 3)), (256, (3, 1)))),
+                             448, c, scale, act)
+
+
+class InceptionResNetV2(_Classifier):
+    """Inception-ResNet-v2 (Fig. 15) with the TF-slim reference widths: the stem ends in a 5x5 /
+    double-3x3 / avg-pool mixed block to 320 channels (the paper's Fig. 3 stem gives 384; the
+    published 55.8M parameters are for this one); 10 x A (scale 0.17), Reduction-A (k,l,m,n =
+    256,256,384,384), 20 x B (0.10), Reduction-B (Fig. 18), 10 x C (0.20, the last without scaling
+    or ReLU), a 1x1 conv to 1536, average pool, dropout (keep 0.8), FC."""
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.2) -> None:
+        super().__init__(num_classes, in_chans)
+        self.aux_logits = False
+        self.stem = nn.Sequential(
+            conv(in_chans, 32, 3, 2), conv(32, 32, 3), conv_same(32, 64, 3), nn.MaxPool2d(3, 2),
+            conv(64, 80, 1), conv(80, 192, 3), nn.MaxPool2d(3, 2),                    # 35 x 35 x 192
+            Branches(seq(192, (96, 1)), seq(192, (48, 1), (64, 5)),
+                     seq(192, (64, 1), (96, 3), (96, 3)), avg_proj(192, 64)),       # 35 x 35 x 320
+        )
+        self.blocks_a = nn.Sequential(*[irv2_block_a() for _ in range(10)])
+        self.reduction_a = reduction_a(320, 256, 256, 384, 384)                      # -> 1088
+        self.blocks_b = nn.Sequential(*[irv2_block_b() for _ in range(20)])
+        self.reduction_b = Branches(seq(1088, (256, 1), (384, 3, 2)), seq(1088, (256, 1), (288, 3, 2)),
+                                    seq(1088, (256, 1), (288, 3), (320, 3, 2)), nn.MaxPool2d(3, 2))
+        self.blocks_c = nn.Sequential(*[irv2_block_c() for _ in range(9)],
+                                      irv2_block_c(scale=1.0, act=False))
+        self.conv_head = conv(2080, 1536, 1)
+        self._make_head(1536, num_classes, dropout)
+        self.feature_info = [dict(num_chs=64, reduction=2, module="stem.2"),
+                             dict(num_chs=192, reduction=4, module="stem.5"),
+                             dict(num_chs=320, reduction=8, module="blocks_a"),
+                             dict(num_chs=1088, reduction=16, module="blocks_b"),
+                             dict(num_chs=1536, reduction=32, module="conv_head")]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks_a(self.stem(x))                  # N x 320 x 35 x 35
+        x = self.blocks_b(self.reduction_a(x))           # N x 1088 x 17 x 17
+        x = self.blocks_c(self.reduction_b(x))           # N x 2080 x 8 x 8
+        return self.conv_head(x)                         # N x 1536 x 8 x 8
+
+
+# --------------------------------------------------------------------------------------------
+def bn_inception(num_classes: int = 1000, in_chans: int = 3) -> BNInception:
+    return BNInception(num_classes, in_chans)
+
+
+def inception_v3(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
+                 transform_input: bool = False) -> InceptionV3:
+    return InceptionV3(num_classes, in_chans, aux_logits=aux_logits, transform_input=transform_input)
+
+
+def inception_v4(num_classes: int = 1000, in_chans: int = 3) -> InceptionV4:
+    return InceptionV4(num_classes, in_chans)
+
+
+def inception_resnet_v2(num_classes: int = 1000, in_chans: int = 3) -> InceptionResNetV2:
+    return InceptionResNetV2(num_classes, in_chans)
+
+
+register("bn_inception", bn_inception, family="inception", input_size=(3, 224, 224),
+         paper=Paper("Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
+                     "Covariate Shift", "Ioffe, Szegedy", 2015, "https://arxiv.org/abs/1502.03167"),
+         description="Inception v2 (BN-Inception): BN, double 3x3, stride-2 inception modules")
+register("inception_v3", inception_v3, family="inception", input_size=(3, 299, 299),
+         paper=Paper("Rethinking the Inception Architecture for Computer Vision", "Szegedy, Vanhoucke, "
+                     "Ioffe, Shlens, Wojna", 2015, "https://arxiv.org/abs/1512.00567"),
+         published=(Published(source="torchvision inception_v3 (IMAGENET1K_V1 docs)",
+                              params=27_161_264, macs=5.713e9, top1_err=22.706, top5_err=6.55),),
+         description="Inception v3, torchvision-compatible (factorised 7x1/1x7 convs, aux head)")
+_V4 = Paper("Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
+            "Szegedy, Ioffe, Vanhoucke, Alemi", 2016, "https://arxiv.org/abs/1602.07261")
+register("inception_v4", inception_v4, family="inception", input_size=(3, 299, 299), paper=_V4,
+         published=Published(source="Szegedy et al. 2016 / TF-slim reference (42.7M)", params=42.7e6,
+                             top1_err=20.0, top5_err=5.0),
+         description="Inception-v4: pure inception, 4 A + 7 B + 3 C blocks")
+register("inception_resnet_v2", inception_resnet_v2, family="inception", input_size=(3, 299, 299),
+         paper=_V4,
+         published=Published(source="Szegedy et al. 2016 / TF-slim reference (55.8M)", params=55.8e6,
+                             top1_err=19.9, top5_err=4.9),
+         description="Inception-ResNet-v2: scaled residual inception blocks")

@@ -1,0 +1,139 @@
+"""The full training state, for `--resume`: one safetensors file, written atomically.
+
+Tensors (model weights, optimizer buffers, RNG states) go into the safetensors body under
+prefixes (model., optim., rng.); everything else (epoch, step, recipe, scheduler state,
+optimizer hyper-parameters, metrics history) is JSON in the file's metadata. One file means
+one atomic rename: a run killed at any moment leaves the previous checkpoint or the new one.
+Nothing is unpickled. Checkpoints made by other trainers with torch.save are read only with
+`torch.load(weights_only=True)`, which refuses any pickled object that is not tensors,
+numbers, strings and containers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import atomic_path
+from ..errors import CheckpointError
+
+STATE_FILE = "checkpoint.safetensors"
+META_KEY = "cnnzoo_train"
+
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Tensors out into `tensors` (replaced by {"__tensor__": key}), the rest JSON-able."""
+    if isinstance(obj, torch.Tensor):
+        key = prefix
+        tensors[key] = obj.detach().to("cpu").contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        # keys may be ints (optimizer state): keep their type
+        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        out = [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": out} if isinstance(obj, tuple) else out
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise CheckpointError(f"cannot store {type(obj).__name__} at {prefix} in a checkpoint")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    model = getattr(model, "module", model)  # DDP
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+def save_state(out_dir: str | Path, *, model, optimizer, scheduler, epoch: int, step: int,
+               extra: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in unwrap(model).state_dict().items():
+        tensors[f"model.{k}"] = v.detach().to("cpu").contiguous().clone()
+    meta = {
+        "epoch": epoch, "step": step,
+        "optimizer": _flatten(optimizer.state_dict(), "optim", tensors),
+        "scheduler": _flatten(scheduler.state_dict(), "sched", tensors) if scheduler is not None else None,
+        "rng": _flatten(rng_state(), "rng", tensors),
+        **extra,
+    }
+    path = Path(out_dir) / STATE_FILE
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    return path
+
+
+def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(model state_dict, everything else with tensors restored) of a training checkpoint."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no training checkpoint at {path} (a run writes {STATE_FILE} in its --out folder)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+    if META_KEY not in meta:
+        raise CheckpointError(f"{path} is not a cnnzoo training checkpoint (no {META_KEY} record)")
+    state = _unflatten(json.loads(meta[META_KEY]), tensors)
+    model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return model_sd, state
+
+
+def load_torch_file(path: str | Path) -> Any:
+    """Read a torch.save file (e.g. torchvision's reference train.py checkpoint) safely."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no such checkpoint file: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()
+        detail = next((ln for ln in first if "Unsupported global" in ln or "GLOBAL" in ln), first[0] if first else "")
+        raise CheckpointError(
+            f"refusing to load {path}: it contains pickled objects other than tensors and plain "
+            f"numbers/strings/containers, which could run code when unpickled ({detail.strip()})"
+        ) from None
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from None

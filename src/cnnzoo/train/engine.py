@@ -1,0 +1,344 @@
+"""The training engine: train_one_epoch / evaluate and the loop around them (`fit`).
+
+Speed without surprises:
+- in-memory data stays on the training device; a batch is indexed, padded/augmented and
+  normalised there (no DataLoader, no host round trip);
+- bf16 autocast, channels_last, fused optimizer kernels on CUDA; optional torch.compile;
+- no host synchronisation inside the step: loss, accuracy and a "first non-finite step" marker
+  are accumulated in device tensors and read every `log_every` steps and at epoch end.
+Safety:
+- a NaN/inf loss stops the run naming the step; the last good checkpoint is kept (exit 1);
+- checkpoints hold the full state (weights, optimizer, scheduler, RNG, epoch and step) in one
+  atomically written file, so a run killed at any moment resumes exactly (see checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..contract import AuxOutputs
+from ..errors import CnnzooError, InvalidArgumentError
+from .distributed import DistInfo, all_reduce_sum, broadcast_flag
+from .recipes import Recipe
+
+
+class NonFiniteLossError(CnnzooError):
+    """Raised when the loss becomes NaN or infinite (the CLI exits 1, not 2)."""
+
+
+# -- pieces built from a recipe -----------------------------------------------------------------
+def build_optimizer(model: nn.Module, r: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    if r.no_decay_norm_bias:
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": r.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad],
+                   "weight_decay": r.weight_decay}]
+    fused = r.fused == "on" or (r.fused == "auto" and device.type == "cuda")
+    kw: dict[str, Any] = {"fused": True} if fused else {}
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum,
+                               nesterov=r.nesterov and r.momentum > 0, **kw)
+    return torch.optim.AdamW(groups, lr=r.lr, betas=tuple(r.betas), **kw)
+
+
+def lr_factor(r: Recipe, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    """The multiplier of the base lr at a given optimizer step (all schedules but plateau)."""
+    warm = int(r.warmup_epochs * steps_per_epoch)
+    if r.iterations is not None:  # milestones are in steps of the paper's run length
+        scale = total_steps / r.iterations
+        milestones = [round(m * scale) for m in r.milestones]
+    else:  # milestones are in epochs (may be fractional)
+        milestones = [round(m * steps_per_epoch) for m in r.milestones]
+
+    def factor(step: int) -> float:
+        if r.schedule == "onecycle":
+            up = max(1, int(r.pct_start * total_steps))
+            if step < up:
+                return 0.04 + 0.96 * step / up  # from lr/25, as in Smith's one-cycle
+            t = min(1.0, (step - up) / max(1, total_steps - up))
+            return r.final_lr_frac + (1 - r.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
+        f = 1.0
+        if r.schedule == "cosine":
+            t = min(1.0, max(0, step - warm) / max(1, total_steps - warm))
+            f = r.final_lr_frac + (1 - r.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
+        elif r.schedule == "multistep":
+            f = r.gamma ** sum(step >= m for m in milestones)
+        elif r.schedule == "exp":
+            f = r.gamma ** math.floor(step / steps_per_epoch / r.decay_every)
+        if warm and step < warm:
+            f *= (step + 1) / warm
+        return f
+
+    return factor
+
+
+def build_scheduler(opt, r: Recipe, steps_per_epoch: int, total_steps: int):
+    if r.schedule == "plateau":  # stepped once per epoch with the test accuracy
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=r.gamma,
+                                                          patience=r.patience)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, steps_per_epoch, total_steps))
+
+
+def loss_fn(out, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits). Models with auxiliary classifiers add w * CE(aux) per head."""
+    if isinstance(out, AuxOutputs):
+        w = r.aux_weight if r.aux_weight is not None else out.aux_weight
+        loss = F.cross_entropy(out.logits.float(), y, label_smoothing=r.label_smoothing)
+        for a in out.aux:
+            loss = loss + w * F.cross_entropy(a.float(), y, label_smoothing=r.label_smoothing)
+        return loss, out.logits
+    return F.cross_entropy(out.float(), y, label_smoothing=r.label_smoothing), out
+
+
+def autocast_ctx(r: Recipe, device: torch.device):
+    on = r.amp == "bf16" or (r.amp == "auto" and device.type == "cuda")
+    if not on:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def use_channels_last(r: Recipe, device: torch.device) -> bool:
+    return r.channels_last == "on" or (r.channels_last == "auto" and device.type == "cuda")
+
+
+def set_deterministic(seed: int, deterministic: bool) -> None:
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+# -- one epoch ------------------------------------------------------------------------------------
+@dataclass
+class StepContext:
+    """What train_one_epoch needs besides the model: built once by `fit`."""
+
+    recipe: Recipe
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    device: torch.device
+    info: DistInfo = field(default_factory=DistInfo)
+    prep: Callable[[torch.Tensor, int], torch.Tensor] | None = None  # (x, step) -> input batch
+    channels_last: bool = False
+    on_progress: Callable[[int, dict], None] | None = None  # (steps done this epoch, metrics)
+    on_step_checkpoint: Callable[[int], None] | None = None  # (global step) -> save state
+    total_steps: int | None = None
+
+
+def _sync_metrics(acc: torch.Tensor, info: DistInfo) -> dict:
+    v = all_reduce_sum(acc.clone(), info).tolist() if info.enabled else acc.tolist()
+    loss_sum, correct, n = v[0], v[1], v[2]
+    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1), "n": int(n)}
+
+
+def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch: int,
+                    start_step: int) -> dict:
+    """Train over `batches` ((x, y) on the device, one global-batch shard each); `start_step`
+    is the global step of the first batch. Returns loss/acc/img/s of the epoch (all ranks)."""
+    r, dev = ctx.recipe, ctx.device
+    model.train()
+    acc = torch.zeros(3, device=dev, dtype=torch.float64)  # loss sum, correct, count
+    first_bad = torch.full((), -1, device=dev, dtype=torch.int64)
+    step = start_step
+    t0 = time.perf_counter()
+    seen = 0
+    is_ddp = hasattr(model, "no_sync")
+    params = [p for p in model.parameters() if p.requires_grad]
+    amp = autocast_ctx(r, dev)
+    for i, (x, y) in enumerate(batches):
+        if ctx.total_steps is not None and step >= ctx.total_steps:
+            break
+        if ctx.prep is not None:
+            x = ctx.prep(x, step)
+        if ctx.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        xs, ys = x.chunk(r.accum_steps), y.chunk(r.accum_steps)
+        step_loss = torch.zeros((), device=dev, dtype=torch.float32)
+        for j, (xm, ym) in enumerate(zip(xs, ys)):
+            last = j == len(xs) - 1
+            sync = contextlib.nullcontext() if (last or not is_ddp) else model.no_sync()
+            with sync:
+                with amp:
+                    out = model(xm)
+                loss, logits = loss_fn(out, ym, r)
+                # each micro-batch's mean, weighted by its share of the (local) batch
+                (loss * (len(ym) / len(y))).backward()
+            with torch.no_grad():
+                step_loss += loss.detach() * len(ym)
+                acc[1] += (logits.detach().argmax(1) == ym).sum()
+        with torch.no_grad():
+            acc[0] += step_loss
+            acc[2] += len(y)
+            bad = ~torch.isfinite(step_loss)
+            first_bad.copy_(torch.where(bad & (first_bad < 0), torch.full_like(first_bad, step), first_bad))
+        if r.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, r.grad_clip)
+        ctx.optimizer.step()
+        ctx.optimizer.zero_grad(set_to_none=True)
+        if ctx.scheduler is not None and not isinstance(ctx.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            ctx.scheduler.step()
+        step += 1
+        seen += len(y)
+        log_now = (i + 1) % max(1, r.log_every) == 0
+        ckpt_now = r.ckpt_every and step % r.ckpt_every == 0
+        if log_now or ckpt_now:  # the only host syncs of the loop
+            check_finite(first_bad, ctx.info, dev)
+            if ctx.on_progress is not None and log_now:
+                m = _sync_metrics(acc, ctx.info)
+                m["img_s"] = seen * ctx.info.world / max(time.perf_counter() - t0, 1e-9)
+                ctx.on_progress(i + 1, m)
+            if ckpt_now and ctx.on_step_checkpoint is not None:
+                ctx.on_step_checkpoint(step)
+    check_finite(first_bad, ctx.info, dev)
+    m = _sync_metrics(acc, ctx.info)
+    m["time"] = time.perf_counter() - t0
+    m["img_s"] = seen * ctx.info.world / max(m["time"], 1e-9)
+    m["step"] = step
+    return m
+
+
+def check_finite(first_bad: torch.Tensor, info: DistInfo, dev) -> None:
+    bad_step = int(first_bad.item())
+    if broadcast_flag(bad_step >= 0, info, dev):
+        where = f"at step {bad_step + 1}" if bad_step >= 0 else "on another rank"
+        raise NonFiniteLossError(
+            f"the training loss became NaN or infinite {where} (optimizer step {bad_step + 1} of the "
+            "run); stopped without saving, so the last good checkpoint is kept. Lower the learning "
+            "rate (--lr), or set grad_clip (--set grad_clip=1.0)")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable, *, device: torch.device, num_classes: int,
+             prep: Callable[[torch.Tensor], torch.Tensor] | None = None, recipe: Recipe | None = None,
+             channels_last: bool = False, info: DistInfo = DistInfo(), confusion: bool = False) -> dict:
+    """Loss, top-1/top-5 accuracy (and the confusion matrix) over `batches`. A batch shaped
+    (crops, N, C, H, W) is scored by the mean of the crops' softmax (10-crop testing)."""
+    model.eval()
+    r = recipe or Recipe()
+    amp = autocast_ctx(r, device)
+    sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top1, top5, n
+    cm = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64) if confusion else None
+    k = min(5, num_classes)
+    for x, y in batches:
+        if prep is not None:
+            x = prep(x)
+        crops = x.shape[0] if x.dim() == 5 else None
+        if crops:
+            x = x.flatten(0, 1)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with amp:
+            out = model(x)
+        logits = (out.logits if isinstance(out, AuxOutputs) else out).float()
+        if crops:
+            prob = logits.softmax(1).view(crops, -1, logits.shape[1]).mean(0)
+            sums[0] += F.nll_loss(prob.clamp_min(1e-12).log(), y, reduction="sum")
+            score = prob
+        else:
+            sums[0] += F.cross_entropy(logits, y, reduction="sum")
+            score = logits
+        topk = score.topk(k, 1).indices
+        sums[1] += (topk[:, 0] == y).sum()
+        sums[2] += (topk == y[:, None]).any(1).sum()
+        sums[3] += len(y)
+        if cm is not None:
+            cm += torch.bincount(y * num_classes + topk[:, 0], minlength=num_classes * num_classes)
+    all_reduce_sum(sums, info)
+    if cm is not None:
+        all_reduce_sum(cm, info)
+    loss, top1, top5, n = sums.tolist()
+    res = {"loss": loss / max(n, 1), "acc": top1 / max(n, 1), "top5": top5 / max(n, 1), "n": int(n)}
+    if cm is not None:
+        res["confusion"] = cm.view(num_classes, num_classes).cpu()
+    return res
+
+
+# -- outputs: CSV, TensorBoard, plots -------------------------------------------------------------
+CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_top5",
+              "img_per_s", "epoch_time_s")
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    from ..checkpoint import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_curves(path: Path, history: list[dict], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..checkpoint import atomic_path
+
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    if any(h.get("test_loss") is not None for h in history):
+        a1.plot(ep, [h.get("test_loss") for h in history], "o-", label="test")
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
+    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
+    if any(h.get("test_acc") is not None for h in history):
+        a2.plot(ep, [100 * h["test_acc"] if h.get("test_acc") is not None else None for h in history],
+                "o-", label="test")
+    a2.set_xlabel("epoch"), a2.set_ylabel("top-1 accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+class TensorBoardLog:
+    """Scalars to TensorBoard when the tensorboard package is installed; otherwise nothing."""
+
+    def __init__(self, out_dir: Path, enabled: bool):
+        self.w = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.w = SummaryWriter(str(out_dir / "tensorboard"))
+            except Exception:  # tensorboard not installed
+                self.w = None
+
+    def log(self, row: dict) -> None:
+        if self.w is None:
+            return
+        for k, v in row.items():
+            if k not in ("epoch", "step") and isinstance(v, (int, float)):
+                self.w.add_scalar(k, v, row["epoch"])
+        self.w.flush()
+
+    def close(self) -> None:
+        if self.w is not None:
+            self.w.close()

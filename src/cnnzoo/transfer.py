@@ -1,0 +1,369 @@
+"""Transfer learning on any zoo model, through the model contract (seed 003, "How to use it"):
+
+  1. activations of a layer as off-the-shelf features      extract_features, LinearProbe
+  2. a new classifier on a frozen network                  prepare_transfer(freeze_until="all")
+  3. fine-tuning the whole network, or from a named stage  prepare_transfer(freeze_until=NAME),
+     with a lower learning rate for pre-trained layers     param groups (backbone_lr_mult)
+
+Only `reset_classifier`, `classifier_name` and `feature_info` are used, so every family works
+without per-family code. Stage names are module names (`model.named_modules()`); a stage
+"from NAME on" means NAME and every parameter registered after it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import InvalidArgumentError, closest
+
+
+class _StopForward(Exception):
+    pass
+
+
+# -- data helpers (the data package's specs -> normalised tensors) ------------------------------
+
+@dataclass
+class ImageSet:
+    """Images already preprocessed for a model (float, normalised), their labels and names."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def select(y: torch.Tensor, classes: Sequence[int] | None = None, per_class: int | None = None,
+           seed: int = 0) -> torch.Tensor:
+    """Indices of the samples of `classes` (all if None), at most `per_class` of each, drawn
+    with a fixed seed so every run (and the scratch baseline) sees the same small set."""
+    keep = torch.arange(len(y))
+    if classes is not None:
+        keep = keep[torch.isin(y, torch.tensor(list(classes)))]
+    if per_class is not None:
+        g = torch.Generator().manual_seed(seed)
+        keep = keep[torch.randperm(len(keep), generator=g)]
+        chosen = []
+        for c in (classes if classes is not None else y.unique().tolist()):
+            chosen.append(keep[y[keep] == c][:per_class])
+        keep = torch.cat(chosen).sort().values
+    return keep
+
+
+def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
+                   classes: Sequence[int] | None = None, per_class: int | None = None,
+                   limit: int | None = None, seed: int = 0) -> ImageSet:
+    """A `--data` split as normalised tensors at the model's input size.
+
+    `classes` keeps only those labels and renumbers them 0..k-1 (digits 5-9 -> 0-4)."""
+    from .data.datasets import TensorData, load_split, parse_spec
+    from .predict import load_image, preprocess_image
+
+    data = load_split(parse_spec(spec), split)
+    labels = data.labels if isinstance(data, TensorData) else torch.tensor(
+        [t for _, t in data.samples])
+    names = list(data.classes)
+    if classes is not None:
+        bad = [c for c in classes if not 0 <= c < len(names)]
+        if bad:
+            raise InvalidArgumentError(f"--classes {bad} not in this data (labels 0..{len(names) - 1})")
+    idx = select(labels, classes, per_class, seed)
+    if limit is not None:
+        idx = idx[:limit]
+    c, h, w = preprocess["input_size"]
+    mean = torch.tensor(preprocess["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(preprocess["std"]).view(1, -1, 1, 1)
+    if isinstance(data, TensorData):
+        x = data.images[idx].float() / 255.0
+        if x.shape[1] != c:  # gray data into an RGB model, or the reverse
+            x = x.expand(-1, c, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+        if tuple(x.shape[2:]) != (h, w):
+            x = nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        x = (x - mean) / std
+    else:
+        x = torch.stack([preprocess_image(load_image(data.samples[i][0]), preprocess)
+                         for i in idx.tolist()])
+    y = labels[idx]
+    if classes is not None:
+        remap = {int(old): new for new, old in enumerate(classes)}
+        y = torch.tensor([remap[int(v)] for v in y])
+        names = [names[i] for i in classes]
+    return ImageSet(x.contiguous(), y.long(), names)
+
+
+# -- 1. features -----------------------------------------------------------------------------
+
+def _resolve(model: nn.Module, name: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules or not name:
+        near = closest(name, [n for n in modules if n])
+        stages = [f["module"] for f in getattr(model, "feature_info", [])]
+        raise InvalidArgumentError(
+            f"no layer named {name!r} in {getattr(model, 'model_name', type(model).__name__)}"
+            + (f"; did you mean: {', '.join(near)}?" if near else "")
+            + (f" (stages: {', '.join(stages)}; or 'pre_logits')" if stages else ""))
+    return modules[name]
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, x: torch.Tensor, layer: str | None = None,
+                     pool: str = "avg", batch_size: int = 256) -> torch.Tensor:
+    """Activations of `layer` for every image of `x`, one row per image.
+
+    layer None or "pre_logits": the vector fed to the last linear layer (AlexNet/VGG fc7,
+    ResNet's pooled features). Another name: that module's output; 4-D maps are reduced by
+    `pool` ("avg", "max" over H and W, or "flatten"). The forward pass stops at the layer.
+    """
+    if pool not in ("avg", "max", "flatten"):
+        raise InvalidArgumentError(f"pool must be avg, max or flatten, got {pool!r}")
+    model = model.eval()
+    device = next(model.parameters()).device
+    feats = []
+    target = None if layer in (None, "pre_logits") else _resolve(model, layer)
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device)
+        if target is None:
+            f = model.forward_head(model.forward_features(xb), pre_logits=True)
+        else:
+            box: dict[str, torch.Tensor] = {}
+
+            def hook(m, inp, out):
+                box["f"] = out if isinstance(out, torch.Tensor) else out[0]
+                raise _StopForward
+
+            h = target.register_forward_hook(hook)
+            try:
+                model(xb)
+            except _StopForward:
+                pass
+            finally:
+                h.remove()
+            f = box["f"]
+        if f.dim() == 4:
+            f = f.mean((2, 3)) if pool == "avg" else f.amax((2, 3)) if pool == "max" else f.flatten(1)
+        feats.append(f.flatten(1).float().cpu())
+    return torch.cat(feats)
+
+
+class LinearProbe(nn.Module):
+    """Standardise features (with the training set's statistics), then one linear layer."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc((f - self.mean) / self.std)
+
+
+def train_linear_probe(f: torch.Tensor, y: torch.Tensor, num_classes: int | None = None,
+                       epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4,
+                       batch_size: int = 256, seed: int = 0) -> LinearProbe:
+    """A linear classifier on fixed features (AdamW, cross-entropy, minibatches)."""
+    if len(f) != len(y) or len(f) == 0:
+        raise InvalidArgumentError(f"need as many labels as feature rows, got {len(f)} and {len(y)}")
+    num_classes = num_classes or int(y.max()) + 1
+    probe = LinearProbe(f.shape[1], num_classes)
+    probe.mean.copy_(f.mean(0))
+    probe.std.copy_(f.std(0).clamp_min(1e-6) if len(f) > 1 else torch.ones(f.shape[1]))
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        probe.fc.reset_parameters()
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(f), generator=g).split(batch_size):
+            loss = nn.functional.cross_entropy(probe(f[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+    return probe.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i:i + batch_size].to(device))
+        out = out.logits if hasattr(out, "logits") else out
+        correct += int((out.argmax(1).cpu() == y[i:i + batch_size]).sum())
+    return correct / max(1, len(y))
+
+
+# -- 2./3. freezing and fine-tuning --------------------------------------------------------------
+
+def stage_names(model: nn.Module) -> list[str]:
+    return [f["module"] for f in getattr(model, "feature_info", [])]
+
+
+def freeze(model: nn.Module, until: str | None) -> list[str]:
+    """Freeze parameters. until=None: nothing (fine-tune everything); "all": everything but
+    the classifier (a new classifier on a frozen network); a module name: everything
+    registered before that module (fine-tune from that stage on). Returns the frozen names."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if until is None:
+        return []
+    names = [n for n, _ in model.named_parameters()]
+    if until == "all":
+        head = getattr(model, "classifier_name", None)
+        if head is None:
+            raise InvalidArgumentError(f"{type(model).__name__} has no classifier_name")
+        start = next((i for i, n in enumerate(names) if n.startswith(head + ".")), len(names))
+    else:
+        module = _resolve(model, until)
+        first = next(iter(module.parameters()), None)
+        if first is None:
+            raise InvalidArgumentError(f"layer {until!r} has no parameters; name a stage with "
+                                       f"weights ({', '.join(stage_names(model)) or 'see named_modules'})")
+        ids = [id(p) for _, p in model.named_parameters()]
+        start = ids.index(id(first))
+    frozen = names[:start]
+    params = dict(model.named_parameters())
+    for n in frozen:
+        params[n].requires_grad_(False)
+    return frozen
+
+
+def set_train_mode(model: nn.Module) -> nn.Module:
+    """model.train(), except batch norms whose parameters are frozen keep their running
+    statistics (eval mode): a frozen stage must compute what it computed when pre-trained."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            ps = list(m.parameters())
+            if ps and not any(p.requires_grad for p in ps):
+                m.eval()
+    return model
+
+
+def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float = 0.1,
+                 weight_decay: float = 5e-4) -> list[dict[str, Any]]:
+    """Trainable parameters in two groups: the (new) classifier at `lr`, the pre-trained rest
+    at `lr * backbone_lr_mult`. No weight decay on biases and norm parameters."""
+    head = getattr(model, "classifier_name", "") + "."
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((n.startswith(head), p.dim() > 1), []).append(p)
+    out = []
+    for (is_head, decay), ps in sorted(groups.items()):
+        out.append({"params": ps, "lr": lr if is_head else lr * backbone_lr_mult,
+                    "weight_decay": weight_decay if decay else 0.0,
+                    "name": ("classifier" if is_head else "pretrained") + ("" if decay else "/no_wd")})
+    return out
+
+
+def prepare_transfer(model: nn.Module, num_classes: int, freeze_until: str | None = None,
+                     lr: float = 0.01, backbone_lr_mult: float = 0.1) -> list[dict[str, Any]]:
+    """New classifier for `num_classes`, freezing per `freeze_until`; returns param groups."""
+    model.reset_classifier(num_classes)
+    freeze(model, freeze_until)
+    return param_groups(model, lr, backbone_lr_mult)
+
+
+@dataclass
+class FitResult:
+    train_loss: float
+    train_acc: float
+    val_acc: float | None
+    epochs: int
+    history: list[dict[str, float]]
+
+
+def fit(model: nn.Module, groups: Iterable[dict[str, Any]], train: ImageSet,
+        val: ImageSet | None = None, epochs: int = 20, batch_size: int = 64,
+        momentum: float = 0.9, seed: int = 0, augment: bool = True,
+        log=None) -> FitResult:
+    """SGD with momentum and a cosine schedule on an in-memory set (small transfer sets).
+
+    augment: random shifts of up to 2 pixels (padding 2, random crop), enough to keep a tiny
+    labelled set from being memorised."""
+    opt = torch.optim.SGD(list(groups), momentum=momentum, nesterov=True)
+    steps = epochs * math.ceil(len(train) / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    history = []
+    for epoch in range(epochs):
+        set_train_mode(model)
+        total, correct, loss_sum = 0, 0, 0.0
+        for idx in torch.randperm(len(train), generator=g).split(batch_size):
+            xb, yb = train.x[idx].to(device), train.y[idx].to(device)
+            if augment:
+                xb = _shift(xb, 2, g)
+            out = model(xb)
+            out = out.logits if hasattr(out, "logits") else out
+            loss = nn.functional.cross_entropy(out, yb)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += len(yb)
+            correct += int((out.argmax(1) == yb).sum())
+            loss_sum += float(loss) * len(yb)
+        row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total}
+        if val is not None and (epoch + 1 == epochs or log is not None):
+            row["val_acc"] = accuracy(model, val.x, val.y)
+        history.append(row)
+        if log is not None:
+            log(row)
+    last = history[-1]
+    return FitResult(last["loss"], last["train_acc"],
+                     accuracy(model, val.x, val.y) if val is not None else None, epochs, history)
+
+
+def _shift(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    padded = nn.functional.pad(x, (pad, pad, pad, pad), value=float(x.amin()))
+    dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=g).tolist()
+    return padded[:, :, dy:dy + h, dx:dx + w]
+
+
+def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor,
+                  **meta: Any) -> None:
+    """Features + labels as safetensors, with what produced them in the metadata."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from .checkpoint import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp),
+                  metadata={"cnnzoo_features": json.dumps(meta)})
+
+
+def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    import json
+
+    from safetensors import safe_open
+
+    from .errors import CheckpointError
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("cnnzoo_features", "{}"))
+            return f.get_tensor("features"), f.get_tensor("labels"), meta
+    except (OSError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a features file written by `cnnzoo features` ({err})") \
+            from None
+    except Exception as err:  # safetensors' own errors for corrupt headers
+        raise CheckpointError(f"{path}: not a readable features file ({err})") from None

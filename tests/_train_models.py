@@ -1,0 +1,71 @@
+"""Small models for the training tests (registered on import), and a CLI entry that registers
+them first: `python tests/_train_models.py train tiny_cnn ...` (also under torchrun)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from cnnzoo.contract import AuxOutputs, ZooModel  # noqa: E402
+from cnnzoo.registry import Paper, _REGISTRY, register  # noqa: E402
+
+_PAPER = Paper("test model", "cnnzoo tests", 2026, "-")
+
+
+class TinyCNN(ZooModel):
+    """conv(8) - pool - conv(16) - pool - fc; optional BN and an auxiliary head."""
+
+    classifier_name = "fc"
+
+    def __init__(self, num_classes=10, in_chans=1, bn=False, aux=False, width=8):
+        super().__init__(num_classes, in_chans)
+        w = width
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, w, 5, padding=2), nn.BatchNorm2d(w) if bn else nn.Identity(), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 5), nn.BatchNorm2d(2 * w) if bn else nn.Identity(), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4))
+        self.num_features = 2 * w * 16
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self.aux_head = nn.Linear(self.num_features, num_classes) if aux else None
+
+    def forward_features(self, x):
+        return self.features(x)
+
+    def forward_head(self, x, pre_logits=False):
+        x = x.flatten(1)
+        if pre_logits:
+            return x
+        logits = self.fc(x)
+        if self.aux_head is not None and self.training:
+            return AuxOutputs(logits, (self.aux_head(x),), 0.3)
+        return logits
+
+
+def _builder(**kw):
+    return TinyCNN(**kw)
+
+
+def _register():
+    for name, kw, size in (("tiny_cnn", {}, (1, 28, 28)), ("tiny_bn", {"bn": True}, (1, 28, 28)),
+                           ("tiny_aux", {"aux": True}, (1, 28, 28)),
+                           ("tiny32", {}, (1, 32, 32)), ("tiny_rgb", {}, (3, 32, 32))):
+        if name not in _REGISTRY:
+            from cnnzoo.registry import _ensure_loaded
+
+            _ensure_loaded()
+            if name not in _REGISTRY:
+                register(name, _builder, family="test", paper=_PAPER, input_size=size, kwargs=kw)
+
+
+_register()
+
+if __name__ == "__main__":
+    from cnnzoo.cli import main
+
+    main(sys.argv[1:])

@@ -1,0 +1,135 @@
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnzoo
+from cnnzoo.cli import main
+from cnnzoo.predict import ImageError, get_preprocess, load_image, predict, preprocess_image
+
+from _zoo_testmodels import ensure_registered
+
+ensure_registered()
+
+CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+PP_GRAY = {"input_size": [1, 28, 28], "resize": None, "mean": [0.1307], "std": [0.3081],
+           "grayscale": True}
+
+
+@pytest.fixture(scope="module")
+def gray_file(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("m") / "gray.safetensors"
+    cnnzoo.save_model(path, cnnzoo.create_model("_small_cnn_test", num_classes=10, in_chans=1), classes=CLASSES,
+                      preprocess=PP_GRAY)
+    return path
+
+
+def _images(d):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    files = {"rgb.jpg": Image.fromarray(rgb), "gray.png": Image.fromarray(rgb[..., 0]),
+             "rgba.png": Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA"),
+             "palette.gif": Image.fromarray(rgb).convert("P"),
+             "big16.png": Image.fromarray(rng.integers(0, 65535, (300, 20), dtype=np.uint16)),
+             "bw.bmp": Image.fromarray(rgb[..., 0] > 128)}
+    for name, img in files.items():
+        img.save(d / name)
+    return [d / n for n in files]
+
+
+def test_top5_follows_the_recorded_preprocessing(gray_file, tmp_path):
+    model, record = cnnzoo.load_model(gray_file)
+    paths = _images(tmp_path)
+    res = predict(model, paths, record)
+    assert [r["image"] for r in res] == [str(p) for p in paths]
+    for r, p in zip(res, paths):
+        assert len(r["top"]) == 5
+        probs = [c["prob"] for c in r["top"]]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        assert all(c["class"] == CLASSES[c["index"]] for c in r["top"])
+        # the same numbers as preprocessing by hand: gray, 28x28, MNIST statistics
+        img = Image.open(p)
+        img = img.convert("RGBA") if img.mode in ("RGBA", "P") else img
+        if img.mode == "RGBA":
+            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(bg, img)
+        if img.mode == "I;16" or img.mode == "I":
+            arr = np.asarray(img, dtype=np.float32) / 65535 * 255
+            img = Image.fromarray(arr.astype(np.uint8))
+        x = np.asarray(img.convert("L").resize((28, 28), Image.BILINEAR), np.float32) / 255
+        x = (torch.from_numpy(x)[None, None] - 0.1307) / 0.3081
+        with torch.no_grad():
+            expect = model(x).softmax(1)[0]
+        torch.testing.assert_close(torch.tensor(probs), expect.sort(descending=True).values[:5],
+                                   atol=1e-5, rtol=0)
+
+
+def test_rgb_defaults_resize_and_centre_crop(tmp_path):
+    # no recorded preprocessing: native size + ImageNet statistics, shorter side 256, crop 224
+    model = cnnzoo.create_model("_tv_resnet18_test", num_classes=3)
+    pp = get_preprocess({}, model)
+    assert pp == {"input_size": [3, 224, 224], "resize": 256, "mean": [0.485, 0.456, 0.406],
+                  "std": [0.229, 0.224, 0.225], "grayscale": False}
+    img = Image.fromarray(np.full((100, 400), 200, np.uint8))  # gray into an RGB model
+    x = preprocess_image(img, pp)
+    assert x.shape == (3, 224, 224)
+    torch.testing.assert_close(x[:, 0, 0], (200 / 255 - torch.tensor(pp["mean"])) / torch.tensor(pp["std"]))
+
+
+def test_predict_cli_json(gray_file, tmp_path, capsys):
+    paths = _images(tmp_path)[:2]
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(gray_file), *map(str, paths), "--json", "--top", "3"])
+    assert ex.value.code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res) == 2 and [len(r["top"]) for r in res] == [3, 3]
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(gray_file), str(paths[0])])
+    assert ex.value.code == 0 and "probability" in capsys.readouterr().out
+
+
+def _png_header_only(width, height):
+    """A PNG whose header claims width x height: what a decompression bomb looks like before
+    it is decoded (ours is tiny on disk)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, gray_file, capsys):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(100_000, 100_000))  # 10 gigapixels claimed
+    with pytest.raises(ImageError, match="decompression bomb"):
+        load_image(bomb)
+    medium = tmp_path / "medium.png"
+    medium.write_bytes(_png_header_only(8000, 6000))  # 48 MP: under PIL's limit, over ours
+    with pytest.raises(ImageError, match=r"8000x6000 = 48,000,000 pixels exceeds the limit of "
+                                         r"40,000,000 \(a decompression bomb"):
+        load_image(medium)
+    Image.new("L", (30, 30)).save(tmp_path / "ok.png")
+    with pytest.raises(ImageError, match="exceeds the limit of 100"):
+        load_image(tmp_path / "ok.png", max_pixels=100)
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(gray_file), str(bomb)])
+    assert ex.value.code == 2 and "decompression bomb" in capsys.readouterr().err
+
+
+def test_corrupt_and_missing_images(tmp_path):
+    (tmp_path / "junk.jpg").write_bytes(b"definitely not a jpeg")
+    with pytest.raises(ImageError, match="not an image file PIL can read"):
+        load_image(tmp_path / "junk.jpg")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(
+        tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image(tmp_path / "cut.png")
+    with pytest.raises(ImageError, match="no such image file"):
+        load_image(tmp_path / "absent.png")

@@ -1,0 +1,223 @@
+"""ImageNet ResNets (v1.5, v1, pre-activation, ResNeXt, Wide, SE): exact parameter counts,
+torchvision output equality, the paper's multiply-adds, the model contract, zero-init, compile."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import cnnzoo
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.registry import get_entry
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """With -n 2 on 2 shared cores, intra-op threads only contend (10x slower under load)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TV_COMPATIBLE = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+                 "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def meta_model(name: str, **kw) -> nn.Module:
+    with torch.device("meta"):
+        return cnnzoo.create_model(name, **kw)
+
+
+def count_macs(name: str, input_size=None, **kw) -> float:
+    """Multiply-adds of convs and linear layers at the native input size (meta device)."""
+    size = input_size or tuple(get_entry(name).input_size)
+    model = meta_model(name, **kw)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, *size, device="meta"))
+    return counter.get_total_flops() / 2  # it counts a multiply-add as 2 FLOPs
+
+
+def randomize_bn(model: nn.Module) -> nn.Module:
+    """Random BN affine and running statistics, so that a swapped BN would change the output."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+    return model
+
+
+def assert_matches_torchvision(name: str, size: int = 64) -> None:
+    ref = randomize_bn(getattr(torchvision.models, name)()).eval()
+    ours = meta_model(name)  # no init cost: torchvision's tensors are assigned
+    ours.load_state_dict(ref.state_dict(), strict=True, assign=True)
+    ours.eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x))
+        torch.testing.assert_close(ours.forward_head(ours.forward_features(x), pre_logits=True),
+                                   torch.flatten(ref.avgpool(_tv_features(ref, x)), 1))
+
+
+def _tv_features(ref: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
+    return ref.layer4(ref.layer3(ref.layer2(ref.layer1(x))))
+
+
+def check_contract(model: nn.Module, size: int) -> None:
+    """forward_features/forward_head/reset_classifier/feature_info behave the same on every model."""
+    model.eval()
+    x = torch.randn(2, model.in_chans, size, size)
+    seen = {}
+    hooks = [model.get_submodule(f["module"]).register_forward_hook(
+        lambda m, i, o, k=f["module"]: seen.__setitem__(k, o.shape)) for f in model.feature_info]
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert model(x).shape == (2, model.num_classes)
+    for h in hooks:
+        h.remove()
+    for f in model.feature_info:
+        assert seen[f["module"]] == (2, f["num_chs"], size // f["reduction"], size // f["reduction"]), f
+    assert feats.shape[1] == model.num_features == model.feature_info[-1]["num_chs"]
+    with torch.no_grad():
+        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+        model.reset_classifier(3)
+        assert model(x).shape == (2, 3)
+        model.reset_classifier(0)
+        assert model(x).shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("name", TV_COMPATIBLE)
+def test_param_count_equals_torchvision(name):
+    with torch.device("meta"):
+        ref = getattr(torchvision.models, name)()
+    ours = meta_model(name)
+    assert n_params(ours) == n_params(ref)
+    assert list(ours.state_dict()) == list(ref.state_dict())  # same checkpoint keys, same order
+
+
+@pytest.mark.parametrize("name", TV_COMPATIBLE)
+def test_outputs_equal_torchvision(name):
+    # 64x64 leaves layer4 at 2x2 (every 3x3 tap used); the deepest nets run at 32x32 (1x1 at
+    # layer4) to keep CPU time low: their blocks are the same code as the 64x64-tested ones.
+    assert_matches_torchvision(name, size=32 if ("101" in name or "152" in name) else 64)
+
+
+def test_published_torchvision_figures_match_torchvision_metadata():
+    for name in TV_COMPATIBLE:
+        meta = torchvision.models.get_model_weights(name).IMAGENET1K_V1.meta
+        pub = next(p for p in get_entry(name).published if p.source.startswith("torchvision"))
+        assert pub.params == meta["num_params"] == n_params(meta_model(name))
+        acc = meta["_metrics"]["ImageNet-1K"]
+        assert pub.top1_err == pytest.approx(100 - acc["acc@1"], abs=1e-6)
+        assert pub.top5_err == pytest.approx(100 - acc["acc@5"], abs=1e-6)
+
+
+@pytest.mark.parametrize("name,paper_gmacs", [("resnet50_v1", 3.8), ("resnet101_v1", 7.6),
+                                              ("resnet152_v1", 11.3)])
+def test_v1_multiply_adds_match_paper(name, paper_gmacs):
+    macs = count_macs(name)
+    assert abs(macs / 1e9 - paper_gmacs) < 0.1, macs
+    # v1.5 costs more: the stride moved from the 1x1 to the 3x3, which now runs at full resolution
+    v15 = count_macs(name.removesuffix("_v1"))
+    assert v15 > macs and v15 == pytest.approx(get_entry(name.removesuffix("_v1")).published[0].macs, rel=2e-3)
+
+
+def test_resnet18_34_multiply_adds_match_paper():
+    assert count_macs("resnet18") / 1e9 == pytest.approx(1.8, abs=0.05)
+    assert count_macs("resnet34") / 1e9 == pytest.approx(3.6, abs=0.1)
+
+
+def test_v1_and_v15_differ_only_in_stride_placement():
+    v1, v15 = meta_model("resnet50_v1"), meta_model("resnet50")
+    assert list(v1.state_dict()) == list(v15.state_dict())
+    b1, b15 = v1.layer2[0], v15.layer2[0]
+    assert (b1.conv1.stride, b1.conv2.stride) == ((2, 2), (1, 1))
+    assert (b15.conv1.stride, b15.conv2.stride) == ((1, 1), (2, 2))
+
+
+@pytest.mark.parametrize("name,published_m", [("se_resnet50", 28.1), ("se_resnext50_32x4d", 27.6)])
+def test_se_params_match_paper(name, published_m):
+    m = meta_model(name)
+    assert round(n_params(m) / 1e6, 1) == published_m
+    base = meta_model("resnet50_v1" if name == "se_resnet50" else "resnext50_32x4d")
+    # each bottleneck adds fc1 (C -> C/16, bias) and fc2 (C/16 -> C, bias)
+    extra = sum(2 * c * (c // 16) + c + c // 16
+                for c, n in zip((256, 512, 1024, 2048), (3, 4, 6, 3)) for _ in range(n))
+    assert n_params(m) - n_params(base) == extra
+    assert isinstance(m.layer3[5].se.fc2, nn.Conv2d) and m.layer3[5].se.fc1.out_channels == 64
+
+
+def test_resnext101_32x4d_params_and_macs_match_seed_table():
+    # seed 004: 44.3 M parameters, 7.99 G ops; the architecture gives 44.18 M (see docs)
+    assert n_params(meta_model("resnext101_32x4d")) == 44_177_704
+    assert count_macs("resnext101_32x4d") / 1e9 == pytest.approx(7.99, abs=0.05)
+
+
+def test_preact_imagenet_param_counts():
+    # same convs and fc as the post-activation nets; BNs move in front of the convs
+    assert n_params(meta_model("preact_resnet18")) == 11_687_720
+    assert n_params(meta_model("preact_resnet50")) == 25_549_352
+    m = meta_model("preact_resnet50")
+    assert isinstance(m.bn1, nn.Identity) and isinstance(m.bn_final, nn.BatchNorm2d)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50_v1", "preact_resnet18", "se_resnext50_32x4d"])
+def test_contract_feature_info(name):
+    m = cnnzoo.create_model(name, num_classes=7, layers=(1, 2, 1, 1))  # same blocks, fewer of them
+    assert [f["reduction"] for f in m.feature_info] == [4, 8, 16, 32]
+    assert [f["module"] for f in m.feature_info] == ["layer1", "layer2", "layer3", "layer4"]
+    check_contract(m, 64)
+
+
+def test_any_num_classes_and_in_chans():
+    m = cnnzoo.create_model("resnet18", num_classes=5, in_chans=1).eval()
+    assert m.conv1.in_channels == 1 and m.fc.out_features == 5
+    with torch.no_grad():
+        assert m(torch.randn(1, 1, 40, 40)).shape == (1, 5)
+
+
+def test_he_init():
+    m = cnnzoo.create_model("resnet50", layers=(1, 1, 1, 1))
+    w = m.layer1[0].conv2.weight  # fan_out = 64 * 3 * 3
+    assert w.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
+    assert torch.all(m.layer1[0].bn3.weight == 1)
+
+
+@pytest.mark.parametrize("name,last", [("resnet18", "bn2"), ("resnet50", "bn3"), ("preact_resnet18", "bn2"),
+                                       ("preact_resnet50", "bn3"), ("se_resnet50", "bn3")])
+def test_zero_init_residual_makes_blocks_identity(name, last):
+    m = cnnzoo.create_model(name, zero_init_residual=True, layers=(2, 1, 1, 1)).eval()
+    for stage in (m.layer1, m.layer2, m.layer3, m.layer4):
+        for blk in stage:
+            assert torch.all(getattr(blk, last).weight == 0)
+    blk = m.layer1[1]  # an identity-shortcut block: output == input (after the final ReLU if any)
+    x = torch.rand(1, blk.conv1.in_channels, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(blk(x), x)
+
+
+def test_invalid_arguments_say_what_is_allowed():
+    with pytest.raises(InvalidArgumentError, match="choose from basic, bottleneck"):
+        cnnzoo.create_model("resnet50", block="dense")
+    with pytest.raises(InvalidArgumentError, match="bottleneck blocks only"):
+        cnnzoo.create_model("resnet18", groups=32)
+    with pytest.raises(InvalidArgumentError, match="positive block counts"):
+        cnnzoo.create_model("resnet18", layers=(2, 0, 2, 2))
+
+
+def test_torch_compile_fullgraph():
+    m = cnnzoo.create_model("se_resnext50_32x4d", layers=(1, 1, 1, 1), num_classes=4).eval()
+    x = torch.randn(2, 3, 64, 64)
+    compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), m(x))
+    assert get_entry("resnet50").compiles_with == "compile"

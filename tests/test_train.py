@@ -1,0 +1,295 @@
+"""Training: recipes, schedules, the engine on real (embedded MNIST) data, the GPU fast path
+exercised on the CPU, faults (NaN, malicious pickles, bad input), eval and the model record."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
+
+from cnnzoo.checkpoint import load_model, read_record  # noqa: E402
+from cnnzoo.errors import CheckpointError, InputShapeError, InvalidArgumentError  # noqa: E402
+from cnnzoo.registry import create_model  # noqa: E402
+from cnnzoo.train import checkpoint as ckpt  # noqa: E402
+from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402
+from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
+from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # two xdist workers on two cores
+    yield
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+# -- recipes --------------------------------------------------------------------------------
+def test_paper_recipes_hold_the_papers_numbers():
+    a = RECIPES["alexnet"]
+    assert (a.optimizer, a.momentum, a.lr, a.weight_decay, a.batch_size, a.schedule, a.gamma) == \
+        ("sgd", 0.9, 0.01, 5e-4, 128, "plateau", 0.1)
+    c = RECIPES["cifar_resnet"]
+    assert (c.lr, c.batch_size, c.weight_decay, c.milestones, c.iterations, c.augment) == \
+        (0.1, 128, 1e-4, [32000, 48000], 64000, "cifar")
+    assert RECIPES["googlenet"].aux_weight == 0.3
+    assert RECIPES["vgg"].augment == "vgg" and RECIPES["alexnet"].augment == "alexnet"
+    f = RECIPES["fast"]
+    assert f.schedule == "onecycle" and f.label_smoothing > 0 and f.amp == "auto"
+
+
+def test_overrides_from_set_and_yaml(tmp_path):
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text(yaml.safe_dump({"lr": 0.3, "milestones": [1, 2], "augment": "cifar"}))
+    r = get_recipe("alexnet", {"lr": "0.05", "grad_clip": "2", "nesterov": "true"}, config=cfg)
+    assert r.lr == 0.05 and r.milestones == [1, 2] and r.grad_clip == 2.0 and r.nesterov is True
+    with pytest.raises(InvalidArgumentError, match="did you mean lr"):
+        get_recipe("fast", {"lrr": "1"})
+    with pytest.raises(InvalidArgumentError, match="takes float"):
+        get_recipe("fast", {"lr": "fast"})
+    with pytest.raises(InvalidArgumentError, match="augment must be one of"):
+        get_recipe("fast", {"augment": "mixup"})
+    with pytest.raises(InvalidArgumentError, match="unknown recipe 'alexnett'"):
+        get_recipe("alexnett")
+
+
+def test_cifar_resnet_schedule_divides_at_32k_and_48k():
+    r = RECIPES["cifar_resnet"]
+    f = lr_factor(r, steps_per_epoch=391, total_steps=64000)
+    assert [f(s) for s in (0, 31999, 32000, 47999, 48000, 63999)] == \
+        pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    # the same run in epochs keeps the milestones at 50% and 75%
+    r2 = Recipe(schedule="multistep", milestones=[5.0, 7.5], epochs=10)
+    f2 = lr_factor(r2, 100, 1000)
+    assert f2(499) == 1 and f2(500) == pytest.approx(0.1) and f2(750) == pytest.approx(0.01)
+    oc = lr_factor(Recipe(schedule="onecycle", pct_start=0.25), 10, 100)
+    assert oc(0) == pytest.approx(0.04) and oc(25) == pytest.approx(1.0) and oc(99) < 0.01
+
+
+def test_aux_loss_uses_the_models_weight():
+    m = create_model("tiny_aux", num_classes=10, in_chans=1).train()
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    out = m(x)
+    loss, logits = loss_fn(out, y, Recipe())
+    ce = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(loss, ce(out.logits, y) + 0.3 * ce(out.aux[0], y))
+    loss2, _ = loss_fn(out, y, Recipe(aux_weight=1.0))
+    torch.testing.assert_close(loss2, ce(out.logits, y) + ce(out.aux[0], y))
+
+
+# -- the engine on real data ------------------------------------------------------------------
+def test_trains_on_embedded_mnist_and_writes_everything(tmp_path):
+    res = fit("tiny32", recipe="fast", epochs=3, out=tmp_path, overrides={"batch_size": 64})
+    assert res["test_acc"] > 0.85  # chance is 0.10; ~280 steps on 6000 real digits
+    assert res["input"].startswith("28x28 images zero-padded by 2")
+    for f in ("model.safetensors", "checkpoint.safetensors", "metrics.csv", "training_curves.png"):
+        assert (tmp_path / f).is_file(), f
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,lr,train_loss") and len(rows) == 4
+    rec = read_record(tmp_path / "model.safetensors")
+    assert rec["model"] == "tiny32" and rec["data"] == "embedded" and rec["recipe"]["name"] == "fast"
+    assert rec["classes"] == [str(i) for i in range(10)]
+    pre = rec["preprocess"]
+    assert pre["input_size"] == [1, 32, 32] and pre["resize"] == 28 and pre["grayscale"] is True
+    assert pre["mean"][0] == pytest.approx(0.13, abs=0.01) and pre["std"][0] == pytest.approx(0.31, abs=0.01)
+    assert rec["metrics"]["test_acc"] == pytest.approx(res["test_acc"])
+    # eval agrees with the run's own test accuracy; 10-crop and the confusion matrix work
+    ev = evaluate_file(tmp_path / "model.safetensors")
+    assert ev["top1_err"] == pytest.approx(res["test_top1_err"], abs=1e-3)
+    assert sum(map(sum, ev["confusion"])) == 1000 and len(ev["per_class_acc"]) == 10
+    ten = evaluate_file(tmp_path, ten_crop=True)
+    assert ten["view"] == "10-crop" and ten["top1_err"] < 50
+
+
+def test_fast_path_on_cpu_bf16_channels_last_fused_accum_aux(tmp_path):
+    res = fit("tiny_aux", recipe="lenet", epochs=1, out=tmp_path,
+              overrides={"label_smoothing": 0.1, "no_decay_norm_bias": True, "amp": "bf16", "channels_last": "on", "fused": "on", "accum_steps": 2,
+                         "batch_size": 64, "grad_clip": 5.0, "log_every": 10})
+    assert res["test_acc"] > 0.8
+    m, _ = load_model(tmp_path / "model.safetensors")
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path):
+    common = {"batch_size": 64, "limit_train": 640, "schedule": "constant", "eval_every": 5}
+    fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "a", overrides=common)
+    fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "b", overrides={**common, "accum_steps": 4})
+    a, b = _weights(tmp_path / "a/model.safetensors"), _weights(tmp_path / "b/model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
+
+
+def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
+    o = {"batch_size": 64, "limit_train": 640, "eval_every": 9}
+    fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "full", overrides=o, deterministic=True)
+    fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "again", overrides=o, deterministic=True)
+    fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "part", overrides={**o, "ckpt_every": 3},
+        deterministic=True)
+    full = _weights(tmp_path / "full/model.safetensors")
+    assert all(torch.equal(full[k], v) for k, v in _weights(tmp_path / "again/model.safetensors").items())
+    # resume from a mid-epoch checkpoint (step 3 of epoch 1): rewrite the run's state to it
+    _, state = ckpt.load_state(tmp_path / "part")
+    assert state["step"] == 20
+    # train 1 epoch + 3 steps, then resume to 2 epochs
+    o2 = {**o, "ckpt_every": 13}
+    with pytest.raises(_Stop):
+        _fit_until(tmp_path / "cut", o2, stop_at=13)
+    _, st = ckpt.load_state(tmp_path / "cut")
+    assert st["step"] == 13
+    res = fit(resume=tmp_path / "cut")
+    assert res["steps"] == 20
+    cut = _weights(tmp_path / "cut/model.safetensors")
+    for k in full:
+        assert torch.equal(full[k], cut[k]), k
+
+
+class _Stop(Exception):
+    pass
+
+
+def _fit_until(out, overrides, stop_at):
+    """A run that dies right after its step-`stop_at` checkpoint (like kill -9)."""
+    from cnnzoo.train import run
+
+    real = ckpt.save_state
+
+    def save_then_die(*a, **kw):
+        real(*a, **kw)
+        if kw["step"] == stop_at:
+            raise _Stop
+
+    run.ckpt.save_state = save_then_die
+    try:
+        fit("tiny_bn", recipe="lenet", epochs=2, out=out, overrides=overrides, deterministic=True)
+    finally:
+        run.ckpt.save_state = real
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    # epoch 1 is fine; then the lr is multiplied by 1e12 and the loss blows up
+    o = {"batch_size": 64, "limit_train": 640, "schedule": "multistep", "milestones": [1.0],
+         "gamma": 1e12, "log_every": 1}
+    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite at step (1[1-9]|20)"):
+        fit("tiny_cnn", recipe="lenet", epochs=3, out=tmp_path, overrides=o)
+    _, state = ckpt.load_state(tmp_path)
+    assert state["step"] == 10  # the end of epoch 1
+    assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "model.safetensors").values())
+
+
+def test_cli_nan_exits_1(tmp_path, capsys):
+    from cnnzoo.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "tiny_cnn", "--epochs", "1", "--lr", "1e9", "--out", str(tmp_path),
+              "--set", "limit_train=256", "--batch-size", "64", "--set", "log_every=1", "--no-progress"])
+    assert e.value.code == 1
+    assert re.search(r"NaN or infinite at step \d+", capsys.readouterr().err)
+
+
+# -- safety and input errors ----------------------------------------------------------------
+class _Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_malicious_torch_checkpoint_is_refused(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as f:
+        torch.save({"model": {}, "epoch": _Evil(marker)}, f, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="refusing to load .*evil.pth"):
+        fit("tiny_cnn", resume=evil, out=tmp_path / "o")
+    from cnnzoo.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["eval", str(evil)])
+    assert e.value.code == 2 and "refusing to load" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_resume_from_a_plain_torch_checkpoint(tmp_path):
+    torch.manual_seed(1)
+    m = create_model("tiny_cnn", num_classes=10, in_chans=1)
+    torch.save({"model": m.state_dict(), "epoch": 0}, tmp_path / "ref.pth")
+    res = fit("tiny_cnn", resume=tmp_path / "ref.pth", epochs=2, out=tmp_path / "o",
+              overrides={"batch_size": 64, "limit_train": 640})
+    assert res["steps"] == 20  # continued after its epoch 0
+
+
+def test_clear_errors_before_training(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        fit("tiny_cnn", data=f"mnist:{tmp_path / 'missing'}", out=tmp_path / "o")
+    (tmp_path / "m").mkdir()
+    with pytest.raises(InvalidArgumentError, match="train-images-idx3-ubyte"):
+        fit("tiny_cnn", data=f"mnist:{tmp_path / 'm'}", out=tmp_path / "o")
+    (tmp_path / "m" / "train-images-idx3-ubyte.gz").write_text("this is not gzip")
+    (tmp_path / "m" / "train-labels-idx1-ubyte.gz").write_text("nor this")
+    with pytest.raises(InvalidArgumentError, match="cannot read IDX"):
+        fit("tiny_cnn", data=f"mnist:{tmp_path / 'm'}", out=tmp_path / "o")
+    with pytest.raises(InvalidArgumentError, match="larger than the training set"):
+        fit("tiny_cnn", overrides={"batch_size": 128, "limit_train": 100}, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()  # nothing written before the checks
+
+
+def test_input_that_cannot_fit_the_model_is_refused_before_training():
+    from cnnzoo.data.preprocess import Preprocess
+    from cnnzoo.train.run import _check_fits
+
+    m = create_model("tiny_cnn", num_classes=10, in_chans=1)
+    with pytest.raises(InputShapeError, match="does not fit tiny_cnn"):
+        _check_fits("tiny_cnn", m, Preprocess(1, (6, 6), (6, 6), 0, None, [0], [1]))
+
+
+def test_cli_train_and_eval_json(tmp_path, capsys):
+    from cnnzoo.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "tiny_cnn", "--epochs", "1", "--out", str(tmp_path), "--format", "json",
+              "--set", "limit_train=1024", "--batch-size", "32", "--no-progress"])
+    assert e.value.code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["model"] == "tiny_cnn" and res["test_acc"] > 0.5
+    png = tmp_path / "cm.png"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", str(tmp_path / "model.safetensors"), "--plot-confusion", str(png), "--format", "json"])
+    ev = json.loads(capsys.readouterr().out)
+    assert e.value.code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    assert ev["top1_err"] == pytest.approx(res["test_top1_err"], abs=1e-3)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "tiny_cnn", "--set", "lr=abc", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+
+
+def test_training_state_roundtrip_keeps_types(tmp_path):
+    m = create_model("tiny_bn", num_classes=10, in_chans=1)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    m(torch.randn(2, 1, 28, 28)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    ckpt.save_state(tmp_path, model=m, optimizer=opt, scheduler=sched, epoch=1, step=7, extra={"x": [1, 2]})
+    sd, st = ckpt.load_state(tmp_path)
+    assert st["step"] == 7 and st["x"] == [1, 2]
+    opt2 = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    opt2.load_state_dict(st["optimizer"])
+    assert opt2.param_groups[0]["betas"] == (0.9, 0.999)
+    for k, v in opt.state_dict()["state"][0].items():
+        assert torch.equal(v, opt2.state_dict()["state"][0][k])
+    assert st["scheduler"]["mode_worse"] == float("inf")
+    assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())

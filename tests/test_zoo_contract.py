@@ -1,0 +1,60 @@
+"""The uniform contract, checked on every registered model (on the meta device: shapes and
+structure without allocating weights or activations). Each family's own tests check numbers."""
+
+import pytest
+import torch
+
+import cnnzoo
+from cnnzoo.contract import AuxOutputs, ZooModel
+from cnnzoo.registry import get_entry
+
+NAMES = cnnzoo.list_models()
+
+
+def _meta(name, **kw):
+    with torch.device("meta"):
+        return cnnzoo.create_model(name, **kw)
+
+
+def test_zoo_is_not_empty():
+    assert len(NAMES) > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_complete(name):
+    e = get_entry(name)
+    assert e.paper.title and e.paper.authors and e.paper.year > 1980 and e.paper.url.startswith("http")
+    assert len(e.input_size) == 3 and all(s > 0 for s in e.input_size)
+    assert e.description
+    assert e.compiles_with in ("compile", "script")
+    for pub in e.published:
+        assert pub.source, f"{name}: a published figure without its source"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_on_meta(name):
+    e = get_entry(name)
+    c, h, w = e.input_size
+    m = _meta(name, num_classes=7, in_chans=2)
+    assert isinstance(m, ZooModel)
+    assert m.num_features > 0 and m.feature_info, "num_features and feature_info must be set"
+    x = torch.empty(2, 2, h, w, device="meta")
+    m.eval()
+    with torch.no_grad():
+        f = m.forward_features(x)
+        assert f.shape[0] == 2 and f.shape[1] == m.num_features
+        assert m.forward_head(f).shape == (2, 7)
+        pre = m.forward_head(f, pre_logits=True)
+        assert pre.shape[0] == 2 and pre.dim() == 2
+        assert m(x).shape == (2, 7)
+        m.train()
+        out = m(x)
+        logits = out.logits if isinstance(out, AuxOutputs) else out
+        assert logits.shape == (2, 7)
+        if isinstance(out, AuxOutputs):
+            assert all(a.shape == (2, 7) for a in out.aux) and 0 < out.aux_weight < 1
+        m.eval()
+        m.reset_classifier(4)
+        assert m(x).shape == (2, 4)
+        m.reset_classifier(0)
+        assert m(x).shape == pre.shape
