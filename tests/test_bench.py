@@ -87,6 +87,23 @@ def test_harness_gives_structured_side_by_side_results():
     assert "plain_lenet" in text and "ratio" in text and "ABBA" in text
 
 
+def test_training_loop_comparison_on_real_mnist():
+    res = bench.bench_loop(Settings(reps=2, warmup=1), max_images=320)
+    assert res["model"] == "lenet5_modern" and res["batch"] == 32 and res["steps_per_epoch"] == 10
+    for arm in ("ours", "reference", "synthetic"):
+        assert res[arm]["images_per_s"] == pytest.approx(320 / (res[arm]["median_ms"] / 1e3))
+    assert res["ratio"] == pytest.approx(res["ours"]["images_per_s"] / res["reference"]["images_per_s"])
+    assert res["real_vs_synthetic"] == pytest.approx(
+        res["ours"]["images_per_s"] / res["synthetic"]["images_per_s"])
+    # both loops really train on the same labelled data: well above chance after 3 epochs
+    assert min(res["train_acc_last_epoch"].values()) > 0.2
+    assert "training loop" in bench.format_report({**_empty_result(), "loop": res})
+
+
+def _empty_result() -> dict:
+    return {"machine": bench.machine_info(), "settings": vars(TINY), "models": [], "wall_s": 0.0}
+
+
 def test_mfu_uses_the_peak_table(monkeypatch):
     monkeypatch.setattr(bench, "peak_flops", lambda device: (1e9, "test peak"))
     res = bench.compare(lambda: None, lambda: None, 4, Settings(reps=2, warmup=0), 1000, 3)
