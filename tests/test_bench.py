@@ -124,6 +124,19 @@ def test_repetitions_alternate_abba():
     assert "".join(calls) == "ab" + "aabb" + "bbaa" + "aabb" + "bbaa"
 
 
+def test_a_reference_that_computes_something_else_is_refused():
+    def shifted():
+        m = _plain_lenet5()
+        m.append(nn.Hardtanh(-0.01, 0.01))  # same weights, another function
+        return m
+
+    res = bench.run([Case("clipped", "plain", shifted, _plain_lenet5, (1, 32, 32), 10)], TINY,
+                    fastpath=False, loop=False)
+    assert res["models"] == []
+    (sk,) = res["skipped"]
+    assert sk["model"] == "clipped" and "not the same architecture" in sk["reason"]
+
+
 def test_weights_transfer_by_position_and_refuse_other_shapes():
     src, dst = _plain_lenet5(), Renamed()
     assert transfer_weights(src, dst) == "by position"

@@ -43,6 +43,7 @@ MAIN_MODELS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {}),
     ("densenet121", "densenet121", {}),
     ("inception_v3", "inception_v3", {"aux_logits": True, "init_weights": True}),
+    ("squeezenet1_0", "squeezenet1_0", {}),
 )
 # --quick: models that together fit the one-minute budget on a 2-core CPU.
 QUICK_MODELS = ("lenet5_modern", "alexnet", "resnet50", "mobilenet_v2", "shufflenet_v2_x1_0")
@@ -59,6 +60,10 @@ PEAK_BF16_FLOPS: tuple[tuple[str, float, str], ...] = (
     ("L40S", 362e12, "L40S bf16 dense"),
     ("L4", 121e12, "L4 bf16 dense"),
 )
+
+
+# Issue 8's floors on an H100 (synthetic data), images/s of ResNet-50 with the GPU fast path.
+GPU_FLOORS = {("resnet50", "train"): 3000.0, ("resnet50", "infer"): 10000.0}
 
 
 class BenchError(CnnzooError):
@@ -398,7 +403,11 @@ def bench_case(case: Case, s: Settings, modes: Sequence[str] = ("infer", "train"
     probe = torch.randn(2, *case.input_size, generator=gen)
     ref.eval(), ours.eval()
     with torch.no_grad():
-        diff = (logits_of(ours(probe)) - logits_of(ref(probe))).abs().max().item()
+        want = logits_of(ref(probe))
+        diff = (logits_of(ours(probe)) - want).abs().max().item()
+    if not diff <= 1e-4 + 1e-4 * want.abs().max().item():  # not the same function: no ratio
+        raise BenchError(f"{case.name} and {case.reference} disagree by {diff:.3g} on the same "
+                         "input with the same weights; they are not the same architecture")
     out: dict[str, Any] = {"model": case.name, "reference": case.reference,
                            "input_size": list(case.input_size), "weights": matched,
                            "max_abs_diff": diff,
@@ -492,6 +501,13 @@ def run(cases: Sequence[Case] | None = None, settings: Settings | None = None, *
             result["models"].append(bench_case(case, s, modes, progress))
         except BenchError as err:
             result["skipped"].append({"model": case.name, "reason": str(err)})
+    if s.device.startswith("cuda"):
+        result["floors"] = [
+            {"model": r["model"], "mode": mode, "floor_images_per_s": floor,
+             "images_per_s": r[mode]["ours"]["images_per_s"],
+             "met": r[mode]["ours"]["images_per_s"] >= floor, "mfu": r[mode]["ours"].get("mfu")}
+            for r in result["models"] for (name, mode), floor in GPU_FLOORS.items()
+            if r["model"] == name and mode in r]
     if fastpath:
         from .fastpath import bench_fastpath
 
@@ -669,6 +685,10 @@ def format_report(res: dict[str, Any]) -> str:
                      f"({r.get('macs_source', '-')})")
     for sk in res.get("skipped", []):
         lines.append(f"  skipped {sk['model']}: {sk['reason']}")
+    for f in res.get("floors", []):
+        lines.append(f"  floor {f['model']} {f['mode']}: {f['images_per_s']:,.0f} img/s vs "
+                     f"{f['floor_images_per_s']:,.0f} -> {'met' if f['met'] else 'NOT met'}"
+                     + (f", MFU {100 * f['mfu']:.1f}%" if f.get("mfu") else ""))
     fp = res.get("fastpath")
     if fp:
         lines += ["", "fast path (inference, ours) vs torchvision eager, same weights:"]
