@@ -14,7 +14,7 @@ from cnnzoo.bench import (Case, Settings, _plain_lenet5, flop_counter_macs, loss
 from cnnzoo.contract import AuxOutputs
 from cnnzoo.fastpath import FastModel, FastPathError, check_against, optimize
 
-TINY = Settings(infer_batch=2, train_batch=3, warmup=1, reps=2, iters=1)
+TINY = Settings(infer_batch=2, train_batch=3, warmup=1, reps=2, iters=1, threads=1)
 # LeNet-5 sizes on 32x32: conv 6*28*28*25 + 16*10*10*6*25 + 120*16*25, fc 120*84 + 84*10
 LENET_MACS = 117_600 + 240_000 + 48_000 + 10_080 + 840
 
@@ -59,10 +59,11 @@ class TinyAux(nn.Module):
 
 
 def test_harness_gives_structured_side_by_side_results():
+    threads = torch.get_num_threads()
     res = bench.run([lenet_case(), Case("tiny_aux", "itself", TinyAux, TinyAux, (3, 16, 16), 10)],
                     TINY, fastpath=False, loop=False)
     json.dumps(res)  # JSON-ready
-    assert res["machine"]["torch"] == torch.__version__ and res["machine"]["torch_threads"] == 2
+    assert res["machine"]["torch"] == torch.__version__ and res["machine"]["torch_threads"] == 1
     assert res["settings"]["reps"] == 2 and res["skipped"] == []
     lenet, aux = res["models"]
     assert lenet["weights"] == "by name" and lenet["max_abs_diff"] == 0.0
@@ -83,6 +84,7 @@ def test_harness_gives_structured_side_by_side_results():
     assert lenet["train"]["ours"]["gmacs_per_s"] == pytest.approx(
         3 * lenet["train"]["ours"]["images_per_s"] * LENET_MACS / 1e9)
     assert lenet["infer"]["ours"]["mfu"] is None  # no peak table entry on a CPU
+    assert torch.get_num_threads() == threads  # restored after the run
     text = bench.format_report(res)
     assert "plain_lenet" in text and "ratio" in text and "ABBA" in text
 

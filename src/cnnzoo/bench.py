@@ -486,8 +486,17 @@ def run(cases: Sequence[Case] | None = None, settings: Settings | None = None, *
     """Run the benchmark; returns a JSON-ready dict (machine, settings, per-model results, ...)."""
     s = settings or (quick_settings() if quick else full_settings())
     s.check()
+    threads_before = torch.get_num_threads()
     if s.threads and s.device == "cpu":
         torch.set_num_threads(s.threads)
+    try:
+        return _run(cases, s, models, quick, modes, fastpath, loop, progress)
+    finally:
+        torch.set_num_threads(threads_before)  # a library call leaves the process as it was
+
+
+def _run(cases, s: Settings, models, quick: bool, modes, fastpath: bool, loop: bool,
+         progress) -> dict[str, Any]:
     skipped: list[dict[str, str]] = []
     if cases is None:
         cases, skipped = main_cases(models if models is not None else (QUICK_MODELS if quick else None))
