@@ -210,6 +210,26 @@ def test_cli_rejects_bad_options():
     assert res.exit_code != 0 and "vgg16" in str(res.exception)
 
 
+def test_cli_end_to_end_sets_passive_openmp_and_prints_json():
+    """`cnnzoo bench` restarts itself with OMP_WAIT_POLICY=PASSIVE (OpenMP reads it at load)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnzoo", "bench", "--quick", "--models", "lenet5_modern",
+         "--modes", "infer", "--reps", "2", "--threads", "1", "--no-fastpath", "--no-loop",
+         "--format", "json"], env=env, capture_output=True, text=True, timeout=300, check=True)
+    res = json.loads(out.stdout)
+    assert res["machine"]["OMP_WAIT_POLICY"] == "PASSIVE" and res["quick"] is True
+    (r,) = res["models"]
+    assert r["model"] == "lenet5_modern" and r["max_abs_diff"] == 0.0 and "train" not in r
+    assert r["infer"]["batch"] == 1 and r["macs"] == 422_824  # the analyzer's count, pooling included
+
+
 # --- fast paths ------------------------------------------------------------------------------
 
 
