@@ -9,8 +9,14 @@ import torch
 MNIST_DIR = Path(os.environ.get("CNNZOO_MNIST", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
 
 
+# Under pytest-xdist each worker gets one intra-op thread: two workers with two threads each
+# oversubscribe a 2-core machine, which made some forwards tens of times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
     yield
 

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.contract import AuxOutputs
-from cnnzoo.errors import InputShapeError
+from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
 from cnnzoo.registry import get_entry
 from cnnzoo.models.googlenet import INCEPTION_TABLE
@@ -206,6 +206,11 @@ def test_aux_in_training_needs_native_size():
         assert m.eval()(torch.randn(1, 3, 128, 128)).shape == (1, 1000)
 
 
+def test_transform_input_needs_rgb():
+    with pytest.raises(InvalidArgumentError, match="in_chans=3"):
+        cnnzoo.create_model("googlenet_tv", in_chans=1, transform_input=True)
+
+
 def test_reset_classifier_resets_aux_heads():
     m = cnnzoo.create_model("googlenet_tv")
     m.reset_classifier(5)
@@ -245,3 +250,28 @@ def test_compiles_fullgraph():
     c = torch.compile(m, backend="aot_eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(c(x), m(x))
+
+
+def test_analyzer_reproduces_seed001_table():
+    """cnnzoo.analyze's per-module rows (aggregate(1)) give the table's params and ops columns
+    (ops = conv and linear multiply-adds; pooling is counted by the analyzer separately)."""
+    report = cnnzoo.analyze("googlenet", input_size=(3, 224, 224))
+    assert report.total_params == 6_998_552  # eval graph: the aux heads never run
+    assert report.unused_params == 13_378_280 - 6_998_552
+    per_module = {r.name: r for r in report.aggregate(1).rows}
+    conv_macs = {}
+    for r in report.rows:
+        if r.kind in ("conv", "linear"):
+            top = r.name.split(".")[0]
+            conv_macs[top] = conv_macs.get(top, 0) + r.macs
+    assert conv_macs["conv1"] == 118_013_952 and per_module["conv1"].params == 9_472
+    assert conv_macs["conv2"] + conv_macs["conv3"] == 359_661_568  # the table's 360M row
+    for name, (*cols, p_seed, o_seed) in SEED_TABLE.items():
+        params, macs = rule_counts(*cols)
+        assert (per_module[name].params, conv_macs[name]) == (params, macs), name
+        assert per_module[name].in_shape == (cols[0], cols[1], cols[1])
+        seed_ops = float(o_seed[:-1])
+        agrees = math.isclose(macs / 1e6, seed_ops, rel_tol=0.01) or round(macs / 1e6) == seed_ops
+        assert agrees != ((name, "ops") in KNOWN_DISAGREEMENTS), name
+    assert round(conv_macs["inception3a"] / 1e6) == 128 and int(per_module["inception3a"].params / 1024) == 159
+    assert sum(conv_macs.values()) == 1_582_671_872

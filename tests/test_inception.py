@@ -71,6 +71,7 @@ def test_bn_inception_follows_the_papers_table():
     assert not isinstance(m.train()(torch.randn(2, 3, 64, 64)), AuxOutputs)
 
 
+@pytest.mark.slow  # ~20 s of tracing; googlenet_tv's compile test covers the shared InceptionModule
 def test_bn_inception_compiles_fullgraph():
     m = cnnzoo.create_model("bn_inception", num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
@@ -134,17 +135,16 @@ def test_v3_aux_contract():
     m2 = cnnzoo.create_model("inception_v3", aux_logits=False)
     assert m2.AuxLogits is None
     assert m2.train()(torch.randn(2, 3, 96, 96)).shape == (2, 1000)
-    smallest = m2.eval().min_input_size()
-    with pytest.raises(InputShapeError, match=f"at least {smallest}x{smallest}"):
-        m2(torch.randn(1, 3, smallest - 1, smallest - 1))
 
 
 # --- Inception v4 and Inception-ResNet-v2 ----------------------------------------------------
-@pytest.mark.parametrize("name,count,paper", [("inception_v4", 42_679_816, 42.7e6),
-                                               ("inception_resnet_v2", 55_843_464, 55.8e6)])
-def test_v4_param_counts(name, count, paper):
+@pytest.mark.parametrize("name,count,paper,macs", [
+    ("inception_v4", 42_679_816, 42.7e6, 12_253_974_624),
+    ("inception_resnet_v2", 55_843_464, 55.8e6, 13_155_794_016)])
+def test_v4_param_counts(name, count, paper, macs):
     m = meta_model(name)
     assert n_params(m) == count
+    assert total_macs(m, 299) == macs  # no figure in the paper; pinned for regressions
     assert round(count / 1e5) * 1e5 == paper == get_entry(name).published[0].params
     with torch.device("meta"):
         assert n_params(timm.create_model(name)) == count
@@ -180,9 +180,3 @@ def test_v4_forward_native_and_small(name):
     for f in m.feature_info:
         assert seen[f["module"]][1] == f["num_chs"]
         assert 139 / f["reduction"] / 2 < seen[f["module"]][2] <= 139 / f["reduction"] + 1
-
-
-def test_v4_macs():
-    # No figure in the paper; the counts (conv + FC mult-adds) pinned for regressions.
-    assert total_macs(meta_model("inception_v4"), 299) == 12_253_974_624
-    assert total_macs(meta_model("inception_resnet_v2"), 299) == 13_155_794_016

@@ -88,16 +88,19 @@ def test_squash_and_subsampling_follow_the_paper():
 
 def test_partial_conv_matches_per_map_convolutions():
     conv = PartialConv2d(c3_table(), 6, 5)
-    conv.paper_init()
+    assert [(c.in_channels, c.out_channels, c.groups) for c in conv.convs] == [
+        (18, 6, 6), (36, 9, 9), (6, 1, 1)]  # fan-in 3, 4 and 6
     x = torch.randn(2, 6, 14, 14)
     out = conv(x)
     dense = conv.dense_weight()
+    bias = torch.cat([c.bias for c in conv.convs])
     for o, ins in enumerate(c3_table()):
         unused = [i for i in range(6) if i not in ins]
         assert dense[o, unused].abs().sum() == 0
-        ref = F.conv2d(x[:, ins], dense[o:o + 1, ins], conv.bias[o:o + 1])
+        ref = F.conv2d(x[:, ins], dense[o:o + 1, ins], bias[o:o + 1])
         torch.testing.assert_close(out[:, o:o + 1], ref)
     assert out.shape == (2, 16, 10, 10)
+    torch.testing.assert_close(out, F.conv2d(x, dense, bias))  # the dense equivalent
 
 
 def test_rbf_output_is_negative_squared_distance():
@@ -141,9 +144,9 @@ def test_gradients_reach_every_parameter(name):
     F.cross_entropy(m(torch.randn(4, 1, 32, 32)), torch.tensor([0, 1, 2, 3])).backward()
     for n, p in m.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, n
-    # only the connected C3 kernels exist as parameters
+    # only the connected C3 kernels exist as parameters: 60 of them
     if name == "lenet5":
-        assert m.c3.weight.grad.shape == (60, 5, 5)
+        assert sum(c.weight.grad.shape[0] * c.weight.grad.shape[1] for c in m.c3.convs) == 60
 
 
 @pytest.mark.parametrize("name", ["lenet5", "lenet5_modern"])
@@ -212,3 +215,41 @@ def test_learns_real_mnist(name, max_err, mnist_dir):
     with torch.no_grad():
         err = (m(xt).argmax(1) != yt).float().mean().item()
     assert err < max_err
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5_modern"])
+def test_bf16_autocast_and_channels_last(name):
+    """The GPU paths (bf16 autocast, channels_last), exercised on the CPU."""
+    m = cnnzoo.create_model(name).eval()
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        ref = m(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(x)
+        cl = m.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    # bf16 keeps ~3 significant digits; the RBF distances are ~84 in size
+    torch.testing.assert_close(low.float(), ref, rtol=2e-2, atol=2e-2 * ref.abs().max().item())
+    torch.testing.assert_close(cl, ref)
+
+
+def test_save_load_keeps_the_fixed_codes(tmp_path):
+    m = cnnzoo.create_model("lenet5", num_classes=12).eval()
+    cnnzoo.save_model(tmp_path / "l.safetensors", m)
+    m2, record = cnnzoo.load_model(tmp_path / "l.safetensors")
+    assert (record["num_classes"], record["in_chans"]) == (12, 1)
+    torch.testing.assert_close(m2.output.codes, m.output.codes)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m2.eval()(x), m(x))
+
+
+def test_cost_reproduces_the_papers_340908_connections():
+    """The paper: "LeNet-5 ... 340,908 connections". Multiply-adds from the cost analyser, plus one
+    bias term per unit, plus the RBF's 84 x 10 squared differences, give exactly that."""
+    macs = cnnzoo.analyze("lenet5").total_macs
+    # C1 28*28*6*25 + S2 14*14*6*4 + C3 10*10*60*25 + S4 5*5*16*4 + C5 120*400 + F6 84*120
+    assert macs == 117_600 + 4_704 + 150_000 + 1_600 + 48_000 + 10_080 == 331_984
+    # bias terms: C1 4,704 units; S2's coefficient and bias are its 5th connection per unit
+    # (14*14*6 = 1,176); C3 1,600; S4 400; C5 120; F6 84
+    biases = 4_704 + 1_176 + 1_600 + 400 + 120 + 84
+    assert macs + biases + 84 * 10 == 340_908

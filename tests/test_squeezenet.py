@@ -8,7 +8,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
-from cnnzoo.errors import InputShapeError
+from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.registry import get_entry
 
 
@@ -58,6 +58,11 @@ def test_contract_and_sizes():
         assert m(torch.randn(1, 1, 64, 64)).shape == (1, 3)
     with pytest.raises(InputShapeError, match="at least 17x17"):
         m(torch.randn(1, 1, 16, 16))
+
+
+def test_bad_version():
+    with pytest.raises(InvalidArgumentError, match="version must be one of"):
+        cnnzoo.create_model("squeezenet1_0", version="2_0")
 
 
 def test_compiles_fullgraph():

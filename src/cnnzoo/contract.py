@@ -71,17 +71,27 @@ class ZooModel(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last linear layer; 0 gives an identity (features out)."""
-        old = self.get_classifier()
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        old = self.get_classifier()
+        # Remember the layer's shape, so that a classifier removed with 0 can be put back.
         if isinstance(old, nn.Linear):
-            new: nn.Module = nn.Linear(old.in_features, num_classes) if num_classes else nn.Identity()
+            self._classifier_spec = ("linear", old.in_features, 1)
         elif isinstance(old, nn.Conv2d):  # e.g. SqueezeNet's conv classifier
-            new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size) if num_classes else nn.Identity()
-        else:
+            self._classifier_spec = ("conv", old.in_channels, old.kernel_size)
+        elif not isinstance(old, nn.Identity):
             raise TypeError(f"{type(self).__name__} must override reset_classifier")
-        if isinstance(old, (nn.Linear, nn.Conv2d)):  # keep the model's device and dtype
-            new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+        kind, width, ks = getattr(self, "_classifier_spec", None) or (
+            "linear", getattr(self, "head_hidden_size", None) or self.num_features, 1)
+        if not num_classes:
+            new: nn.Module = nn.Identity()
+        elif kind == "linear":
+            new = nn.Linear(width, num_classes)
+        else:
+            new = nn.Conv2d(width, num_classes, ks)
+        ref = next(self.parameters(), None)
+        if ref is not None:  # keep the model's device and dtype
+            new = new.to(device=ref.device, dtype=ref.dtype)
         parent_name, _, child = self.classifier_name.rpartition(".")
         parent = self.get_submodule(parent_name) if parent_name else self
         setattr(parent, child, new)
@@ -101,7 +111,16 @@ class ZooModel(nn.Module):
 
     def min_input_size(self, limit: int = 1024) -> int:
         """Smallest square H=W this network accepts, found by probing a meta-device copy."""
-        probe = copy.deepcopy(self).to("meta").eval()
+        name = getattr(self, "model_name", None)
+        if name is not None:  # rebuild on the meta device: no copy of the real weights
+            from .registry import create_model
+
+            with torch.device("meta"):
+                probe = create_model(name, num_classes=max(self.num_classes, 1),
+                                     in_chans=self.in_chans, **getattr(self, "arch_kwargs", {}))
+        else:
+            probe = copy.deepcopy(self).to("meta")
+        probe.eval()
 
         def ok(s: int) -> bool:
             try:

@@ -47,6 +47,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
 
 def he_init(module: nn.Module, zero_bias: bool = True) -> None:
     """He (Kaiming) normal init for convs, N(0, 0.01) for linear layers, BN to (1, 0)."""
+    if any(p.is_meta for p in module.parameters()):
+        return  # meta tensors hold no values; their random init is slow and pointless
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -131,6 +131,8 @@ class AuxModel(ZooModel):
             old = self.get_submodule(name)
             in_features = old.in_features if isinstance(old, nn.Linear) else old.in_features_
             new: nn.Module = nn.Linear(in_features, num_classes) if num_classes else _Identity(in_features)
+            if isinstance(old, nn.Linear):
+                new = new.to(device=old.weight.device, dtype=old.weight.dtype)
             parent, _, child = name.rpartition(".")
             setattr(self.get_submodule(parent), child, new)
 

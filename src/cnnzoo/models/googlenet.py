@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from ..layers.basic import ConvBnAct, LocalResponseNorm
 from ..layers.inception import AuxModel, InceptionAux, InceptionModule
 from ..registry import Paper, Published, register
@@ -49,7 +50,7 @@ class GoogLeNet(AuxModel):
                  transform_input: bool = False) -> None:
         super().__init__(num_classes, in_chans)
         if transform_input and in_chans != 3:
-            raise ValueError("transform_input re-normalises RGB input; it needs in_chans=3")
+            raise InvalidArgumentError("transform_input re-normalises RGB input; it needs in_chans=3")
         self.aux_logits = aux_logits
         self.transform_input = transform_input
 
@@ -143,8 +144,9 @@ register("googlenet", googlenet, family="googlenet", paper=PAPER, input_size=(3,
          published=(
              # Table 1's "ops" column summed (1502M) but with conv1 at the rule's 118M instead of
              # its printed 34M (see docs/models-multibranch.md); the text says "1.5 billion".
-             Published(source="Szegedy et al. 2014, Table 1 (ops column, conv1 corrected)",
-                       macs=1586e6, top5_err=6.67),
+             # top-5: Table 5, one model and one crop (6.67 is the 7-model, 144-crop ensemble)
+             Published(source="Szegedy et al. 2014, Table 1 (ops column, conv1 corrected), Table 5",
+                       macs=1586e6, top5_err=10.07),
          ),
          description="GoogLeNet as in the paper's Table 1: LRN, 5x5 branches, 2 aux classifiers")
 register("googlenet_tv", googlenet_tv, family="googlenet", paper=PAPER, input_size=(3, 224, 224),

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from ..layers.basic import ConvBnAct
 from ..layers.inception import AuxModel, InceptionModule
 from ..registry import Paper, Published, register
@@ -77,6 +78,7 @@ class BNInception(_Classifier):
     prints 576 outputs for 4c and 4d and 1024 for 4e; its own columns sum to 608, 608 and 1056,
     which is what the network computes (and what the reference port has)."""
 
+    # dropout 0: the BN paper removed GoogLeNet's dropout (Sec. 4.2.1, "Remove Dropout")
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0) -> None:
         super().__init__(num_classes, in_chans)
         self.aux_logits = False  # Fig. 5 lists no auxiliary classifiers
@@ -249,7 +251,7 @@ class InceptionV3(_Classifier):
                  transform_input: bool = False, dropout: float = 0.5) -> None:
         super().__init__(num_classes, in_chans)
         if transform_input and in_chans != 3:
-            raise ValueError("transform_input re-normalises RGB input; it needs in_chans=3")
+            raise InvalidArgumentError("transform_input re-normalises RGB input; it needs in_chans=3")
         self.aux_logits = aux_logits
         self.transform_input = transform_input
         self.Conv2d_1a_3x3 = conv(in_chans, 32, 3, stride=2)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..contract import ZooModel
+from ..errors import InvalidArgumentError
 from ..registry import Paper, Published, register
 
 
@@ -47,6 +48,8 @@ class SqueezeNet(ZooModel):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, version: str = "1_0",
                  dropout: float = 0.5) -> None:
         super().__init__(num_classes, in_chans)
+        if version not in CONFIGS:
+            raise InvalidArgumentError(f"version must be one of {sorted(CONFIGS)}, got {version!r}")
         cfg = CONFIGS[version]
         chs, k = cfg["stem"]
         layers: list[nn.Module] = [nn.Conv2d(in_chans, chs, k, stride=2), nn.ReLU(inplace=True)]
