@@ -59,8 +59,12 @@ def bench(name: str, repeats: int) -> dict:
     conv_fc = 2 * sum(r.macs for r in report.rows if r.kind in ("conv", "linear"))
     assert conv_fc == flops, (name, conv_fc, flops)  # same count, different cost
     t_meta_build = median_time(lambda: analyze(_meta(name), (3, 224, 224)), max(1, repeats // 2))
+    import cnnzoo  # the zoo's own model, by name (built on meta inside analyze)
+
+    t_zoo = (median_time(lambda: analyze(name, (3, 224, 224)), max(1, repeats // 2))
+             if name in cnnzoo.list_models() else None)
     return {"model": name, "analyze": median_time(ours, repeats),
-            "build_meta_and_analyze": t_meta_build,
+            "build_meta_and_analyze": t_meta_build, "zoo_by_name": t_zoo,
             "flop_counter": median_time(counted, repeats), "forward": median_time(real, repeats),
             "gmacs": report.total_macs / 1e9, "params": report.total_params,
             "activation_mb": report.total_memory / 2**20}
@@ -80,14 +84,16 @@ def main() -> None:
     results = [bench(m, args.repeats) for m in args.models]
     lines = [
         "| model | GMACs | params | act. memory (MB) | analyze (s) | meta build + analyze (s) "
+        "| `analyze(name)`, zoo model (s) "
         "| FlopCounterMode, real forward (s) | real forward alone (s) | ratio vs FlopCounterMode "
         "| ratio vs forward |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['model']} | {r['gmacs']:.2f} | {r['params']:,} | {r['activation_mb']:.1f} | "
-            f"{r['analyze']:.3f} | {r['build_meta_and_analyze']:.3f} | {r['flop_counter']:.3f} | "
+            f"{r['analyze']:.3f} | {r['build_meta_and_analyze']:.3f} | "
+            f"{'-' if r['zoo_by_name'] is None else format(r['zoo_by_name'], '.3f')} | {r['flop_counter']:.3f} | "
             f"{r['forward']:.3f} | {r['flop_counter'] / r['analyze']:.1f}x | "
             f"{r['forward'] / r['analyze']:.1f}x |")
     env = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, Python "
@@ -119,7 +125,9 @@ Machine: {env}; load average {os.getloadavg()[0]:.1f} at the end (the machine is
 Command: `{cmd}`
 
 Batch 1, 224x224, models with random init (torchvision), median of {args.repeats} runs after a
-warm-up, all in one process, one after the other. `analyze` runs the model on the meta device
+warm-up, all in one process, one after the other. `analyze` is timed on a model with real
+weights (they are swapped for meta stand-ins); "meta build + analyze" also builds the model on
+the meta device; `analyze(name)` does the same for the zoo's own model of that name. `analyze` runs the model on the meta device
 (no activation is allocated, nothing is computed) and its conv + linear count equals
 FlopCounterMode's (asserted by the script before timing).
 

@@ -1,6 +1,6 @@
 """Regenerate cnnzoo's embedded MNIST subset (src/cnnzoo/data/embedded/) from the full MNIST.
 
-Deterministic: the first 600 training and the first 100 test images of each digit, in file
+Deterministic: the first 1000 training and the first 100 test images of each digit, in file
 order, written as gzip IDX with a zero gzip timestamp, so the output is byte-for-byte stable.
 
     python scripts/make_embedded_mnist.py [MNIST_DIR]     (default ../shared/data/mnist)
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from cnnzoo.data.mnist import SPLITS, load_mnist, write_idx  # noqa: E402
 
-PER_CLASS = {"train": 600, "test": 100}
+PER_CLASS = {"train": 1000, "test": 100}
 
 
 def main() -> None:

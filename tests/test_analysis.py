@@ -244,10 +244,26 @@ def test_registered_name_is_built_on_meta_at_native_size():
         register("_analysis_tiny", lambda num_classes, in_chans: nn.Sequential(
             nn.Conv2d(in_chans, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes)),
             family="test", paper=Paper("t", "t", 2024, "-"), input_size=(3, 12, 12))
-    r = cnnzoo.analyze("_analysis_tiny")
+    try:
+        r = cnnzoo.analyze("_analysis_tiny")
+    finally:
+        _REGISTRY.pop("_analysis_tiny", None)
     assert r.model_name == "_analysis_tiny" and r.input_size == (3, 12, 12)
     assert r.rows[0].out_shape == (4, 10, 10) and r.rows[1].macs == 4 * 100
     assert r.total_params == 4 * 27 + 4 + 4 * 1000 + 1000
+
+
+def test_registered_name_is_built_for_the_input_channels():
+    from cnnzoo.registry import Paper, register, _REGISTRY
+
+    register("_analysis_chans", lambda num_classes, in_chans: nn.Sequential(
+        nn.Conv2d(in_chans, 4, 3), nn.Flatten()),
+        family="test", paper=Paper("t", "t", 2024, "-"), input_size=(3, 12, 12))
+    try:
+        r = cnnzoo.analyze("_analysis_chans", input_size=(1, 12, 12))
+    finally:
+        _REGISTRY.pop("_analysis_chans", None)
+    assert r.rows[0].in_shape == (1, 12, 12) and r.rows[0].params == 4 * 9 + 4
 
 
 def test_text_forms_are_consistent():
@@ -265,3 +281,60 @@ def test_text_forms_are_consistent():
     assert "FLOP (M)" in table and "1,435" in table  # 2 x 717.6 M
     md = r.to_markdown()
     assert md.count("\n| features.") == 8 and "| **total** |" in md
+
+
+class MaskedConv(nn.Module):
+    """A custom leaf (no children) that runs F.conv2d and a pool itself, like LeNet-5's C3."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(16, 6, 5, 5))
+
+    def forward(self, x):
+        return F.avg_pool2d(F.conv2d(x, self.weight), 2)
+
+
+class FunctionalHead(nn.Module):
+    """A container with its own parameter used through F.linear (no leaf module for it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = MaskedConv()
+        self.w = nn.Parameter(torch.zeros(10, 16 * 5 * 5))
+
+    def forward(self, x):
+        return F.linear(torch.flatten(self.body(x), 1), self.w)
+
+
+def test_custom_leaf_and_functional_layers_are_counted():
+    r = analyze(FunctionalHead(), (6, 14, 14))
+    assert [x.name for x in r.rows] == ["body", "flatten", "linear", "functionalhead.<own>"]
+    body = r.find("body")
+    assert body.kind == "other" and body.params == 16 * 6 * 25
+    assert body.macs == 16 * 10 * 10 * 6 * 25 + 16 * 5 * 5 * 4  # the conv, then the 2x2 pool
+    assert (body.filters, body.kernel, body.rf, body.eff_stride) == (16, (5, 5), (6, 6), (2, 2))
+    assert r.find("linear").macs == 400 * 10 and r.find("linear").kind == "linear"
+    assert r.total_params == 16 * 6 * 25 + 4000 and r.unused_params == 0
+
+
+class TinyAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.mlp = nn.Linear(32, 64)
+
+    def forward(self, x):
+        return self.mlp(self.attn(x, x, x, need_weights=False)[0] + x)
+
+
+@pytest.mark.parametrize("model,size", [(TinyAttention, (10, 32)), (None, (3, 224, 224))])
+def test_attention_agrees_with_flop_counter(model, size):
+    # nn.MultiheadAttention runs its projections functionally (out_proj is never called)
+    with torch.device("meta"):
+        m = (model() if model else torchvision.models.vit_b_16()).eval()
+    r = analyze(m, size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        m(torch.empty(1, *size, device="meta"))
+    assert 2 * sum(x.macs for x in r.rows if x.kind in ("conv", "linear")) == counter.get_total_flops()
+    assert r.total_params == sum(p.numel() for p in m.parameters()) and r.unused_params == 0

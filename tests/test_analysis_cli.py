@@ -37,6 +37,9 @@ def tv_models():
     if "_tv_nopub" not in _REGISTRY:
         register("_tv_nopub", lambda num_classes, in_chans: torchvision.models.resnet18(num_classes=num_classes),
                  family="test", paper=PAPER, input_size=(3, 224, 224))
+    yield
+    for name in [*TV, "_tv_nopub"]:  # leave the registry as other tests expect it
+        _REGISTRY.pop(name, None)
 
 
 def run(capsys, *argv):
@@ -58,13 +61,13 @@ def check_golden(name: str, text: str) -> None:
 
 @pytest.mark.parametrize("fmt,ext", [("table", "txt"), ("markdown", "md"), ("csv", "csv"), ("json", "json")])
 def test_summary_alexnet_golden(capsys, fmt, ext):
-    code, out, _ = run(capsys, "summary", "_tv_alexnet", "--input", "3x227x227", "--format", fmt)
+    code, out, _ = run(capsys, "summary", "alexnet", "--input", "3x227x227", "--format", fmt)
     assert code == 0
     check_golden(f"summary_alexnet_227.{ext}", out)
 
 
 def test_summary_table_has_the_seed_columns_and_rows(capsys):
-    code, out, _ = run(capsys, "summary", "_tv_alexnet", "--input", "3x227x227")
+    code, out, _ = run(capsys, "summary", "alexnet", "--input", "3x227x227")
     lines = out.splitlines()
     assert lines[2].split() == ["Layer", "C", "H/W", "filters", "kernel", "stride", "pad", "C", "H/W",
                                 "memory", "(KB)", "params", "(k)", "MACs", "(M)"]
@@ -111,16 +114,27 @@ def test_compare_table_json_and_bubble_chart(capsys, tmp_path):
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["model", "input", "params"]
     vgg = next(line for line in lines if line.startswith("_tv_vgg16"))
-    assert vgg.split()[:6] == ["_tv_vgg16", "3x224x224", "138.36", "15.476", "57.74", "28.41"]
+    assert vgg.split()[:6] == ["_tv_vgg16", "3x224x224", "138.36", "15,476.4", "57.74", "28.41"]
     assert next(line for line in lines if line.startswith("_tv_nopub")).split()[5] == "-"
     svg = path.read_text()
-    for label in ("Top-1 accuracy (%)", "Operations (G multiply-adds", "bubble area", "_tv_vgg16",
+    for label in ("Top-1 accuracy (%, ImageNet)", "Operations (G multiply-adds", "bubble area", "_tv_vgg16",
                   "no published accuracy"):
         assert label in svg
     code, out, _ = run(capsys, "compare", "_tv_alexnet", "_tv_resnet18", "--format", "json")
     items = json.loads(out)
     assert [i["name"] for i in items] == ["_tv_alexnet", "_tv_resnet18"]
     assert items[0]["top1_acc"] == pytest.approx(56.55) and items[1]["macs"] == 1_815_904_768
+
+
+def test_compare_zoo_models_uses_registry_figures(capsys):
+    from cnnzoo.registry import get_entry
+
+    code, out, _ = run(capsys, "compare", "alexnet", "mobilenet_v1", "--format", "json")
+    items = {i["name"]: i for i in json.loads(out)}
+    pub = next(p for p in get_entry("mobilenet_v1").published if p.top1_err is not None)
+    assert items["mobilenet_v1"]["top1_err"] == pub.top1_err and items["mobilenet_v1"]["source"] == pub.source
+    assert items["mobilenet_v1"]["params"] == 4_231_976 and round(items["mobilenet_v1"]["macs"] / 1e6) == 569
+    assert items["alexnet"]["input_size"] == [3, 227, 227]
 
 
 def test_compare_png(capsys, tmp_path):
@@ -171,3 +185,9 @@ def test_unwritable_plot_file(capsys, tmp_path):
 def test_depth_must_be_positive(capsys):
     code, _, err = run(capsys, "summary", "_tv_alexnet", "--depth", "0")
     assert code == 2 and "--depth" in err
+
+
+def test_plot_of_a_deep_model_groups_its_layers(capsys, tmp_path):
+    path = tmp_path / "r152.svg"
+    code, _, _ = run(capsys, "summary", "resnet152", "--plot", str(path))
+    assert code == 0 and "layers grouped to depth 2" in path.read_text()

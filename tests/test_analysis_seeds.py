@@ -33,8 +33,8 @@ SEED_ALEXNET = [
     ("fc7", 4096, None, 4096, None, None, None, 4096, None, 16, 16777, 17),
     ("fc8", 4096, None, 1000, None, None, None, 1000, None, 4, 4096, 4),
 ]
-# torchvision's AlexNet has the seed's layers (plus an AdaptiveAvgPool2d(6) that is an identity
-# at 227: left out of the comparison)
+# the zoo's `alexnet` (torchvision-compatible names) has the seed's layers, plus an
+# AdaptiveAvgPool2d(6) that is an identity at 227: left out of the comparison
 TV_ALEXNET_NAMES = ["features.0", "features.2", "features.3", "features.5", "features.6",
                     "features.8", "features.10", "features.12", "flatten", "classifier.1",
                     "classifier.4", "classifier.6"]
@@ -45,7 +45,12 @@ ALEXNET_DISAGREE = {("conv4", "flop"): 150, ("fc6", "params"): 37753, ("fc7", "p
 
 @pytest.fixture(scope="module")
 def alexnet():
-    return analyze(tv("alexnet"), (3, 227, 227))
+    return analyze("alexnet", (3, 227, 227))  # `cnnzoo summary alexnet --input 3x227x227`
+
+
+def test_zoo_alexnet_equals_torchvision_alexnet(alexnet):
+    tv_rows = analyze(tv("alexnet"), (3, 227, 227)).rows
+    assert [r.as_dict() for r in alexnet.rows] == [r.as_dict() for r in tv_rows]
 
 
 def _hw(shape):
@@ -136,7 +141,11 @@ def test_disagreement_googlenet_stem_mflop_total(stem):
 
 @pytest.fixture(scope="module")
 def vgg16():
-    return analyze(tv("vgg16"), (3, 224, 224))
+    return analyze("vgg16", (3, 224, 224))  # the zoo's VGG-16 (configuration D)
+
+
+def test_zoo_vgg16_equals_torchvision_vgg16(vgg16):
+    assert [r.as_dict() for r in vgg16.rows] == [r.as_dict() for r in analyze(tv("vgg16"), (3, 224, 224)).rows]
 
 
 def test_googlenet_stem_compare_vgg16_figures(vgg16):
@@ -265,3 +274,116 @@ def test_mobilenet_v1_from_seed_004_table():
     no_bn = sum(x.params for x in r.rows if x.kind != "norm")
     assert round(no_bn / 1e6, 1) == 4.2  # 4,231,976 weights; BN adds 21,888 more (4.25 M)
     assert r.total_params - no_bn == 2 * sum(x.out_shape[0] for x in r.rows if x.kind == "norm")
+
+
+# seed 001's GoogLeNet table (the paper's Table 1): per inception module
+# (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj), printed params (K) and ops (M)
+SEED_INCEPTION = [("3a", (64, 96, 128, 16, 32, 32), 159, 128), ("3b", (128, 128, 192, 32, 96, 64), 380, 304),
+                  ("4a", (192, 96, 208, 16, 48, 64), 364, 73), ("4b", (160, 112, 224, 24, 64, 64), 437, 88),
+                  ("4c", (128, 128, 256, 24, 64, 64), 463, 100), ("4d", (112, 144, 288, 32, 64, 64), 580, 119),
+                  ("4e", (256, 160, 320, 32, 128, 128), 840, 170), ("5a", (256, 160, 320, 32, 128, 128), 1072, 54),
+                  ("5b", (384, 192, 384, 48, 128, 128), 1388, 71)]
+# by the rule: weights (K, rounded) and conv multiply-adds (M, rounded) of each row
+RULE_GOOGLENET = {"conv1": (9, 118), "conv2": (115, 360), "3a": (163, 128), "3b": (388, 304),
+                  "4a": (376, 74), "4b": (449, 88), "4c": (509, 100), "4d": (605, 119),
+                  "4e": (867, 170), "5a": (1042, 51), "5b": (1443, 71), "fc": (1024, 1)}
+PRINTED_GOOGLENET = {"conv1": (2.7, 34), "conv2": (112, 360), "fc": (1000, 1),
+                     **{n: (p, o) for n, _, p, o in SEED_INCEPTION}}
+
+
+class _Inception(nn.Module):
+    def __init__(self, cin, c):
+        super().__init__()
+        def cr(i, o, k, p=0):
+            return nn.Sequential(nn.Conv2d(i, o, k, padding=p), nn.ReLU())
+        self.b1 = cr(cin, c[0], 1)
+        self.b2 = nn.Sequential(cr(cin, c[1], 1), cr(c[1], c[2], 3, 1))
+        self.b3 = nn.Sequential(cr(cin, c[3], 1), cr(c[3], c[4], 5, 2))
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), cr(cin, c[5], 1))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+@pytest.fixture(scope="module")
+def paper_googlenet():
+    from collections import OrderedDict
+
+    with torch.device("meta"):
+        layers = OrderedDict(conv1=nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3), nn.ReLU()),
+                             pool1=nn.MaxPool2d(3, 2, ceil_mode=True),
+                             conv2=nn.Sequential(nn.Conv2d(64, 64, 1), nn.ReLU(), nn.Conv2d(64, 192, 3, padding=1), nn.ReLU()),
+                             pool2=nn.MaxPool2d(3, 2, ceil_mode=True))
+        cin = 192
+        for name, c, _, _ in SEED_INCEPTION:
+            if name in ("4a", "5a"):
+                layers[f"pool{name}"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+            layers[name] = _Inception(cin, c)
+            cin = c[0] + c[2] + c[4] + c[5]
+        layers.update(avgpool=nn.AvgPool2d(7, 1), flatten=nn.Flatten(), dropout=nn.Dropout(0.4),
+                      fc=nn.Linear(1024, 1000))
+        model = nn.Sequential(layers)
+    return analyze(model, (3, 224, 224))
+
+
+def test_googlenet_table_of_seed_001(paper_googlenet):
+    r = paper_googlenet
+    modules = r.aggregate(1)
+    assert [modules.find(n).out_shape for n in ("3a", "3b", "4e", "5b")] == [
+        (256, 28, 28), (480, 28, 28), (832, 14, 14), (1024, 7, 7)]
+    for name, (weights_k, ops_m) in RULE_GOOGLENET.items():
+        rows = [x for x in r.rows if x.name.split(".")[0] == name and x.kind in ("conv", "linear")]
+        weights = sum(x.params - x.filters for x in rows)  # the paper's params leave biases out
+        ops = sum(x.macs for x in rows)  # the paper's ops: convolutions (pooling not counted)
+        assert (round(weights / 1000), round(ops / 1e6)) == (weights_k, ops_m), name
+    # ops agree with the printed column except conv1 (34 M), 4a (73.6 M printed 73) and 5a
+    # (51.1 M printed 54); the params column is below the rule in every row but 5a
+    ops_agree = [n for n in RULE_GOOGLENET if RULE_GOOGLENET[n][1] == PRINTED_GOOGLENET[n][1]]
+    assert sorted(set(RULE_GOOGLENET) - set(ops_agree)) == ["4a", "5a", "conv1"]
+    assert all(RULE_GOOGLENET[n][0] != PRINTED_GOOGLENET[n][0] for n in RULE_GOOGLENET)
+    # conv1: 2.7 K and 34 M are consistent with each other (2.7 K x 112 x 112 = 34 M) but the
+    # layer has 7*7*3*64 = 9,408 weights: 118 M multiply-adds
+    assert r.find("conv1.0").params - 64 == 9408 and r.find("conv1.0").macs == 118_013_952
+
+
+def test_disagreement_googlenet_total_params(paper_googlenet):
+    # seeds 001 and 004: "Only 5 million params!"; the table's own rows give 7.0 M (weights
+    # and biases; 6.99 M weights). Seed 004's MobileNet table prints 6.8 M and 1550 M mult-adds:
+    # by the rule 1.58 G in convs + fc (1.60 G with pooling)
+    assert round(paper_googlenet.total_params / 1e6, 1) == 7.0
+    conv_fc = sum(x.macs for x in paper_googlenet.rows if x.kind in ("conv", "linear"))
+    assert round(conv_fc / 1e9, 2) == 1.58 and round(paper_googlenet.total_macs / 1e9, 2) == 1.60
+
+
+def test_zoo_googlenet_stem_by_depth_1():
+    # `cnnzoo summary googlenet --depth 1`: each conv block (conv + ReLU) reads as its conv, and the
+    # stem rows are seed 003's (the paper's LRN rows in between cost no params or MACs)
+    r = analyze("googlenet").aggregate(1)
+    stem = [r.find(n) for n in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2")]
+    assert [(x.filters, x.kernel and x.kernel[0], x.stride and x.stride[0]) for x in stem] == [
+        (64, 7, 2), (None, 3, 2), (64, 1, 1), (192, 3, 1), (None, 3, 2)]
+    for x, (c, hw, mem, params, flop) in zip(stem, SEED_STEM):
+        assert (x.out_shape[:2], round(x.memory / KB), round(x.params / 1000), round(x.macs / 1e6)) == (
+            (c, hw), mem, params, flop)
+    assert all(x.params == 0 and x.macs == 0 for x in (r.find("lrn1"), r.find("lrn2")))
+
+
+def test_disagreement_seed004_summary_table():
+    # seed 004's "Summary" table, GOP column (conv / FC, multiply-adds at 224):
+    # AlexNet 0.67 / 0.05 -> rule 0.66 / 0.06 (conv 655,566,528; FC 58,621,952)
+    r = analyze("alexnet", (3, 224, 224))
+    conv = sum(x.macs for x in r.rows if x.kind == "conv")
+    fc = sum(x.macs for x in r.rows if x.kind == "linear")
+    assert (round(conv / 1e9, 2), round(fc / 1e9, 2)) == (0.66, 0.06)
+    # VGG-11/13/19 conv 6.5 / 10.2 / 16.8 -> rule 7.49 / 11.18 / 19.51 (VGG-16's 15.3 agrees);
+    # their params 133 / 133 / 144 M agree
+    for name, gop, params in (("vgg11", 7.49, 133), ("vgg13", 11.18, 133), ("vgg16", 15.35, 138),
+                              ("vgg19", 19.51, 144)):
+        v = analyze(tv(name), (3, 224, 224))
+        assert round(sum(x.macs for x in v.rows if x.kind == "conv") / 1e9, 2) == gop, name
+        assert round(v.total_params / 1e6) == params, name
+    # the CIFAR ResNet rows (20, 32, 56, 110, 1202 layers) carry ImageNet ResNet-18..152's GFLOPs
+    # (1.8, 3.6, 3.86, 7.6, 11.3); by the rule at 32x32 they cost 0.04 .. 0.25 G
+    for name, printed in (("resnet20", 1.8), ("resnet32", 3.6), ("resnet56", 3.86), ("resnet110", 7.6)):
+        g = analyze(name).total_macs / 1e9
+        assert g < 0.3 and printed / g > 25, name

@@ -47,10 +47,10 @@ def test_idx_errors_say_what_is_wrong(tmp_path):
 def test_embedded_subset_is_real_balanced_mnist(mnist_dir):
     x, y = load_mnist(EMBEDDED_DIR, "train")
     xt, yt = load_mnist(EMBEDDED_DIR, "test")
-    assert x.shape == (6000, 28, 28) and xt.shape == (1000, 28, 28)
-    assert np.bincount(y).tolist() == [600] * 10 and np.bincount(yt).tolist() == [100] * 10
+    assert x.shape == (10000, 28, 28) and xt.shape == (1000, 28, 28)
+    assert np.bincount(y).tolist() == [1000] * 10 and np.bincount(yt).tolist() == [100] * 10
     full_x, full_y = load_mnist(mnist_dir, "train")
-    keep = np.sort(np.concatenate([np.flatnonzero(full_y == c)[:600] for c in range(10)]))
+    keep = np.sort(np.concatenate([np.flatnonzero(full_y == c)[:1000] for c in range(10)]))
     assert np.array_equal(full_x[keep], x) and np.array_equal(full_y[keep], y)
     size = sum(f.stat().st_size for f in EMBEDDED_DIR.glob("*.gz"))
     assert size < 3_000_000

@@ -32,6 +32,10 @@ def _one_thread():
     yield
 
 
+# the tests' own optimizer settings, independent of the shipped lenet recipe
+SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}
+
+
 def _weights(path):
     from safetensors.torch import load_file
 
@@ -93,8 +97,8 @@ def test_aux_loss_uses_the_models_weight():
 
 # -- the engine on real data ------------------------------------------------------------------
 def test_trains_on_embedded_mnist_and_writes_everything(tmp_path):
-    res = fit("tiny32", recipe="fast", epochs=3, out=tmp_path, overrides={"batch_size": 64})
-    assert res["test_acc"] > 0.85  # chance is 0.10; ~280 steps on 6000 real digits
+    res = fit("tiny32", recipe="fast", epochs=3, out=tmp_path, overrides={"batch_size": 64, "limit_train": 4000})
+    assert res["test_acc"] > 0.85  # chance is 0.10; 186 steps on 4000 real digits
     assert res["input"].startswith("28x28 images zero-padded by 2")
     for f in ("model.safetensors", "checkpoint.safetensors", "metrics.csv", "training_curves.png"):
         assert (tmp_path / f).is_file(), f
@@ -117,7 +121,7 @@ def test_trains_on_embedded_mnist_and_writes_everything(tmp_path):
 
 def test_fast_path_on_cpu_bf16_channels_last_fused_accum_aux(tmp_path):
     res = fit("tiny_aux", recipe="lenet", epochs=1, out=tmp_path,
-              overrides={"label_smoothing": 0.1, "no_decay_norm_bias": True, "amp": "bf16", "channels_last": "on", "fused": "on", "accum_steps": 2,
+              overrides={**SGD, "label_smoothing": 0.1, "no_decay_norm_bias": True, "amp": "bf16", "channels_last": "on", "fused": "on", "accum_steps": 2,
                          "batch_size": 64, "grad_clip": 5.0, "log_every": 10})
     assert res["test_acc"] > 0.8
     m, _ = load_model(tmp_path / "model.safetensors")
@@ -125,136 +129,12 @@ def test_fast_path_on_cpu_bf16_channels_last_fused_accum_aux(tmp_path):
 
 
 def test_gradient_accumulation_matches_the_full_batch(tmp_path):
-    common = {"batch_size": 64, "limit_train": 640, "schedule": "constant", "eval_every": 5}
+    common = {**SGD, "batch_size": 64, "limit_train": 640, "schedule": "constant", "eval_every": 5}
     fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "a", overrides=common)
     fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "b", overrides={**common, "accum_steps": 4})
     a, b = _weights(tmp_path / "a/model.safetensors"), _weights(tmp_path / "b/model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
-
-
-def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
-    o = {"batch_size": 64, "limit_train": 640, "eval_every": 9}
-    fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "full", overrides=o, deterministic=True)
-    fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "again", overrides=o, deterministic=True)
-    fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "part", overrides={**o, "ckpt_every": 3},
-        deterministic=True)
-    full = _weights(tmp_path / "full/model.safetensors")
-    assert all(torch.equal(full[k], v) for k, v in _weights(tmp_path / "again/model.safetensors").items())
-    # resume from a mid-epoch checkpoint (step 3 of epoch 1): rewrite the run's state to it
-    _, state = ckpt.load_state(tmp_path / "part")
-    assert state["step"] == 20
-    # train 1 epoch + 3 steps, then resume to 2 epochs
-    o2 = {**o, "ckpt_every": 13}
-    with pytest.raises(_Stop):
-        _fit_until(tmp_path / "cut", o2, stop_at=13)
-    _, st = ckpt.load_state(tmp_path / "cut")
-    assert st["step"] == 13
-    res = fit(resume=tmp_path / "cut")
-    assert res["steps"] == 20
-    cut = _weights(tmp_path / "cut/model.safetensors")
-    for k in full:
-        assert torch.equal(full[k], cut[k]), k
-
-
-class _Stop(Exception):
-    pass
-
-
-def _fit_until(out, overrides, stop_at):
-    """A run that dies right after its step-`stop_at` checkpoint (like kill -9)."""
-    from cnnzoo.train import run
-
-    real = ckpt.save_state
-
-    def save_then_die(*a, **kw):
-        real(*a, **kw)
-        if kw["step"] == stop_at:
-            raise _Stop
-
-    run.ckpt.save_state = save_then_die
-    try:
-        fit("tiny_bn", recipe="lenet", epochs=2, out=out, overrides=overrides, deterministic=True)
-    finally:
-        run.ckpt.save_state = real
-
-
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    # epoch 1 is fine; then the lr is multiplied by 1e12 and the loss blows up
-    o = {"batch_size": 64, "limit_train": 640, "schedule": "multistep", "milestones": [1.0],
-         "gamma": 1e12, "log_every": 1}
-    with pytest.raises(NonFiniteLossError, match=r"NaN or infinite at step (1[1-9]|20)"):
-        fit("tiny_cnn", recipe="lenet", epochs=3, out=tmp_path, overrides=o)
-    _, state = ckpt.load_state(tmp_path)
-    assert state["step"] == 10  # the end of epoch 1
-    assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "model.safetensors").values())
-
-
-def test_cli_nan_exits_1(tmp_path, capsys):
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["train", "tiny_cnn", "--epochs", "1", "--lr", "1e9", "--out", str(tmp_path),
-              "--set", "limit_train=256", "--batch-size", "64", "--set", "log_every=1", "--no-progress"])
-    assert e.value.code == 1
-    assert re.search(r"NaN or infinite at step \d+", capsys.readouterr().err)
-
-
-# -- safety and input errors ----------------------------------------------------------------
-class _Evil:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
-def test_malicious_torch_checkpoint_is_refused(tmp_path, capsys):
-    marker = tmp_path / "pwned"
-    evil = tmp_path / "evil.pth"
-    with open(evil, "wb") as f:
-        torch.save({"model": {}, "epoch": _Evil(marker)}, f, pickle_module=pickle)
-    with pytest.raises(CheckpointError, match="refusing to load .*evil.pth"):
-        fit("tiny_cnn", resume=evil, out=tmp_path / "o")
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["eval", str(evil)])
-    assert e.value.code == 2 and "refusing to load" in capsys.readouterr().err
-    assert not marker.exists()
-
-
-def test_resume_from_a_plain_torch_checkpoint(tmp_path):
-    torch.manual_seed(1)
-    m = create_model("tiny_cnn", num_classes=10, in_chans=1)
-    torch.save({"model": m.state_dict(), "epoch": 0}, tmp_path / "ref.pth")
-    res = fit("tiny_cnn", resume=tmp_path / "ref.pth", epochs=2, out=tmp_path / "o",
-              overrides={"batch_size": 64, "limit_train": 640})
-    assert res["steps"] == 20  # continued after its epoch 0
-
-
-def test_clear_errors_before_training(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="does not exist"):
-        fit("tiny_cnn", data=f"mnist:{tmp_path / 'missing'}", out=tmp_path / "o")
-    (tmp_path / "m").mkdir()
-    with pytest.raises(InvalidArgumentError, match="train-images-idx3-ubyte"):
-        fit("tiny_cnn", data=f"mnist:{tmp_path / 'm'}", out=tmp_path / "o")
-    (tmp_path / "m" / "train-images-idx3-ubyte.gz").write_text("this is not gzip")
-    (tmp_path / "m" / "train-labels-idx1-ubyte.gz").write_text("nor this")
-    with pytest.raises(InvalidArgumentError, match="cannot read IDX"):
-        fit("tiny_cnn", data=f"mnist:{tmp_path / 'm'}", out=tmp_path / "o")
-    with pytest.raises(InvalidArgumentError, match="larger than the training set"):
-        fit("tiny_cnn", overrides={"batch_size": 128, "limit_train": 100}, out=tmp_path / "o")
-    assert not (tmp_path / "o").exists()  # nothing written before the checks
-
-
-def test_input_that_cannot_fit_the_model_is_refused_before_training():
-    from cnnzoo.data.preprocess import Preprocess
-    from cnnzoo.train.run import _check_fits
-
-    m = create_model("tiny_cnn", num_classes=10, in_chans=1)
-    with pytest.raises(InputShapeError, match="does not fit tiny_cnn"):
-        _check_fits("tiny_cnn", m, Preprocess(1, (6, 6), (6, 6), 0, None, [0], [1]))
 
 
 def test_cli_train_and_eval_json(tmp_path, capsys):
@@ -277,19 +157,11 @@ def test_cli_train_and_eval_json(tmp_path, capsys):
     assert e.value.code == 2
 
 
-def test_training_state_roundtrip_keeps_types(tmp_path):
-    m = create_model("tiny_bn", num_classes=10, in_chans=1)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
-    m(torch.randn(2, 1, 28, 28)).sum().backward()
-    opt.step()
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
-    ckpt.save_state(tmp_path, model=m, optimizer=opt, scheduler=sched, epoch=1, step=7, extra={"x": [1, 2]})
-    sd, st = ckpt.load_state(tmp_path)
-    assert st["step"] == 7 and st["x"] == [1, 2]
-    opt2 = torch.optim.AdamW(m.parameters(), lr=1e-3)
-    opt2.load_state_dict(st["optimizer"])
-    assert opt2.param_groups[0]["betas"] == (0.9, 0.999)
-    for k, v in opt.state_dict()["state"][0].items():
-        assert torch.equal(v, opt2.state_dict()["state"][0][k])
-    assert st["scheduler"]["mode_worse"] == float("inf")
-    assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())
+@pytest.mark.slow  # inductor's C++ compile: ~110 s on this shared 2-core machine
+def test_torch_compile_path_trains_on_cpu(tmp_path):
+    """--compile (inductor on the CPU) trains and gives a model file that loads uncompiled."""
+    res = fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path,
+              overrides={**SGD, "compile": True, "batch_size": 64, "limit_train": 1280})
+    assert res["test_acc"] > 0.5
+    m, rec = load_model(tmp_path / "model.safetensors")
+    assert rec["recipe"]["compile"] is True and not hasattr(m, "_orig_mod")

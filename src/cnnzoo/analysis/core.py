@@ -13,6 +13,7 @@ the receptive field along (the max over their inputs).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 import torch
@@ -34,6 +35,11 @@ _FLATTEN = (nn.Flatten, nn.Unflatten)
 # ReLU(inplace=True) does, and what an inference engine fuses), dropout and identity return
 # their input at inference.
 NO_MEMORY_KINDS = frozenset({"act", "dropout", "identity"})
+
+
+# PyTorch's (and the model contract's) words for a feature map smaller than a kernel
+_TOO_SMALL = re.compile(r"too small|smaller than kernel|greater than actual input|non-positive|"
+                        r"output size is too small|Kernel size can't be greater", re.IGNORECASE)
 
 
 class AnalysisError(CnnzooError, RuntimeError):
@@ -169,6 +175,7 @@ class _Tracer(TorchFunctionMode):
         self.calls: dict[str, int] = {}
         self.seen_params: set[int] = set()
         self.pending: dict[int, list] = {}
+        self.inputs: dict[int, list] = {}
         self.entry: dict[int, tuple] = {}
         self.io: dict[str, tuple] = {}  # container name -> (in shape, out shape), first call
         self.n_spatial = n_spatial
@@ -196,7 +203,8 @@ class _Tracer(TorchFunctionMode):
             self.entry[id(m)] = tuple(x.shape[1:]) if x is not None else ()
         if id(m) in self.leaf:
             self.leaf_depth += 1
-            self.pending.setdefault(id(m), []).append(_tensors(args) + _tensors(kwargs))
+            self.pending.setdefault(id(m), []).append([])  # functional ops run inside it
+            self.inputs.setdefault(id(m), []).append(_tensors(args) + _tensors(kwargs))
         return None
 
     def _post(self, m, args, kwargs, out):
@@ -210,22 +218,24 @@ class _Tracer(TorchFunctionMode):
             x = self.entry.pop(id(m), None)
             if name not in self.io and y is not None:  # a block's own in/out (e.g. the concat)
                 self.io[name] = (x, tuple(y.shape[1:]))
-            own = sum(p.numel() for p in m.parameters(recurse=False))
+            # nn.MultiheadAttention uses its out_proj's weights without calling it
+            attn = isinstance(m, nn.MultiheadAttention)
+            own = sum(p.numel() for p in m.parameters(recurse=attn))
             if own and id(m) not in self.seen_params:  # e.g. a class token used functionally
-                self.seen_params.add(id(m))
-                y = _first_tensor(out)
+                self.seen_params.update(id(c) for c in (m.modules() if attn else [m]))
                 self.rows.append(LayerRow(
-                    name=self._row_name(self.names[id(m)] + ".<own>"), kind="other",
+                    name=self._row_name(name + ".<own>"), kind="other",
                     type=f"{type(m).__name__} (own parameters)", params=own,
                     in_shape=(), out_shape=tuple(y.shape[1:]) if y is not None else ()))
             return None
         self.leaf_depth -= 1
-        inputs = self.pending[id(m)].pop()
+        inputs, inner = self.inputs[id(m)].pop(), self.pending[id(m)].pop()
         with torch._C.DisableTorchFunction():
-            self._leaf_row(m, inputs, out)
+            self._leaf_row(m, inputs, out, inner)
         return None
 
-    def failing_leaf(self) -> nn.Module | None:
+    def current_leaf(self) -> nn.Module | None:
+        """The innermost leaf running now (after an exception: the one that failed)."""
         for m in reversed(self.stack):
             if id(m) in self.leaf:
                 return m
@@ -236,7 +246,7 @@ class _Tracer(TorchFunctionMode):
         self.calls[base] = n
         return base if n == 1 else f"{base}#{n}"
 
-    def _leaf_row(self, m: nn.Module, inputs: list[torch.Tensor], out: Any) -> None:
+    def _leaf_row(self, m: nn.Module, inputs: list[torch.Tensor], out: Any, inner: list) -> None:
         x = inputs[0] if inputs else None
         y = _first_tensor(out)
         kind = _kind(m)
@@ -279,6 +289,13 @@ class _Tracer(TorchFunctionMode):
             geo_out = _window(geo_in, row.kernel, row.stride, _tup(dil, nd))
         elif kind == "flatten" and x is not None and y is not None and y.dim() < x.dim():
             geo_out = _global(geo_in, x.shape[2:])
+        elif kind == "other" and inner:  # a custom module: what its functional ops cost
+            row.macs = sum(op["macs"] for op in inner)
+            first = next((op for op in inner if op["kind"] in ("conv", "pool")), None)
+            if first is not None and len(inner) == 1 or first is not None and first["kind"] == "conv":
+                for k in ("kernel", "stride", "pad", "filters", "groups"):
+                    setattr(row, k, first.get(k))
+            geo_out = _apply_ops(geo_in, inner)
         if kind not in NO_MEMORY_KINDS and y is not None:
             row.memory = sum(t.numel() * t.element_size() for t in _tensors(out))
         row.rf, row.eff_stride = geo_out
@@ -298,17 +315,30 @@ class _Tracer(TorchFunctionMode):
         s = tuple(max(1, i // o) for i, o in zip(x.shape[2:], y.shape[2:]))
         return _window(geo_in, k, s), macs
 
-    # -- functional ops between modules ------------------------------------------------------
+    # -- functional ops ------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.leaf_depth or not isinstance(out, (torch.Tensor, tuple, list)):
+        if not isinstance(out, (torch.Tensor, tuple, list)):
             return out
+        inner = None
+        if self.leaf_depth:
+            # inside a leaf: its own kind's formula counts it, unless it is a custom module
+            # ("other"), whose convs / matmuls / pools are counted as it runs them
+            leaf = self.current_leaf()
+            if leaf is None or _kind(leaf) != "other" or not self.pending.get(id(leaf)):
+                return out
+            inner = self.pending[id(leaf)][-1]
         ins = _tensors(args) + _tensors(kwargs)
         if not ins or not any(isinstance(o, torch.Tensor) for o in _tensors(out)):
             return out
         with torch._C.DisableTorchFunction():
-            self._functional(func, args, kwargs, ins, out)
+            if inner is not None:
+                op = _op_cost(getattr(func, "__name__", ""), args, kwargs, ins[0], _first_tensor(out))
+                if op is not None:
+                    inner.append(op)
+            else:
+                self._functional(func, args, kwargs, ins, out)
         return out
 
     def _container(self) -> str:
@@ -321,36 +351,93 @@ class _Tracer(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         x, y = ins[0], _first_tensor(out)
         geo_in = _merge([_geo(t) for t in ins])
-        is_map = x.dim() >= 3 and y is not None
-        pool = name.lstrip("_").replace("_with_indices", "")
-        flat = name in ("flatten", "view", "reshape") and is_map and y.dim() == 2
-        if not (flat or (is_map and pool.endswith(("pool1d", "pool2d", "pool3d")))):
+        flat = (name in ("flatten", "view", "reshape") and y is not None and x.dim() >= 3
+                and y.dim() == 2)
+        op = None if flat else _op_cost(name, args, kwargs, x, y)
+        if not flat and op is None:
             _set_geo(out, geo_in)  # element-wise (add, cat, relu, ...): carry the max along
             return
         if geo_in is None:
             geo_in = ((1,) * self.n_spatial, (1,) * self.n_spatial)
         parent = self._container()
-        base = pool if not flat else "flatten"
+        base = "flatten" if flat else op["op"]
         row = LayerRow(name=self._row_name(f"{parent}.{base}" if parent else base),
-                       type=f"F.{base}", kind="flatten" if flat else "pool",
+                       type=f"F.{base}", kind="flatten" if flat else op["kind"],
                        in_shape=tuple(x.shape[1:]), out_shape=tuple(y.shape[1:]))
         if flat:
             geo_out = _global(geo_in, x.shape[2:])
-        elif pool.startswith("adaptive"):
-            geo_out, row.macs = self._adaptive(x, y, geo_in)
-            row.kernel = self._adaptive_kernel(x, y)
         else:
-            nd = x.dim() - 2
-            row.kernel = _tup(_arg(args, kwargs, 1, "kernel_size"), nd)
-            stride = _arg(args, kwargs, 2, "stride")
-            row.stride = _tup(stride if stride not in (None, []) else row.kernel, nd)
-            row.pad = _tup(_arg(args, kwargs, 3, "padding", 0), nd)
-            row.macs = y.numel() * math.prod(row.kernel)
-            geo_out = _window(geo_in, row.kernel, row.stride)
+            geo_out = _apply_ops(geo_in, [op])
+            row.macs = op["macs"]
+            for k in ("kernel", "stride", "pad", "filters", "groups"):
+                setattr(row, k, op.get(k))
         row.memory = y.numel() * y.element_size()
         row.rf, row.eff_stride = geo_out
         self.rows.append(row)
         _set_geo(out, geo_out)
+
+
+def _op_cost(name: str, args, kwargs, x: torch.Tensor, y: torch.Tensor | None) -> dict | None:
+    """Multiply-adds and geometry of a functional conv / linear / matmul / pool; None otherwise."""
+    if y is None:
+        return None
+    base = name.lstrip("_").replace("_with_indices", "")
+    if base in ("conv1d", "conv2d", "conv3d"):
+        w = _arg(args, kwargs, 1, "weight")
+        nd = w.dim() - 2
+        pad = _arg(args, kwargs, 4, "padding", 0)
+        return {"op": base, "kind": "conv", "macs": y.numel() * math.prod(w.shape[1:]),
+                "kernel": tuple(w.shape[2:]), "stride": _tup(_arg(args, kwargs, 3, "stride", 1), nd),
+                "pad": pad if isinstance(pad, str) else _tup(pad, nd), "filters": w.shape[0],
+                "groups": _arg(args, kwargs, 6, "groups", 1),
+                "dilation": _tup(_arg(args, kwargs, 5, "dilation", 1), nd)}
+    if base in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        w = _arg(args, kwargs, 1, "weight")
+        return {"op": base, "kind": "conv", "macs": x.numel() * math.prod(w.shape[1:]),
+                "kernel": tuple(w.shape[2:]), "transposed": True}
+    if base == "linear":
+        w = _arg(args, kwargs, 1, "weight")
+        return {"op": base, "kind": "linear", "macs": y.numel() * w.shape[-1], "filters": w.shape[0]}
+    if base in ("matmul", "mm", "bmm", "addmm", "baddbmm", "addbmm"):
+        a = _arg(args, kwargs, 1 if base.startswith("add") or base == "baddbmm" else 0, "mat1")
+        if not isinstance(a, torch.Tensor):
+            return None
+        return {"op": base, "kind": "linear", "macs": y.numel() * a.shape[-1]}
+    if base == "multi_head_attention_forward":  # (L, N, E) query, (S, N, E) key and value
+        key = _arg(args, kwargs, 1, "key")
+        (L, N, E), S = x.shape, key.shape[0]
+        # q, k, v and output projections, then scores q.k and their weighted sum of v
+        return {"op": "attention", "kind": "linear",
+                "macs": N * (2 * L * E * E + 2 * S * E * E + 2 * L * S * E)}
+    if base.endswith(("pool1d", "pool2d", "pool3d")) and x.dim() >= 3:
+        nd = x.dim() - 2
+        if base.startswith("adaptive"):
+            return {"op": base, "kind": "pool", "adaptive": tuple(x.shape[2:]),
+                    "macs": x.shape[0] * x.shape[1] * _adaptive_macs(x.shape[2:], y.shape[2:]),
+                    "kernel": tuple(-(-i // o) for i, o in zip(x.shape[2:], y.shape[2:])),
+                    "out": tuple(y.shape[2:])}
+        kernel = _tup(_arg(args, kwargs, 1, "kernel_size"), nd)
+        stride = _arg(args, kwargs, 2, "stride")
+        return {"op": base, "kind": "pool", "macs": y.numel() * math.prod(kernel), "kernel": kernel,
+                "stride": _tup(stride if stride not in (None, []) else kernel, nd),
+                "pad": _tup(_arg(args, kwargs, 3, "padding", 0), nd)}
+    return None
+
+
+def _apply_ops(geo, ops: list[dict]):
+    """Receptive field after a sequence of functional ops (those with a window)."""
+    for op in ops:
+        if op.get("adaptive"):
+            i_, o_ = op["adaptive"], op["out"]
+            if all(o == 1 for o in o_):
+                geo = _global(geo, i_)
+            elif tuple(i_) != tuple(o_):
+                geo = _window(geo, op["kernel"], tuple(max(1, a // b) for a, b in zip(i_, o_)))
+        elif op.get("transposed"):
+            continue
+        elif op.get("stride") is not None:
+            geo = _window(geo, op["kernel"], op["stride"], op.get("dilation"))
+    return geo
 
 
 def _check_input_size(input_size: Any) -> tuple[int, ...]:
@@ -425,7 +512,7 @@ def _out_size(m: nn.Module, x: torch.Tensor) -> str | None:
 
 
 def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -> InputShapeError:
-    x = tracer.pending.get(id(leaf), [[None]])[-1]
+    x = tracer.inputs.get(id(leaf), [[None]])[-1]
     x = x[0] if x else None
     where = f"layer '{tracer.names[id(leaf)]}' ({type(leaf).__name__}"
     if isinstance(leaf, (_CONV,) + _POOL):
@@ -436,7 +523,10 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
     where += ")"
     feat = _fmt(x.shape[1:]) if x is not None else "?"
     out = _out_size(leaf, x) if x is not None else None
-    if out is not None and any(int(v) <= 0 for v in out.split("x")):
+    reaches_zero = out is not None and any(int(v) <= 0 for v in out.split("x"))
+    if out is None and _TOO_SMALL.search(" ".join(str(e) for e in (err, err.__cause__) if e)):
+        reaches_zero, out = True, None  # a custom layer: PyTorch (or the model) said too small
+    if reaches_zero:
         need = ""
         if len(size) == 3:
             smallest = min_input_size(model, size[0])
@@ -444,7 +534,7 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
                 need = f"; {model_name} needs at least {size[0]}x{smallest}x{smallest}"
         return InputShapeError(
             f"input {_fmt(size)} is too small for {model_name}: the spatial size reaches zero at "
-            f"{where}: its input is {feat}, its output would be {out}{need}")
+            f"{where}: its input is {feat}" + (f", its output would be {out}" if out else "") + need)
     return InputShapeError(
         f"input {_fmt(size)} does not fit {model_name}: {where} cannot take its input of shape "
         f"{feat} ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
@@ -461,11 +551,12 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
 
     if isinstance(model_or_name, str):
         entry = get_entry(model_or_name)
-        with torch.device("meta"):
-            model = create_model(model_or_name)
-        model_name = model_or_name
         if input_size is None:
             input_size = entry.input_size
+        size = _check_input_size(input_size)
+        with torch.device("meta"):  # built for the channels it is asked about
+            model = create_model(model_or_name, in_chans=size[0])
+        model_name = model_or_name
     elif isinstance(model_or_name, nn.Module):
         model = model_or_name
         model_name = getattr(model, "model_name", None) or type(model).__name__
@@ -488,7 +579,7 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
         with torch.no_grad(), tracer:
             _run(model, x, state)
     except Exception as err:
-        leaf = tracer.failing_leaf()
+        leaf = tracer.current_leaf()
         if leaf is not None:
             raise _too_small(model, model_name, size, tracer, leaf, err) from err
         if isinstance(err, CnnzooError):

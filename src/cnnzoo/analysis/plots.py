@@ -10,6 +10,7 @@ from typing import Sequence
 from ..errors import InvalidArgumentError
 
 FORMATS = (".png", ".svg")
+MAX_BARS = 80  # more bars than this get grouped (see plot_layers)
 _COLORS = {"conv": "#1f77b4", "linear": "#2ca02c", "pool": "#ff7f0e", "norm": "#7f7f7f",
            "flatten": "#9467bd", "group": "#17becf", "other": "#8c564b"}
 
@@ -56,6 +57,14 @@ def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers
     rows = report.visible_rows(all_layers)
     if not rows:
         raise InvalidArgumentError(f"{report.model_name} has no layers to plot")
+    grouped = ""
+    if len(rows) > MAX_BARS and report.depth is None:
+        # hundreds of bars are unreadable: group by name prefix, as deep as still fits
+        for depth in range(1, 9):
+            agg = report.aggregate(depth)
+            if len(agg.visible_rows(all_layers)) > MAX_BARS:
+                break
+            rows, grouped = agg.visible_rows(all_layers), f", layers grouped to depth {depth}"
     names = [r.name for r in rows]
     colors = [_COLORS.get(r.kind, "#8c564b") for r in rows]
     ops_label = "MFLOP (2 x multiply-adds)" if flops else "M multiply-adds"
@@ -75,7 +84,7 @@ def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers
                              fontsize=8 if len(rows) > 30 else 9)
     axes[-1].set_xlabel("layer (execution order)")
     size = "x".join(map(str, report.input_size))
-    fig.suptitle(f"{report.model_name} at {size}: memory, parameters and operations per layer")
+    fig.suptitle(f"{report.model_name} at {size}: memory, parameters and operations per layer{grouped}")
     kinds = sorted({r.kind for r in rows})
     from matplotlib.patches import Patch
 
@@ -108,42 +117,64 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
     xmax, ymin, ymax = max(xs) * 1.2 + 0.1, min(ys) - 4, max(ys) + 4
     ax.set_xlim(0, xmax)
     ax.set_ylim(ymin, ymax)
-    taken: list[tuple[float, float]] = []  # label anchors in axis fractions
-    for k, it in enumerate(placed):
-        gx, acc = it["macs"] / 1e9, it["top1_acc"]
-        s = max(it["params"] * scale, 12)
-        ax.scatter(gx, acc, s=s, alpha=0.45, color=cmap(k % 10), edgecolors="black", linewidths=0.6)
-        ax.plot(gx, acc, "k.", markersize=3)
-        r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
-        fx, fy = gx / xmax, (acc - ymin) / (ymax - ymin)
-        for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 2.5), (1, -2.5)):
-            # ~0.15 x 0.05 of the axes per label; take the first side free of earlier labels
-            cx, cy = fx + dx * 0.08, fy + dy * 0.035
-            if all(abs(cx - tx) > 0.15 or abs(cy - ty) > 0.05 for tx, ty in taken):
-                break
-        taken.append((cx, cy))
-        ax.annotate(f"{it['name']}\n{it['params'] / 1e6:.1f}M params", (gx, acc),
-                    xytext=(dx * r, dy * r), textcoords="offset points", fontsize=9,
-                    ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
-                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
     ax.set_xlabel("Operations (G multiply-adds, one image)")
-    ax.set_ylabel("Top-1 accuracy (%)")
+    datasets = sorted({i.get("dataset") or "?" for i in placed})
+    ax.set_ylabel(f"Top-1 accuracy (%, {', '.join(datasets)})")
     ax.set_title("Comparing complexity: accuracy vs operations (bubble area ~ parameters)")
     ax.grid(alpha=0.3)
     for n in _legend_sizes(biggest):  # reference bubbles
         ax.scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
                    label=f"{n / 1e6:g}M params")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.2, borderpad=1.6, handletextpad=2.0,
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.4, borderpad=1.8, handlelength=4.5, handletextpad=2.2,
               fontsize=8, frameon=True, title="bubble area")
     if missing:
         fig.text(0.01, 0.01, "not shown (no published accuracy): " + ", ".join(missing), fontsize=8)
     fig.tight_layout()
+    # Labels are placed in points: beside the bubble, inside the axes, clear of earlier labels.
+    to_pt = 72.0 / fig.dpi
+    (ax0, ay0), (ax1, ay1) = ax.bbox.get_points() * to_pt
+    boxes: list[tuple[float, float, float, float]] = []
+    for k, it in enumerate(placed):
+        gx, acc = it["macs"] / 1e9, it["top1_acc"]
+        s = max(it["params"] * scale, 12)
+        ax.scatter(gx, acc, s=s, alpha=0.45, color=cmap(k % 10), edgecolors="black", linewidths=0.6)
+        ax.plot(gx, acc, "k.", markersize=3)
+        label = f"{it['name']}\n{it['params'] / 1e6:.1f}M params"
+        r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
+        cx, cy = ax.transData.transform((gx, acc)) * to_pt
+        w, h = max(len(t) for t in label.split("\n")) * 5.8 + 4, 26.0
+        best = None
+        for reach in (1.0, 1.8, 2.8):
+            for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (0.3, 1.6), (0.3, -1.6)):
+                ox, oy = dx * r * reach, dy * r * reach
+                x0 = cx + ox if dx > 0 else cx + ox - w
+                y0 = cy + oy if dy > 0 else cy + oy - h
+                box = (x0, y0, x0 + w, y0 + h)
+                inside = x0 >= ax0 and box[2] <= ax1 and y0 >= ay0 and box[3] <= ay1
+                free = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]
+                           for b in boxes)
+                if best is None and inside:
+                    best = (box, ox, oy, dx, dy)
+                if inside and free:
+                    best = (box, ox, oy, dx, dy)
+                    break
+            else:
+                continue
+            break
+        if best is None:  # nowhere inside: above right
+            best = ((cx + r, cy + r, cx + r + w, cy + r + h), r, r, 1, 1)
+        box, ox, oy, dx, dy = best
+        boxes.append(box)
+        ax.annotate(label, (gx, acc), xytext=(ox, oy), textcoords="offset points", fontsize=9,
+                    ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
     return _save(fig, path)
 
 
 def _legend_sizes(biggest: int) -> list[int]:
-    out = []
-    for n in (1e6, 5e6, 25e6, 100e6, 500e6):
-        if n <= biggest * 1.2:
-            out.append(int(n))
-    return out[-3:] or [int(biggest)]
+    """Up to three reference bubbles: the largest round size the chart reaches and two smaller."""
+    sizes = [int(c) for c in (1e5, 5e5, 1e6, 5e6, 25e6, 50e6, 100e6, 500e6, 1e9) if c <= biggest * 1.2]
+    if not sizes:
+        return [int(biggest)]
+    top = sizes[-1]
+    return [c for c in sizes if c <= top / 4][-2:] + [top]

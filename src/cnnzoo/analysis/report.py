@@ -148,6 +148,10 @@ class Report:
                 memory=sum(r.memory for r in rs), params=sum(r.params for r in rs),
                 macs=sum(r.macs for r in rs), rf=rs[-1].rf, eff_stride=rs[-1].eff_stride,
                 n_layers=sum(r.n_layers for r in rs)))
+            main = [r for r in rs if r.kind in ("conv", "pool", "linear")]
+            if len(main) == 1:  # e.g. conv + BN + ReLU: the block reads as its conv
+                for k in ("filters", "kernel", "stride", "pad", "groups"):
+                    setattr(rows[-1], k, getattr(main[0], k))
         return replace(self, rows=rows, depth=depth)
 
     # -- derived estimates ------------------------------------------------------------------------

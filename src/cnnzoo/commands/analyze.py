@@ -36,9 +36,10 @@ def _published(name: str) -> dict:
     pubs = get_entry(name).published
     pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
     if pub is None:
-        return {"source": None, "top1_err": None, "top5_err": None, "params": None, "macs": None}
+        return {"source": None, "top1_err": None, "top5_err": None, "params": None, "macs": None,
+                "dataset": None}
     return {"source": pub.source, "top1_err": pub.top1_err, "top5_err": pub.top5_err,
-            "params": pub.params, "macs": pub.macs}
+            "params": pub.params, "macs": pub.macs, "dataset": pub.dataset}
 
 
 def _opt(v, fmt: str) -> str:
@@ -123,7 +124,7 @@ def register(app: typer.Typer) -> None:
                           "top1_err": pub["top1_err"], "top5_err": pub["top5_err"],
                           "top1_acc": None if pub["top1_err"] is None else 100 - pub["top1_err"],
                           "published_params": pub["params"], "published_macs": pub["macs"],
-                          "source": pub["source"]})
+                          "dataset": pub["dataset"], "source": pub["source"]})
         _print_compare(items, fmt)
         if plot is not None:
             plot_compare(items, plot)
@@ -134,13 +135,13 @@ def _print_compare(items: list[dict], fmt: TableFormat) -> None:
     if fmt is TableFormat.json:
         print_json(items)
         return
-    head = ["model", "input", "params (M)", "MACs (G)", "act. memory (MB)", "top-1 err (%)",
-            "top-5 err (%)", "published params (M)", "published MACs (G)", "source"]
+    head = ["model", "input", "params (M)", "MACs (M)", "act. memory (MB)", "top-1 err (%)",
+            "top-5 err (%)", "dataset", "published params (M)", "published MACs (M)", "source"]
     rows = [[i["name"], "x".join(map(str, i["input_size"])), f"{i['params'] / 1e6:.2f}",
-             f"{i['macs'] / 1e9:.3f}", f"{i['memory_bytes'] / 2**20:.2f}",
-             _opt(i["top1_err"], ".2f"), _opt(i["top5_err"], ".2f"),
+             f"{i['macs'] / 1e6:,.1f}", f"{i['memory_bytes'] / 2**20:.2f}",
+             _opt(i["top1_err"], ".2f"), _opt(i["top5_err"], ".2f"), i["dataset"] or "-",
              _opt(None if i["published_params"] is None else i["published_params"] / 1e6, ".2f"),
-             _opt(None if i["published_macs"] is None else i["published_macs"] / 1e9, ".3f"),
+             _opt(None if i["published_macs"] is None else i["published_macs"] / 1e6, ",.1f"),
              i["source"] or "-"] for i in items]
     if fmt is TableFormat.csv:
         import csv

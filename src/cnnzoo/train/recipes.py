@@ -74,12 +74,13 @@ class Recipe:
 
 R = Recipe
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
-    # LeCun et al. 1998 trained 20 epochs with stochastic diagonal Levenberg-Marquardt and a
-    # hand-set rate schedule. SGD with momentum and a one-cycle schedule is the stand-in: it
-    # reaches the paper's error in the same number of epochs, and >95% on the embedded subset
-    # in seconds (`cnnzoo train lenet5`).
-    R(name="lenet", source="LeCun et al. 1998 (optimizer: SGD momentum stands in for SDLM)",
-      epochs=8, batch_size=32, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.0,
+    # LeCun et al. 1998 trained 20 epochs with stochastic diagonal Levenberg-Marquardt, a
+    # per-parameter second-order step size. AdamW (also per-parameter, first-order) with a
+    # one-cycle schedule is the stand-in: plain SGD on the paper's squashing units and RBF
+    # output was measured unstable here (diverged at lr 0.02; 93.8-97.2% on the embedded
+    # subset across seeds at lr 0.007-0.01), AdamW lr 3e-3 gave 95.8/96.1% in 6 epochs.
+    R(name="lenet", source="LeCun et al. 1998 (AdamW stands in for SDLM)",
+      epochs=6, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=0.0,
       schedule="onecycle", pct_start=0.15, augment="none", amp="off"),
     # Seed 004 / Krizhevsky et al. 2012.
     R(name="alexnet", source="Krizhevsky et al. 2012; seed 004",

@@ -151,6 +151,9 @@ def _fit(model_name, data, recipe, overrides, config, out, resume, dev, info: Di
         raise InvalidArgumentError(
             f"batch_size {recipe.batch_size} (the global batch) must be divisible by "
             f"world size x accum_steps = {world} x {recipe.accum_steps}")
+    if recipe.sync_bn and world > 1 and dev.type == "cpu":
+        raise InvalidArgumentError("SyncBatchNorm needs CUDA (PyTorch has no CPU kernel for it); "
+                                   "drop --sync-bn for CPU processes")
     steps_per_epoch = len(train) // recipe.batch_size
     if steps_per_epoch == 0:
         raise InvalidArgumentError(
@@ -200,10 +203,14 @@ def _fit(model_name, data, recipe, overrides, config, out, resume, dev, info: Di
             except (ValueError, KeyError) as err:
                 rep.print(f"[yellow]note:[/] optimizer state not reused ({err})")
         if isinstance(torch_ckpt.get("epoch"), int):
+            import warnings
+
             start_step = (torch_ckpt["epoch"] + 1) * steps_per_epoch
-            for _ in range(start_step):
-                if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step()
+            with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(start_step):
+                    if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        scheduler.step()
 
     out_dir = Path(out) if out is not None else Path("runs") / f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if info.is_main:

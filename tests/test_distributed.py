@@ -1,0 +1,81 @@
+"""torchrun / DDP on the CPU (gloo): two processes with the same global batch give the same
+weights as one process; a distributed run resumes like a single one; SyncBN is an option."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _train_models  # noqa: E402,F401
+
+from cnnzoo.errors import InvalidArgumentError  # noqa: E402
+from cnnzoo.registry import create_model  # noqa: E402
+from cnnzoo.train.distributed import DistInfo, wrap_model  # noqa: E402
+from cnnzoo.train.run import fit  # noqa: E402
+
+HELPER = Path(__file__).parent / "_train_models.py"
+SETS = ["--set", "optimizer=sgd", "--lr", "0.05", "--set", "limit_train=640", "--batch-size", "64", "--set", "schedule=constant",
+        "--set", "eval_every=9", "--recipe", "lenet", "--deterministic", "--no-progress"]
+
+
+def _torchrun(*args, nproc=2):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           str(HELPER), "train", *args]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return p
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_two_gloo_processes_match_one_process_and_resume(tmp_path):
+    torch.set_num_threads(1)
+    # one process, 2 epochs, global batch 64
+    fit("tiny_cnn", recipe="lenet", epochs=2, out=tmp_path / "single", deterministic=True,
+        overrides={"optimizer": "sgd", "lr": 0.05, "limit_train": 640, "batch_size": 64, "schedule": "constant", "eval_every": 9})
+    # two processes x 32 images, 1 epoch, then resumed (still 2 processes) to 2 epochs
+    p = _torchrun("tiny_cnn", "--epochs", "1", "--out", str(tmp_path / "ddp"), *SETS)
+    assert "x 2 processes" in p.stdout
+    assert p.stdout.count("training tiny_cnn") == 1  # only rank 0 talks
+    _torchrun("tiny_cnn", "--epochs", "2", "--resume", str(tmp_path / "ddp"), "--no-progress")
+    single, ddp = _weights(tmp_path / "single/model.safetensors"), _weights(tmp_path / "ddp/model.safetensors")
+    assert single.keys() == ddp.keys()
+    for k in single:
+        torch.testing.assert_close(ddp[k], single[k], atol=1e-5, rtol=1e-4)
+    # rank 0 alone wrote the run folder: no stray temporary files from a second writer
+    assert sorted(f.name for f in (tmp_path / "ddp").iterdir()) == \
+        ["checkpoint.safetensors", "metrics.csv", "model.safetensors", "training_curves.png"]
+
+
+def test_sync_bn_option_converts_batch_norm():
+    m = create_model("tiny_bn", num_classes=10, in_chans=1)
+    assert wrap_model(m, DistInfo(), torch.device("cpu"), sync_bn=True) is m  # one process: unchanged
+    converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)
+    assert sum(isinstance(x, torch.nn.SyncBatchNorm) for x in converted.modules()) == 2
+
+
+def test_sync_bn_on_cpu_processes_is_refused_clearly(monkeypatch):
+    from cnnzoo.train import run
+
+    monkeypatch.setattr(run, "init_distributed", lambda device: (DistInfo(0, 2, 0), torch.device("cpu")))
+    with pytest.raises(InvalidArgumentError, match="SyncBatchNorm needs CUDA"):
+        fit("tiny_bn", overrides={"sync_bn": True}, out="/nonexistent/never-written")
+
+
+def test_batch_must_split_over_ranks_and_accumulation(monkeypatch):
+    from cnnzoo.train import run
+
+    monkeypatch.setattr(run, "init_distributed", lambda device: (DistInfo(0, 2, 0), torch.device("cpu")))
+    with pytest.raises(InvalidArgumentError, match="divisible by world size x accum_steps = 2 x 3"):
+        fit("tiny_cnn", overrides={"batch_size": 64, "accum_steps": 3}, out="/nonexistent/never-written")
