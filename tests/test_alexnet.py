@@ -8,6 +8,8 @@ import cnnzoo
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
 
+from _helpers import assert_compiles_fullgraph, meta_model, n_params
+
 NAMES = ["alexnet", "alexnet_original", "zfnet"]
 
 
@@ -15,15 +17,6 @@ NAMES = ["alexnet", "alexnet_original", "zfnet"]
 def models():
     """One default model per name, built once (zfnet's 107M-parameter init is the slow part)."""
     return {name: cnnzoo.create_model(name).eval() for name in NAMES}
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw)
 
 
 def test_alexnet_parameters_equal_torchvision():
@@ -197,6 +190,4 @@ def test_torch_compile_fullgraph(name, models):
     assert cnnzoo.model_info(name)["compiles_with"] == "compile"
     m = models[name]
     x = torch.randn(1, 3, 99, 99)
-    compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x), m(x))
+    assert_compiles_fullgraph(m, x)

@@ -7,17 +7,9 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
-from test_resnet import check_contract, conv_fc_macs, meta_model, n_params, randomize_bn
+from _helpers import assert_compiles_fullgraph, check_contract, conv_fc_macs, meta_model, n_params, randomize_bn
 
 NAMES = ["densenet121", "densenet169", "densenet201", "densenet161"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -68,9 +60,7 @@ def test_bad_config():
 def test_torch_compile_fullgraph():
     m = cnnzoo.create_model("densenet121", block_config=(2, 2), num_classes=3).eval()
     x = torch.randn(2, 3, 32, 32)
-    compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x), m(x))
+    assert_compiles_fullgraph(m, x)
     assert isinstance(m.features.denseblock2, nn.ModuleDict)
 
 

@@ -10,15 +10,7 @@ import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.residual import PadShortcut
 from cnnzoo.models.pyramidnet import pyramid_widths
-from test_resnet import check_contract, meta_model, n_params
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _helpers import assert_compiles_fullgraph, check_contract, meta_model, n_params
 
 
 # seed 004 / paper Table 4 figure, and the exact count of the architecture the authors' code
@@ -86,6 +78,4 @@ def test_bad_depth():
 def test_torch_compile_fullgraph():
     m = cnnzoo.create_model("pyramidnet110_a48", num_classes=10, depth=8).eval()
     x = torch.randn(2, 3, 32, 32)
-    compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x), m(x))
+    assert_compiles_fullgraph(m, x)

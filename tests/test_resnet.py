@@ -5,59 +5,16 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
-from cnnzoo.analysis import analyze
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.registry import get_entry
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """With -n 2 on 2 shared cores, intra-op threads only contend (10x slower under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from _helpers import (assert_compiles_fullgraph, check_contract, conv_fc_macs, count_macs, meta_model, n_params,
+                      randomize_bn)
 
 TV_COMPATIBLE = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
                  "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def meta_model(name: str, **kw) -> nn.Module:
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw)
-
-
-def count_macs(name: str, **kw) -> int:
-    """The analyzer's multiply-adds at the native input size (convs, fc and pooling windows)."""
-    return analyze(meta_model(name, **kw), input_size=get_entry(name).input_size).total_macs
-
-
-def conv_fc_macs(name: str, **kw) -> float:
-    """Multiply-adds of convs and linear layers only: torchvision's "GFLOPS" convention."""
-    model = meta_model(name, **kw)
-    with FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, *get_entry(name).input_size, device="meta"))
-    return counter.get_total_flops() / 2  # it counts a multiply-add as 2 FLOPs
-
-
-def randomize_bn(model: nn.Module) -> nn.Module:
-    """Random BN affine and running statistics, so that a swapped BN would change the output."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.normal_(0, 0.1, generator=g)
-                m.running_mean.normal_(0, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-    return model
 
 
 def assert_matches_torchvision(name: str, size: int = 64) -> None:
@@ -75,29 +32,6 @@ def assert_matches_torchvision(name: str, size: int = 64) -> None:
 def _tv_features(ref: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
     return ref.layer4(ref.layer3(ref.layer2(ref.layer1(x))))
-
-
-def check_contract(model: nn.Module, size: int) -> None:
-    """forward_features/forward_head/reset_classifier/feature_info behave the same on every model."""
-    model.eval()
-    x = torch.randn(2, model.in_chans, size, size)
-    seen = {}
-    hooks = [model.get_submodule(f["module"]).register_forward_hook(
-        lambda m, i, o, k=f["module"]: seen.__setitem__(k, o.shape)) for f in model.feature_info]
-    with torch.no_grad():
-        feats = model.forward_features(x)
-        assert model(x).shape == (2, model.num_classes)
-    for h in hooks:
-        h.remove()
-    for f in model.feature_info:
-        assert seen[f["module"]] == (2, f["num_chs"], size // f["reduction"], size // f["reduction"]), f
-    assert feats.shape[1] == model.num_features == model.feature_info[-1]["num_chs"]
-    with torch.no_grad():
-        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
-        model.reset_classifier(3)
-        assert model(x).shape == (2, 3)
-        model.reset_classifier(0)
-        assert model(x).shape == (2, model.num_features)
 
 
 @pytest.mark.parametrize("name", TV_COMPATIBLE)
@@ -224,9 +158,7 @@ def test_invalid_arguments_say_what_is_allowed():
 def test_torch_compile_fullgraph():
     m = cnnzoo.create_model("se_resnext50_32x4d", layers=(1, 1, 1, 1), num_classes=4).eval()
     x = torch.randn(2, 3, 64, 64)
-    compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x), m(x))
+    assert_compiles_fullgraph(m, x)
     assert get_entry("resnet50").compiles_with == "compile"
 
 

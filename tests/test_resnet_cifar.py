@@ -13,15 +13,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.residual import PadShortcut
-from test_resnet import check_contract, count_macs, meta_model, n_params
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _helpers import assert_compiles_fullgraph, check_contract, count_macs, meta_model, n_params
 
 
 def weights_only(model: nn.Module) -> int:
@@ -136,9 +128,7 @@ def test_torch_compile_fullgraph_cifar():
     for name, kw in (("resnet20", dict(depth=8)), ("wrn16_8", dict(depth=10, widen=1))):
         m = cnnzoo.create_model(name, num_classes=10, **kw).eval()
         x = torch.randn(2, 3, 32, 32)
-        compiled = torch.compile(m, backend="aot_eager", fullgraph=True)
-        with torch.no_grad():
-            torch.testing.assert_close(compiled(x), m(x))
+        assert_compiles_fullgraph(m, x)
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -8,6 +8,8 @@ import cnnzoo
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
 
+from _helpers import meta_model, n_params
+
 TV_NAMES = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
 ALL_NAMES = TV_NAMES + ["vgg11_lrn", "vgg16_c"]
 
@@ -39,17 +41,8 @@ def table_params(cfg: str) -> int:
     return total + (cin * 7 * 7 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
 
 
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def meta(name, **kw):
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw)
-
-
 def test_paper_table_2_parameter_counts():
-    exact = {name: n_params(meta(name)) for name in CFG_OF}
+    exact = {name: n_params(meta_model(name)) for name in CFG_OF}
     assert exact == {"vgg11": 132_863_336, "vgg11_lrn": 132_863_336, "vgg13": 133_047_848,
                      "vgg16_c": 133_638_952, "vgg16": 138_357_544, "vgg19": 143_667_240}
     for name, cfg in CFG_OF.items():
@@ -64,7 +57,7 @@ def test_paper_table_2_parameter_counts():
 def test_parameters_and_state_dict_keys_equal_torchvision(name):
     with torch.device("meta"):
         tv = getattr(torchvision.models, name)()
-    ours = meta(name)
+    ours = meta_model(name)
     assert n_params(ours) == n_params(tv) == cnnzoo.model_info(name)["published"][-1]["params"]
     sd_ours, sd_tv = ours.state_dict(), tv.state_dict()
     assert [(k, v.shape) for k, v in sd_ours.items()] == [(k, v.shape) for k, v in sd_tv.items()]
@@ -96,7 +89,7 @@ def test_same_outputs_as_torchvision(name):
     """torchvision's random weights loaded into ours (strict), same input, eval mode.
     64x64 keeps it cheap: both nets pool the 2x2 map up to 7x7 with the same AdaptiveAvgPool2d."""
     tv = random_torchvision(name)
-    ours = meta(name)
+    ours = meta_model(name)
     ours.load_state_dict(tv.state_dict(), strict=True, assign=True)
     ours.eval()
     sizes = [224, 64] if name == "vgg11" else [64]  # one run at the native size
@@ -109,16 +102,16 @@ def test_same_outputs_as_torchvision(name):
 
 
 def test_layouts():
-    c = meta("vgg16_c")
+    c = meta_model("vgg16_c")
     convs = [m for m in c.features if isinstance(m, nn.Conv2d)]
     assert [m.kernel_size[0] for m in convs] == [3] * 6 + [1] + [3, 3, 1] * 2
     assert all(m.padding[0] == m.kernel_size[0] // 2 and m.stride == (1, 1) for m in convs)
-    lrn = meta("vgg11_lrn")
+    lrn = meta_model("vgg11_lrn")
     kinds = [type(m).__name__ for m in lrn.features[:4]]
     assert kinds == ["Conv2d", "ReLU", "LocalResponseNorm", "MaxPool2d"]
     assert isinstance(lrn.features[2], LocalResponseNorm) and lrn.features[2].paper_alpha == 1e-4
     for name in ALL_NAMES:
-        m = meta(name)
+        m = meta_model(name)
         pools = [p for p in m.features if isinstance(p, nn.MaxPool2d)]
         assert len(pools) == 5 and all(p.kernel_size == 2 and p.stride == 2 for p in pools)
         assert [f["reduction"] for f in m.feature_info] == [2, 4, 8, 16, 32]
@@ -133,7 +126,7 @@ def test_layouts():
 def test_shapes_classes_channels_meta(name):
     """Shape logic at the native and other sizes, every mode, on the meta device (no compute)."""
     for num_classes, in_chans in [(1000, 3), (10, 1), (2, 5)]:
-        m = meta(name, num_classes=num_classes, in_chans=in_chans)
+        m = meta_model(name, num_classes=num_classes, in_chans=in_chans)
         for mode in (m.train, m.eval):
             mode()
             for h, w in [(224, 224), (32, 32), (100, 60)]:
@@ -150,7 +143,7 @@ def test_shapes_classes_channels_meta(name):
 
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_input_errors(name):
-    m = meta(name)
+    m = meta_model(name)
     with pytest.raises(InputShapeError, match="at least 32x32"):
         m(torch.empty(1, 3, 31, 40, device="meta"))
     with pytest.raises(InputShapeError, match="built for 3 input channel"):
@@ -159,7 +152,7 @@ def test_input_errors(name):
 
 def test_bad_config():
     with pytest.raises(InvalidArgumentError, match="cfg must be one of A, A-LRN, B, C, D, E"):
-        meta("vgg16", cfg="F")
+        meta_model("vgg16", cfg="F")
 
 
 @pytest.mark.parametrize("name", ["vgg11_lrn", "vgg16_c"])
