@@ -14,39 +14,7 @@ from cnnzoo.layers.basic import LocalResponseNorm
 from cnnzoo.registry import get_entry
 from cnnzoo.models.googlenet import INCEPTION_TABLE
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # 2 shared cores: one intra-op thread per xdist worker is much faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw).eval()
-
-
-def n_params(m, skip_aux=False):
-    return sum(p.numel() for k, p in m.named_parameters() if not (skip_aux and k.startswith("aux")))
-
-
-def total_macs(m, size):
-    with FlopCounterMode(display=False) as fc:
-        m.eval()(torch.empty(1, m.in_chans, size, size, device="meta"))
-    return fc.get_total_flops() // 2  # FlopCounterMode counts 2 per multiply-add
-
-
-def randomize_bn(model):
-    g = torch.Generator().manual_seed(1)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.copy_(torch.randn(mod.num_features, generator=g) * 0.1)
-            mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-            mod.bias.data.copy_(torch.randn(mod.num_features, generator=g) * 0.1)
-    return model
+from _helpers import assert_compiles_fullgraph, feature_shapes, from_torchvision, meta_model, n_params, total_macs
 
 
 # --- seed 001's table, re-typed: (in chs, H=W, #1x1, #3x3red, #3x3, #5x5red, #5x5, proj, params, ops)
@@ -106,7 +74,7 @@ def test_module_table_is_the_seed_table():
 def test_seed001_table_per_module():
     """Reproduces seed 001's GoogLeNet table per module (measured with FlopCounterMode per
     submodule; the analyzer test below does the same through cnnzoo.analysis)."""
-    m = meta_model("googlenet")
+    m = meta_model("googlenet").eval()
     got = per_module_counts(m, ["conv1", "conv2", "conv3", *SEED_TABLE, "fc"])
     # conv1 7x7/2 -> 112x112x64 and the "depth 2" conv row (1x1 64 reduce + 3x3 192)
     assert got["conv1"] == (7 * 7 * 3 * 64 + 64, 7 * 7 * 3 * 64 * 112 * 112)
@@ -128,7 +96,7 @@ def test_seed001_table_per_module():
 
 def test_totals_and_published():
     m = meta_model("googlenet")
-    assert n_params(m) == 13_378_280 and n_params(m, skip_aux=True) == 6_998_552
+    assert n_params(m) == 13_378_280 and n_params(m, skip="aux") == 6_998_552
     macs = total_macs(m, 224)
     assert macs == 1_582_671_872
     (pub,) = get_entry("googlenet").published
@@ -142,17 +110,15 @@ def test_tv_param_counts_and_macs_equal_torchvision():
     with torch.device("meta"):
         tv = torchvision.models.googlenet(init_weights=False, aux_logits=True)
     assert n_params(m) == n_params(tv) == 13_004_888
-    assert n_params(m, skip_aux=True) == 6_624_904  # torchvision's documented num_params
+    assert n_params(m, skip="aux") == 6_624_904  # torchvision's documented num_params
     macs = total_macs(m, 224)
     assert math.isclose(macs, get_entry("googlenet_tv").published[0].macs, rel_tol=0.01)
 
 
 @pytest.mark.parametrize("transform_input", [False, True])
 def test_tv_outputs_equal_torchvision(transform_input):
-    tv = randomize_bn(torchvision.models.googlenet(init_weights=True, aux_logits=True,
-                                                   transform_input=transform_input))
-    m = cnnzoo.create_model("googlenet_tv", transform_input=transform_input)
-    m.load_state_dict(tv.state_dict(), strict=True)
+    tv = torchvision.models.googlenet(init_weights=True, aux_logits=True, transform_input=transform_input)
+    m = from_torchvision(tv, "googlenet_tv", transform_input=transform_input)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(m.eval()(x), tv.eval()(x))
@@ -230,12 +196,8 @@ def test_forward_sizes_contract_and_feature_info(name):
         feats = m.forward_features(torch.randn(1, 1, 96, 96))
         assert feats.shape == (1, m.num_features, 3, 3)
         assert m.forward_head(feats, pre_logits=True).shape == (1, 1024)
-        seen = {}
-        hooks = [m.get_submodule(f["module"]).register_forward_hook(
-            lambda mod, i, o, n=f["module"]: seen.__setitem__(n, o.shape)) for f in m.feature_info]
-        m(torch.randn(1, 1, 224, 224))
-    for h in hooks:
-        h.remove()
+        with feature_shapes(m) as seen:
+            m(torch.randn(1, 1, 224, 224))
     for f in m.feature_info:
         assert seen[f["module"]][1] == f["num_chs"] and seen[f["module"]][2] == 224 // f["reduction"]
     smallest = m.min_input_size()
@@ -247,9 +209,7 @@ def test_compiles_fullgraph():
     assert get_entry("googlenet_tv").compiles_with == "compile"
     m = cnnzoo.create_model("googlenet_tv", num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
-    c = torch.compile(m, backend="aot_eager", fullgraph=True)
-    with torch.no_grad():
-        torch.testing.assert_close(c(x), m(x))
+    assert_compiles_fullgraph(m, x)
 
 
 def test_analyzer_reproduces_seed001_table():

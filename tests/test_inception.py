@@ -7,48 +7,14 @@ import pytest
 import timm
 import torch
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.contract import AuxOutputs
 from cnnzoo.errors import InputShapeError
 from cnnzoo.registry import get_entry
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # 2 shared cores: one intra-op thread per xdist worker is much faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw).eval()
-
-
-def n_params(m, skip_aux=False):
-    return sum(p.numel() for k, p in m.named_parameters() if not (skip_aux and k.startswith("AuxLogits")))
-
-
-def total_macs(m, size):
-    with FlopCounterMode(display=False) as fc:
-        m.eval()(torch.empty(1, m.in_chans, size, size, device="meta"))
-    return fc.get_total_flops() // 2  # FlopCounterMode counts 2 per multiply-add
-
-
-def randomize(sd, seed=1):
-    """Random BN statistics and perturbed weights, so that equality is not trivial."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in sd.items():
-        if k.endswith("running_var"):
-            v = torch.rand(v.shape, generator=g) + 0.5
-        elif v.dtype.is_floating_point:
-            v = v + 0.05 * torch.randn(v.shape, generator=g)
-        out[k] = v
-    return out
+from _helpers import (assert_compiles_fullgraph, assert_matches_by_position, feature_shapes, meta_model, n_params,
+                      randomize_state, total_macs)
 
 
 # --- BN-Inception ---------------------------------------------------------------------------
@@ -75,8 +41,7 @@ def test_bn_inception_follows_the_papers_table():
 def test_bn_inception_compiles_fullgraph():
     m = cnnzoo.create_model("bn_inception", num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.compile(m, backend="aot_eager", fullgraph=True)(x), m(x))
+    assert_compiles_fullgraph(m, x)
 
 
 # --- Inception v3 ---------------------------------------------------------------------------
@@ -85,19 +50,19 @@ def test_v3_counts_equal_torchvision():
     with torch.device("meta"):
         tv = torchvision.models.inception_v3(init_weights=False, aux_logits=True)
     assert n_params(m) == n_params(tv) == 27_161_264  # torchvision's documented num_params
-    assert n_params(m, skip_aux=True) == 23_834_568
+    assert n_params(m, skip="AuxLogits") == 23_834_568
     macs = total_macs(m, 299)
     assert macs == 5_713_216_096
     assert math.isclose(macs, get_entry("inception_v3").published[0].macs, rel_tol=0.01)
     # Seed 004 (MobileNets Table 10) quotes Inception V3 at 23.2M params and 5000M mult-adds,
     # rounder figures than this architecture has (a disagreement, see the docs).
-    assert not math.isclose(n_params(m, skip_aux=True), 23.2e6, rel_tol=0.01)
+    assert not math.isclose(n_params(m, skip="AuxLogits"), 23.2e6, rel_tol=0.01)
     assert not math.isclose(macs, 5000e6, rel_tol=0.01)
 
 
 def test_v3_outputs_equal_torchvision_eval_and_train():
     tv = torchvision.models.inception_v3(init_weights=True, aux_logits=True)
-    tv.load_state_dict(randomize(tv.state_dict()))
+    tv.load_state_dict(randomize_state(tv.state_dict()))
     m = cnnzoo.create_model("inception_v3")
     m.load_state_dict(tv.state_dict(), strict=True)
     x = torch.randn(2, 3, 299, 299)
@@ -155,14 +120,7 @@ def test_v4_outputs_equal_reference_port(name):
     """timm's port of the TF-slim reference has the same layers in the same order: load its
     (randomised) weights by position and compare outputs."""
     ref = timm.create_model(name).eval()
-    ref.load_state_dict(randomize(ref.state_dict()))
-    m = cnnzoo.create_model(name).eval()
-    ours = m.state_dict()
-    assert [v.shape for v in ours.values()] == [v.shape for v in ref.state_dict().values()]
-    m.load_state_dict(dict(zip(ours, ref.state_dict().values())), strict=True)
-    x = torch.randn(1, 3, 107, 107)
-    with torch.no_grad():
-        torch.testing.assert_close(m(x), ref(x))
+    assert_matches_by_position(cnnzoo.create_model(name).eval(), ref)
 
 
 @pytest.mark.parametrize("name", ["inception_v4", "inception_resnet_v2"])
@@ -170,12 +128,8 @@ def test_v4_forward_native_and_small(name):
     m = cnnzoo.create_model(name, num_classes=3).eval()
     with torch.no_grad():
         assert m(torch.randn(1, 3, 299, 299)).shape == (1, 3)
-        seen = {}
-        hooks = [m.get_submodule(f["module"]).register_forward_hook(
-            lambda mod, i, o, n=f["module"]: seen.__setitem__(n, o.shape)) for f in m.feature_info]
-        feats = m.forward_features(torch.randn(1, 3, 139, 139))
-    for h in hooks:
-        h.remove()
+        with feature_shapes(m) as seen:
+            feats = m.forward_features(torch.randn(1, 3, 139, 139))
     assert feats.shape[1] == m.num_features == 1536
     for f in m.feature_info:
         assert seen[f["module"]][1] == f["num_chs"]

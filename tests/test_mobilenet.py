@@ -6,35 +6,13 @@ import math
 import pytest
 import torch
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.separable import DepthwiseSeparableConv
 from cnnzoo.registry import get_entry
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw).eval()
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def total_macs(m, size):
-    with FlopCounterMode(display=False) as fc:
-        m.eval()(torch.empty(1, m.in_chans, size, size, device="meta"))
-    return fc.get_total_flops() // 2
+from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
 
 
 # Seed 004's table (the paper's Table 1): (type, stride, filter shape, input size), 28 rows
@@ -135,13 +113,7 @@ def test_v2_counts():
 @pytest.mark.parametrize("width_mult", [1.0, 0.5])
 def test_v2_outputs_equal_torchvision(width_mult):
     tv = torchvision.models.mobilenet_v2(width_mult=width_mult)
-    g = torch.Generator().manual_seed(0)
-    for mod in tv.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.copy_(0.1 * torch.randn(mod.num_features, generator=g))
-            mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-    m = cnnzoo.create_model("mobilenet_v2", width_mult=width_mult)
-    m.load_state_dict(tv.state_dict(), strict=True)
+    m = from_torchvision(tv, "mobilenet_v2", width_mult=width_mult)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(m.eval()(x), tv.eval()(x))
@@ -151,5 +123,4 @@ def test_v2_outputs_equal_torchvision(width_mult):
 def test_compiles_fullgraph():
     m = cnnzoo.create_model("mobilenet_v1_025", num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.compile(m, backend="aot_eager", fullgraph=True)(x), m(x))
+    assert_compiles_fullgraph(m, x)

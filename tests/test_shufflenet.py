@@ -5,35 +5,13 @@ import math
 import pytest
 import torch
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.shuffle import ChannelShuffle, channel_shuffle
 from cnnzoo.registry import get_entry
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kw).eval()
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def total_macs(m, size=224):
-    with FlopCounterMode(display=False) as fc:
-        m.eval()(torch.empty(1, m.in_chans, size, size, device="meta"))
-    return fc.get_total_flops() // 2
+from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
 
 
 def test_channel_shuffle():
@@ -103,13 +81,7 @@ def test_v2_counts(width):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_v2_outputs_equal_torchvision(width):
     tv = getattr(torchvision.models, f"shufflenet_v2_{width}")()
-    g = torch.Generator().manual_seed(0)
-    for mod in tv.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.copy_(0.1 * torch.randn(mod.num_features, generator=g))
-            mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-    m = cnnzoo.create_model(f"shufflenet_v2_{width}")
-    m.load_state_dict(tv.state_dict(), strict=True)
+    m = from_torchvision(tv, f"shufflenet_v2_{width}")
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(m.eval()(x), tv.eval()(x))
@@ -119,8 +91,7 @@ def test_v2_outputs_equal_torchvision(width):
 def test_compiles_fullgraph():
     m = cnnzoo.create_model("shufflenet_v2_x0_5", num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.compile(m, backend="aot_eager", fullgraph=True)(x), m(x))
+    assert_compiles_fullgraph(m, x)
 
 
 @pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "shufflenet_v1_g3"])

@@ -5,31 +5,22 @@ import math
 import pytest
 import torch
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.registry import get_entry
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _helpers import assert_compiles_fullgraph, meta_model, n_params, total_macs
 
 
 @pytest.mark.parametrize("name,params", [("squeezenet1_0", 1_248_424), ("squeezenet1_1", 1_235_496)])
 def test_counts(name, params):
+    m = meta_model(name)
     with torch.device("meta"):
-        m = cnnzoo.create_model(name).eval()
         tv = getattr(torchvision.models, name)()
-    assert sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in tv.parameters()) == params
-    with FlopCounterMode(display=False) as fc:
-        m(torch.empty(1, 3, 224, 224, device="meta"))
+    assert n_params(m) == n_params(tv) == params
     pub = [p for p in get_entry(name).published if p.macs][0]
-    assert math.isclose(fc.get_total_flops() // 2, pub.macs, rel_tol=0.01)
+    assert math.isclose(total_macs(m, 224), pub.macs, rel_tol=0.01)
     if name == "squeezenet1_0":  # the paper's Table 1 total
         assert get_entry(name).published[0].params == params
 
@@ -68,5 +59,4 @@ def test_bad_version():
 def test_compiles_fullgraph():
     m = cnnzoo.create_model("squeezenet1_1", num_classes=10).eval()
     x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(torch.compile(m, backend="aot_eager", fullgraph=True)(x), m(x))
+    assert_compiles_fullgraph(m, x)
