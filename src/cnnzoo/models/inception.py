@@ -386,7 +386,17 @@ def v4_block_c(c: int = 1536) -> Branches:  # Fig. 6
         avg_proj(c, 256))
 
 
-class InceptionV4(_Classifier):
+class _ThreeGrid(_Classifier):
+    """Inception-v4 and Inception-ResNet-v2 share one layout: stem, blocks on the 35x35 grid,
+    Reduction-A, blocks on 17x17, Reduction-B, blocks on 8x8."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks_a(self.stem(x))                  # N x 384 (v4) / 320 (IRv2) x 35 x 35
+        x = self.blocks_b(self.reduction_a(x))           # N x 1024 / 1088 x 17 x 17
+        return self.blocks_c(self.reduction_b(x))        # N x 1536 / 2080 x 8 x 8
+
+
+class InceptionV4(_ThreeGrid):
     """Inception-v4 (Fig. 9): stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B,
     3 x Inception-C, average pool, dropout (keep 0.8), softmax."""
 
@@ -405,11 +415,6 @@ class InceptionV4(_Classifier):
                              dict(num_chs=384, reduction=8, module="blocks_a"),
                              dict(num_chs=1024, reduction=16, module="blocks_b"),
                              dict(num_chs=1536, reduction=32, module="blocks_c")]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks_a(self.stem(x))                  # N x 384 x 35 x 35
-        x = self.blocks_b(self.reduction_a(x))           # N x 1024 x 17 x 17
-        return self.blocks_c(self.reduction_b(x))        # N x 1536 x 8 x 8
 
 
 class ResidualInception(nn.Module):
@@ -442,7 +447,7 @@ def irv2_block_c(c: int = 2080, scale: float = 0.20, act: bool = True) -> Residu
                              448, c, scale, act)
 
 
-class InceptionResNetV2(_Classifier):
+class InceptionResNetV2(_ThreeGrid):
     """Inception-ResNet-v2 (Fig. 15) with the TF-slim reference widths: the stem ends in a 5x5 /
     double-3x3 / avg-pool mixed block to 320 channels (the paper's Fig. 3 stem gives 384; the
     published 55.8M parameters are for this one); 10 x A (scale 0.17), Reduction-A (k,l,m,n =
@@ -474,10 +479,7 @@ class InceptionResNetV2(_Classifier):
                              dict(num_chs=1536, reduction=32, module="conv_head")]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks_a(self.stem(x))                  # N x 320 x 35 x 35
-        x = self.blocks_b(self.reduction_a(x))           # N x 1088 x 17 x 17
-        x = self.blocks_c(self.reduction_b(x))           # N x 2080 x 8 x 8
-        return self.conv_head(x)                         # N x 1536 x 8 x 8
+        return self.conv_head(super().features(x))       # N x 1536 x 8 x 8
 
 
 # --------------------------------------------------------------------------------------------
