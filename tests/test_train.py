@@ -158,7 +158,6 @@ def test_cli_train_and_eval_json(tmp_path, capsys):
     assert e.value.code == 2
 
 
-@pytest.mark.slow  # inductor's C++ compile: ~110 s on this shared 2-core machine
 def test_torch_compile_path_trains_on_cpu(tmp_path):
     """--compile (inductor on the CPU) trains and gives a model file that loads uncompiled."""
     res = fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path,
