@@ -33,7 +33,7 @@ def render() -> str:
         "# Models",
         "",
         "Generated from the registry by `python scripts/gen_model_docs.py`; do not edit by hand.",
-        "Parameters are counted on the model as built (1000 classes, native input);",
+        "Parameters are counted on the model as built (its default classes, auxiliary heads included);",
         "published figures are quoted with their source. `compile` means the model runs under",
         "`torch.compile(fullgraph=True)`; `script` means `torch.jit.script` works too.",
         "",

@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    # Every zoo model shares ZooModel.forward; compiling many models in one worker process would
+    # otherwise hit dynamo's per-code-object recompile limit (8) and fail fullgraph tests.
+    yield
+    if "torch._dynamo" in sys.modules:
+        torch._dynamo.reset()
 
 
 @pytest.fixture

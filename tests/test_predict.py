@@ -61,12 +61,25 @@ def test_top5_follows_the_recorded_preprocessing(gray_file, tmp_path):
         if img.mode == "I;16" or img.mode == "I":
             arr = np.asarray(img, dtype=np.float32) / 65535 * 255
             img = Image.fromarray(arr.astype(np.uint8))
-        x = np.asarray(img.convert("L").resize((28, 28), Image.BILINEAR), np.float32) / 255
-        x = (torch.from_numpy(x)[None, None] - 0.1307) / 0.3081
+        x = torch.from_numpy(np.asarray(img.convert("L"), np.float32) / 255)[None, None]
+        x = torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", antialias=True)
+        x = (x - 0.1307) / 0.3081
         with torch.no_grad():
             expect = model(x).softmax(1)[0]
         torch.testing.assert_close(torch.tensor(probs), expect.sort(descending=True).values[:5],
                                    atol=1e-5, rtol=0)
+
+
+def test_mnist_record_pads_28_to_32_like_the_trainer():
+    # the trainer's record for MNIST in LeNet-5: shorter side 28, a 32x32 centre crop = 2 px of
+    # zero padding per side (zero before normalisation: black)
+    pp = {"input_size": [1, 32, 32], "resize": 28, "mean": [0.1307], "std": [0.3081],
+          "grayscale": True, "pad": 2}
+    digit = np.random.default_rng(0).integers(0, 255, (28, 28), dtype=np.uint8)
+    x = preprocess_image(Image.fromarray(digit), pp)
+    assert x.shape == (1, 32, 32)
+    torch.testing.assert_close(x[0, 2:30, 2:30], (torch.from_numpy(digit / 255).float() - 0.1307) / 0.3081)
+    torch.testing.assert_close(x[0, :2], torch.full((2, 32), -0.1307 / 0.3081))
 
 
 def test_rgb_defaults_resize_and_centre_crop(tmp_path):
@@ -119,6 +132,13 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, gray_file, ca
     with pytest.raises(SystemExit) as ex:
         main(["predict", str(gray_file), str(bomb)])
     assert ex.value.code == 2 and "decompression bomb" in capsys.readouterr().err
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(tmp_path / "nothere"), str(tmp_path / "x.png")])
+    assert ex.value.code == 2 and "no such model file, and not a model name" in capsys.readouterr().err
 
 
 def test_corrupt_and_missing_images(tmp_path):

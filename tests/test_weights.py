@@ -68,6 +68,7 @@ def test_timm_mobilenetv2_maps_by_position(tmp_path, suffix):
     _same(src, dst, torch.randn(2, 3, 96, 96))
 
 
+@pytest.mark.slow  # 133M parameters; position mapping is covered fast by the MobileNet test
 def test_timm_vgg_conv_pre_logits_become_linear_layers(tmp_path):
     # timm stores VGG's fc6/fc7 as 7x7 and 1x1 convolutions (pre_logits.fc1/fc2), fc8 as head.fc
     src = timm.create_model("vgg11", pretrained=False, num_classes=5).eval()
@@ -76,6 +77,22 @@ def test_timm_vgg_conv_pre_logits_become_linear_layers(tmp_path):
     report = load_weights(dst, tmp_path / "vgg11.safetensors")
     assert report.ok and dst.classifier[0].weight.shape == (4096, 512 * 7 * 7)
     _same(src, dst, torch.randn(1, 3, 224, 224))
+
+
+@pytest.mark.slow  # 133M parameters
+@pytest.mark.skipif("vgg11" not in cnnzoo.list_models(), reason="vgg11 not on this branch")
+def test_timm_vgg_into_our_vgg11_with_another_class_count(tmp_path, capsys):
+    src = timm.create_model("vgg11", pretrained=False, num_classes=5).eval()
+    save_file(src.state_dict(), str(tmp_path / "v.safetensors"))
+    with pytest.raises(CheckpointError, match=r"(?s)by position.*only the classifier \(classifier.6\) "
+                                              r"differs: the file has 5 classes"):
+        cnnzoo.create_model("vgg11", weights=str(tmp_path / "v.safetensors"))
+    with pytest.raises(SystemExit) as ex:  # convert reads the class count from the file
+        main(["convert", str(tmp_path / "v.safetensors"), str(tmp_path / "v5.safetensors"),
+              "--model", "vgg11"])
+    assert ex.value.code == 0, capsys.readouterr().err
+    ours, _ = cnnzoo.load_model(tmp_path / "v5.safetensors")
+    _same(src, ours, torch.randn(1, 3, 224, 224))
 
 
 def test_classifier_mismatch_is_reported_with_a_hint_and_partial_load(tmp_path):
@@ -180,3 +197,55 @@ def test_convert_cli_writes_a_model_file(tmp_path, capsys):
               "_tv_resnet18_test", "--num-classes", "9"])
     assert ex.value.code == 2
     assert "only the classifier (fc) differs" in capsys.readouterr().err
+
+
+def _registered(name):
+    return pytest.mark.skipif(name not in cnnzoo.list_models(), reason=f"{name} not on this branch")
+
+
+@pytest.mark.parametrize("name,tv_name,tv_kwargs,size", [
+    pytest.param("alexnet", "alexnet", {}, 224, marks=_registered("alexnet")),
+    pytest.param("resnet18", "resnet18", {}, 64, marks=_registered("resnet18")),
+    pytest.param("mobilenet_v2", "mobilenet_v2", {}, 64, marks=_registered("mobilenet_v2")),
+    pytest.param("googlenet_tv", "googlenet", {"init_weights": False, "aux_logits": True}, 64,
+                 marks=[_registered("googlenet_tv"), pytest.mark.slow]),
+    pytest.param("squeezenet1_0", "squeezenet1_0", {}, 96, marks=_registered("squeezenet1_0")),
+    pytest.param("vgg11", "vgg11", {}, 224, marks=_registered("vgg11")),
+])
+def test_zoo_models_load_torchvision_files(tmp_path, name, tv_name, tv_kwargs, size):
+    tv = getattr(torchvision.models, tv_name)(**tv_kwargs).eval()
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    ours = cnnzoo.create_model(name, weights=str(tmp_path / "tv.pth")).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x))
+
+
+@pytest.mark.parametrize("name,timm_name,suffix", [
+    pytest.param("resnet18", "resnet18", ".safetensors", marks=_registered("resnet18")),
+    pytest.param("mobilenet_v2", "mobilenetv2_100", ".safetensors", marks=_registered("mobilenet_v2")),
+    pytest.param("densenet121", "densenet121", ".pth",
+                 marks=[_registered("densenet121"), pytest.mark.slow]),
+])
+def test_zoo_models_load_timm_files(tmp_path, name, timm_name, suffix):
+    src = timm.create_model(timm_name, pretrained=False).eval()
+    path = tmp_path / f"w{suffix}"
+    save_file(src.state_dict(), str(path)) if suffix == ".safetensors" else torch.save(src.state_dict(), path)
+    ours = cnnzoo.create_model(name, weights=str(path)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), src(x))
+
+
+@pytest.mark.slow  # the missing/unexpected report is covered fast by test_missing_and_unexpected
+def test_timm_inception_v3_lacks_the_aux_head_partial_load(tmp_path):
+    if "inception_v3" not in cnnzoo.list_models():
+        pytest.skip("inception_v3 not on this branch")
+    src = timm.create_model("inception_v3", pretrained=False)
+    torch.save(src.state_dict(), tmp_path / "inc.pth")
+    with pytest.raises(CheckpointError, match=r"missing from the file \(\d+\): AuxLogits"):
+        cnnzoo.create_model("inception_v3", weights=str(tmp_path / "inc.pth"))
+    ours = cnnzoo.create_model("inception_v3")
+    report = load_weights(ours, tmp_path / "inc.pth", strict=False)
+    assert report.missing and all(k.startswith("AuxLogits.") for k in report.missing)
+    assert not report.unexpected and not report.mismatched

@@ -58,7 +58,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     report: dict[str, Any] = {"format": fmt, "out": str(out), "input_size": list(input_size),
                               "dynamic_batch": True, "bytes": out.stat().st_size}
     if check:
-        diffs = {}
+        diffs, scale = {}, 0.0
         for n in (batch_size, batch_size + 1):
             x = torch.randn(n, *input_size, generator=gen)
             with torch.no_grad():
@@ -68,12 +68,16 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                 raise ExportCheckError(f"{out}: output shape {tuple(got.shape)} != {tuple(ref.shape)} "
                                        f"at batch {n}")
             diffs[n] = float((got - ref).abs().max())
+            scale = max(scale, float(ref.abs().max()))
         worst = max(diffs.values())
-        report.update(max_abs_diff=worst, checked_batches=sorted(diffs), atol=atol)
+        report.update(max_abs_diff=worst, checked_batches=sorted(diffs), atol=atol,
+                      max_abs_output=scale)
         if not worst <= atol:  # also catches NaN
             raise ExportCheckError(
                 f"{fmt} export of {getattr(model, 'model_name', type(model).__name__)} differs "
-                f"from the model by {worst:.3g} (> {atol:g}) on the same inputs")
+                f"from the model by {worst:.3g} (> {atol:g}) on the same inputs; its outputs "
+                f"reach {scale:.3g}" + ("  (outputs this large usually mean untrained batch-norm "
+                                        "statistics: rounding differences blow up)" if scale > 1e4 else ""))
     return report
 
 

@@ -116,30 +116,56 @@ def to_rgb_or_l(img):
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
+def fit_to_input(x: torch.Tensor, pp: dict[str, Any]) -> torch.Tensor:
+    """(N, C, h, w) floats in [0, 1] -> (N, C, H, W) at the model's input size, as the trainer
+    does it (cnnzoo.data.preprocess): with `resize`, the shorter side is resized to it and an
+    H x W centre crop taken, zero-padded where the crop is larger than the image (MNIST's
+    28x28 in LeNet-5's 32x32 field); without, the image is resized to H x W."""
+    import torch.nn.functional as F
+
+    _, h, w = pp["input_size"]
+    ih, iw = x.shape[-2:]
+    if not pp.get("resize"):
+        if (ih, iw) != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return x
+    s = int(pp["resize"])
+    scale = s / min(ih, iw)
+    size = (max(1, round(ih * scale)), max(1, round(iw * scale)))
+    if size != (ih, iw):
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    ih, iw = size
+    top, left = (ih - h) // 2, (iw - w) // 2
+    if top < 0 or left < 0:  # crop larger than the image: zero padding around it
+        pt, pl = max(0, -top), max(0, -left)
+        x = F.pad(x, (pl, max(0, w - iw - pl), pt, max(0, h - ih - pt)))
+        top, left = max(0, top), max(0, left)
+    return x[..., top:top + h, left:left + w]
+
+
+def normalize(x: torch.Tensor, pp: dict[str, Any]) -> torch.Tensor:
+    mean = torch.tensor(pp["mean"], dtype=x.dtype).view(-1, 1, 1)
+    std = torch.tensor(pp["std"], dtype=x.dtype).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+def match_channels(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(..., C', H, W) -> (..., c, H, W): gray repeated for RGB models, RGB averaged for gray."""
+    if x.shape[-3] == c:
+        return x
+    if x.shape[-3] == 1:
+        return x.expand(*x.shape[:-3], c, *x.shape[-2:])
+    return x.mean(-3, keepdim=True).expand(*x.shape[:-3], c, *x.shape[-2:])
+
+
 def preprocess_image(img, pp: dict[str, Any]) -> torch.Tensor:
     """PIL image -> normalised (C, H, W) float tensor, following the recorded preprocessing."""
-    from PIL import Image
-
-    c, h, w = pp["input_size"]
+    c = pp["input_size"][0]
     img = img.convert("L") if (c == 1 or pp.get("grayscale")) else img.convert("RGB")
-    if pp.get("resize"):  # shorter side to `resize`, then a centre crop
-        s = int(pp["resize"])
-        iw, ih = img.size
-        scale = s / min(iw, ih)
-        img = img.resize((max(w, round(iw * scale)), max(h, round(ih * scale))),
-                         Image.BILINEAR)
-        iw, ih = img.size
-        left, top = (iw - w) // 2, (ih - h) // 2
-        img = img.crop((left, top, left + w, top + h))
-    else:
-        img = img.resize((w, h), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()) / 255.0
     x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
-    if x.shape[0] != c:  # a grayscale image fed to a 3-channel model
-        x = x.expand(c, -1, -1) if x.shape[0] == 1 else x.mean(0, keepdim=True).expand(c, -1, -1)
-    mean = torch.tensor(pp["mean"], dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(pp["std"], dtype=torch.float32).view(-1, 1, 1)
-    return (x - mean) / std
+    x = fit_to_input(match_channels(x, c)[None], pp)[0]
+    return normalize(x, pp)
 
 
 def class_names(record: dict[str, Any] | None, num_classes: int) -> list[str]:
@@ -183,8 +209,12 @@ def load_for_inference(checkpoint: str | os.PathLike):
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
     else:
-        from .registry import create_model
+        from .errors import CheckpointError
+        from .registry import create_model, list_models
 
+        if str(checkpoint) not in list_models():
+            raise CheckpointError(f"{checkpoint}: no such model file, and not a model name "
+                                  "(`cnnzoo list` shows the names)")
         model = create_model(str(checkpoint))
         record = {"model": str(checkpoint), "untrained": True}
     return model.eval(), record

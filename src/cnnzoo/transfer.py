@@ -65,7 +65,7 @@ def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
 
     `classes` keeps only those labels and renumbers them 0..k-1 (digits 5-9 -> 0-4)."""
     from .data.datasets import TensorData, load_split, parse_spec
-    from .predict import load_image, preprocess_image
+    from .predict import fit_to_input, load_image, match_channels, normalize, preprocess_image
 
     data = load_split(parse_spec(spec), split)
     labels = data.labels if isinstance(data, TensorData) else torch.tensor(
@@ -78,16 +78,10 @@ def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
     idx = select(labels, classes, per_class, seed)
     if limit is not None:
         idx = idx[:limit]
-    c, h, w = preprocess["input_size"]
-    mean = torch.tensor(preprocess["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(preprocess["std"]).view(1, -1, 1, 1)
+    c = preprocess["input_size"][0]
     if isinstance(data, TensorData):
-        x = data.images[idx].float() / 255.0
-        if x.shape[1] != c:  # gray data into an RGB model, or the reverse
-            x = x.expand(-1, c, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
-        if tuple(x.shape[2:]) != (h, w):
-            x = nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        x = (x - mean) / std
+        x = match_channels(data.images[idx].float() / 255.0, c)
+        x = normalize(fit_to_input(x, preprocess), preprocess)
     else:
         x = torch.stack([preprocess_image(load_image(data.samples[i][0]), preprocess)
                          for i in idx.tolist()])
@@ -289,45 +283,60 @@ def fit(model: nn.Module, groups: Iterable[dict[str, Any]], train: ImageSet,
         val: ImageSet | None = None, epochs: int = 20, batch_size: int = 64,
         momentum: float = 0.9, seed: int = 0, augment: bool = True,
         log=None) -> FitResult:
-    """SGD with momentum and a cosine schedule on an in-memory set (small transfer sets).
+    """SGD (Nesterov) with a cosine schedule over the given param groups, on an in-memory set
+    (small transfer sets), one epoch at a time through the trainer's engine
+    (cnnzoo.train.engine.train_one_epoch: auxiliary-classifier losses, bf16 autocast and
+    channels_last on CUDA, a NaN/inf loss stops the run naming the step).
 
     augment: random shifts of up to 2 pixels (padding 2, random crop), enough to keep a tiny
-    labelled set from being memorised."""
+    labelled set from being memorised. Batch norms of frozen stages stay in eval mode."""
+    from .train.engine import StepContext, train_one_epoch, use_channels_last
+    from .train.recipes import Recipe
+
     opt = torch.optim.SGD(list(groups), momentum=momentum, nesterov=True)
     steps = epochs * math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
+    recipe = Recipe(name="transfer", epochs=epochs, batch_size=batch_size, momentum=momentum,
+                    nesterov=True, log_every=10**9)  # the schedule is ours (sched)
+    ctx = StepContext(recipe=recipe, optimizer=opt, scheduler=sched, device=device,
+                      prep=(lambda x, step: _shift(x, 2, g)) if augment else None,
+                      channels_last=use_channels_last(recipe, device))
+    hooks = _keep_frozen_bn_in_eval(model)
     history = []
-    for epoch in range(epochs):
-        set_train_mode(model)
-        total, correct, loss_sum = 0, 0, 0.0
-        for idx in torch.randperm(len(train), generator=g).split(batch_size):
-            xb, yb = train.x[idx].to(device), train.y[idx].to(device)
-            if augment:
-                xb = _shift(xb, 2, g)
-            out = model(xb)
-            out = out.logits if hasattr(out, "logits") else out
-            loss = nn.functional.cross_entropy(out, yb)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += len(yb)
-            correct += int((out.argmax(1) == yb).sum())
-            loss_sum += float(loss) * len(yb)
-        row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_acc": correct / total}
-        if val is not None and (epoch + 1 == epochs or log is not None):
-            row["val_acc"] = accuracy(model, val.x, val.y)
-        history.append(row)
-        if log is not None:
-            log(row)
+    step = 0
+    try:
+        for epoch in range(epochs):
+            order = torch.randperm(len(train), generator=g).split(batch_size)
+            batches = ((train.x[i].to(device), train.y[i].to(device)) for i in order)
+            m = train_one_epoch(model, batches, ctx, epoch, step)
+            step = m["step"]
+            row = {"epoch": epoch + 1, "loss": m["loss"], "train_acc": m["acc"]}
+            if val is not None and log is not None:
+                row["val_acc"] = accuracy(model, val.x, val.y)
+            history.append(row)
+            if log is not None:
+                log(row)
+    finally:
+        for h in hooks:
+            h.remove()
     last = history[-1]
     return FitResult(last["loss"], last["train_acc"],
                      accuracy(model, val.x, val.y) if val is not None else None, epochs, history)
+
+
+def _keep_frozen_bn_in_eval(model: nn.Module) -> list:
+    """Forward pre-hooks that put frozen batch norms in eval mode whatever model.train() did:
+    a frozen stage must compute what it computed when pre-trained (running statistics)."""
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            ps = list(m.parameters())
+            if ps and not any(p.requires_grad for p in ps):
+                hooks.append(m.register_forward_pre_hook(lambda mod, inp: mod.train(False) and None))
+    return hooks
 
 
 def _shift(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:

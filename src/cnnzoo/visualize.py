@@ -205,7 +205,7 @@ def reconstruct(model: nn.Module, x: torch.Tensor, layer: str, channel: int | No
         # the chosen activation is fed down with its own value; every other one is zero
         (g,) = torch.autograd.grad((act * mask).sum() * act[(0, channel, *position)].detach(), x)
     return g[0].detach(), {"layer": layer, "channel": channel, "position": list(position),
-                           "value": float(act[(0, channel, *position)]), "method": method,
+                           "value": float(act[(0, channel, *position)].detach()), "method": method,
                            "relus_replaced": swapped}
 
 
@@ -291,7 +291,7 @@ def save_filters(model: nn.Module, out: str | os.PathLike, title: str | None = N
     cols = min(16, n) if n > 16 else n
     cols = 12 if n == 96 else cols  # AlexNet: 96 kernels as 8 rows of 12, like the paper
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6 + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.6), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:

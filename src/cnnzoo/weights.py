@@ -225,7 +225,8 @@ def _params(keys: list[str]) -> list[str]:
     return [k for k in keys if not k.endswith(_BN_COUNTER)]
 
 
-def map_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]):
+def map_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                   classifier: str | None = None):
     """Rename `state`'s keys to `target`'s. Returns (mapped state, method, unmatched file keys).
 
     By name when the file's names are ours; else by position when both hold the same number of
@@ -235,8 +236,12 @@ def map_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.Tenso
     if set(_params(list(state))) == set(_params(list(target))) or not state:
         return dict(state), "by name", []
     src, dst = _params(list(state)), _params(list(target))
-    if len(src) == len(dst) and all(_compatible(state[s].shape, target[d].shape)
-                                    for s, d in zip(src, dst)):
+    # the classifier may differ in size (another class count): reported later, with a hint
+    def pair_ok(s: str, d: str) -> bool:
+        return _compatible(state[s].shape, target[d].shape) or bool(
+            classifier and d.startswith(classifier + ".") and state[s].dim() == target[d].dim())
+
+    if len(src) == len(dst) and all(pair_ok(s, d) for s, d in zip(src, dst)):
         mapped = {d: state[s] for s, d in zip(src, dst)}
         # BN counters follow their layer: "x.bn1.running_var" -> "y.1.running_var" etc.
         rename = {s.rsplit(".", 1)[0]: d.rsplit(".", 1)[0] for s, d in zip(src, dst)}
@@ -264,7 +269,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True,
     """
     state, record = read_state_dict(path)
     target = model.state_dict()
-    mapped, method, _ = map_state_dict(state, target)
+    mapped, method, _ = map_state_dict(state, target, getattr(model, "classifier_name", None))
     report = LoadReport(path=str(path), method=method)
     want = getattr(model, "model_name", None)
     if record.get("model") and want and record["model"] != want:
@@ -320,8 +325,8 @@ def _classifier_hint(model: nn.Module, report: LoadReport) -> str:
 def infer_num_classes(model: nn.Module, path: str | os.PathLike) -> int | None:
     """Number of classes of the file's classifier, mapped onto `model`'s names (or None)."""
     state, _ = read_state_dict(path)
-    mapped, _, _ = map_state_dict(state, model.state_dict())
     name = getattr(model, "classifier_name", None)
+    mapped, _, _ = map_state_dict(state, model.state_dict(), name)
     w = mapped.get(f"{name}.weight") if name else None
     return int(w.shape[0]) if w is not None else None
 

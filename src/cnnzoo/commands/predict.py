@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
             print_json(results)
             return
         for r in results:
-            t = Table(title=r["image"], title_justify="left")
+            console.print(r["image"], highlight=False)
+            t = Table()
             t.add_column("#", justify="right")
             t.add_column("class")
             t.add_column("probability", justify="right")

@@ -55,7 +55,7 @@ PYRAMIDNETS = {
 }
 
 for _name, (_d, _a, _b, _p, _e) in PYRAMIDNETS.items():
-    register(_name, pyramidnet, family="pyramidnet", paper=HAN2017, input_size=(3, 32, 32),
+    register(_name, pyramidnet, family="pyramidnet", paper=HAN2017, input_size=(3, 32, 32), num_classes=10,
              kwargs=dict(depth=_d, alpha=_a, bottleneck=_b),
              published=Published("Han et al. 2017, Table 4 / seed 004 summary table", params=_p,
                                  top1_err=_e, dataset="CIFAR-10"),

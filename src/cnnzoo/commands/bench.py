@@ -1,0 +1,77 @@
+"""`cnnzoo bench`: side-by-side speed of our models against torchvision's, in one run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import Format, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench_cmd(
+        quick: bool = typer.Option(False, "--quick", help="a short run (under a minute on a 2-core CPU)"),
+        models: Optional[str] = typer.Option(
+            None, help="comma-separated main models (default: all registered; --quick: a subset)"),
+        device: str = typer.Option("cpu", help="cpu or cuda[:N]"),
+        precision: Optional[str] = typer.Option(None, help="fp32 or bf16 (autocast); default: bf16 on CUDA, else fp32"),
+        channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
+                                                     help="default: on for CUDA"),
+        compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                               help="torch.compile both sides; default: on for CUDA"),
+        batch: Optional[int] = typer.Option(None, help="batch for inference and training steps"),
+        reps: Optional[int] = typer.Option(None, help="timed repetitions per side (ABBA order)"),
+        threads: int = typer.Option(2, help="torch CPU threads"),
+        modes: str = typer.Option("infer,train", help="which steps to time: infer, train"),
+        fastpath: bool = typer.Option(True, "--fastpath/--no-fastpath",
+                                      help="also time the inference fast paths against torchvision eager"),
+        loop: bool = typer.Option(True, "--loop/--no-loop",
+                                  help="also time our training loop against a plain PyTorch loop"),
+        out: Optional[Path] = typer.Option(None, help="also write the JSON result to this file"),
+        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    ) -> None:
+        """Time ours against the reference (same architecture, same weights), interleaved;
+        print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
+        _passive_openmp()
+        from ..bench import format_report, run, settings_from
+        from ..checkpoint import atomic_write_text
+        from ..errors import InvalidArgumentError
+
+        mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
+        bad = [m for m in mode_list if m not in ("infer", "train")]
+        if bad or not mode_list:
+            raise InvalidArgumentError(f"--modes takes infer and/or train, got {modes!r}")
+        s = settings_from(quick=quick, device=device, precision=precision,
+                          channels_last=channels_last, compile=compile, batch=batch, reps=reps,
+                          threads=threads)
+        names = [m.strip() for m in models.split(",") if m.strip()] if models else None
+        res = run(settings=s, models=names, quick=quick, modes=mode_list, fastpath=fastpath,
+                  loop=loop, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        if out is not None:
+            import json
+
+            atomic_write_text(out, json.dumps(res, indent=2, default=str))
+        if fmt is Format.json:
+            print_json(res)
+        else:
+            print(format_report(res))
+
+
+def _passive_openmp() -> None:
+    """Restart this command with OMP_WAIT_POLICY=PASSIVE unless it is set already.
+
+    OpenMP reads it once, when torch loads, so setting it now would be too late. Passive waiting
+    threads sleep instead of spinning: on a CPU shared with other work a spinning thread holds a
+    core its partner needs and 2-thread steps get up to 20x slower (benchmarks/results/speed.md).
+    Only done when this process is the `cnnzoo bench` command line itself.
+    """
+    if "OMP_WAIT_POLICY" in os.environ or sys.argv[1:2] != ["bench"]:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    sys.stdout.flush(), sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "cnnzoo", *sys.argv[1:]])

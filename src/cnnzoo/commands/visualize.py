@@ -1,0 +1,127 @@
+"""`cnnzoo visualize ...`: PNG figures of what a network learned (ZFNet section, Grad-CAM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import console, print_json
+
+vis = typer.Typer(help="PNG figures of what a network learned (ZFNet's visualisations, Grad-CAM).",
+                  no_args_is_help=True)
+
+CKPT = typer.Argument(..., help="model file (.safetensors), or a model name (random weights)")
+
+
+def _load(checkpoint: str):
+    from ..predict import get_preprocess, load_for_inference
+
+    model, record = load_for_inference(checkpoint)
+    return model, record, get_preprocess(record, model)
+
+
+def _image(path: Path, pp):
+    from ..predict import load_image, preprocess_image
+    from ..visualize import to_display
+
+    x = preprocess_image(load_image(path), pp)[None]
+    return x, to_display(x[0], pp["mean"], pp["std"])
+
+
+def _done(out: Path, info: dict, json_out: bool) -> None:
+    if json_out:
+        print_json({"out": str(out), **info})
+    else:
+        console.print(f"wrote {out}", highlight=False)
+
+
+@vis.command("filters")
+def filters_cmd(checkpoint: str = CKPT,
+                out: Path = typer.Option(..., "--out", "-o", help="PNG to write"),
+                json_out: bool = typer.Option(False, "--json")) -> None:
+    """The first convolution's kernels as an image grid (AlexNet: 96 kernels, 8 x 12)."""
+    from ..visualize import first_conv, save_filters
+
+    model, _, _ = _load(checkpoint)
+    save_filters(model, out)
+    name, conv = first_conv(model)
+    _done(out, {"layer": name, "filters": list(conv.weight.shape)}, json_out)
+
+
+@vis.command("features")
+def features_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(..., help="image file"),
+                 layer: str = typer.Option(..., "--layer", "-l", help="module name, e.g. c1"),
+                 out: Path = typer.Option(..., "--out", "-o"),
+                 max_channels: int = typer.Option(64, help="show at most this many channels"),
+                 json_out: bool = typer.Option(False, "--json")) -> None:
+    """Feature maps of any layer for one image."""
+    from ..visualize import save_feature_maps
+
+    model, _, pp = _load(checkpoint)
+    x, disp = _image(image, pp)
+    save_feature_maps(model, x, layer, out, image=disp, max_channels=max_channels)
+    _done(out, {"layer": layer}, json_out)
+
+
+@vis.command("top9")
+def top9_cmd(checkpoint: str = CKPT,
+             layer: str = typer.Option(..., "--layer", "-l"),
+             channel: int = typer.Option(..., "--channel", "-c"),
+             data: Optional[str] = typer.Option(None, "--data", help="mnist:PATH, folder:PATH, "
+                                                "embedded (default)"),
+             split: str = typer.Option("test", help="train or test"),
+             limit: int = typer.Option(2000, help="search the first N images"),
+             method: str = typer.Option("deconvnet", help="deconvnet, guided or gradient"),
+             out: Path = typer.Option(..., "--out", "-o"),
+             json_out: bool = typer.Option(False, "--json")) -> None:
+    """The top-9 images of a dataset for one channel: reconstructions and image patches."""
+    from ..transfer import load_image_set
+    from ..visualize import save_top_activations
+
+    model, _, pp = _load(checkpoint)
+    data_set = load_image_set(data, split, pp, limit=limit)
+    _, top = save_top_activations(model, data_set.x, layer, channel, out, pp["mean"], pp["std"],
+                                  method=method)
+    for t in top:
+        t["label"] = data_set.classes[int(data_set.y[t["index"]])]
+    _done(out, {"layer": layer, "channel": channel, "top": top}, json_out)
+
+
+@vis.command("deconv")
+def deconv_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
+               layer: str = typer.Option(..., "--layer", "-l"),
+               channel: Optional[int] = typer.Option(None, "--channel", "-c",
+                                                     help="default: the strongest channel"),
+               out: Path = typer.Option(..., "--out", "-o"),
+               json_out: bool = typer.Option(False, "--json")) -> None:
+    """Deconvnet and guided-backprop reconstructions of one activation, side by side."""
+    from ..visualize import save_reconstruction
+
+    model, _, pp = _load(checkpoint)
+    x, disp = _image(image, pp)
+    _, info = save_reconstruction(model, x, layer, out, channel, image=disp)
+    _done(out, info, json_out)
+
+
+@vis.command("gradcam")
+def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
+                target: Optional[int] = typer.Option(None, "--class", help="default: predicted"),
+                layer: Optional[str] = typer.Option(None, "--layer", "-l",
+                                                    help="default: the last feature map"),
+                out: Path = typer.Option(..., "--out", "-o"),
+                json_out: bool = typer.Option(False, "--json")) -> None:
+    """Grad-CAM heat map over the image for a class."""
+    from ..predict import class_names
+    from ..visualize import save_grad_cam
+
+    model, record, pp = _load(checkpoint)
+    x, disp = _image(image, pp)
+    _, info = save_grad_cam(model, x, out, disp, target, layer,
+                            class_names(record, model.num_classes))
+    _done(out, info, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(vis, name="visualize")
