@@ -47,7 +47,7 @@ def test_two_gloo_processes_match_one_process_and_resume(tmp_path):
     # two processes x 32 images, 1 epoch, then resumed (still 2 processes) to 2 epochs
     p = _torchrun("tiny_cnn", "--epochs", "1", "--out", str(tmp_path / "ddp"), *SETS)
     assert "x 2 processes" in p.stdout
-    assert p.stdout.count("training tiny_cnn") == 1  # only rank 0 talks
+    assert p.stdout.count("training tiny_cnn") == 1 and p.stdout.count("test accuracy") == 1  # rank 0 only
     _torchrun("tiny_cnn", "--epochs", "2", "--resume", str(tmp_path / "ddp"), "--no-progress")
     single, ddp = _weights(tmp_path / "single/model.safetensors"), _weights(tmp_path / "ddp/model.safetensors")
     assert single.keys() == ddp.keys()
