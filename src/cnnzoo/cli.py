@@ -35,7 +35,20 @@ def _load_commands() -> None:
             importlib.import_module(f"{commands.__name__}.{mod}").register(app)
 
 
+def _unwrap_help() -> None:
+    """Join the hard-wrapped lines of each verb's docstring into paragraphs: the help panel
+    re-wraps text to the terminal itself and would otherwise keep the source's line breaks."""
+    import inspect
+    import re
+
+    for info in app.registered_commands:
+        doc = info.help or inspect.getdoc(info.callback) or ""
+        info.help = "\n\n".join(re.sub(r"\s*\n\s*", " ", para).strip()
+                                  for para in doc.split("\n\n"))
+
+
 _load_commands()
+_unwrap_help()
 
 
 def main(argv: list[str] | None = None) -> None:
