@@ -259,3 +259,21 @@ def test_shard_indices_partition_the_global_batch():
         assert torch.equal(torch.cat([two[0][k], two[1][k]]), one[k])
     ev = shard_indices(25, 10, 0, 0, False, 1, 2, False)
     assert torch.cat(ev).tolist() == list(range(1, 25, 2))
+
+
+def test_mnist_download_verifies_sha256_from_a_local_mirror(tmp_path, mnist_dir):
+    """No network: the 'mirror' is a file:// folder. Good files pass, a tampered one is refused."""
+    import shutil
+
+    from cnnzoo.data.download import DownloadError, download_mnist
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(mnist_dir, mirror, ignore=shutil.ignore_patterns("*.md"))
+    out = download_mnist(tmp_path / "dl", mirror=mirror.as_uri())
+    assert load_mnist(out, "test")[0].shape == (10000, 28, 28)
+    bad = np.zeros((2, 28, 28), np.uint8)
+    write_idx(mirror / "t10k-labels-idx1-ubyte.gz", bad)
+    (tmp_path / "dl" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DownloadError, match="SHA-256 of its content is"):
+        download_mnist(tmp_path / "dl", mirror=mirror.as_uri())
+    assert not (tmp_path / "dl" / "t10k-labels-idx1-ubyte.gz").exists()

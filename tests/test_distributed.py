@@ -20,7 +20,7 @@ from cnnzoo.train.distributed import DistInfo, wrap_model  # noqa: E402
 from cnnzoo.train.run import fit  # noqa: E402
 
 HELPER = Path(__file__).parent / "_train_models.py"
-SETS = ["--set", "optimizer=sgd", "--lr", "0.05", "--set", "limit_train=640", "--batch-size", "64", "--set", "schedule=constant",
+SETS = ["--set", "amp=off", "--set", "channels_last=off", "--set", "optimizer=sgd", "--lr", "0.05", "--set", "limit_train=640", "--batch-size", "64", "--set", "schedule=constant",
         "--set", "eval_every=9", "--recipe", "lenet", "--deterministic", "--no-progress"]
 
 
@@ -43,11 +43,11 @@ def test_two_gloo_processes_match_one_process_and_resume(tmp_path):
     torch.set_num_threads(1)
     # one process, 2 epochs, global batch 64
     fit("tiny_cnn", recipe="lenet", epochs=2, out=tmp_path / "single", deterministic=True,
-        overrides={"optimizer": "sgd", "lr": 0.05, "limit_train": 640, "batch_size": 64, "schedule": "constant", "eval_every": 9})
+        overrides={"amp": "off", "channels_last": "off", "optimizer": "sgd", "lr": 0.05, "limit_train": 640, "batch_size": 64, "schedule": "constant", "eval_every": 9})
     # two processes x 32 images, 1 epoch, then resumed (still 2 processes) to 2 epochs
     p = _torchrun("tiny_cnn", "--epochs", "1", "--out", str(tmp_path / "ddp"), *SETS)
     assert "x 2 processes" in p.stdout
-    assert p.stdout.count("training tiny_cnn") == 1  # only rank 0 talks
+    assert p.stdout.count("training tiny_cnn") == 1 and p.stdout.count("test accuracy") == 1  # rank 0 only
     _torchrun("tiny_cnn", "--epochs", "2", "--resume", str(tmp_path / "ddp"), "--no-progress")
     single, ddp = _weights(tmp_path / "single/model.safetensors"), _weights(tmp_path / "ddp/model.safetensors")
     assert single.keys() == ddp.keys()

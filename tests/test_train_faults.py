@@ -33,7 +33,8 @@ def _one_thread():
 
 
 # the tests' own optimizer settings, independent of the shipped lenet recipe
-SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}
+SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "amp": "off",
+       "channels_last": "off"}
 
 
 def _weights(path):

@@ -158,6 +158,10 @@ def shard_indices(n: int, global_batch: int, epoch: int, seed: int, shuffle: boo
 
 def tensor_batches(data: TensorData, index_batches, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     dev = data.images.device
+    if isinstance(index_batches, torch.Tensor):
+        # one copy per epoch: a per-step copy from pageable host memory would wait for the GPU
+        index_batches = index_batches[start:].to(dev)
+        start = 0
     for idx in list(index_batches)[start:]:
         idx = idx.to(dev, non_blocking=True)
         yield data.images[idx], data.labels[idx]

@@ -51,8 +51,12 @@ class Preprocess:
         return x
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        key = (x.device, x.dtype)
+        cache = self.__dict__.setdefault("_consts", {})
+        if key not in cache:  # made once per device: no host-to-device copy per step
+            cache[key] = (torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1),
+                          torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1))
+        mean, std = cache[key]
         return (x - mean) / std
 
     def train_batch(self, x: torch.Tensor, augment: str, g: torch.Generator, pca=None) -> torch.Tensor:

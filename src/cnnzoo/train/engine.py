@@ -107,15 +107,29 @@ def loss_fn(out, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.Tensor
     return F.cross_entropy(out.float(), y, label_smoothing=r.label_smoothing), out
 
 
+def cpu_has_amx_bf16() -> bool:
+    """CPUs with AMX-BF16 run bf16 convolutions several times faster than fp32 (measured here:
+    ResNet-20 training 2.5x, LeNet-5 1.7x less CPU time), so 'auto' turns bf16 on there."""
+    f = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(f()) if f is not None else False
+    except Exception:
+        return False
+
+
+def _auto_fast(device: torch.device) -> bool:
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16())
+
+
 def autocast_ctx(r: Recipe, device: torch.device):
-    on = r.amp == "bf16" or (r.amp == "auto" and device.type == "cuda")
+    on = r.amp == "bf16" or (r.amp == "auto" and _auto_fast(device))
     if not on:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def use_channels_last(r: Recipe, device: torch.device) -> bool:
-    return r.channels_last == "on" or (r.channels_last == "auto" and device.type == "cuda")
+    return r.channels_last == "on" or (r.channels_last == "auto" and _auto_fast(device))
 
 
 def set_deterministic(seed: int, deterministic: bool) -> None:

@@ -82,7 +82,8 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
         resume: str | Path | None = None, device: str | None = None, seed: int = 0,
         deterministic: bool = False, reporter: Reporter | None = None,
         epochs: int | None = None) -> dict:
-    """Train `model_name` on `data` with `recipe`; returns the final metrics and output paths.
+    """Train `model_name` on `data` with `recipe`; returns the final metrics and output paths
+    (None on ranks other than 0 under torchrun).
 
     `resume` is a run folder (or its checkpoint.safetensors): the run continues at its step
     with its recipe, data and model; `epochs` may extend it. A torch.save checkpoint
@@ -352,7 +353,7 @@ def _fit(model_name, data, recipe, overrides, config, out, resume, dev, info: Di
         "out": str(out_dir), "model_file": str(out_dir / MODEL_FILE),
         "skipped_images": skipped_total, "input": prep.note or "native size",
     }
-    return result
+    return result if info.is_main else None  # under torchrun only rank 0 reports
 
 
 def _err(acc: float | None) -> float | None:
