@@ -82,4 +82,10 @@ def barrier(info: DistInfo) -> None:
 
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
+        # Leave together: a rank that tears gloo down while rank 0 still writes its checkpoint
+        # and talks to it could abort ("terminate called without an active exception").
+        try:
+            dist.barrier()
+        except Exception:
+            pass  # a peer already failed; its error is the one to report
         dist.destroy_process_group()
