@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-# The full MNIST beside the checkout (../shared/data/mnist); tests that need it skip without it
-# only where the embedded subset (always present) covers the same behaviour.
+# The full MNIST beside the checkout (../shared/data/mnist), or where CNNZOO_MNIST points.
 MNIST_DIR = Path(os.environ.get("CNNZOO_MNIST", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
+# The real-MNIST subset shipped in the package (10,000 train / 1,000 test digits, same IDX files).
+EMBEDDED_MNIST = Path(__file__).resolve().parents[1] / "src/cnnzoo/data/embedded"
 
 
 # Under pytest-xdist each worker gets one intra-op thread: two workers with two threads each
@@ -33,6 +34,15 @@ def _fresh_dynamo():
 
 @pytest.fixture
 def mnist_dir() -> Path:
+    """Full MNIST, for tests about the full set itself; they skip without it."""
     if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"full MNIST not found at {MNIST_DIR}")
     return MNIST_DIR
+
+
+@pytest.fixture
+def real_mnist_dir() -> Path:
+    """Real MNIST digits for learning tests: the full set when present, else the embedded subset."""
+    if (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        return MNIST_DIR
+    return EMBEDDED_MNIST

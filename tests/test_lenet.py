@@ -198,12 +198,12 @@ def _mnist(d: Path, split: str, n: int):
 
 
 @pytest.mark.parametrize("name,max_err", [("lenet5", 0.4), ("lenet5_modern", 0.3)])
-def test_learns_real_mnist(name, max_err, mnist_dir):
+def test_learns_real_mnist(name, max_err, real_mnist_dir):
     """200 Adam steps on 6,400 real training digits; error on 1,000 test digits (chance: 90%).
     Measured: lenet5 ~19%, lenet5_modern ~8% (one epoch of 32,000 digits: ~10% and ~3.5%)."""
     torch.set_num_threads(1)
-    x, y = _mnist(mnist_dir, "train", 6400)
-    xt, yt = _mnist(mnist_dir, "t10k", 1000)
+    x, y = _mnist(real_mnist_dir, "train", 6400)
+    xt, yt = _mnist(real_mnist_dir, "t10k", 1000)
     m = cnnzoo.create_model(name)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     for i in range(0, len(x), 32):

@@ -150,9 +150,9 @@ def mnist_32(mnist_dir: Path, split: str, n: int) -> tuple[torch.Tensor, torch.T
     return x.unsqueeze(1), y
 
 
-def test_resnet20_learns_mnist(mnist_dir):
-    x, y = mnist_32(mnist_dir, "train", 4000)
-    xt, yt = mnist_32(mnist_dir, "t10k", 1000)
+def test_resnet20_learns_mnist(real_mnist_dir):
+    x, y = mnist_32(real_mnist_dir, "train", 4000)
+    xt, yt = mnist_32(real_mnist_dir, "t10k", 1000)
     m = cnnzoo.create_model("resnet20", num_classes=10, in_chans=1)
     opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)

@@ -94,14 +94,14 @@ def test_select_is_seeded_and_per_class():
     assert torch.equal(idx, select(y, [5, 6, 7], per_class=4, seed=1))
 
 
-def test_transfer_from_digits_0_4_beats_scratch_on_5_9(mnist_dir):
+def test_transfer_from_digits_0_4_beats_scratch_on_5_9(real_mnist_dir):
     """Seed 003's "how to use it" on real data: LeNet-5 (modern) pre-trained on MNIST digits
     0-4, transferred to digits 5-9 with 5 labelled images per class, against the same network
     trained from scratch on the same 25 images (same epochs, schedule and augmentation).
     Measured: scratch 0.659, transferred 0.800. With 50 per class scratch catches up
     (docs/transfer-and-deploy.md has the table)."""
     torch.set_num_threads(1)
-    spec = f"mnist:{mnist_dir}"
+    spec = f"mnist:{real_mnist_dir}"
     src = load_image_set(spec, "train", MNIST_PP, classes=[0, 1, 2, 3, 4], limit=6000)
     small = load_image_set(spec, "train", MNIST_PP, classes=[5, 6, 7, 8, 9], per_class=5)
     test = load_image_set(spec, "test", MNIST_PP, classes=[5, 6, 7, 8, 9], limit=2000)
