@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -63,9 +64,28 @@ def _register():
                 register(name, _builder, family="test", paper=_PAPER, input_size=size, kwargs=kw)
 
 
+# Shared by test_train.py and test_train_faults.py.
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # two xdist workers on two cores
+    yield
+
+
+# the tests' own optimizer settings, independent of the shipped lenet recipe
+SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "amp": "off",
+       "channels_last": "off"}
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
 _register()
 
 if __name__ == "__main__":
     from cnnzoo.cli import main
 
     main(sys.argv[1:])
+

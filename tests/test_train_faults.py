@@ -25,22 +25,7 @@ from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: 
 from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # two xdist workers on two cores
-    yield
-
-
-# the tests' own optimizer settings, independent of the shipped lenet recipe
-SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "amp": "off",
-       "channels_last": "off"}
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
+from _train_models import SGD, _one_thread, _weights  # noqa: E402,F401  (shared fixture and helpers)
 
 
 def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
