@@ -9,6 +9,7 @@ assembles them and turns library errors into clear messages and exit codes:
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -78,4 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err, click.exceptions.Abort):
             sys.exit(130)
         raise
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A torchrun worker that finished: its files are written (atomically, fsynced) and its
+        # process group destroyed. Skip interpreter finalisation, where gloo's worker threads
+        # could still abort the process ("terminate called without an active exception").
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     sys.exit(0)

@@ -83,7 +83,12 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         # Leave together: a rank that tears gloo down while rank 0 still writes its checkpoint
-        # and talks to it could abort ("terminate called without an active exception").
+        # and talks to it could abort ("terminate called without an active exception"). Free the
+        # DDP reducer (held in reference cycles) first, while the interpreter is fully alive:
+        # gloo work it still holds must not be destroyed during interpreter finalisation.
+        import gc
+
+        gc.collect()
         try:
             dist.barrier()
         except Exception:
