@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401
+from _train_models import _weights  # noqa: E402
 
 from cnnzoo.errors import InvalidArgumentError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
@@ -31,12 +32,6 @@ def _torchrun(*args, nproc=2):
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
 
 
 def test_two_gloo_processes_match_one_process_and_resume(tmp_path):
