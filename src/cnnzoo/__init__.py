@@ -1,10 +1,9 @@
 """cnnzoo: the landmark convolutional networks, their costs, training and deployment."""
 
-__version__ = "0.1.0"
-
-from .checkpoint import load_model, save_model
+from .checkpoint import save_model
 from .errors import CnnzooError, InputShapeError, InvalidArgumentError, UnknownModelError
-from .registry import create_model, list_models, model_info
+from .registry import create_model, list_models, load_model, model_info
+from .version import __version__
 
 __all__ = [
     "__version__",

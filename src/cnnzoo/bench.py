@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .contract import classification_loss, logits_of
 from .errors import CnnzooError, InvalidArgumentError
+from .precision import autocast
 
 # Each family's main model and torchvision's builder of the same architecture (None: a plain
 # nn.Sequential, see _plain_lenet5). torchvision kwargs make its optional parts match ours.
@@ -243,27 +244,9 @@ def transfer_weights(src: nn.Module, dst: nn.Module) -> str:
     return "by position"
 
 
-def logits_of(out: Any) -> torch.Tensor:
-    """The main logits of any model output (ours: tensor or AuxOutputs; torchvision's named tuples)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if hasattr(out, "logits"):
-        return out.logits
-    return out[0]
-
-
 def loss_of(out: Any, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the main output plus weighted auxiliary losses (the same cost both sides)."""
-    main = logits_of(out)
-    loss = F.cross_entropy(main, target)
-    if isinstance(out, torch.Tensor):
-        return loss
-    aux = out.aux if hasattr(out, "aux") else [t for t in out[1:] if isinstance(t, torch.Tensor)]
-    weight = getattr(out, "aux_weight", 0.3)
-    for a in aux:
-        if a is not None:
-            loss = loss + weight * F.cross_entropy(a, target)
-    return loss
+    """The training loss both sides pay: main plus weighted auxiliary cross-entropy."""
+    return classification_loss(out, target)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,12 +256,6 @@ def loss_of(out: Any, target: torch.Tensor) -> torch.Tensor:
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize(torch.device(device))
-
-
-def _autocast(s: Settings):
-    if s.precision == "bf16":
-        return torch.autocast(device_type=torch.device(s.device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _compiled(model: nn.Module, s: Settings) -> nn.Module:
@@ -311,7 +288,7 @@ def make_infer_step(model: nn.Module, x: torch.Tensor, s: Settings) -> Callable[
 
     def step() -> Any:
         _cudagraph_step(s)
-        with torch.inference_mode(), _autocast(s):
+        with torch.inference_mode(), autocast(s.device, s.precision == "bf16"):
             return fn(x)
 
     return step
@@ -327,7 +304,7 @@ def make_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     def step() -> None:
         _cudagraph_step(s)
-        with _autocast(s):
+        with autocast(s.device, s.precision == "bf16"):
             loss = loss_of(fn(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .contract import logits_of
 from .errors import CnnzooError, InvalidArgumentError
 
 FORMATS = ("onnx", "torchscript", "exported-program")
@@ -62,7 +63,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
         for n in (batch_size, batch_size + 1):
             x = torch.randn(n, *input_size, generator=gen)
             with torch.no_grad():
-                ref = _logits(model(x))
+                ref = logits_of(model(x))
             got = run_exported(out, fmt, x)
             if got.shape != ref.shape:
                 raise ExportCheckError(f"{out}: output shape {tuple(got.shape)} != {tuple(ref.shape)} "
@@ -87,10 +88,6 @@ def _native_size(model: nn.Module) -> tuple[int, int, int]:
     return tuple(default_preprocess(model)["input_size"])
 
 
-def _logits(y):
-    return y.logits if hasattr(y, "logits") else y
-
-
 class _Plain(nn.Module):
     """Wraps a model so every exporter sees a plain tensor -> tensor function."""
 
@@ -99,7 +96,7 @@ class _Plain(nn.Module):
         self.model = model
 
     def forward(self, x):
-        return _logits(self.model(x))
+        return logits_of(self.model(x))
 
 
 def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, opset: int) -> None:
@@ -110,14 +107,14 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, opset: int)
                                  input_names=["input"], output_names=["logits"],
                                  dynamic_shapes=({0: batch},), external_data=False,
                                  verbose=False)
-    from .checkpoint import atomic_path
+    from .files import atomic_path
 
     with atomic_path(out) as tmp:
         prog.save(str(tmp), external_data=False)
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> None:
-    from .checkpoint import atomic_path
+    from .files import atomic_path
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings from the input checks
@@ -128,7 +125,7 @@ def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> N
 
 
 def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
-    from .checkpoint import atomic_path
+    from .files import atomic_path
 
     batch = torch.export.Dim("batch", min=1, max=4096)
     prog = torch.export.export(_Plain(model), (example,), dynamic_shapes=({0: batch},))

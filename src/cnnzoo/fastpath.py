@@ -23,7 +23,6 @@ after changing the model's weights. Measured speeds: benchmarks/results/speed.md
 
 from __future__ import annotations
 
-import contextlib
 import io
 import warnings
 from typing import Any, Callable
@@ -31,7 +30,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .contract import logits_of
 from .errors import CnnzooError, InvalidArgumentError
+from .precision import autocast
 
 BACKENDS = ("auto", "onnxruntime", "compile", "jit", "eager")
 # max |fast - eager| allowed, relative to max |eager| (plus a small absolute floor)
@@ -40,12 +41,6 @@ TOLERANCE = {"fp32": 1e-3, "bf16": 6e-2}
 
 class FastPathError(CnnzooError):
     """A fast path could not be built, or its outputs disagree with the eager model."""
-
-
-def _logits(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    return out.logits if hasattr(out, "logits") else out[0]
 
 
 class FastModel:
@@ -118,7 +113,7 @@ def optimize(model: nn.Module, example: torch.Tensor, backend: str = "auto", *,
 def check_against(fast: FastModel, model: nn.Module, x: torch.Tensor) -> float:
     """Max |fast(x) - model(x)| (eager, float32); FastPathError beyond the precision's tolerance."""
     with torch.inference_mode():
-        ref = _logits(model.eval()(x)).float()
+        ref = logits_of(model.eval()(x)).float()
         got = fast(x).float()
     if got.shape != ref.shape:
         raise FastPathError(f"{fast.backend} fast path returned shape {tuple(got.shape)}, "
@@ -134,12 +129,6 @@ def check_against(fast: FastModel, model: nn.Module, x: torch.Tensor) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # backends
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _torch_path(model: nn.Module, device: torch.device, precision: str, channels_last: bool,
@@ -169,8 +158,8 @@ def _torch_path(model: nn.Module, device: torch.device, precision: str, channels
             x = x.contiguous(memory_format=torch.channels_last)
         if cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with torch.inference_mode(), _autocast(device, precision):
-            out = _logits(net(x))
+        with torch.inference_mode(), autocast(device, precision == "bf16"):
+            out = logits_of(net(x))
         # CUDA-graph outputs are overwritten by the next replay: hand back our own copy
         return out.clone() if cudagraphs else out
 
@@ -210,7 +199,7 @@ class _LogitsOnly(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _logits(self.net(x))
+        return logits_of(self.net(x))
 
 
 def export_onnx_bytes(model: nn.Module, example: torch.Tensor, opset: int = 17) -> bytes:

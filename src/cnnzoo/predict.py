@@ -203,7 +203,7 @@ def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict 
 def load_for_inference(checkpoint: str | os.PathLike):
     """(model, record) from a model file; a registered model name gives a randomly
     initialised model (useful for visualisation and smoke tests), said so in the record."""
-    from .checkpoint import load_model
+    from .registry import load_model
 
     path = Path(checkpoint)
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):

@@ -1,15 +1,20 @@
-"""The model registry: one entry per named architecture, built by one builder per family."""
+"""The model registry: one entry per named architecture, built by one builder per family;
+`create_model` builds one, `load_model` rebuilds one from a model file."""
 
 from __future__ import annotations
 
 import fnmatch
 import inspect
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
-from .errors import InvalidArgumentError, UnknownModelError, closest
+from .checkpoint import load_state, read_record
+from .errors import CheckpointError, InvalidArgumentError, UnknownModelError, closest
+from .weights import load_weights
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,24 @@ def create_model(
     model.model_name = name
     model.arch_kwargs = dict(arch_kwargs)
     if weights is not None:
-        from .weights import load_weights
-
         load_weights(model, weights)
     return model
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Rebuild the model recorded in `path` and load its weights. Returns (model, record)."""
+    record = read_record(path)
+    model = create_model(
+        record["model"],
+        num_classes=record["num_classes"],
+        in_chans=record["in_chans"],
+        **record.get("arch_kwargs", {}),
+    )
+    state = load_state(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match {record['model']}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    return model.to(map_location), record

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
+from .contract import logits_of
 from .errors import InvalidArgumentError, closest
 
 
@@ -193,8 +194,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     correct = 0
     for i in range(0, len(x), batch_size):
         out = model(x[i:i + batch_size].to(device))
-        out = out.logits if hasattr(out, "logits") else out
-        correct += int((out.argmax(1).cpu() == y[i:i + batch_size]).sum())
+        correct += int((logits_of(out).argmax(1).cpu() == y[i:i + batch_size]).sum())
     return correct / max(1, len(y))
 
 
@@ -353,7 +353,7 @@ def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch
 
     from safetensors.torch import save_file
 
-    from .checkpoint import atomic_path
+    from .files import atomic_path
 
     with atomic_path(path) as tmp:
         save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp),

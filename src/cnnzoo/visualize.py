@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .contract import logits_of
 from .errors import InvalidArgumentError, closest
 
 METHODS = ("deconvnet", "guided", "gradient")
@@ -106,7 +107,7 @@ def _capture(model: nn.Module, layer: str, x: torch.Tensor):
         out = model(x)
     finally:
         handle.remove()
-    return store["a"], (out.logits if hasattr(out, "logits") else out)
+    return store["a"], logits_of(out)
 
 
 # -- computations ------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
             # gradients must reach the hooked activation even with frozen parameters
             x = x.clone().requires_grad_(True)
             act, logits = _capture(m, layer, x)
-        logits = logits.logits if hasattr(logits, "logits") else logits
+        logits = logits_of(logits)
         if target is None:
             target = int(logits[0].argmax())
         if not 0 <= target < logits.shape[1]:
@@ -273,7 +274,7 @@ def _signed_display(r: torch.Tensor) -> np.ndarray:
 
 
 def _save(fig, out: str | os.PathLike) -> Path:
-    from .checkpoint import atomic_path
+    from .files import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:

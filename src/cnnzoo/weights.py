@@ -30,7 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, InvalidArgumentError
+from .checkpoint import RECORD_KEY
+from .errors import CheckpointError, InvalidArgumentError, closest
+from .files import atomic_path
 
 # Wrappers other tools put around a state dict ({"state_dict": ...} from Lightning/our trainer,
 # {"model": ...} from many training scripts, {"model_ema": ...} from timm's train.py).
@@ -98,8 +100,6 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     record: dict[str, Any] = {}
     if _is_safetensors(path):
         from safetensors import safe_open
-
-        from .checkpoint import RECORD_KEY
 
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -378,9 +378,6 @@ def download_weights(name: str, cache_dir: str | os.PathLike | None = None,
 
     The file is written atomically and only kept if its digest matches the table.
     """
-    from .checkpoint import atomic_path
-    from .errors import closest
-
     if entry is None:
         if name not in PUBLISHED:
             near = closest(name, PUBLISHED)

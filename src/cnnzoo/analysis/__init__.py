@@ -4,7 +4,8 @@
     print(report.to_table()); report.total_params, report.total_macs, report.aggregate(1)
 """
 
-from .core import AnalysisError, analyze, min_input_size
+from ..contract import min_input_size
+from .core import AnalysisError, analyze
 from .memory import TrainingMemory, training_memory
 from .receptive import receptive_field
 from .report import LayerRow, Report

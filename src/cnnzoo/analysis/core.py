@@ -13,13 +13,13 @@ the receptive field along (the max over their inputs).
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..contract import SIZE_ERROR, call_with_state, meta_state, min_input_size
 from ..errors import CnnzooError, InputShapeError, InvalidArgumentError
 from .report import LayerRow, Report
 
@@ -38,9 +38,6 @@ NO_MEMORY_KINDS = frozenset({"act", "dropout", "identity"})
 
 
 # PyTorch's (and the model contract's) words for a feature map smaller than a kernel
-_TOO_SMALL = re.compile(r"too small|smaller than kernel|greater than actual input|non-positive|"
-                        r"output size is too small|Kernel size can't be greater", re.IGNORECASE)
-
 
 class AnalysisError(CnnzooError, RuntimeError):
     """The model could not be traced on the meta device."""
@@ -448,51 +445,6 @@ def _check_input_size(input_size: Any) -> tuple[int, ...]:
     return tuple(input_size)
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor] | None:
-    """Meta stand-ins for real parameters/buffers (None when the model is already on meta)."""
-    named = list(model.named_parameters(remove_duplicate=False)) + list(
-        model.named_buffers(remove_duplicate=False))
-    if all(t.is_meta for _, t in named):
-        return None
-    return {n: torch.empty_like(t, device="meta") for n, t in named}
-
-
-def _run(model: nn.Module, x: torch.Tensor, state) -> Any:
-    if state is None:
-        return model(x)
-    return torch.func.functional_call(model, state, (x,), strict=False, tie_weights=True)
-
-
-def _fits(model, state, shape) -> bool:
-    try:
-        with torch.no_grad():
-            _run(model, torch.empty(shape, device="meta"), state)
-        return True
-    except Exception:
-        return False
-
-
-def min_input_size(model: nn.Module, channels: int, limit: int = 2048) -> int:
-    """Smallest square H=W the model accepts (meta-device bisection); -1 if none up to limit."""
-    state = _meta_state(model)
-    was = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        if not _fits(model, state, (1, channels, limit, limit)):
-            return -1
-        lo, hi = 1, limit
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _fits(model, state, (1, channels, mid, mid)):
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
-    finally:
-        for m, t in was.items():
-            m.training = t
-
-
 def _fmt(shape) -> str:
     return "x".join(str(int(s)) for s in shape)
 
@@ -524,7 +476,7 @@ def _too_small(model, model_name, size, tracer: _Tracer, leaf: nn.Module, err) -
     feat = _fmt(x.shape[1:]) if x is not None else "?"
     out = _out_size(leaf, x) if x is not None else None
     reaches_zero = out is not None and any(int(v) <= 0 for v in out.split("x"))
-    if out is None and _TOO_SMALL.search(" ".join(str(e) for e in (err, err.__cause__) if e)):
+    if out is None and SIZE_ERROR.search(" ".join(str(e) for e in (err, err.__cause__) if e)):
         reaches_zero, out = True, None  # a custom layer: PyTorch (or the model) said too small
     if reaches_zero:
         need = ""
@@ -570,14 +522,14 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
 
-    state = _meta_state(model)
+    state = meta_state(model)
     was = {m: m.training for m in model.modules()}
     model.eval()  # inference graph: no auxiliary heads, dropout as identity
     tracer = _Tracer(model, n_spatial=max(0, len(size) - 1))
     x = torch.empty((batch_size, *size), device="meta")
     try:
         with torch.no_grad(), tracer:
-            _run(model, x, state)
+            call_with_state(model, x, state)
     except Exception as err:
         leaf = tracer.current_leaf()
         if leaf is not None:

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
         _passive_openmp()
         from ..bench import format_report, run, settings_from
-        from ..checkpoint import atomic_write_text
+        from ..files import atomic_write_text
         from ..errors import InvalidArgumentError
 
         mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())

@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
 
             from safetensors.torch import save_file
 
-            from ..checkpoint import atomic_path
+            from ..files import atomic_path
 
             with atomic_path(out) as tmp:
                 save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),

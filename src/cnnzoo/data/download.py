@@ -17,7 +17,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from ..checkpoint import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..errors import CnnzooError
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -1,6 +1,6 @@
-"""The GoogLeNet-style inception module, the auxiliary classifier head, and the training-mode
-forward that returns auxiliary logits. Written once; used by googlenet, googlenet_tv and
-bn_inception (and the aux forward by inception_v3).
+"""The GoogLeNet-style inception module and the auxiliary classifier head. Written once; used by
+googlenet, googlenet_tv and bn_inception (the training-mode forward that returns auxiliary
+logits is contract.AuxModel).
 
 Branch names branch1..branch4 and aux names conv/fc1/fc2 are torchvision's (checkpoint keys).
 """
@@ -12,7 +12,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..contract import _SIZE_ERROR, AuxOutputs, ZooModel
 from ..errors import InputShapeError
 
 ConvFn = Callable[..., nn.Module]  # conv(in_chs, out_chs, kernel_size, stride=, padding=)
@@ -81,65 +80,3 @@ class InceptionAux(nn.Module):
                 "the native input size (224x224), or build the model with aux_logits=False")
         x = torch.flatten(self.conv(x), 1)
         return self.fc2(self.dropout(self.act(self.fc1(x))))
-
-
-class AuxModel(ZooModel):
-    """A ZooModel with auxiliary classifiers. Subclasses implement `features_with_aux(x, with_aux)`
-    returning (features, list of aux logits) and list the aux heads' last layers in
-    `aux_classifier_names`. In training mode (and aux_logits=True) forward returns AuxOutputs;
-    in eval mode, plain logits."""
-
-    aux_weight: float = 0.3
-    aux_classifier_names: tuple[str, ...] = ()
-    aux_logits: bool = True
-
-    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
-        raise NotImplementedError
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features_with_aux(x, False)[0]
-
-    def _forward_aux(self, x: torch.Tensor) -> AuxOutputs:
-        feats, aux = self.features_with_aux(x, True)
-        return AuxOutputs(self.forward_head(feats), tuple(aux), self.aux_weight)
-
-    def forward(self, x: torch.Tensor):
-        if not (self.training and self.aux_logits):
-            return super().forward(x)
-        if torch.compiler.is_compiling() or torch.jit.is_scripting():
-            return self._forward_aux(x)
-        self.check_input(x)
-        try:
-            return self._forward_aux(x)
-        except RuntimeError as err:
-            if not _SIZE_ERROR.search(str(err)):
-                raise
-            smallest = self.min_input_size()  # of the eval-mode network
-            if 0 < smallest <= min(x.shape[-2:]):
-                raise InputShapeError(
-                    f"input {tuple(x.shape[-2:])} is too small for the auxiliary classifier(s) of "
-                    f"{type(self).__name__} in training mode: train at the native input size, or "
-                    "build the model with aux_logits=False") from err
-            raise self._too_small_error(x) from err
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the main classifier and the last layer of every auxiliary head."""
-        super().reset_classifier(num_classes)
-        if not self.aux_logits:
-            return
-        for name in self.aux_classifier_names:
-            old = self.get_submodule(name)
-            in_features = old.in_features if isinstance(old, nn.Linear) else old.in_features_
-            new: nn.Module = nn.Linear(in_features, num_classes) if num_classes else _Identity(in_features)
-            if isinstance(old, nn.Linear):
-                new = new.to(device=old.weight.device, dtype=old.weight.dtype)
-            parent, _, child = name.rpartition(".")
-            setattr(self.get_submodule(parent), child, new)
-
-
-class _Identity(nn.Identity):
-    """An identity that remembers the width it stands in for (so a later reset can restore it)."""
-
-    def __init__(self, in_features: int) -> None:
-        super().__init__()
-        self.in_features_ = in_features

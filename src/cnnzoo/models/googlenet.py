@@ -18,9 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..contract import AuxModel
 from ..errors import InvalidArgumentError
 from ..layers.basic import ConvBnAct, LocalResponseNorm
-from ..layers.inception import AuxModel, InceptionAux, InceptionModule
+from ..layers.inception import InceptionAux, InceptionModule
 from ..registry import Paper, Published, register
 
 # Table 1 of the paper (seed 001): #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import AuxModel
 from ..errors import InvalidArgumentError
 from ..layers.basic import ConvBnAct
-from ..layers.inception import AuxModel, InceptionModule
+from ..layers.inception import InceptionModule
 from ..registry import Paper, Published, register
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import atomic_path
+from ..files import atomic_path
 from ..errors import CheckpointError
 
 STATE_FILE = "checkpoint.safetensors"

@@ -365,7 +365,7 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
                   device: str | None = None, batch_size: int = 500, workers: int = 4) -> dict:
     """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
     of a model file written by `cnnzoo train` on the test split of `data`."""
-    from ..checkpoint import load_model
+    from ..registry import load_model
 
     path = Path(path)
     if path.suffix in (".pt", ".pth", ".tar"):
@@ -439,7 +439,7 @@ def plot_confusion(path: str | Path, confusion: list[list[int]], classes: list[s
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..checkpoint import atomic_path
+    from ..files import atomic_path
 
     cm = np.asarray(confusion, dtype=float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
