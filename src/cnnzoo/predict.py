@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .errors import CnnzooError, InvalidArgumentError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # 40 megapixels: far above any photo a CNN would classify, far below what exhausts memory
 # (a 40 MP RGB image decodes to 120 MB). Override with CNNZOO_MAX_PIXELS.
 MAX_PIXELS = int(os.environ.get("CNNZOO_MAX_PIXELS", 40_000_000))

@@ -25,8 +25,6 @@ from ..errors import InvalidArgumentError
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 KINDS = ("mnist", "cifar10", "cifar100", "folder", "embedded")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ import torch.nn.functional as F
 
 from .transforms import augment_batch, ten_crop
 
+# ImageNet statistics: the normalisation of every ImageNet-trained model (and our default).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 # Augmentations that crop a native-size window out of a larger image (the "256" of "224 of 256").
 _BIG_BASE = ("alexnet", "vgg", "imagenet")
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from ..checkpoint import save_model
-from ..data.datasets import (IMAGENET_MEAN, IMAGENET_STD, FolderData, TensorData, load_split,
+from ..data.datasets import (FolderData, TensorData, load_split,
                              parse_spec, shard_indices, tensor_batches)
-from ..data.preprocess import Preprocess, fit_input
+from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, fit_input
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
 from ..registry import create_model, get_entry
 from . import checkpoint as ckpt
