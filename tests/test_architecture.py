@@ -1,0 +1,153 @@
+"""The package's floors (DESIGN.md "Layout"), checked on the source text: every import, also one
+inside a function, goes to the same floor or a lower one; no import loops; files and functions
+small enough to read in one sitting."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PKG = SRC / "cnnzoo"
+
+# Lowest first. A module's floor is that of the longest prefix listed here.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision"),
+    ("cnnzoo.data",),
+    ("cnnzoo.checkpoint", "cnnzoo.weights"),
+    ("cnnzoo.registry",),
+    ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
+    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.export", "cnnzoo.predict",
+     "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
+    ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),
+)
+# The two discoveries that may look upward: the registry loads models/, the CLI loads commands/.
+DISCOVERY = {("cnnzoo.registry", "cnnzoo.models"), ("cnnzoo.cli", "cnnzoo.commands")}
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 80
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def floor(module: str) -> int:
+    best, level = -1, None
+    for i, names in enumerate(FLOORS):
+        for prefix in names:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, level = len(prefix), i
+    if level is None:
+        raise AssertionError(f"{module} is on no floor: add it to FLOORS")
+    return level
+
+
+def _resolve(module: str, path: Path, node: ast.ImportFrom) -> list[str]:
+    if node.level:
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        base = package[: len(package) - node.level + 1]
+        stem = ".".join(base + ([node.module] if node.module else []))
+    else:
+        stem = node.module or ""
+    # `from . import commands` names a module; `from .x import name` names the module x
+    return [f"{stem}.{a.name}" if f"{stem}.{a.name}" in MODULES else stem for a in node.names]
+
+
+def imports_of(module: str) -> set[str]:
+    path = MODULES[module]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.update(_resolve(module, path, node))
+    return {m for m in found if m in MODULES and m != module}
+
+
+GRAPH = {m: imports_of(m) for m in MODULES}
+
+
+def _parents(module: str) -> set[str]:
+    """Importing a.b.c runs a/__init__ and a/b/__init__ first; those edges are implied."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_go_down_the_floors(module):
+    up = sorted(t for t in GRAPH[module] if floor(t) > floor(module)
+                and (module, ".".join(t.split(".")[:2])) not in DISCOVERY
+                and t not in _parents(module))
+    assert not up, f"{module} (floor {floor(module)}) imports higher floors: {up}"
+
+
+def test_no_import_loops():
+    # Package __init__ files only re-export their own modules; following those edges back up
+    # would report every package as a loop, so a module's own parents are left out.
+    edges = {m: {t for t in ts if t not in _parents(m)} for m, ts in GRAPH.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(edges[m]):
+            if state.get(t) == 1:
+                loop = stack[stack.index(t):] + [t]
+                raise AssertionError("import loop: " + " -> ".join(loop))
+            if t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+
+
+def test_files_are_small_enough_to_read():
+    big = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES}
+    assert not big, f"files over {MAX_FILE_LINES} lines: {big}"
+
+
+def test_functions_are_small_enough_to_read():
+    long = []
+    for m, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{m}.{node.name} ({n} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_public_functions_are_typed():
+    untyped = []
+    for m, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        scopes = [tree] + [c for c in tree.body if isinstance(c, ast.ClassDef) and not c.name.startswith("_")]
+        for scope in scopes:
+            for node in scope.body:
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                if node.name.startswith("_") or any(
+                        isinstance(d, ast.Name) and d.id in ("overload",) for d in node.decorator_list):
+                    continue
+                args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                if scope is not tree and args and args[0].arg in ("self", "cls"):
+                    args = args[1:]
+                missing = [a.arg for a in args if a.annotation is None]
+                if node.returns is None or missing:
+                    untyped.append(f"{m}.{node.name}" + (f" ({', '.join(missing)})" if missing else " (return)"))
+    assert not untyped, f"public functions without full type hints: {untyped}"
