@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from cnnzoo import bench
-from cnnzoo.bench import (Case, Settings, _plain_lenet5, flop_counter_macs, loss_of,
-                          time_interleaved, transfer_weights)
+from cnnzoo.bench import (Case, Settings, flop_counter_macs, loss_of, time_interleaved,
+                          transfer_weights)
+from cnnzoo.bench import side_by_side
+from cnnzoo.bench.cases import _plain_lenet5
 from cnnzoo.contract import AuxOutputs
 from cnnzoo.fastpath import FastModel, FastPathError, check_against, optimize
 
@@ -107,7 +109,7 @@ def _empty_result() -> dict:
 
 
 def test_mfu_uses_the_peak_table(monkeypatch):
-    monkeypatch.setattr(bench, "peak_flops", lambda device: (1e9, "test peak"))
+    monkeypatch.setattr(side_by_side, "peak_flops", lambda device: (1e9, "test peak"))
     res = bench.compare(lambda: None, lambda: None, 4, Settings(reps=2, warmup=0), 1000, 3)
     o = res["ours"]
     assert o["mfu"] == pytest.approx(2 * 3 * 1000 * o["images_per_s"] / 1e9)
@@ -286,7 +288,7 @@ def test_fast_path_check_catches_wrong_outputs_and_bad_arguments():
 
 
 def test_fastpath_benchmark_rows():
-    from cnnzoo.fastpath import bench_fastpath
+    from cnnzoo.bench import bench_fastpath
 
     res = bench_fastpath(Settings(reps=2, warmup=1), model="resnet18", batches=(1,),
                          paths=(("onnxruntime", "fp32"),))

@@ -18,14 +18,16 @@ Backends:
 Every backend is compared with the eager float32 model on `example` and must agree within the
 tolerance of its precision (FastPathError otherwise), so a fast path never changes answers
 silently. Paths that freeze weights (compile, jit, onnxruntime) are snapshots: build a new one
-after changing the model's weights. Measured speeds: benchmarks/results/speed.md.
+after changing the model's weights. Their benchmark is cnnzoo.bench.bench_fastpath; measured
+speeds: benchmarks/results/speed.md.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
@@ -33,6 +35,9 @@ from torch import nn
 from .contract import logits_of
 from .errors import CnnzooError, InvalidArgumentError
 from .precision import autocast
+
+# what every backend builds: a batch in, the model's main logits out
+_Forward = Callable[[torch.Tensor], torch.Tensor]
 
 BACKENDS = ("auto", "onnxruntime", "compile", "jit", "eager")
 # max |fast - eager| allowed, relative to max |eager| (plus a small absolute floor)
@@ -46,7 +51,7 @@ class FastPathError(CnnzooError):
 class FastModel:
     """An inference-only callable for one model: call it like the model (eval mode, no grad)."""
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], backend: str, precision: str,
+    def __init__(self, fn: _Forward, backend: str, precision: str,
                  device: torch.device, channels_last: bool) -> None:
         self._fn = fn
         self.backend, self.precision, self.device = backend, precision, device
@@ -65,7 +70,7 @@ def default_backend(device: torch.device) -> str:
     if device.type == "cuda":
         return "compile"
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  (optional dependency: probed, not required)
     except ImportError:
         return "jit"
     return "onnxruntime"
@@ -132,12 +137,10 @@ def check_against(fast: FastModel, model: nn.Module, x: torch.Tensor) -> float:
 
 
 def _torch_path(model: nn.Module, device: torch.device, precision: str, channels_last: bool,
-                compile_mode: str | None = None, compiled: bool = True) -> Callable:
+                compile_mode: str | None = None, compiled: bool = True) -> _Forward:
     fast_model = model
     if channels_last:
         # a copy keeps the caller's model in its own memory format
-        import copy
-
         fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     net = fast_model
     cudagraphs = False
@@ -166,11 +169,9 @@ def _torch_path(model: nn.Module, device: torch.device, precision: str, channels
     return run
 
 
-def _jit(model: nn.Module, example: torch.Tensor, precision: str, channels_last: bool) -> Callable:
+def _jit(model: nn.Module, example: torch.Tensor, precision: str, channels_last: bool) -> _Forward:
     if precision != "fp32":
         raise InvalidArgumentError("the jit fast path runs in fp32 only")
-    import copy
-
     net = copy.deepcopy(model).eval()
     ex = example
     if channels_last:
@@ -220,9 +221,9 @@ def export_onnx_bytes(model: nn.Module, example: torch.Tensor, opset: int = 17) 
     return buf.getvalue()
 
 
-def _onnxruntime(model: nn.Module, example: torch.Tensor, threads: int) -> Callable:
+def _onnxruntime(model: nn.Module, example: torch.Tensor, threads: int) -> _Forward:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional dependency (cnnzoo[onnx])
     except ImportError as err:
         raise FastPathError("the onnxruntime backend needs the onnxruntime package "
                             "(pip install 'cnnzoo[onnx]')") from err
@@ -244,84 +245,3 @@ def _onnxruntime(model: nn.Module, example: torch.Tensor, threads: int) -> Calla
         return torch.from_numpy(session.run(None, {"input": arr})[0])
 
     return run
-
-
-# ---------------------------------------------------------------------------------------------
-# the benchmark of the fast paths (used by cnnzoo.bench)
-
-
-def bench_fastpath(s: Any, quick: bool = False, model: str = "resnet50",
-                   batches: tuple[int, ...] | None = None,
-                   paths: tuple[tuple[str, str], ...] | None = None,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Our model's fast paths against torchvision's eager float32 model (same weights, same
-    batch, NCHW: what a user gets by default), interleaved. `paths`: (backend, precision)
-    pairs. Falls back to torchvision's model on our side where ours is not registered."""
-    import statistics
-
-    import torchvision
-
-    from .bench import time_interleaved, transfer_weights
-    from .registry import list_models
-
-    device = torch.device(s.device)
-    cuda = device.type == "cuda"
-    if batches is None:
-        batches = ((256,) if quick else (1, 256)) if cuda else ((1,) if quick else (1, 32))
-    if paths is None:
-        if cuda:
-            paths = (("compile", "bf16"),)
-        elif quick:
-            paths = (("onnxruntime", "fp32"),)
-        else:
-            paths = (("onnxruntime", "fp32"), ("compile", "fp32"), ("jit", "fp32"),
-                     ("compile", "bf16"))
-    torch.manual_seed(0)
-    ref = getattr(torchvision.models, model)(weights=None).eval()
-    if model in list_models():
-        from .registry import create_model
-
-        ours, ours_name = create_model(model, num_classes=1000, in_chans=3).eval(), model
-        transfer_weights(ref, ours)
-    else:
-        ours = getattr(torchvision.models, model)(weights=None).eval()
-        ours.load_state_dict(ref.state_dict())
-        ours_name = f"torchvision {model} (ours not registered)"
-    ref, ours = ref.to(device), ours.to(device)
-    gen = torch.Generator().manual_seed(0)
-    rows, skipped = [], []
-    for batch in batches:
-        x = torch.randn(batch, 3, 224, 224, generator=gen).to(device)
-        fasts: dict[str, FastModel] = {}
-        for backend, precision in paths:
-            key = f"{backend}/{precision}"
-            if progress:
-                progress(f"fast path: building {key} for {ours_name}, batch {batch}")
-            try:
-                fasts[key] = optimize(ours, x, backend, precision=precision)
-            except FastPathError as err:
-                skipped.append(f"{key} at batch {batch}: {err}")
-
-        def eager() -> Any:
-            with torch.inference_mode():
-                return ref(x)
-
-        steps: dict[str, Callable[[], Any]] = {"eager": eager}
-        steps.update({k: (lambda f=f: f(x)) for k, f in fasts.items()})
-        say = (lambda m: progress(f"fast path batch {batch} {m}")) if progress else None
-        t = time_interleaved(steps, reps=max(s.reps, 2), iters=1, warmup=max(s.warmup, 1),
-                             device=s.device, progress=say)
-        eager_ips = batch / statistics.median(t["eager"])
-        for key, f in fasts.items():
-            ips = batch / statistics.median(t[key])
-            rows.append({"model": ours_name, "batch": batch, "backend": f.backend,
-                         "precision": f.precision, "eager_images_per_s": eager_ips,
-                         "fast_images_per_s": ips, "speedup": ips / eager_ips,
-                         "max_abs_diff": f.max_abs_diff,
-                         "eager_ms": [1e3 * v for v in t["eager"]],
-                         "fast_ms": [1e3 * v for v in t[key]]})
-    out: dict[str, Any] = {"reference": f"torchvision.models.{model}, eager fp32, NCHW",
-                           "rows": rows}
-    if skipped:
-        out["skipped"] = skipped
-    return out

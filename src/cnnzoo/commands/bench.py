@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from ..errors import InvalidArgumentError
+from ..files import atomic_write_text
 from ._common import Format, print_json
 
 
@@ -38,9 +41,8 @@ def register(app: typer.Typer) -> None:
         """Time ours against the reference (same architecture, same weights), interleaved;
         print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
         _passive_openmp()
+        # here, not at the top: every CLI start loads commands/, only `bench` needs the harness
         from ..bench import format_report, run, settings_from
-        from ..files import atomic_write_text
-        from ..errors import InvalidArgumentError
 
         mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
         bad = [m for m in mode_list if m not in ("infer", "train")]
@@ -53,8 +55,6 @@ def register(app: typer.Typer) -> None:
         res = run(settings=s, models=names, quick=quick, modes=mode_list, fastpath=fastpath,
                   loop=loop, progress=lambda m: print(m, file=sys.stderr, flush=True))
         if out is not None:
-            import json
-
             atomic_write_text(out, json.dumps(res, indent=2, default=str))
         if fmt is Format.json:
             print_json(res)
