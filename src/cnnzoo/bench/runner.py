@@ -27,12 +27,16 @@ def run(cases: Sequence[Case] | None = None, settings: Settings | None = None, *
     s = settings or (quick_settings() if quick else full_settings())
     s.check()
     threads_before = torch.get_num_threads()
+    cudnn_before = torch.backends.cudnn.benchmark
     if s.threads and s.device == "cpu":
         torch.set_num_threads(s.threads)
+    if s.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     try:
         return _run(cases, s, models, quick, modes, fastpath, loop, progress)
-    finally:
-        torch.set_num_threads(threads_before)  # a library call leaves the process as it was
+    finally:  # a library call leaves the process as it was
+        torch.set_num_threads(threads_before)
+        torch.backends.cudnn.benchmark = cudnn_before
 
 
 def _run(cases: Sequence[Case] | None, s: Settings, models: Iterable[str] | None, quick: bool,

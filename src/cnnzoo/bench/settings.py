@@ -21,6 +21,7 @@ class Settings:
     channels_last: bool = False
     compile: bool = False
     compile_mode: str | None = None  # None: "reduce-overhead" (CUDA graphs) on CUDA, else default
+    compile_backend: str = "inductor"  # "eager"/"aot_eager" check dynamo's capture without codegen
     infer_batch: int = 32
     train_batch: int = 32
     warmup: int = 2
@@ -38,6 +39,9 @@ class Settings:
         for name in ("infer_batch", "train_batch", "reps", "iters"):
             if getattr(self, name) < 1:
                 raise InvalidArgumentError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.compile_backend != "inductor" and self.compile_mode is not None:
+            raise InvalidArgumentError(f"compile_mode {self.compile_mode!r} needs the inductor "
+                                       f"backend, not {self.compile_backend!r}")
         if self.warmup < 0:
             raise InvalidArgumentError(f"warmup must be >= 0, got {self.warmup}")
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import torch
+import torch._dynamo
 from torch import nn
 
 from ..contract import classification_loss, logits_of
+from ..errors import CnnzooError
 from ..precision import autocast
 from .cases import BenchError, Case, transfer_weights
 from .machine import peak_flops
@@ -26,13 +28,36 @@ def loss_of(out: Any, target: torch.Tensor) -> torch.Tensor:
     return classification_loss(out, target)[0]
 
 
+class CompileFallbackError(CnnzooError):
+    """A compiled side would have run eager code: its timing would not measure compiled code."""
+
+
 def _compiled(model: nn.Module, s: Settings) -> nn.Module:
+    """torch.compile with static shapes and in one graph. fullgraph turns a graph break into an
+    error, and `_no_eager_fallback` turns dynamo's silent eager fallback at its recompile limit
+    into one: either would otherwise time eager code against compiled code."""
     if not s.compile:
         return model
+    if s.compile_backend != "inductor":
+        return torch.compile(model, backend=s.compile_backend, dynamic=False, fullgraph=True)
     mode = s.compile_mode
     if mode is None and s.device.startswith("cuda"):
         mode = "reduce-overhead"  # CUDA graphs: our shapes are static
-    return torch.compile(model, mode=mode)
+    return torch.compile(model, mode=mode, dynamic=False, fullgraph=True)
+
+
+def _no_eager_fallback(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def step() -> Any:
+        try:
+            with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                return fn()
+        except (torch._dynamo.exc.TorchDynamoException, torch._dynamo.exc.FailOnRecompileLimitHit) as err:
+            raise CompileFallbackError(
+                    f"{name}: torch.compile could not keep this side compiled "
+                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                    "refusing to time eager code against compiled code") from err
+
+    return step
 
 
 def _input(batch: int, case: Case, s: Settings, gen: torch.Generator) -> torch.Tensor:
@@ -87,6 +112,8 @@ def compare(ours: Callable[[], Any], ref: Callable[[], Any], batch: int, s: Sett
             macs_per_image: float | None, mac_factor: int = 1,
             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time two steps side by side; ratio = ours / reference images/s."""
+    if s.compile:
+        ours, ref = _no_eager_fallback("ours", ours), _no_eager_fallback("reference", ref)
     t = time_interleaved({"ours": ours, "reference": ref}, reps=s.reps, iters=s.iters,
                          warmup=s.warmup, device=s.device, progress=progress)
     o, r = summarize(t["ours"], batch), summarize(t["reference"], batch)
@@ -104,6 +131,11 @@ def compare(ours: Callable[[], Any], ref: Callable[[], Any], batch: int, s: Sett
 def bench_case(case: Case, s: Settings, modes: Sequence[str] = ("infer", "train"),
                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Build both sides with the same weights, check they agree, then time them side by side."""
+    if s.compile:
+        # Every zoo model shares ZooModel.forward's code object, so dynamo's caches from earlier
+        # cases would count against this one's recompile limit.
+        torch._dynamo.reset()
+    graphs_before = _graph_count()
     torch.manual_seed(0)
     ref = case.build_ref()
     ours = case.build_ours()
@@ -139,4 +171,14 @@ def bench_case(case: Case, s: Settings, modes: Sequence[str] = ("infer", "train"
         out["train"] = compare(step_o, step_r, s.train_batch, s, macs, 3, say)
         # the same data, weights and optimiser: the two loss sums must agree closely
         out["train"]["loss_sums"] = [float(loss_o), float(loss_r)]
+    if s.compile:
+        out["compiled_graphs"] = _graph_count() - graphs_before
+        if out["compiled_graphs"] < 2 * len(modes):  # each side, each mode: one graph at least
+            raise CompileFallbackError(
+                f"{case.name}: only {out['compiled_graphs']} graphs were compiled for "
+                f"{2 * len(modes)} compiled steps; some side ran eager")
     return out
+
+
+def _graph_count() -> int:
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
