@@ -211,7 +211,7 @@ class Report:
         allrows = [group, head] + body + [total]
         widths = [max(len(r[i]) for r in allrows) for i in range(len(head))]
 
-        def line(cells):
+        def line(cells: list[str]) -> str:
             return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                              for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
