@@ -5,9 +5,8 @@
 """
 
 from ..contract import min_input_size
-from .core import AnalysisError, analyze
+from .core import AnalysisError, analyze, receptive_field
 from .memory import TrainingMemory, training_memory
-from .receptive import receptive_field
 from .report import LayerRow, Report
 
 __all__ = ["analyze", "min_input_size", "receptive_field", "training_memory", "Report",

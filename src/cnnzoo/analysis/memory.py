@@ -15,12 +15,28 @@ Assumptions (float32 everywhere, no activation checkpointing, no mixed precision
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from ..errors import InvalidArgumentError
 
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adagrad": 1,
                     "adam": 2, "adamw": 2}
 BYTES = 4
+
+
+class Costs(Protocol):
+    """What the estimate reads from a Report (report.py imports this module, not the reverse)."""
+
+    batch_size: int
+
+    @property
+    def total_memory(self) -> int: ...
+
+    @property
+    def input_memory(self) -> int: ...
+
+    @property
+    def total_params(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,7 @@ class TrainingMemory:
         return (self.activations + self.activation_grads + self.params + self.grads
                 + self.optimizer_state)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
 
     def __str__(self) -> str:
@@ -49,7 +65,7 @@ class TrainingMemory:
                 f"grads {self.grads / mb:,.1f} + optimizer state {self.optimizer_state / mb:,.1f}")
 
 
-def training_memory(report, batch_size: int | None = None, optimizer: str = "sgd") -> TrainingMemory:
+def training_memory(report: Costs, batch_size: int | None = None, optimizer: str = "sgd") -> TrainingMemory:
     """Estimate training memory of the model in `report` for `batch_size` images."""
     opt = optimizer.lower()
     if opt not in OPTIMIZER_STATES:

@@ -1,13 +1,18 @@
 """Lecture-style figures: per-layer bars (seed 003's AlexNet memory / params / MFLOP charts) and
-the "comparing complexity" bubble chart (accuracy against operations, area ~ parameters)."""
+the "comparing complexity" bubble chart (accuracy against operations, area ~ parameters).
+
+matplotlib is imported only when a figure is drawn: it costs more than the rest of the
+analyzer, and `cnnzoo summary` without --plot never needs it.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import InvalidArgumentError
+from .report import Report
 
 FORMATS = (".png", ".svg")
 MAX_BARS = 80  # more bars than this get grouped (see plot_layers)
@@ -29,19 +34,20 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> Path:
     try:
         fig.savefig(path, dpi=150, bbox_inches="tight")
     except OSError as err:
         raise InvalidArgumentError(f"cannot write plot {str(path)!r}: {err.strerror or err}") from err
     finally:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # loaded already by _pyplot; no backend switch here
 
         plt.close(fig)
     return path
 
 
-def _pyplot():
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -50,7 +56,8 @@ def _pyplot():
     return plt
 
 
-def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers: bool = False) -> Path:
+def plot_layers(report: Report, path: str | os.PathLike, flops: bool = False,
+                all_layers: bool = False) -> Path:
     """Three bar charts, one bar per layer: memory (KB), params (k), MFLOP (or MMAC)."""
     path = check_plot_path(path)
     plt = _pyplot()
@@ -86,7 +93,7 @@ def plot_layers(report, path: str | os.PathLike, flops: bool = False, all_layers
     size = "x".join(map(str, report.input_size))
     fig.suptitle(f"{report.model_name} at {size}: memory, parameters and operations per layer{grouped}")
     kinds = sorted({r.kind for r in rows})
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch  # pyplot above has loaded matplotlib by now
 
     axes[0].legend(handles=[Patch(color=_COLORS.get(k, "#8c564b"), label=k) for k in kinds],
                    fontsize=8, loc="upper right")
@@ -125,8 +132,8 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
     for n in _legend_sizes(biggest):  # reference bubbles
         ax.scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
                    label=f"{n / 1e6:g}M params")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.4, borderpad=1.8, handlelength=4.5, handletextpad=2.2,
-              fontsize=8, frameon=True, title="bubble area")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.4, borderpad=1.8,
+              handlelength=4.5, handletextpad=2.2, fontsize=8, frameon=True, title="bubble area")
     if missing:
         fig.text(0.01, 0.01, "not shown (no published accuracy): " + ", ".join(missing), fontsize=8)
     fig.tight_layout()

@@ -13,6 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..errors import InvalidArgumentError
+from .memory import TrainingMemory, training_memory
+
 # Rows of these kinds have no parameters, no MACs and no counted memory: the table hides them
 # unless asked (all_layers=True), the data keeps them.
 HIDDEN_KINDS = frozenset({"act", "dropout", "identity"})
@@ -126,8 +129,6 @@ class Report:
         depth=1 on GoogLeNet gives one row per inception module; on ResNet one per stage.
         """
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-            from ..errors import InvalidArgumentError
-
             raise InvalidArgumentError(f"depth must be a positive integer, got {depth!r}")
         groups: dict[str, list[LayerRow]] = {}
         for r in self.rows:
@@ -155,9 +156,9 @@ class Report:
         return replace(self, rows=rows, depth=depth)
 
     # -- derived estimates ------------------------------------------------------------------------
-    def training_memory(self, batch_size: int | None = None, optimizer: str = "sgd"):
-        from .memory import training_memory
-
+    def training_memory(self, batch_size: int | None = None,
+                        optimizer: str = "sgd") -> TrainingMemory:
+        """Training-memory estimate for this model (memory.py states the assumptions)."""
         return training_memory(self, batch_size=batch_size, optimizer=optimizer)
 
     # -- text forms ----------------------------------------------------------------------------
@@ -210,7 +211,7 @@ class Report:
         allrows = [group, head] + body + [total]
         widths = [max(len(r[i]) for r in allrows) for i in range(len(head))]
 
-        def line(cells):
+        def line(cells: list[str]) -> str:
             return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                              for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 

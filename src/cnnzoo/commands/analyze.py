@@ -3,14 +3,19 @@ and the "comparing complexity" chart)."""
 
 from __future__ import annotations
 
+import csv
 import re
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
+from ..analysis import analyze
+from ..analysis.plots import check_plot_path, plot_compare, plot_layers
 from ..errors import InvalidArgumentError
+from ..registry import get_entry
 from ._common import print_json
 
 
@@ -30,9 +35,7 @@ def parse_input(spec: str) -> tuple[int, int, int]:
     return tuple(int(v) for v in m.groups())  # type: ignore[return-value]
 
 
-def _published(name: str) -> dict:
-    from ..registry import get_entry
-
+def _published(name: str) -> dict[str, Any]:
     pubs = get_entry(name).published
     pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
     if pub is None:
@@ -42,7 +45,7 @@ def _published(name: str) -> dict:
             "params": pub.params, "macs": pub.macs, "dataset": pub.dataset}
 
 
-def _opt(v, fmt: str) -> str:
+def _opt(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
@@ -68,9 +71,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
         multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
-        from ..analysis import analyze
-        from ..analysis.plots import check_plot_path, plot_layers
-
         size = parse_input(input) if input is not None else None
         if plot is not None:
             check_plot_path(plot)  # fail before the work
@@ -106,10 +106,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
         and the lectures' "comparing complexity" chart."""
-        from ..analysis import analyze
-        from ..analysis.plots import check_plot_path, plot_compare
-        from ..registry import get_entry
-
         size = parse_input(input) if input is not None else None
         if plot is not None:
             check_plot_path(plot)
@@ -131,7 +127,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"wrote {plot}", err=True)
 
 
-def _print_compare(items: list[dict], fmt: TableFormat) -> None:
+def _print_compare(items: list[dict[str, Any]], fmt: TableFormat) -> None:
     if fmt is TableFormat.json:
         print_json(items)
         return
@@ -144,9 +140,6 @@ def _print_compare(items: list[dict], fmt: TableFormat) -> None:
              _opt(None if i["published_macs"] is None else i["published_macs"] / 1e6, ",.1f"),
              i["source"] or "-"] for i in items]
     if fmt is TableFormat.csv:
-        import csv
-        import sys
-
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerows([head] + rows)
         return
