@@ -38,13 +38,13 @@ def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
     full = _weights(tmp_path / "full/model.safetensors")
     assert all(torch.equal(full[k], v) for k, v in _weights(tmp_path / "again/model.safetensors").items())
     # resume from a mid-epoch checkpoint (step 3 of epoch 1): rewrite the run's state to it
-    _, state = ckpt.load_state(tmp_path / "part")
+    _, state = ckpt.read_training_state(tmp_path / "part")
     assert state["step"] == 20
     # train 1 epoch + 3 steps, then resume to 2 epochs
     o2 = {**o, "ckpt_every": 13}
     with pytest.raises(_Stop):
         _fit_until(tmp_path / "cut", o2, stop_at=13)
-    _, st = ckpt.load_state(tmp_path / "cut")
+    _, st = ckpt.read_training_state(tmp_path / "cut")
     assert st["step"] == 13
     res = fit(resume=tmp_path / "cut")
     assert res["steps"] == 20
@@ -81,7 +81,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
          "gamma": 1e12, "log_every": 1}
     with pytest.raises(NonFiniteLossError, match=r"NaN or infinite at step (1[1-9]|20)"):
         fit("tiny_cnn", recipe="lenet", epochs=3, out=tmp_path, overrides=o)
-    _, state = ckpt.load_state(tmp_path)
+    _, state = ckpt.read_training_state(tmp_path)
     assert state["step"] == 10  # the end of epoch 1
     assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "model.safetensors").values())
 
@@ -160,7 +160,7 @@ def test_training_state_roundtrip_keeps_types(tmp_path):
     opt.step()
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
     ckpt.save_state(tmp_path, model=m, optimizer=opt, scheduler=sched, epoch=1, step=7, extra={"x": [1, 2]})
-    sd, st = ckpt.load_state(tmp_path)
+    sd, st = ckpt.read_training_state(tmp_path)
     assert st["step"] == 7 and st["x"] == [1, 2]
     opt2 = torch.optim.AdamW(m.parameters(), lr=1e-3)
     opt2.load_state_dict(st["optimizer"])
@@ -192,7 +192,7 @@ def test_kill_9_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    _, st = ckpt.load_state(tmp_path / "run")
+    _, st = ckpt.read_training_state(tmp_path / "run")
     assert 40 <= st["step"] < 160  # killed after epoch 1's checkpoint, before the end
     res = fit(resume=tmp_path / "run")
     assert res["steps"] == 160

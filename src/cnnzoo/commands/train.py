@@ -14,6 +14,32 @@ from ._common import Format, print_json
 
 
 def register(app: typer.Typer) -> None:
+    _register_train(app)
+    _register_eval(app)
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    elif torch.get_num_threads() > 1 and os.getloadavg()[0] >= len(os.sched_getaffinity(0)):
+        # On a busy machine several OpenMP threads per process spin against each other
+        # (measured here: 7x slower element-wise ops at load 10 on 2 cores); one is faster.
+        torch.set_num_threads(1)
+        Console(stderr=True).print(f"[dim]note: busy CPU (load {os.getloadavg()[0]:.1f} on "
+                                   f"{len(os.sched_getaffinity(0))} cores): 1 thread; --threads N to override[/]")
+
+
+def _print_result(con: Console, res: dict) -> None:
+    acc = res["test_acc"]
+    con.print(f"[bold]test accuracy {100 * acc:.2f}%[/] (top-1 error {res['test_top1_err']:.2f}%, "
+              f"top-5 error {res['test_top5_err']:.2f}%) after {res['epochs']} epochs, "
+              f"{res['train_time_s']:.1f}s; model saved to {res['model_file']}"
+              if acc is not None else f"no evaluation ran; model saved to {res['model_file']}", highlight=False)
+
+
+def _register_train(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         model: Optional[str] = typer.Argument(None, help="model name (see `cnnzoo list`); optional with --resume"),
@@ -46,19 +72,11 @@ def register(app: typer.Typer) -> None:
         Under torchrun it trains with DistributedDataParallel (only rank 0 writes)."""
         from ..train.engine import NonFiniteLossError
         from ..train.recipes import parse_sets
-        from ..train.run import Reporter, fit
+        from ..train.run import fit
+        from ._progress import ConsoleReporter
 
         overrides = parse_sets(sets)
-        import torch
-
-        if threads is not None:
-            torch.set_num_threads(max(1, threads))
-        elif torch.get_num_threads() > 1 and os.getloadavg()[0] >= len(os.sched_getaffinity(0)):
-            # On a busy machine several OpenMP threads per process spin against each other
-            # (measured here: 7x slower element-wise ops at load 10 on 2 cores); one is faster.
-            torch.set_num_threads(1)
-            Console(stderr=True).print(f"[dim]note: busy CPU (load {os.getloadavg()[0]:.1f} on "
-                                       f"{len(os.sched_getaffinity(0))} cores): 1 thread; --threads N to override[/]")
+        _set_threads(threads)
         for key, val in (("batch_size", batch_size), ("lr", lr), ("accum_steps", accum)):
             if val is not None:
                 overrides[key] = val
@@ -67,7 +85,7 @@ def register(app: typer.Typer) -> None:
         if sync_bn:
             overrides["sync_bn"] = True
         con = Console(stderr=True) if fmt is Format.json else Console()
-        rep = Reporter(con, progress and con.is_terminal)
+        rep = ConsoleReporter(con, progress=progress and con.is_terminal)
         try:
             res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
                       out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
@@ -80,12 +98,10 @@ def register(app: typer.Typer) -> None:
         if fmt is Format.json:
             print_json(res)
             return
-        acc = res["test_acc"]
-        con.print(f"[bold]test accuracy {100 * acc:.2f}%[/] (top-1 error {res['test_top1_err']:.2f}%, "
-                  f"top-5 error {res['test_top5_err']:.2f}%) after {res['epochs']} epochs, "
-                  f"{res['train_time_s']:.1f}s; model saved to {res['model_file']}"
-                  if acc is not None else f"no evaluation ran; model saved to {res['model_file']}", highlight=False)
+        _print_result(con, res)
 
+
+def _register_eval(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
         checkpoint: Path = typer.Argument(..., help="model file written by `cnnzoo train` (or its run folder)"),
@@ -97,8 +113,8 @@ def register(app: typer.Typer) -> None:
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix."""
-        from ..train.run import evaluate_file
-        from ..train.run import plot_confusion as plot
+        from ..train.evaluation import evaluate_file
+        from ..train.logs import plot_confusion as plot
 
         res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size)
         if plot_confusion is not None:

@@ -1,11 +1,17 @@
-"""Training: recipes (paper recipes as data), the engine, resumable checkpoints, torchrun/DDP."""
+"""Training: recipes (paper recipes as data), `fit` (a run in named steps: plan, data, build,
+loop), the engine, logs, resumable checkpoints, torchrun/DDP, and `evaluate_file`."""
 
 from .recipes import RECIPES, Recipe, get_recipe  # noqa: F401
+from .reporter import Reporter  # noqa: F401
 
 
-def __getattr__(name):  # lazy: `import cnnzoo.train.recipes` should not pull the engine in
-    if name in ("fit", "evaluate_file"):
-        from . import run
+def __getattr__(name: str) -> object:  # lazy: `import cnnzoo.train.recipes` should not pull the engine in
+    if name == "fit":
+        from .run import fit
 
-        return getattr(run, name)
+        return fit
+    if name == "evaluate_file":
+        from .evaluation import evaluate_file
+
+        return evaluate_file
     raise AttributeError(name)

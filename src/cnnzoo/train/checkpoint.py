@@ -22,6 +22,8 @@ from ..files import atomic_path
 from ..errors import CheckpointError
 
 STATE_FILE = "checkpoint.safetensors"
+MODEL_FILE = "model.safetensors"  # the run's model file (cnnzoo.checkpoint format), beside the state
+TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files, read by `load_torch_file` only
 META_KEY = "cnnzoo_train"
 
 
@@ -76,8 +78,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)  # torch.compile
 
 
-def save_state(out_dir: str | Path, *, model, optimizer, scheduler, epoch: int, step: int,
-               extra: dict[str, Any]) -> Path:
+def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: Any, epoch: int, step: int, extra: dict[str, Any]) -> Path:
+    """Write the full training state to `out_dir`/checkpoint.safetensors (atomically)."""
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -96,8 +99,9 @@ def save_state(out_dir: str | Path, *, model, optimizer, scheduler, epoch: int, 
     return path
 
 
-def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(model state_dict, everything else with tensors restored) of a training checkpoint."""
+def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(model state_dict, everything else with tensors restored) of a training checkpoint:
+    a run folder or its checkpoint.safetensors. Model files (cnnzoo.checkpoint) hold weights only."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 

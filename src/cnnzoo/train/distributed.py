@@ -50,7 +50,8 @@ def init_distributed(device: str | None) -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
-def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device, sync_bn: bool):
+def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device, sync_bn: bool) -> torch.nn.Module:
+    """`model` in DDP (its BatchNorms made SyncBatchNorm with `sync_bn`); unchanged in one process."""
     if not info.enabled:
         return model
     if sync_bn:
@@ -66,7 +67,7 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
-def broadcast_flag(flag: bool, info: DistInfo, device) -> bool:
+def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every rank if it is True on any (e.g. a NaN loss seen by one rank)."""
     if not info.enabled:
         return flag

@@ -1,4 +1,5 @@
-"""The training engine: train_one_epoch / evaluate and the loop around them (`fit`).
+"""The training engine: one epoch of training (`train_one_epoch`), evaluation (`evaluate`),
+and the optimizer and lr schedule a recipe describes. `run.fit` drives them over a whole run.
 
 Speed without surprises:
 - in-memory data stays on the training device; a batch is indexed, padded/augmented and
@@ -6,30 +7,26 @@ Speed without surprises:
 - bf16 autocast, channels_last, fused optimizer kernels on CUDA; optional torch.compile;
 - no host synchronisation inside the step: loss, accuracy and a "first non-finite step" marker
   are accumulated in device tensors and read every `log_every` steps and at epoch end.
-Safety:
-- a NaN/inf loss stops the run naming the step; the last good checkpoint is kept (exit 1);
-- checkpoints hold the full state (weights, optimizer, scheduler, RNG, epoch and step) in one
-  atomically written file, so a run killed at any moment resumes exactly (see checkpoint.py).
+Safety: a NaN/inf loss raises `NonFiniteLossError` naming the step, before the step's
+checkpoint is written, so the last good checkpoint is kept (the CLI exits 1).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from ..contract import classification_loss, logits_of
-from ..errors import CnnzooError, InvalidArgumentError
+from ..errors import CnnzooError
 from ..precision import autocast, fast_low_precision
 from .distributed import DistInfo, all_reduce_sum, broadcast_flag
 from .recipes import Recipe
@@ -90,19 +87,19 @@ def lr_factor(r: Recipe, steps_per_epoch: int, total_steps: int) -> Callable[[in
     return factor
 
 
-def build_scheduler(opt, r: Recipe, steps_per_epoch: int, total_steps: int):
+def build_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int,
+                    total_steps: int) -> LRScheduler | ReduceLROnPlateau:
     if r.schedule == "plateau":  # stepped once per epoch with the test accuracy
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=r.gamma,
-                                                          patience=r.patience)
+        return ReduceLROnPlateau(opt, mode="max", factor=r.gamma, patience=r.patience)
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, steps_per_epoch, total_steps))
 
 
-def loss_fn(out, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_fn(out: Any, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, logits). Models with auxiliary classifiers add w * CE(aux) per head."""
     return classification_loss(out, y, label_smoothing=r.label_smoothing, aux_weight=r.aux_weight)
 
 
-def autocast_ctx(r: Recipe, device: torch.device):
+def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextManager:
     return autocast(device, r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device)))
 
 
@@ -126,7 +123,7 @@ def set_deterministic(seed: int, deterministic: bool) -> None:
 # -- one epoch ------------------------------------------------------------------------------------
 @dataclass
 class StepContext:
-    """What train_one_epoch needs besides the model: built once by `fit`."""
+    """What train_one_epoch needs besides the model: built once per run."""
 
     recipe: Recipe
     optimizer: torch.optim.Optimizer
@@ -190,7 +187,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
             torch.nn.utils.clip_grad_norm_(params, r.grad_clip)
         ctx.optimizer.step()
         ctx.optimizer.zero_grad(set_to_none=True)
-        if ctx.scheduler is not None and not isinstance(ctx.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if ctx.scheduler is not None and not isinstance(ctx.scheduler, ReduceLROnPlateau):
             ctx.scheduler.step()
         step += 1
         seen += len(y)
@@ -212,7 +209,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
     return m
 
 
-def check_finite(first_bad: torch.Tensor, info: DistInfo, dev) -> None:
+def check_finite(first_bad: torch.Tensor, info: DistInfo, dev: torch.device) -> None:
     bad_step = int(first_bad.item())
     if broadcast_flag(bad_step >= 0, info, dev):
         where = f"at step {bad_step + 1}" if bad_step >= 0 else "on another rank"
@@ -266,71 +263,3 @@ def evaluate(model: nn.Module, batches: Iterable, *, device: torch.device, num_c
     if cm is not None:
         res["confusion"] = cm.view(num_classes, num_classes).cpu()
     return res
-
-
-# -- outputs: CSV, TensorBoard, plots -------------------------------------------------------------
-CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_top5",
-              "img_per_s", "epoch_time_s")
-
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    from ..files import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
-
-
-def plot_curves(path: Path, history: list[dict], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..files import atomic_path
-
-    ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    if any(h.get("test_loss") is not None for h in history):
-        a1.plot(ep, [h.get("test_loss") for h in history], "o-", label="test")
-    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
-    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
-    if any(h.get("test_acc") is not None for h in history):
-        a2.plot(ep, [100 * h["test_acc"] if h.get("test_acc") is not None else None for h in history],
-                "o-", label="test")
-    a2.set_xlabel("epoch"), a2.set_ylabel("top-1 accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-class TensorBoardLog:
-    """Scalars to TensorBoard when the tensorboard package is installed; otherwise nothing."""
-
-    def __init__(self, out_dir: Path, enabled: bool):
-        self.w = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.w = SummaryWriter(str(out_dir / "tensorboard"))
-            except Exception:  # tensorboard not installed
-                self.w = None
-
-    def log(self, row: dict) -> None:
-        if self.w is None:
-            return
-        for k, v in row.items():
-            if k not in ("epoch", "step") and isinstance(v, (int, float)):
-                self.w.add_scalar(k, v, row["epoch"])
-        self.w.flush()
-
-    def close(self) -> None:
-        if self.w is not None:
-            self.w.close()

@@ -181,7 +181,7 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
 
 
 def validate(r: Recipe) -> None:
-    def bad(msg):
+    def bad(msg: str) -> None:
         raise InvalidArgumentError(f"recipe {r.name}: {msg}")
 
     if r.optimizer not in OPTIMIZERS:

@@ -1,0 +1,117 @@
+"""Step 3 of a training run: the model and what trains it (optimizer, lr schedule, DDP and
+torch.compile wrappers), put back where a resumed run left off.
+
+The order of the steps below is part of resuming exactly: the seed is set right before the
+model is created (same initial weights on every rank and every run), and the saved RNG state
+is restored last, after everything that draws random numbers while being built.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from ..data.preprocess import Preprocess
+from ..errors import CheckpointError, InputShapeError
+from ..registry import create_model
+from . import checkpoint as ckpt
+from .distributed import DistInfo, wrap_model
+from .engine import build_optimizer, build_scheduler, use_channels_last
+from .feed import RunData
+from .plan import Plan
+from .reporter import Reporter
+
+
+@dataclass
+class Trainer:
+    model: nn.Module  # the plain model: what is saved and restored
+    train_model: nn.Module  # what runs the steps: `model` inside DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    channels_last: bool
+    start_step: int = 0
+    history: list[dict] = field(default_factory=list)  # one row per finished epoch
+
+
+def _check_fits(model_name: str, model: nn.Module, prep: Preprocess) -> None:
+    """A meta-device forward at the input size: a clear error before any training."""
+    probe = copy.deepcopy(model).to("meta").eval()
+    x = torch.empty(2, prep.in_chans, *prep.size, device="meta")
+    try:
+        with torch.no_grad():
+            probe(x)
+    except InputShapeError as err:
+        raise InputShapeError(f"the data does not fit {model_name}: {err}") from None
+
+
+def build_trainer(*, plan: Plan, data: RunData, info: DistInfo, device: torch.device,
+                  reporter: Reporter) -> Trainer:
+    recipe = plan.recipe
+    model = _build_model(plan=plan, data=data, device=device, reporter=reporter)
+    channels_last = use_channels_last(recipe, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, recipe, device)
+    scheduler = build_scheduler(optimizer, recipe, data.steps_per_epoch, data.total_steps)
+    train_model = wrap_model(model, info, device, recipe.sync_bn)
+    if recipe.compile:
+        train_model = torch.compile(train_model)
+    trainer = Trainer(model=model, train_model=train_model, optimizer=optimizer, scheduler=scheduler,
+                      channels_last=channels_last)
+    if plan.saved_state is not None:
+        _restore_run(trainer, state=plan.saved_state, plan=plan, data=data, reporter=reporter)
+    elif plan.torch_checkpoint is not None:
+        _restore_torch(trainer, found=plan.torch_checkpoint, data=data, reporter=reporter)
+    return trainer
+
+
+def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: Reporter) -> nn.Module:
+    torch.manual_seed(plan.seed)  # same initial weights on every rank and every run
+    model = create_model(plan.model_name, num_classes=len(data.classes), in_chans=data.prep.in_chans)
+    _check_fits(plan.model_name, model, data.prep)
+    if data.prep.note:
+        reporter.message(f"[dim]input:[/] {data.prep.note}")
+    if plan.saved_weights is not None:
+        model.load_state_dict(plan.saved_weights)
+    elif plan.torch_checkpoint is not None:
+        try:
+            model.load_state_dict(plan.torch_checkpoint["model"])
+        except RuntimeError as err:
+            raise CheckpointError(f"{plan.resume}: its 'model' weights do not fit {plan.model_name} "
+                                  f"({str(err)[:300]})") from None
+    return model.to(device)
+
+
+def _restore_run(trainer: Trainer, *, state: dict[str, Any], plan: Plan, data: RunData,
+                 reporter: Reporter) -> None:
+    """A cnnzoo checkpoint: optimizer, schedule, RNG, step and history exactly as saved."""
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    if state["scheduler"] is not None:
+        trainer.scheduler.load_state_dict(state["scheduler"])
+    ckpt.set_rng_state(state["rng"])
+    trainer.start_step = state["step"]
+    trainer.history = state.get("history", [])
+    reporter.message(f"resumed {plan.model_name} at step {trainer.start_step} "
+                     f"(epoch {trainer.start_step // data.steps_per_epoch + 1})")
+
+
+def _restore_torch(trainer: Trainer, *, found: dict[str, Any], data: RunData, reporter: Reporter) -> None:
+    """A torch.save checkpoint: its optimizer state if it fits, and the epoch after its 'epoch'."""
+    if "optimizer" in found:
+        try:
+            trainer.optimizer.load_state_dict(found["optimizer"])
+        except (ValueError, KeyError) as err:
+            reporter.message(f"[yellow]note:[/] optimizer state not reused ({err})")
+    if isinstance(found.get("epoch"), int):
+        trainer.start_step = (found["epoch"] + 1) * data.steps_per_epoch
+        with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(trainer.start_step):
+                if not isinstance(trainer.scheduler, ReduceLROnPlateau):
+                    trainer.scheduler.step()

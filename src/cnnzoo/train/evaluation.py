@@ -1,0 +1,83 @@
+"""`evaluate_file`: a saved model file scored on a test split (`cnnzoo eval`), centre view or
+the papers' 10-crop testing, with per-class accuracy and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
+from ..data.preprocess import Preprocess
+from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
+from ..registry import load_model
+from . import checkpoint as ckpt
+from .engine import evaluate
+
+
+def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool = False,
+                  device: str | None = None, batch_size: int = 500, workers: int = 4) -> dict:
+    """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
+    of a model file written by `cnnzoo train` on the test split of `data`."""
+    path = Path(path)
+    if path.suffix in ckpt.TORCH_SUFFIXES:
+        ckpt.load_torch_file(path)  # refuses unsafe pickles with a clear message
+        raise CheckpointError(f"{path}: evaluation needs a cnnzoo model file (.safetensors with a "
+                              "record); convert torch checkpoints with create_model(name, weights=...)")
+    if path.is_dir():
+        path = path / ckpt.MODEL_FILE
+    model, record = load_model(path)
+    pre = record.get("preprocess")
+    if not pre:
+        raise CheckpointError(f"{path} has no preprocess record; was it written by `cnnzoo train`?")
+    spec = parse_spec(data if data is not None else record.get("data"))
+    test = load_split(spec, "test")
+    classes = record.get("classes") or test.classes
+    if len(test.classes) != len(classes):
+        raise InvalidArgumentError(
+            f"{path} was trained on {len(classes)} classes; --data {spec} has {len(test.classes)}")
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(dev)
+    c, h, w = pre["input_size"]
+    prep = Preprocess(c, (h, w), None, pre.get("pad", 0), pre.get("resize"), pre["mean"], pre["std"])
+    idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
+    if isinstance(test, TensorData):
+        if test.shape[0] != c:
+            raise InputShapeError(f"{path} takes {c}-channel images; {spec} has {test.shape[0]}")
+        batches = tensor_batches(test.to(dev), idx)
+        res = evaluate(model, batches, device=dev, num_classes=len(classes),
+                       prep=lambda x: prep.eval_batch(x, ten_crop), confusion=True)
+    else:
+        from ..data.folder import FolderLoader
+        from ..data.transforms import folder_transform
+
+        tf = folder_transform("none", (h, w), pre.get("resize") or h, pre["mean"], pre["std"], False)
+        if ten_crop:
+            tf = _TenCropTransform(pre.get("resize") or h, (h, w), pre["mean"], pre["std"])
+        loader = FolderLoader(test, tf, idx, workers, "skip", dev)
+        batches = ((x.transpose(0, 1) if x.dim() == 5 else x, y) for x, y in loader.iterate())
+        res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True)
+    cm = res.pop("confusion")
+    per_class = (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist()
+    return {"model_file": str(path), "model": record["model"], "data": str(spec),
+            "view": "10-crop" if ten_crop else "center", "images": res["n"],
+            "top1_err": round(100 * (1 - res["acc"]), 4), "top5_err": round(100 * (1 - res["top5"]), 4),
+            "loss": res["loss"], "classes": list(classes),
+            "per_class_acc": {c: round(a, 6) for c, a in zip(classes, per_class)},
+            "confusion": cm.tolist()}
+
+
+class _TenCropTransform:
+    """Folder images -> (10, C, H, W): resize, four corners + centre, and their mirrors."""
+
+    def __init__(self, resize: int, size: tuple[int, int], mean: list[float], std: list[float]) -> None:
+        from torchvision.transforms import v2 as T
+
+        self.base = T.Compose([T.ToImage(), T.Resize(resize, antialias=True),
+                               T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
+        self.size = size
+
+    def __call__(self, img: object) -> torch.Tensor:
+        from ..data.transforms import ten_crop
+
+        return ten_crop(self.base(img)[None], self.size)[:, 0]

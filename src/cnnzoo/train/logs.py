@@ -1,0 +1,130 @@
+"""A run's logs on disk: metrics.csv, training_curves.png, TensorBoard scalars, and the
+confusion-matrix plot of `cnnzoo eval --plot-confusion`.
+
+Files are written atomically and rewritten whole each epoch, so a run killed at any moment
+leaves complete logs of the epochs it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from ..files import atomic_path, atomic_write_text
+
+CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_top5",
+              "img_per_s", "epoch_time_s")
+METRICS_FILE = "metrics.csv"
+CURVES_FILE = "training_curves.png"
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _pyplot():  # matplotlib only when a plot is drawn, and never an interactive backend
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_png(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    _pyplot().close(fig)
+
+
+def plot_curves(path: Path, history: list[dict], title: str) -> None:
+    """Loss and top-1 accuracy per epoch, train and (where evaluated) test."""
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = _pyplot().subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    if any(h.get("test_loss") is not None for h in history):
+        a1.plot(ep, [h.get("test_loss") for h in history], "o-", label="test")
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
+    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
+    if any(h.get("test_acc") is not None for h in history):
+        a2.plot(ep, [100 * h["test_acc"] if h.get("test_acc") is not None else None for h in history],
+                "o-", label="test")
+    a2.set_xlabel("epoch"), a2.set_ylabel("top-1 accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def plot_confusion(path: str | Path, confusion: list[list[int]], classes: list[str], title: str) -> None:
+    """Row-normalised confusion matrix; class names up to 30 classes, counts up to 15."""
+    import numpy as np
+
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    n = len(classes)
+    size = min(4 + 0.35 * n, 30)
+    fig, ax = _pyplot().subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=90)
+        ax.set_yticks(range(n), classes)
+        if n <= 15:
+            for i in range(n):
+                for j in range(n):
+                    if cm[i, j]:
+                        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
+    fig.colorbar(im, fraction=0.046)
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+class TensorBoardLog:
+    """Scalars to TensorBoard when the tensorboard package is installed; otherwise nothing."""
+
+    def __init__(self, out_dir: Path, enabled: bool) -> None:
+        self.w = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.w = SummaryWriter(str(out_dir / "tensorboard"))
+            except Exception:  # tensorboard not installed
+                self.w = None
+
+    def log(self, row: dict) -> None:
+        if self.w is None:
+            return
+        for k, v in row.items():
+            if k not in ("epoch", "step") and isinstance(v, (int, float)):
+                self.w.add_scalar(k, v, row["epoch"])
+        self.w.flush()
+
+    def close(self) -> None:
+        if self.w is not None:
+            self.w.close()
+
+
+class RunLogs:
+    """All of a run's per-epoch logs; on ranks other than 0 (`enabled` False) it writes nothing."""
+
+    def __init__(self, out_dir: Path, *, enabled: bool, title: str) -> None:
+        self.out_dir, self.enabled, self.title = out_dir, enabled, title
+        self.tb = TensorBoardLog(out_dir, enabled)
+
+    def epoch_done(self, history: list[dict]) -> None:
+        if not self.enabled:
+            return
+        write_metrics_csv(self.out_dir / METRICS_FILE, history)
+        plot_curves(self.out_dir / CURVES_FILE, history, self.title)
+        self.tb.log(history[-1])
+
+    def close(self) -> None:
+        self.tb.close()
