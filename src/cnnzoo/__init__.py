@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):  # lazy: the analyzer pulls in more than `import cnnzoo` needs
+def __getattr__(name: str) -> object:  # lazy: the analyzer pulls in more than `import cnnzoo` needs
     if name == "analyze":
         from .analysis import analyze
 

@@ -61,7 +61,7 @@ class ZooModel(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.compiler.is_compiling() and not torch.jit.is_scripting():
             self.check_input(x)
             try:
@@ -138,7 +138,7 @@ class AuxModel(ZooModel):
     aux_classifier_names: tuple[str, ...] = ()
     aux_logits: bool = True
 
-    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
+    def features_with_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,7 +148,7 @@ class AuxModel(ZooModel):
         feats, aux = self.features_with_aux(x, True)
         return AuxOutputs(self.forward_head(feats), tuple(aux), self.aux_weight)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
         if not (self.training and self.aux_logits):
             return super().forward(x)
         if torch.compiler.is_compiling() or torch.jit.is_scripting():

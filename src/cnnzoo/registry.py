@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -47,9 +47,9 @@ class ModelEntry:
     paper: Paper
     published: tuple[Published, ...] = ()
     description: str = ""
-    # "script" where torch.jit.script works, else "compile" (torch.compile, fullgraph)
+    # "script" where torch.jit.script works, else "compile" (torch.compile, fullgraph); shown by
+    # `cnnzoo info` and docs/models.md, and checked by the tests
     compiles_with: str = "compile"
-    tags: tuple[str, ...] = field(default_factory=tuple)
     num_classes: int = 1000  # default class count (LeNet-5: 10); in_chans defaults to input_size[0]
 
     def as_dict(self) -> dict[str, Any]:
@@ -180,7 +180,8 @@ def create_model(
     return model
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+def load_model(path: str | os.PathLike,
+               map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model recorded in `path` and load its weights. Returns (model, record)."""
     record = read_record(path)
     model = create_model(

@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,11 @@ _SUB_RANK = {"conv_reduce": 0, "conv_expand": 1, "fc1": 0, "fc2": 1}
 _LEAF_RANK = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3, _BN_COUNTER: 4}
 
 
-def _module_order_key(keys):
+def _module_order_key(keys: Iterable[str]) -> Callable[[str], list[tuple[int, int, str]]]:
     keys = list(keys)
     ir_blocks = {k.split(".conv_pwl.")[0] for k in keys if ".conv_pwl." in k}
 
-    def key(name: str):
+    def key(name: str) -> list[tuple[int, int, str]]:
         parts = name.split(".")
         out = []
         for i, part in enumerate(parts):
@@ -226,7 +227,7 @@ def _params(keys: list[str]) -> list[str]:
 
 
 def map_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                   classifier: str | None = None):
+                   classifier: str | None = None) -> tuple[dict[str, torch.Tensor], str, list[str]]:
     """Rename `state`'s keys to `target`'s. Returns (mapped state, method, unmatched file keys).
 
     By name when the file's names are ours; else by position when both hold the same number of

@@ -1,4 +1,6 @@
-"""Blocks used across families."""
+"""Single-layer building blocks used across families: ConvBnAct (conv + BN + activation) and the
+Inception line's BasicConv2d helpers built on it, the papers' LocalResponseNorm, He init, and
+torchvision's `transform_input` re-normalisation (GoogLeNet, Inception v3)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
+
+from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 class ConvBnAct(nn.Sequential):
@@ -30,6 +34,20 @@ class ConvBnAct(nn.Sequential):
         super().__init__(OrderedDict(layers))
 
 
+def basic_conv(in_chs: int, out_chs: int, kernel_size: int | tuple[int, int], stride: int = 1,
+               padding: int | tuple[int, int] = 0) -> ConvBnAct:
+    """BasicConv2d of TF-slim and torchvision's Inception ports: conv (no bias), BN (eps 1e-3),
+    ReLU. Padding is 0 ("valid") unless given."""
+    return ConvBnAct(in_chs, out_chs, kernel_size, stride=stride, padding=padding, bn_eps=1e-3)
+
+
+def basic_conv_same(in_chs: int, out_chs: int, kernel_size: int | tuple[int, int],
+                    stride: int = 1) -> ConvBnAct:
+    """basic_conv with "same" padding (half of each kernel side)."""
+    ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    return basic_conv(in_chs, out_chs, ks, stride, (ks[0] // 2, ks[1] // 2))
+
+
 class LocalResponseNorm(nn.LocalResponseNorm):
     """Krizhevsky et al.'s LRN: b = a / (k + alpha * sum_{n neighbours} a^2) ** beta.
 
@@ -37,7 +55,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     Defaults are AlexNet's (k=2, n=5, alpha=1e-4, beta=0.75).
     """
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 2.0) -> None:
         super().__init__(size=size, alpha=alpha * size, beta=beta, k=k)
         self.paper_alpha = alpha
 
@@ -62,5 +81,9 @@ def he_init(module: nn.Module, zero_bias: bool = True) -> None:
             nn.init.zeros_(m.bias)
 
 
-def flatten(x: torch.Tensor) -> torch.Tensor:
-    return torch.flatten(x, 1)
+def transform_input(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's `transform_input`: re-normalise ImageNet-normalised RGB input to [-1, 1], the
+    range its GoogLeNet and Inception v3 weights were trained on (ported from TF)."""
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return x * (std / 0.5) + (mean - 0.5) / 0.5

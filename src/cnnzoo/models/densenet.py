@@ -37,7 +37,8 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.ModuleDict):
-    def __init__(self, num_layers: int, in_chs: int, growth_rate: int, bn_size: int, drop_rate: float):
+    def __init__(self, num_layers: int, in_chs: int, growth_rate: int, bn_size: int,
+                 drop_rate: float) -> None:
         super().__init__()
         for i in range(num_layers):
             self[f"denselayer{i + 1}"] = DenseLayer(in_chs + i * growth_rate, growth_rate, bn_size, drop_rate)
@@ -121,5 +122,4 @@ for _name, (_k, _cfg, _init, _p, _t1, _t5) in DENSENETS.items():
     register(_name, densenet, family="densenet", paper=HUANG2017, input_size=(3, 224, 224),
              kwargs=dict(growth_rate=_k, block_config=_cfg, num_init_features=_init),
              published=Published(_TV, params=_p, top1_err=_t1, top5_err=_t5),
-             description=f"DenseNet-BC-{_name[8:]} (k={_k}), torchvision-compatible",
-             compiles_with="compile")
+             description=f"DenseNet-BC-{_name[8:]} (k={_k}), torchvision-compatible")

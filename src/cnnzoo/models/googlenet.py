@@ -20,7 +20,7 @@ from torch import nn
 
 from ..contract import AuxModel
 from ..errors import InvalidArgumentError
-from ..layers.basic import ConvBnAct, LocalResponseNorm
+from ..layers.basic import ConvBnAct, LocalResponseNorm, transform_input
 from ..layers.inception import InceptionAux, InceptionModule
 from ..registry import Paper, Published, register
 
@@ -101,15 +101,9 @@ class GoogLeNet(AuxModel):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def _transform(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.transform_input:
-            return x
-        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        return x * (std / 0.5) + (mean - 0.5) / 0.5
-
-    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
-        x = self._transform(x)
+    def features_with_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.transform_input:
+            x = transform_input(x)
         x = self.maxpool1(self.conv1(x))           # N x 64 x 56 x 56
         x = self.conv3(self.conv2(self.lrn1(x)))   # N x 192 x 56 x 56
         x = self.maxpool2(self.lrn2(x))            # N x 192 x 28 x 28

@@ -1,13 +1,13 @@
-"""The Inception line after GoogLeNet.
+"""BN-Inception and Inception v3, the Inception line after GoogLeNet (v4 and Inception-ResNet-v2
+are in inception_v4.py).
 
   bn_inception         Ioffe & Szegedy 2015 (Inception v2 of the batch-normalization paper, Fig. 5)
   inception_v3         Szegedy et al. 2015 "Rethinking the Inception Architecture"; module names,
                        state_dict and outputs equal torchvision's `inception_v3`
-  inception_v4         Szegedy et al. 2016, Figs. 3-9 (channel widths of the TF-slim reference)
-  inception_resnet_v2  Szegedy et al. 2016, Figs. 3, 7, 16-19 (TF-slim widths)
 
-All convolutions are conv (no bias) + BN + ReLU ("BasicConv2d"); BN eps is 1e-3 as in TF-slim and
-torchvision. The final pools are adaptive, so inputs smaller than 299x299 run in eval mode.
+Inception v3 convolutions are layers.basic.basic_conv (conv, no bias, + BN + ReLU, TF-slim's and
+torchvision's "BasicConv2d", BN eps 1e-3); BN-Inception's keep BN's default eps. The final pools
+are adaptive, so inputs smaller than the native size run in eval mode.
 """
 
 from __future__ import annotations
@@ -18,24 +18,15 @@ from torch import nn
 
 from ..contract import AuxModel
 from ..errors import InvalidArgumentError
-from ..layers.basic import ConvBnAct
+from ..layers.basic import ConvBnAct, basic_conv, basic_conv_same, transform_input
 from ..layers.inception import InceptionModule
 from ..registry import Paper, Published, register
 
 
-def conv(i: int, o: int, k: int | tuple[int, int], stride: int = 1,
-         padding: int | tuple[int, int] = 0) -> ConvBnAct:
-    """BasicConv2d: conv (no bias), BN (eps 1e-3), ReLU. Padding is 0 ("valid") unless given."""
-    return ConvBnAct(i, o, k, stride=stride, padding=padding, bn_eps=1e-3)
-
-
-def conv_same(i: int, o: int, k: int | tuple[int, int], stride: int = 1) -> ConvBnAct:
-    ks = (k, k) if isinstance(k, int) else k
-    return conv(i, o, ks, stride, (ks[0] // 2, ks[1] // 2))
-
-
-class _Classifier(AuxModel):
-    """Shared head: global average pool -> dropout -> fc."""
+class InceptionBase(AuxModel):
+    """The base of BN-Inception, Inception v3, v4 and Inception-ResNet-v2: subclasses give the
+    last feature map with `features(x)` (or override features_with_aux for auxiliary heads) and
+    call `_make_head`; the head is global average pool -> dropout -> fc."""
 
     classifier_name = "fc"
 
@@ -49,7 +40,10 @@ class _Classifier(AuxModel):
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
-    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features_with_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.features(x), []
 
 
@@ -70,7 +64,7 @@ BN_INCEPTION_TABLE: dict[str, tuple] = {
 }
 
 
-class BNInception(_Classifier):
+class BNInception(InceptionBase):
     """GoogLeNet with BN, 5x5 replaced by two stacked 3x3 ("double 3x3"), average pooling in most
     modules, and stride-2 modules 3c/4e in place of the max pools between stages.
 
@@ -84,7 +78,7 @@ class BNInception(_Classifier):
         super().__init__(num_classes, in_chans)
         self.aux_logits = False  # Fig. 5 lists no auxiliary classifiers
 
-        def cbr(i, o, k, stride=1, padding=0):
+        def cbr(i: int, o: int, k: int, stride: int = 1, padding: int = 0) -> ConvBnAct:
             return ConvBnAct(i, o, k, stride=stride, padding=padding)
 
         self.conv1 = cbr(in_chans, 64, 7, 2, 3)
@@ -120,13 +114,13 @@ class InceptionA(nn.Module):
 
     def __init__(self, in_chs: int, pool_features: int) -> None:
         super().__init__()
-        self.branch1x1 = conv(in_chs, 64, 1)
-        self.branch5x5_1 = conv(in_chs, 48, 1)
-        self.branch5x5_2 = conv_same(48, 64, 5)  # torchvision keeps a 5x5 here (the paper: two 3x3)
-        self.branch3x3dbl_1 = conv(in_chs, 64, 1)
-        self.branch3x3dbl_2 = conv_same(64, 96, 3)
-        self.branch3x3dbl_3 = conv_same(96, 96, 3)
-        self.branch_pool = conv(in_chs, pool_features, 1)
+        self.branch1x1 = basic_conv(in_chs, 64, 1)
+        self.branch5x5_1 = basic_conv(in_chs, 48, 1)
+        self.branch5x5_2 = basic_conv_same(48, 64, 5)  # torchvision keeps a 5x5 here (the paper: two 3x3)
+        self.branch3x3dbl_1 = basic_conv(in_chs, 64, 1)
+        self.branch3x3dbl_2 = basic_conv_same(64, 96, 3)
+        self.branch3x3dbl_3 = basic_conv_same(96, 96, 3)
+        self.branch_pool = basic_conv(in_chs, pool_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([
@@ -142,10 +136,10 @@ class InceptionB(nn.Module):
 
     def __init__(self, in_chs: int) -> None:
         super().__init__()
-        self.branch3x3 = conv(in_chs, 384, 3, stride=2)
-        self.branch3x3dbl_1 = conv(in_chs, 64, 1)
-        self.branch3x3dbl_2 = conv_same(64, 96, 3)
-        self.branch3x3dbl_3 = conv(96, 96, 3, stride=2)
+        self.branch3x3 = basic_conv(in_chs, 384, 3, stride=2)
+        self.branch3x3dbl_1 = basic_conv(in_chs, 64, 1)
+        self.branch3x3dbl_2 = basic_conv_same(64, 96, 3)
+        self.branch3x3dbl_3 = basic_conv(96, 96, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([
@@ -161,16 +155,16 @@ class InceptionC(nn.Module):
     def __init__(self, in_chs: int, channels_7x7: int) -> None:
         super().__init__()
         c7 = channels_7x7
-        self.branch1x1 = conv(in_chs, 192, 1)
-        self.branch7x7_1 = conv(in_chs, c7, 1)
-        self.branch7x7_2 = conv_same(c7, c7, (1, 7))
-        self.branch7x7_3 = conv_same(c7, 192, (7, 1))
-        self.branch7x7dbl_1 = conv(in_chs, c7, 1)
-        self.branch7x7dbl_2 = conv_same(c7, c7, (7, 1))
-        self.branch7x7dbl_3 = conv_same(c7, c7, (1, 7))
-        self.branch7x7dbl_4 = conv_same(c7, c7, (7, 1))
-        self.branch7x7dbl_5 = conv_same(c7, 192, (1, 7))
-        self.branch_pool = conv(in_chs, 192, 1)
+        self.branch1x1 = basic_conv(in_chs, 192, 1)
+        self.branch7x7_1 = basic_conv(in_chs, c7, 1)
+        self.branch7x7_2 = basic_conv_same(c7, c7, (1, 7))
+        self.branch7x7_3 = basic_conv_same(c7, 192, (7, 1))
+        self.branch7x7dbl_1 = basic_conv(in_chs, c7, 1)
+        self.branch7x7dbl_2 = basic_conv_same(c7, c7, (7, 1))
+        self.branch7x7dbl_3 = basic_conv_same(c7, c7, (1, 7))
+        self.branch7x7dbl_4 = basic_conv_same(c7, c7, (7, 1))
+        self.branch7x7dbl_5 = basic_conv_same(c7, 192, (1, 7))
+        self.branch_pool = basic_conv(in_chs, 192, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b2 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
@@ -185,12 +179,12 @@ class InceptionD(nn.Module):
 
     def __init__(self, in_chs: int) -> None:
         super().__init__()
-        self.branch3x3_1 = conv(in_chs, 192, 1)
-        self.branch3x3_2 = conv(192, 320, 3, stride=2)
-        self.branch7x7x3_1 = conv(in_chs, 192, 1)
-        self.branch7x7x3_2 = conv_same(192, 192, (1, 7))
-        self.branch7x7x3_3 = conv_same(192, 192, (7, 1))
-        self.branch7x7x3_4 = conv(192, 192, 3, stride=2)
+        self.branch3x3_1 = basic_conv(in_chs, 192, 1)
+        self.branch3x3_2 = basic_conv(192, 320, 3, stride=2)
+        self.branch7x7x3_1 = basic_conv(in_chs, 192, 1)
+        self.branch7x7x3_2 = basic_conv_same(192, 192, (1, 7))
+        self.branch7x7x3_3 = basic_conv_same(192, 192, (7, 1))
+        self.branch7x7x3_4 = basic_conv(192, 192, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b2 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
@@ -202,15 +196,15 @@ class InceptionE(nn.Module):
 
     def __init__(self, in_chs: int) -> None:
         super().__init__()
-        self.branch1x1 = conv(in_chs, 320, 1)
-        self.branch3x3_1 = conv(in_chs, 384, 1)
-        self.branch3x3_2a = conv_same(384, 384, (1, 3))
-        self.branch3x3_2b = conv_same(384, 384, (3, 1))
-        self.branch3x3dbl_1 = conv(in_chs, 448, 1)
-        self.branch3x3dbl_2 = conv_same(448, 384, 3)
-        self.branch3x3dbl_3a = conv_same(384, 384, (1, 3))
-        self.branch3x3dbl_3b = conv_same(384, 384, (3, 1))
-        self.branch_pool = conv(in_chs, 192, 1)
+        self.branch1x1 = basic_conv(in_chs, 320, 1)
+        self.branch3x3_1 = basic_conv(in_chs, 384, 1)
+        self.branch3x3_2a = basic_conv_same(384, 384, (1, 3))
+        self.branch3x3_2b = basic_conv_same(384, 384, (3, 1))
+        self.branch3x3dbl_1 = basic_conv(in_chs, 448, 1)
+        self.branch3x3dbl_2 = basic_conv_same(448, 384, 3)
+        self.branch3x3dbl_3a = basic_conv_same(384, 384, (1, 3))
+        self.branch3x3dbl_3b = basic_conv_same(384, 384, (3, 1))
+        self.branch_pool = basic_conv(in_chs, 192, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b2 = self.branch3x3_1(x)
@@ -229,8 +223,8 @@ class InceptionV3Aux(nn.Module):
 
     def __init__(self, in_chs: int, num_classes: int) -> None:
         super().__init__()
-        self.conv0 = conv(in_chs, 128, 1)
-        self.conv1 = conv(128, 768, 5)
+        self.conv0 = basic_conv(in_chs, 128, 1)
+        self.conv1 = basic_conv(128, 768, 5)
         self.fc = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -238,7 +232,7 @@ class InceptionV3Aux(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-class InceptionV3(_Classifier):
+class InceptionV3(InceptionBase):
     """torchvision's Inception3 (state_dict-compatible). `transform_input` re-normalises
     ImageNet-normalised input to [-1, 1] as torchvision's does; off by default (torchvision turns
     it on only when it loads its pretrained weights)."""
@@ -255,12 +249,12 @@ class InceptionV3(_Classifier):
             raise InvalidArgumentError("transform_input re-normalises RGB input; it needs in_chans=3")
         self.aux_logits = aux_logits
         self.transform_input = transform_input
-        self.Conv2d_1a_3x3 = conv(in_chans, 32, 3, stride=2)
-        self.Conv2d_2a_3x3 = conv(32, 32, 3)
-        self.Conv2d_2b_3x3 = conv(32, 64, 3, padding=1)
+        self.Conv2d_1a_3x3 = basic_conv(in_chans, 32, 3, stride=2)
+        self.Conv2d_2a_3x3 = basic_conv(32, 32, 3)
+        self.Conv2d_2b_3x3 = basic_conv(32, 64, 3, padding=1)
         self.maxpool1 = nn.MaxPool2d(3, 2)
-        self.Conv2d_3b_1x1 = conv(64, 80, 1)
-        self.Conv2d_4a_3x3 = conv(80, 192, 3)
+        self.Conv2d_3b_1x1 = basic_conv(64, 80, 1)
+        self.Conv2d_4a_3x3 = basic_conv(80, 192, 3)
         self.maxpool2 = nn.MaxPool2d(3, 2)
         self.Mixed_5b = InceptionA(192, 32)
         self.Mixed_5c = InceptionA(256, 64)
@@ -282,11 +276,9 @@ class InceptionV3(_Classifier):
                              dict(num_chs=2048, reduction=32, module="Mixed_7c")]
         _trunc_normal_init(self)
 
-    def features_with_aux(self, x: torch.Tensor, with_aux: bool):
+    def features_with_aux(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.transform_input:
-            mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-            std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-            x = x * (std / 0.5) + (mean - 0.5) / 0.5
+            x = transform_input(x)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # N x 64 x 147 x 147
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(self.maxpool1(x)))        # N x 192 x 71 x 71
         x = self.maxpool2(x)                                                # N x 192 x 35 x 35
@@ -307,183 +299,6 @@ def _trunc_normal_init(model: nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Inception v4 and Inception-ResNet-v2 (Szegedy, Ioffe, Vanhoucke, Alemi 2016).
-class Branches(nn.Module):
-    """Parallel branches (each a Sequential, or a pool) concatenated on channels."""
-
-    def __init__(self, *branches: nn.Module) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([b(x) for b in self.branches], 1)
-
-
-def seq(in_chs: int, *spec: tuple) -> nn.Sequential:
-    """A branch from (out, kernel[, stride]) tuples; stride-2 convs are "valid" (no padding),
-    everything else "same", as in the paper's figures ("V" marks the valid ones)."""
-    layers, chs = [], in_chs
-    for out, k, *rest in spec:
-        stride = rest[0] if rest else 1
-        valid = rest[1] if len(rest) > 1 else stride == 2
-        layers.append(conv(chs, out, k, stride) if valid else conv_same(chs, out, k, stride))
-        chs = out
-    return nn.Sequential(*layers)
-
-
-def avg_proj(in_chs: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.AvgPool2d(3, 1, 1, count_include_pad=False), conv(in_chs, out, 1))
-
-
-def v4_stem(in_chans: int) -> nn.Sequential:
-    """Fig. 3: 299x299x3 -> 35x35x384 (shared with Inception-ResNet-v2 in the paper)."""
-    return nn.Sequential(
-        conv(in_chans, 32, 3, 2), conv(32, 32, 3), conv_same(32, 64, 3),       # 147 x 147 x 64
-        Branches(nn.MaxPool2d(3, 2), seq(64, (96, 3, 2))),                      # 73 x 73 x 160
-        Branches(seq(160, (64, 1), (96, 3, 1, True)),
-                 seq(160, (64, 1), (64, (1, 7)), (64, (7, 1)), (96, 3, 1, True))),  # 71 x 71 x 192
-        Branches(seq(192, (192, 3, 2)), nn.MaxPool2d(3, 2)),                    # 35 x 35 x 384
-    )
-
-
-def v4_block_a(c: int = 384) -> Branches:  # Fig. 4
-    return Branches(seq(c, (96, 1)), seq(c, (64, 1), (96, 3)), seq(c, (64, 1), (96, 3), (96, 3)),
-                    avg_proj(c, 96))
-
-
-def reduction_a(c: int, k: int, l: int, m: int, n: int) -> Branches:  # Fig. 7, Table 1
-    return Branches(seq(c, (n, 3, 2)), seq(c, (k, 1), (l, 3), (m, 3, 2)), nn.MaxPool2d(3, 2))
-
-
-def v4_block_b(c: int = 1024) -> Branches:  # Fig. 5
-    return Branches(seq(c, (384, 1)), seq(c, (192, 1), (224, (1, 7)), (256, (7, 1))),
-                    seq(c, (192, 1), (192, (7, 1)), (224, (1, 7)), (224, (7, 1)), (256, (1, 7))),
-                    avg_proj(c, 128))
-
-
-def v4_reduction_b(c: int = 1024) -> Branches:  # Fig. 8
-    return Branches(seq(c, (192, 1), (192, 3, 2)),
-                    seq(c, (256, 1), (256, (1, 7)), (320, (7, 1)), (320, 3, 2)), nn.MaxPool2d(3, 2))
-
-
-class SplitConcat(nn.Module):
-    """A 1x1 conv whose output feeds two parallel convs (1x3 and 3x1) whose outputs are concatenated."""
-
-    def __init__(self, stem: nn.Module, a: nn.Module, b: nn.Module) -> None:
-        super().__init__()
-        self.stem, self.a, self.b = stem, a, b
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        return torch.cat([self.a(x), self.b(x)], 1)
-
-
-def v4_block_c(c: int = 1536) -> Branches:  # Fig. 6
-    return Branches(
-        seq(c, (256, 1)),
-        SplitConcat(seq(c, (384, 1)), seq(384, (256, (1, 3))), seq(384, (256, (3, 1)))),
-        SplitConcat(seq(c, (384, 1), (448, (3, 1)), (512, (1, 3))),
-                    seq(512, (256, (1, 3))), seq(512, (256, (3, 1)))),
-        avg_proj(c, 256))
-
-
-class _ThreeGrid(_Classifier):
-    """Inception-v4 and Inception-ResNet-v2 share one layout: stem, blocks on the 35x35 grid,
-    Reduction-A, blocks on 17x17, Reduction-B, blocks on 8x8."""
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks_a(self.stem(x))                  # N x 384 (v4) / 320 (IRv2) x 35 x 35
-        x = self.blocks_b(self.reduction_a(x))           # N x 1024 / 1088 x 17 x 17
-        return self.blocks_c(self.reduction_b(x))        # N x 1536 / 2080 x 8 x 8
-
-
-class InceptionV4(_ThreeGrid):
-    """Inception-v4 (Fig. 9): stem, 4 x Inception-A, Reduction-A, 7 x Inception-B, Reduction-B,
-    3 x Inception-C, average pool, dropout (keep 0.8), softmax."""
-
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.2) -> None:
-        super().__init__(num_classes, in_chans)
-        self.aux_logits = False
-        self.stem = v4_stem(in_chans)
-        self.blocks_a = nn.Sequential(*[v4_block_a() for _ in range(4)])
-        self.reduction_a = reduction_a(384, 192, 224, 256, 384)   # k, l, m, n of Table 1
-        self.blocks_b = nn.Sequential(*[v4_block_b() for _ in range(7)])
-        self.reduction_b = v4_reduction_b()
-        self.blocks_c = nn.Sequential(*[v4_block_c() for _ in range(3)])
-        self._make_head(1536, num_classes, dropout)
-        self.feature_info = [dict(num_chs=64, reduction=2, module="stem.2"),
-                             dict(num_chs=160, reduction=4, module="stem.3"),
-                             dict(num_chs=384, reduction=8, module="blocks_a"),
-                             dict(num_chs=1024, reduction=16, module="blocks_b"),
-                             dict(num_chs=1536, reduction=32, module="blocks_c")]
-
-
-class ResidualInception(nn.Module):
-    """Inception-ResNet block: branches -> 1x1 linear conv (with bias, no BN) back to the input
-    width -> scaled residual add (the paper's 0.1-0.3 scaling, Sec. 3.3) -> ReLU."""
-
-    def __init__(self, branches: Branches, mid: int, chs: int, scale: float, act: bool = True) -> None:
-        super().__init__()
-        self.branches = branches
-        self.conv = nn.Conv2d(mid, chs, 1)
-        self.scale = scale
-        self.act = nn.ReLU() if act else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x + self.scale * self.conv(self.branches(x)))
-
-
-def irv2_block_a(c: int = 320) -> ResidualInception:  # Fig. 16 (35x35)
-    return ResidualInception(Branches(seq(c, (32, 1)), seq(c, (32, 1), (32, 3)),
-                                      seq(c, (32, 1), (48, 3), (64, 3))), 128, c, 0.17)
-
-
-def irv2_block_b(c: int = 1088) -> ResidualInception:  # Fig. 17 (17x17)
-    return ResidualInception(Branches(seq(c, (192, 1)), seq(c, (128, 1), (160, (1, 7)), (192, (7, 1)))),
-                             384, c, 0.10)
-
-
-def irv2_block_c(c: int = 2080, scale: float = 0.20, act: bool = True) -> ResidualInception:  # Fig. 19
-    return ResidualInception(Branches(seq(c, (192, 1)), seq(c, (192, 1), (224, (1, 3)), (256, (3, 1)))),
-                             448, c, scale, act)
-
-
-class InceptionResNetV2(_ThreeGrid):
-    """Inception-ResNet-v2 (Fig. 15) with the TF-slim reference widths: the stem ends in a 5x5 /
-    double-3x3 / avg-pool mixed block to 320 channels (the paper's Fig. 3 stem gives 384; the
-    published 55.8M parameters are for this one); 10 x A (scale 0.17), Reduction-A (k,l,m,n =
-    256,256,384,384), 20 x B (0.10), Reduction-B (Fig. 18), 10 x C (0.20, the last without scaling
-    or ReLU), a 1x1 conv to 1536, average pool, dropout (keep 0.8), FC."""
-
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.2) -> None:
-        super().__init__(num_classes, in_chans)
-        self.aux_logits = False
-        self.stem = nn.Sequential(
-            conv(in_chans, 32, 3, 2), conv(32, 32, 3), conv_same(32, 64, 3), nn.MaxPool2d(3, 2),
-            conv(64, 80, 1), conv(80, 192, 3), nn.MaxPool2d(3, 2),                    # 35 x 35 x 192
-            Branches(seq(192, (96, 1)), seq(192, (48, 1), (64, 5)),
-                     seq(192, (64, 1), (96, 3), (96, 3)), avg_proj(192, 64)),       # 35 x 35 x 320
-        )
-        self.blocks_a = nn.Sequential(*[irv2_block_a() for _ in range(10)])
-        self.reduction_a = reduction_a(320, 256, 256, 384, 384)                      # -> 1088
-        self.blocks_b = nn.Sequential(*[irv2_block_b() for _ in range(20)])
-        self.reduction_b = Branches(seq(1088, (256, 1), (384, 3, 2)), seq(1088, (256, 1), (288, 3, 2)),
-                                    seq(1088, (256, 1), (288, 3), (320, 3, 2)), nn.MaxPool2d(3, 2))
-        self.blocks_c = nn.Sequential(*[irv2_block_c() for _ in range(9)],
-                                      irv2_block_c(scale=1.0, act=False))
-        self.conv_head = conv(2080, 1536, 1)
-        self._make_head(1536, num_classes, dropout)
-        self.feature_info = [dict(num_chs=64, reduction=2, module="stem.2"),
-                             dict(num_chs=192, reduction=4, module="stem.5"),
-                             dict(num_chs=320, reduction=8, module="blocks_a"),
-                             dict(num_chs=1088, reduction=16, module="blocks_b"),
-                             dict(num_chs=1536, reduction=32, module="conv_head")]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_head(super().features(x))       # N x 1536 x 8 x 8
-
-
-# --------------------------------------------------------------------------------------------
 def bn_inception(num_classes: int = 1000, in_chans: int = 3) -> BNInception:
     return BNInception(num_classes, in_chans)
 
@@ -491,14 +306,6 @@ def bn_inception(num_classes: int = 1000, in_chans: int = 3) -> BNInception:
 def inception_v3(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False) -> InceptionV3:
     return InceptionV3(num_classes, in_chans, aux_logits=aux_logits, transform_input=transform_input)
-
-
-def inception_v4(num_classes: int = 1000, in_chans: int = 3) -> InceptionV4:
-    return InceptionV4(num_classes, in_chans)
-
-
-def inception_resnet_v2(num_classes: int = 1000, in_chans: int = 3) -> InceptionResNetV2:
-    return InceptionResNetV2(num_classes, in_chans)
 
 
 register("bn_inception", bn_inception, family="inception", input_size=(3, 224, 224),
@@ -511,14 +318,3 @@ register("inception_v3", inception_v3, family="inception", input_size=(3, 299, 2
          published=(Published(source="torchvision inception_v3 (IMAGENET1K_V1 docs)",
                               params=27_161_264, macs=5.713e9, top1_err=22.706, top5_err=6.55),),
          description="Inception v3, torchvision-compatible (factorised 7x1/1x7 convs, aux head)")
-_V4 = Paper("Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
-            "Szegedy, Ioffe, Vanhoucke, Alemi", 2016, "https://arxiv.org/abs/1602.07261")
-register("inception_v4", inception_v4, family="inception", input_size=(3, 299, 299), paper=_V4,
-         published=Published(source="Szegedy et al. 2016 / TF-slim reference (42.7M)", params=42.7e6,
-                             top1_err=20.0, top5_err=5.0),
-         description="Inception-v4: pure inception, 4 A + 7 B + 3 C blocks")
-register("inception_resnet_v2", inception_resnet_v2, family="inception", input_size=(3, 299, 299),
-         paper=_V4,
-         published=Published(source="Szegedy et al. 2016 / TF-slim reference (55.8M)", params=55.8e6,
-                             top1_err=19.9, top5_err=4.9),
-         description="Inception-ResNet-v2: scaled residual inception blocks")

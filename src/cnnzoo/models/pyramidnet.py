@@ -59,5 +59,4 @@ for _name, (_d, _a, _b, _p, _e) in PYRAMIDNETS.items():
              kwargs=dict(depth=_d, alpha=_a, bottleneck=_b),
              published=Published("Han et al. 2017, Table 4 / seed 004 summary table", params=_p,
                                  top1_err=_e, dataset="CIFAR-10"),
-             description=f"PyramidNet-{_d} alpha={_a}" + (" (bottleneck)" if _b else ""),
-             compiles_with="compile")
+             description=f"PyramidNet-{_d} alpha={_a}" + (" (bottleneck)" if _b else ""))
