@@ -4,6 +4,8 @@ weights as one process; a distributed run resumes like a single one; SyncBN is a
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +76,18 @@ def test_batch_must_split_over_ranks_and_accumulation(monkeypatch):
     monkeypatch.setattr(run, "init_distributed", lambda device: (DistInfo(0, 2, 0), torch.device("cpu")))
     with pytest.raises(InvalidArgumentError, match="divisible by world size x accum_steps = 2 x 3"):
         fit("tiny_cnn", overrides={"batch_size": 64, "accum_steps": 3}, out="/nonexistent/never-written")
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="needs util-linux `script` for a pseudo-terminal")
+def test_torchrun_with_a_terminal_on_rank_0_finishes(tmp_path):
+    """Rank 0 draws a progress bar when its stdout is a terminal; the metrics all-reduce behind
+    it must run on every rank, or rank 0 waits forever for the others (the run used to hang)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+           "COLUMNS": "120"}
+    sets = [a for a in SETS if a != "--no-progress"] + ["--set", "log_every=2"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(HELPER), "train", "tiny_cnn", "--epochs", "1", "--out", str(tmp_path / "run"), *sets]
+    p = subprocess.run(["script", "-qec", shlex.join(cmd), "/dev/null"], env=env,
+                       capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "test accuracy" in p.stdout and (tmp_path / "run/model.safetensors").is_file()

@@ -22,6 +22,7 @@ from cnnzoo.registry import load_model  # noqa: E402
 from cnnzoo.errors import CheckpointError, InputShapeError, InvalidArgumentError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
 from cnnzoo.train import checkpoint as ckpt  # noqa: E402
+from cnnzoo.precision import fast_low_precision  # noqa: E402
 from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402
 from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
@@ -29,8 +30,16 @@ from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
 from _train_models import SGD, _one_thread, _weights  # noqa: E402,F401  (shared fixture and helpers)
 
 
-def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path):
-    o = {**SGD, "batch_size": 64, "limit_train": 640, "eval_every": 9}
+# The CPU defaults, and the CUDA defaults (fused optimizer kernels, channels_last; bf16 where
+# the CPU has fast bf16): optimizer state must come back in its parameter's memory layout.
+LAYOUTS = [{}, {"fused": "on", "channels_last": "on"}]
+if fast_low_precision(torch.device("cpu")):
+    LAYOUTS.append({"fused": "on", "channels_last": "on", "amp": "bf16"})
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda d: "+".join(f"{k}={v}" for k, v in d.items()) or "defaults")
+def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path, layout):
+    o = {**SGD, "batch_size": 64, "limit_train": 640, "eval_every": 9, **layout}
     fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "full", overrides=o, deterministic=True)
     fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "again", overrides=o, deterministic=True)
     fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "part", overrides={**o, "ckpt_every": 3},

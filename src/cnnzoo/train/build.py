@@ -57,6 +57,8 @@ def build_trainer(*, plan: Plan, data: RunData, info: DistInfo, device: torch.de
     channels_last = use_channels_last(recipe, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if info.enabled:  # the same initial weights on every rank, then each its own dropout stream
+        torch.manual_seed(plan.seed + info.rank)
     optimizer = build_optimizer(model, recipe, device)
     scheduler = build_scheduler(optimizer, recipe, data.steps_per_epoch, data.total_steps)
     train_model = wrap_model(model, info, device, recipe.sync_bn)
@@ -65,7 +67,8 @@ def build_trainer(*, plan: Plan, data: RunData, info: DistInfo, device: torch.de
     trainer = Trainer(model=model, train_model=train_model, optimizer=optimizer, scheduler=scheduler,
                       channels_last=channels_last)
     if plan.saved_state is not None:
-        _restore_run(trainer, state=plan.saved_state, plan=plan, data=data, reporter=reporter)
+        _restore_run(trainer, state=plan.saved_state, plan=plan, data=data, info=info, device=device,
+                     reporter=reporter)
     elif plan.torch_checkpoint is not None:
         _restore_torch(trainer, found=plan.torch_checkpoint, data=data, reporter=reporter)
     return trainer
@@ -89,12 +92,13 @@ def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: R
 
 
 def _restore_run(trainer: Trainer, *, state: dict[str, Any], plan: Plan, data: RunData,
-                 reporter: Reporter) -> None:
+                 info: DistInfo, device: torch.device, reporter: Reporter) -> None:
     """A cnnzoo checkpoint: optimizer, schedule, RNG, step and history exactly as saved."""
     trainer.optimizer.load_state_dict(state["optimizer"])
+    ckpt.match_param_layout(trainer.optimizer)
     if state["scheduler"] is not None:
         trainer.scheduler.load_state_dict(state["scheduler"])
-    ckpt.set_rng_state(state["rng"])
+    ckpt.restore_rank_rng(state["rng"], info, device, plan.seed, state["step"])
     trainer.start_step = state["step"]
     trainer.history = state.get("history", [])
     reporter.message(f"resumed {plan.model_name} at step {trainer.start_step} "
@@ -106,6 +110,7 @@ def _restore_torch(trainer: Trainer, *, found: dict[str, Any], data: RunData, re
     if "optimizer" in found:
         try:
             trainer.optimizer.load_state_dict(found["optimizer"])
+            ckpt.match_param_layout(trainer.optimizer)
         except (ValueError, KeyError) as err:
             reporter.message(f"[yellow]note:[/] optimizer state not reused ({err})")
     if isinstance(found.get("epoch"), int):

@@ -58,19 +58,48 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def rng_state() -> dict[str, Any]:
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """This process's random state: the CPU generator, Python's, and its own GPU's (not every
+    visible GPU's: a run resumed on fewer GPUs must still find its own)."""
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda" and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
+    cuda = state.get("cuda")
+    if cuda is not None and device is not None and device.type == "cuda":
+        if isinstance(cuda, (list, tuple)):  # checkpoints before per-rank states: one per GPU
+            cuda = cuda[device.index or 0] if (device.index or 0) < len(cuda) else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
+
+
+def rank_rng_states(info: Any, device: torch.device) -> list[dict[str, Any]]:
+    """Every rank's random state, gathered (a collective: all ranks call it); one process: [its own]."""
+    mine = rng_state(device)
+    if not info.enabled:
+        return [mine]
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * info.world
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def restore_rank_rng(saved: dict[str, Any], info: Any, device: torch.device, seed: int, step: int) -> None:
+    """Restore this rank's saved random state. A rank the checkpoint has no state for (a run
+    resumed on more processes) gets a fresh seed from (seed, rank, step) instead."""
+    ranks = saved["ranks"] if "ranks" in saved else [saved]  # older checkpoints: rank 0's only
+    if info.rank < len(ranks):
+        set_rng_state(ranks[info.rank], device)
+    else:
+        random.seed(seed + info.rank + step)
+        torch.manual_seed(seed + info.rank + step)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -79,8 +108,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               scheduler: Any, epoch: int, step: int, extra: dict[str, Any]) -> Path:
-    """Write the full training state to `out_dir`/checkpoint.safetensors (atomically)."""
+               scheduler: Any, epoch: int, step: int, extra: dict[str, Any],
+               rng: list[dict[str, Any]] | None = None) -> Path:
+    """Write the full training state to `out_dir`/checkpoint.safetensors (atomically); `rng`
+    holds every rank's random state (default: this process's)."""
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -90,7 +121,7 @@ def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.
         "epoch": epoch, "step": step,
         "optimizer": _flatten(optimizer.state_dict(), "optim", tensors),
         "scheduler": _flatten(scheduler.state_dict(), "sched", tensors) if scheduler is not None else None,
-        "rng": _flatten(rng_state(), "rng", tensors),
+        "rng": _flatten({"ranks": rng if rng is not None else [rng_state()]}, "rng", tensors),
         **extra,
     }
     path = Path(out_dir) / STATE_FILE
@@ -121,6 +152,21 @@ def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     state = _unflatten(json.loads(meta[META_KEY]), tensors)
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     return model_sd, state
+
+
+def match_param_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each optimizer state tensor its parameter's memory layout. Checkpoints store them
+    contiguous (NCHW), while a channels_last model's parameters are NHWC; fused optimizer
+    kernels assume the two agree (on the CPU a mismatch gave wrong updates after a resume,
+    on CUDA the kernels refuse it)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p)
+            if not st:
+                continue
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def load_torch_file(path: str | Path) -> Any:

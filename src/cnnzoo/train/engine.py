@@ -116,8 +116,10 @@ def set_deterministic(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
+    else:  # a deterministic run earlier in this process must not leak into this one
+        torch.use_deterministic_algorithms(False)
+        if torch.cuda.is_available():
+            torch.backends.cudnn.benchmark = True
 
 
 # -- one epoch ------------------------------------------------------------------------------------

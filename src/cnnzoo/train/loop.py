@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from ..checkpoint import save_model
 from . import checkpoint as ckpt
 from .build import Trainer
-from .distributed import DistInfo
+from .distributed import DistInfo, broadcast_flag
 from .engine import StepContext, evaluate, train_one_epoch
 from .feed import Feed, RunData
 from .logs import RunLogs
@@ -46,6 +46,7 @@ class LoopState:
     step: int
     last_test: dict = field(default_factory=dict)
     skipped_images: int = 0
+    progress: bool = False  # the same on every rank: progress costs a collective
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
 
@@ -55,7 +56,9 @@ def error_pct(acc: float | None) -> float | None:
 
 
 def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None = None) -> None:
-    """Rank 0 writes the training state; with `final_metrics` (an epoch's end) the model file too."""
+    """Rank 0 writes the training state; with `final_metrics` (an epoch's end) the model file too.
+    Every rank calls it: their random states are gathered first."""
+    rng = ckpt.rank_rng_states(run.info, run.device)
     if not run.info.is_main:
         return
     plan, data, t = run.plan, run.data, run.trainer
@@ -63,7 +66,7 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
               "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict()}
     ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
                     epoch=step // data.steps_per_epoch, step=step,
-                    extra={"run": record, "history": t.history})
+                    extra={"run": record, "history": t.history}, rng=rng)
     if final_metrics is not None:
         save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(), data=str(data.spec),
                    metrics=final_metrics, classes=list(data.classes), preprocess=data.prep.record(),
@@ -82,7 +85,10 @@ def train_epochs(run: TrainingRun) -> LoopState:
         f"test images, {len(data.classes)} classes) with recipe [bold]{plan.recipe.name}[/]: "
         f"{data.epochs} epochs x {data.steps_per_epoch} steps of {plan.recipe.batch_size} on {run.device}"
         + (f" x {world} processes" if world > 1 else "") + f"; output in {run.out_dir}")
-    state = LoopState(step=t.start_step)
+    # Progress reads metrics summed over all ranks: an all-reduce that every rank must join, so
+    # every rank follows rank 0's choice (only rank 0 has a terminal to draw on).
+    state = LoopState(step=t.start_step,
+                      progress=broadcast_flag(run.reporter.wants_progress, run.info, run.device))
     try:
         for epoch in range(t.start_step // data.steps_per_epoch, data.epochs):
             if state.step >= data.total_steps:
@@ -100,7 +106,7 @@ def _train_epoch(run: TrainingRun, *, ctx: StepContext, epoch: int, state: LoopS
     offset = state.step - epoch * data.steps_per_epoch  # > 0 when resumed mid-epoch
     batches, loader = run.feed.train_batches(epoch, offset)
     rep.epoch_begins(epoch=epoch + 1, epochs=data.epochs, steps=data.steps_per_epoch, done=offset)
-    if rep.wants_progress:
+    if state.progress:
         ctx.on_progress = lambda done, m: rep.epoch_progress(done=offset + done, metrics=m)
     tm = train_one_epoch(run.trainer.train_model, batches, ctx, epoch, state.step)
     state.step = tm["step"]
