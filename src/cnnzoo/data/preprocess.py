@@ -36,6 +36,9 @@ _BIG_BASE = ("alexnet", "vgg", "imagenet")
 
 @dataclass
 class Preprocess:
+    """How images enter one model. The trainer applies it to uint8 batches on the device
+    (`train_batch`, `eval_batch`); inference to decoded images and whole sets (`prepare`)."""
+
     in_chans: int
     size: tuple[int, int]          # model input H, W
     data_size: tuple[int, int] | None  # raw H, W of in-memory data (None: image folder, record)
