@@ -9,7 +9,9 @@ from PIL import Image
 
 import cnnzoo
 from cnnzoo.cli import main
-from cnnzoo.predict import ImageError, get_preprocess, load_image, predict, preprocess_image
+from cnnzoo.data.images import ImageError, load_image
+from cnnzoo.data.preprocess import Preprocess
+from cnnzoo.predict import get_preprocess, predict
 
 from _zoo_testmodels import ensure_registered
 
@@ -76,7 +78,7 @@ def test_mnist_record_pads_28_to_32_like_the_trainer():
     pp = {"input_size": [1, 32, 32], "resize": 28, "mean": [0.1307], "std": [0.3081],
           "grayscale": True, "pad": 2}
     digit = np.random.default_rng(0).integers(0, 255, (28, 28), dtype=np.uint8)
-    x = preprocess_image(Image.fromarray(digit), pp)
+    x = Preprocess.from_record(pp).prepare_image(Image.fromarray(digit))
     assert x.shape == (1, 32, 32)
     torch.testing.assert_close(x[0, 2:30, 2:30], (torch.from_numpy(digit / 255).float() - 0.1307) / 0.3081)
     torch.testing.assert_close(x[0, :2], torch.full((2, 32), -0.1307 / 0.3081))
@@ -85,11 +87,11 @@ def test_mnist_record_pads_28_to_32_like_the_trainer():
 def test_rgb_defaults_resize_and_centre_crop(tmp_path):
     # no recorded preprocessing: native size + ImageNet statistics, shorter side 256, crop 224
     model = cnnzoo.create_model("_tv_resnet18_test", num_classes=3)
-    pp = get_preprocess({}, model)
+    pp = get_preprocess({}, model).to_record()
     assert pp == {"input_size": [3, 224, 224], "resize": 256, "mean": [0.485, 0.456, 0.406],
                   "std": [0.229, 0.224, 0.225], "grayscale": False}
     img = Image.fromarray(np.full((100, 400), 200, np.uint8))  # gray into an RGB model
-    x = preprocess_image(img, pp)
+    x = Preprocess.from_record(pp).prepare_image(img)
     assert x.shape == (3, 224, 224)
     torch.testing.assert_close(x[:, 0, 0], (200 / 255 - torch.tensor(pp["mean"])) / torch.tensor(pp["std"]))
 

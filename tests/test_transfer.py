@@ -7,9 +7,9 @@ import torch
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.transfer import (ImageSet, accuracy, extract_features, fit, freeze, load_image_set,
-                             param_groups, prepare_transfer, select, set_train_mode,
-                             train_linear_probe)
+from cnnzoo.transfer import (ImageSet, accuracy, extract_features, fit_image_set, freeze,
+                             load_image_set, param_groups, prepare_transfer, select,
+                             set_train_mode, train_linear_probe)
 
 from _zoo_testmodels import ensure_registered
 
@@ -70,7 +70,7 @@ def test_frozen_network_does_not_change_while_its_new_classifier_learns():
     groups = prepare_transfer(m, 3, freeze_until="all", lr=0.1)
     g = torch.Generator().manual_seed(0)
     data = ImageSet(torch.randn(48, 1, 28, 28, generator=g), torch.arange(48) % 3, ["a", "b", "c"])
-    fit(m, groups, data, epochs=3, batch_size=16)
+    fit_image_set(m, groups, data, epochs=3, batch_size=16)
     after = m.state_dict()
     for k, v in before.items():
         if not k.startswith("head.fc2"):
@@ -109,18 +109,19 @@ def test_transfer_from_digits_0_4_beats_scratch_on_5_9(real_mnist_dir):
 
     torch.manual_seed(0)
     pre = cnnzoo.create_model("lenet5_modern", num_classes=5)
-    fit(pre, param_groups(pre, 0.05, 1.0), src, epochs=2, batch_size=64, augment=False)
+    fit_image_set(pre, param_groups(pre, 0.05, 1.0), src, epochs=2, batch_size=64, augment=False)
     src_test = load_image_set(spec, "test", MNIST_PP, classes=[0, 1, 2, 3, 4], limit=1000)
     assert accuracy(pre, src_test.x, src_test.y) > 0.97
 
     torch.manual_seed(1)
     scratch = cnnzoo.create_model("lenet5_modern", num_classes=5)
-    acc_scratch = fit(scratch, param_groups(scratch, 0.05, 1.0), small, test, epochs=30,
-                      batch_size=32).val_acc
+    acc_scratch = fit_image_set(scratch, param_groups(scratch, 0.05, 1.0), small, test,
+                                epochs=30, batch_size=32).val_acc
     torch.manual_seed(1)
     tuned = copy.deepcopy(pre)
-    acc_tuned = fit(tuned, prepare_transfer(tuned, 5, None, lr=0.05, backbone_lr_mult=1.0),
-                    small, test, epochs=30, batch_size=32).val_acc
+    acc_tuned = fit_image_set(tuned,
+                              prepare_transfer(tuned, 5, None, lr=0.05, backbone_lr_mult=1.0),
+                              small, test, epochs=30, batch_size=32).val_acc
     print(f"scratch {acc_scratch:.4f}  transferred {acc_tuned:.4f}")
     assert acc_tuned > acc_scratch + 0.08, (acc_tuned, acc_scratch)
 
@@ -164,6 +165,6 @@ def test_frozen_batch_norm_statistics_do_not_move_during_fine_tuning():
     before = m.layer1[0].bn1.running_mean.clone()
     g = torch.Generator().manual_seed(0)
     data = ImageSet(torch.randn(8, 3, 32, 32, generator=g) + 3.0, torch.arange(8) % 2, ["a", "b"])
-    fit(m, groups, data, epochs=1, batch_size=4, augment=False)
+    fit_image_set(m, groups, data, epochs=1, batch_size=4, augment=False)
     torch.testing.assert_close(m.layer1[0].bn1.running_mean, before)  # frozen: untouched
     assert m.layer4[0].bn1.num_batches_tracked == 2  # trainable stage: updated

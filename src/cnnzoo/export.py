@@ -24,6 +24,8 @@ from torch import nn
 
 from .contract import logits_of
 from .errors import CnnzooError, InvalidArgumentError
+from .files import atomic_path
+from .registry import get_entry
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
@@ -83,9 +85,15 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
 
 
 def _native_size(model: nn.Module) -> tuple[int, int, int]:
-    from .predict import default_preprocess
-
-    return tuple(default_preprocess(model)["input_size"])
+    """The model's channels at its registered H x W; 224 x 224 for a model not registered."""
+    h, w = 224, 224
+    name = getattr(model, "model_name", None)
+    if name:
+        try:
+            _, h, w = get_entry(name).input_size
+        except CnnzooError:
+            pass
+    return int(getattr(model, "in_chans", 3)), h, w
 
 
 class _Plain(nn.Module):
@@ -107,15 +115,11 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, opset: int)
                                  input_names=["input"], output_names=["logits"],
                                  dynamic_shapes=({0: batch},), external_data=False,
                                  verbose=False)
-    from .files import atomic_path
-
     with atomic_path(out) as tmp:
         prog.save(str(tmp), external_data=False)
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> None:
-    from .files import atomic_path
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings from the input checks
         traced = torch.jit.trace(_Plain(model), example, check_trace=False)
@@ -125,8 +129,6 @@ def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> N
 
 
 def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
-    from .files import atomic_path
-
     batch = torch.export.Dim("batch", min=1, max=4096)
     prog = torch.export.export(_Plain(model), (example,), dynamic_shapes=({0: batch},))
     buf = io.BytesIO()  # torch.export.save insists on a .pt2 name or a buffer

@@ -12,16 +12,21 @@ without per-family code. Stage names are module names (`model.named_modules()`);
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .contract import logits_of
-from .errors import InvalidArgumentError, closest
+from .data.datasets import TensorData, load_split, parse_spec
+from .data.images import load_image
+from .data.preprocess import Preprocess
+from .errors import CheckpointError, InvalidArgumentError, closest
+from .files import atomic_path
 
 
 class _StopForward(Exception):
@@ -59,15 +64,14 @@ def select(y: torch.Tensor, classes: Sequence[int] | None = None, per_class: int
     return keep
 
 
-def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
+def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mapping[str, Any],
                    classes: Sequence[int] | None = None, per_class: int | None = None,
                    limit: int | None = None, seed: int = 0) -> ImageSet:
-    """A `--data` split as normalised tensors at the model's input size.
+    """A `--data` split as normalised tensors at the model's input size. `preprocess` is a
+    Preprocess or a model file's "preprocess" record.
 
     `classes` keeps only those labels and renumbers them 0..k-1 (digits 5-9 -> 0-4)."""
-    from .data.datasets import TensorData, load_split, parse_spec
-    from .predict import fit_to_input, load_image, match_channels, normalize, preprocess_image
-
+    pp = preprocess if isinstance(preprocess, Preprocess) else Preprocess.from_record(preprocess)
     data = load_split(parse_spec(spec), split)
     labels = data.labels if isinstance(data, TensorData) else torch.tensor(
         [t for _, t in data.samples])
@@ -79,13 +83,10 @@ def load_image_set(spec: str | None, split: str, preprocess: dict[str, Any],
     idx = select(labels, classes, per_class, seed)
     if limit is not None:
         idx = idx[:limit]
-    c = preprocess["input_size"][0]
     if isinstance(data, TensorData):
-        x = match_channels(data.images[idx].float() / 255.0, c)
-        x = normalize(fit_to_input(x, preprocess), preprocess)
+        x = pp.prepare(data.images[idx].float() / 255.0)
     else:
-        x = torch.stack([preprocess_image(load_image(data.samples[i][0]), preprocess)
-                         for i in idx.tolist()])
+        x = torch.stack([pp.prepare_image(load_image(data.samples[i][0])) for i in idx.tolist()])
     y = labels[idx]
     if classes is not None:
         remap = {int(old): new for new, old in enumerate(classes)}
@@ -279,10 +280,10 @@ class FitResult:
     history: list[dict[str, float]]
 
 
-def fit(model: nn.Module, groups: Iterable[dict[str, Any]], train: ImageSet,
-        val: ImageSet | None = None, epochs: int = 20, batch_size: int = 64,
-        momentum: float = 0.9, seed: int = 0, augment: bool = True,
-        log=None) -> FitResult:
+def fit_image_set(model: nn.Module, groups: Iterable[dict[str, Any]], train: ImageSet,
+                  val: ImageSet | None = None, epochs: int = 20, batch_size: int = 64,
+                  momentum: float = 0.9, seed: int = 0, augment: bool = True,
+                  log: Callable[[dict[str, float]], None] | None = None) -> FitResult:
     """SGD (Nesterov) with a cosine schedule over the given param groups, on an in-memory set
     (small transfer sets), one epoch at a time through the trainer's engine
     (cnnzoo.train.engine.train_one_epoch: auxiliary-classifier losses, bf16 autocast and
@@ -349,11 +350,7 @@ def _shift(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
 def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor,
                   **meta: Any) -> None:
     """Features + labels as safetensors, with what produced them in the metadata."""
-    import json
-
     from safetensors.torch import save_file
-
-    from .files import atomic_path
 
     with atomic_path(path) as tmp:
         save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp),
@@ -361,11 +358,7 @@ def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch
 
 
 def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    import json
-
     from safetensors import safe_open
-
-    from .errors import CheckpointError
 
     try:
         with safe_open(str(path), framework="pt") as f:

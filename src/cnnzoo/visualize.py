@@ -335,7 +335,8 @@ def save_feature_maps(model: nn.Module, x: torch.Tensor, layer: str, out: str | 
 
 
 def save_top_activations(model: nn.Module, images: torch.Tensor, layer: str, channel: int,
-                         out: str | os.PathLike, mean=None, std=None, k: int = 9,
+                         out: str | os.PathLike, mean: Sequence[float] | None = None,
+                         std: Sequence[float] | None = None, k: int = 9,
                          method: str = "deconvnet") -> tuple[Path, list[dict[str, Any]]]:
     """ZF's figure: for one channel, the reconstructions of its top-k activations (left) and
     the corresponding image patches (right)."""

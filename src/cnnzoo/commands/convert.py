@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             num_classes = infer_num_classes(probe, src) or 1000
         net = create_model(model, num_classes=num_classes, in_chans=in_chans)
         report = load_weights(net, src, strict=not allow_partial)
-        record = save_model(out, net, preprocess=default_preprocess(net),
+        record = save_model(out, net, preprocess=default_preprocess(net).to_record(),
                             source={"file": str(src), "load": report.as_dict()})
         if fmt is Format.json:
             print_json({"out": str(out), "model": model, "num_classes": num_classes,

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from ..predict import get_preprocess, load_for_inference
 
         model, record = load_for_inference(checkpoint)
-        size = tuple(get_preprocess(record, model)["input_size"])
+        size = get_preprocess(record, model).input_size
         dest = out or Path(checkpoint).with_suffix(SUFFIX[to.value])
         try:
             report = export_model(model, dest, to.value, input_size=size, atol=atol)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ..errors import InvalidArgumentError
 from ._common import console, print_json
+
+if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
+    from torch import nn
+
+    from ..data.preprocess import Preprocess
 
 DATA_HELP = "mnist:PATH, cifar10:PATH, folder:PATH, or embedded (default)"
 CLASSES_HELP = "keep only these labels, renumbered from 0 (e.g. 5-9 or 5,6,7,8,9)"
@@ -29,7 +34,7 @@ def parse_classes(text: str | None) -> list[int] | None:
     return out
 
 
-def _fresh_preprocess(model, data: str | None) -> dict:
+def _fresh_preprocess(model: nn.Module, data: str | None) -> Preprocess:
     """For a model name (no model file yet): fit the data to the model as the trainer does
     (cnnzoo.data.preprocess.fit_input: MNIST 28x28 zero-padded into LeNet's 32x32, the
     data's own mean/std), so that the model file written afterwards records it."""
@@ -43,147 +48,151 @@ def _fresh_preprocess(model, data: str | None) -> dict:
         return default_preprocess(model)
     mean, std = split.stats()
     native = get_entry(model.model_name).input_size
-    return fit_input(model.model_name, native, split.shape, mean, std).record()
+    return fit_input(model.model_name, native, split.shape, mean, std)
+
+
+def features_cmd(
+    checkpoint: str = typer.Argument(..., help="model file (or a model name: random weights)"),
+    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    layer: str = typer.Option("pre_logits", "--layer", "-l",
+                              help="module name (e.g. classifier.4 = AlexNet fc7), or "
+                                   "pre_logits: the input of the last linear layer"),
+    out: Path = typer.Option(..., "--out", "-o", help="features file (.safetensors)"),
+    split: str = typer.Option("train", help="train or test"),
+    classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
+    per_class: Optional[int] = typer.Option(None, help="at most N images per class (seeded)"),
+    limit: Optional[int] = typer.Option(None, help="at most N images"),
+    pool: str = typer.Option("avg", help="reduce 4-D maps: avg, max or flatten"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Write the activations of a layer for a dataset (features + labels, safetensors)."""
+    from ..predict import get_preprocess, load_for_inference
+    from ..transfer import extract_features, load_image_set, save_features
+
+    model, record = load_for_inference(checkpoint)
+    pp = get_preprocess(record, model)
+    ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
+    f = extract_features(model, ds.x, layer, pool=pool)
+    meta = {"model": record.get("model"), "checkpoint": str(checkpoint), "layer": layer,
+            "pool": pool, "data": data or "embedded", "split": split, "classes": ds.classes}
+    save_features(out, f, ds.y, **meta)
+    info = {"out": str(out), "shape": list(f.shape), **meta}
+    if json_out:
+        print_json(info)
+    else:
+        console.print(f"wrote {out}: {f.shape[0]} x {f.shape[1]} features of {layer}",
+                      highlight=False)
+
+
+def linear_probe_cmd(
+    train: Path = typer.Argument(..., help="features file from `cnnzoo features`"),
+    val: Optional[Path] = typer.Option(None, "--val", help="features file to evaluate on"),
+    epochs: int = typer.Option(100, help="passes over the features"),
+    lr: float = typer.Option(0.01, help="AdamW learning rate"),
+    weight_decay: float = typer.Option(1e-4),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="save the probe (.safetensors)"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train a linear classifier on extracted features; print train/val accuracy."""
+    from ..transfer import accuracy, load_features, train_linear_probe
+
+    f, y, meta = load_features(train)
+    probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
+                               lr=lr, weight_decay=weight_decay)
+    res = {"train": str(train), "n_train": len(y), "dim": f.shape[1],
+           "train_acc": accuracy(probe, f, y)}
+    if val is not None:
+        fv, yv, meta_v = load_features(val)
+        if fv.shape[1] != f.shape[1]:
+            raise InvalidArgumentError(f"{val} has {fv.shape[1]} features, {train} {f.shape[1]}")
+        res.update(val=str(val), n_val=len(yv), val_acc=accuracy(probe, fv, yv))
+    if out is not None:
+        import json
+
+        from safetensors.torch import save_file
+
+        from ..files import atomic_path
+
+        with atomic_path(out) as tmp:
+            save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
+                      metadata={"cnnzoo_probe": json.dumps({**meta, **res})})
+        res["out"] = str(out)
+    if json_out:
+        print_json(res)
+        return
+    line = f"linear probe on {res['n_train']} x {res['dim']} features: train acc {res['train_acc']:.4f}"
+    if val is not None:
+        line += f", val acc {res['val_acc']:.4f} ({res['n_val']} samples)"
+    console.print(line, highlight=False)
+
+
+def finetune_cmd(
+    checkpoint: str = typer.Argument(..., help="pre-trained model file"),
+    data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
+    per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
+    freeze_until: Optional[str] = typer.Option(
+        None, "--freeze-until", help="'all' (train only a new classifier), or a module name: "
+                                     "train from that stage on; default: the whole network"),
+    scratch: bool = typer.Option(False, "--scratch",
+                                 help="baseline: the same architecture from random weights"),
+    epochs: int = typer.Option(30),
+    lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
+    backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
+    batch_size: int = typer.Option(32),
+    augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
+    evaluated on the test split of the same classes."""
+    import torch
+
+    from ..checkpoint import save_model
+    from ..predict import get_preprocess, load_for_inference
+    from ..registry import create_model
+    from ..transfer import fit_image_set, load_image_set, param_groups, prepare_transfer
+
+    model, record = load_for_inference(checkpoint)
+    pp = _fresh_preprocess(model, data) if record.get("untrained") else \
+        get_preprocess(record, model)
+    cls = parse_classes(classes)
+    train = load_image_set(data, "train", pp, cls, per_class, seed=seed)
+    test = load_image_set(data, "test", pp, cls)
+    n = len(train.classes)
+    torch.manual_seed(seed)
+    if scratch:
+        model = create_model(model.model_name, num_classes=n, in_chans=model.in_chans,
+                             **getattr(model, "arch_kwargs", {}))
+        groups = param_groups(model, lr, 1.0)
+    else:
+        groups = prepare_transfer(model, n, freeze_until, lr, backbone_lr_mult)
+    trainable = sum(p.numel() for g in groups for p in g["params"])
+    result = fit_image_set(model, groups, train, test, epochs=epochs, batch_size=batch_size,
+                           seed=seed, augment=augment)
+    res = {"checkpoint": str(checkpoint), "mode": "scratch" if scratch else
+           f"transfer (freeze_until={freeze_until})", "n_train": len(train),
+           "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
+           "train_acc": result.train_acc, "test_acc": result.val_acc}
+    if out is not None:
+        save_model(out, model, classes=train.classes, preprocess=pp.to_record(),
+                   recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
+                           "batch_size": batch_size, "freeze_until": freeze_until, "augment": augment,
+                           "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
+                   data={"spec": data or "embedded", "classes": cls, "per_class": per_class},
+                   metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
+                   transfer={"from": None if scratch else str(checkpoint)})
+        res["out"] = str(out)
+    if json_out:
+        print_json(res)
+        return
+    console.print(f"{res['mode']}: {len(train)} labelled images, {trainable:,} trainable "
+                  f"params -> test accuracy {result.val_acc:.4f} on {len(test)} images",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("features")
-    def features_cmd(
-        checkpoint: str = typer.Argument(..., help="model file (or a model name: random weights)"),
-        data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-        layer: str = typer.Option("pre_logits", "--layer", "-l",
-                                  help="module name (e.g. classifier.4 = AlexNet fc7), or "
-                                       "pre_logits: the input of the last linear layer"),
-        out: Path = typer.Option(..., "--out", "-o", help="features file (.safetensors)"),
-        split: str = typer.Option("train", help="train or test"),
-        classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
-        per_class: Optional[int] = typer.Option(None, help="at most N images per class (seeded)"),
-        limit: Optional[int] = typer.Option(None, help="at most N images"),
-        pool: str = typer.Option("avg", help="reduce 4-D maps: avg, max or flatten"),
-        json_out: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Write the activations of a layer for a dataset (features + labels, safetensors)."""
-        from ..predict import get_preprocess, load_for_inference
-        from ..transfer import extract_features, load_image_set, save_features
-
-        model, record = load_for_inference(checkpoint)
-        pp = get_preprocess(record, model)
-        ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
-        f = extract_features(model, ds.x, layer, pool=pool)
-        meta = {"model": record.get("model"), "checkpoint": str(checkpoint), "layer": layer,
-                "pool": pool, "data": data or "embedded", "split": split, "classes": ds.classes}
-        save_features(out, f, ds.y, **meta)
-        info = {"out": str(out), "shape": list(f.shape), **meta}
-        if json_out:
-            print_json(info)
-        else:
-            console.print(f"wrote {out}: {f.shape[0]} x {f.shape[1]} features of {layer}",
-                          highlight=False)
-
-    @app.command("linear-probe")
-    def linear_probe_cmd(
-        train: Path = typer.Argument(..., help="features file from `cnnzoo features`"),
-        val: Optional[Path] = typer.Option(None, "--val", help="features file to evaluate on"),
-        epochs: int = typer.Option(100, help="passes over the features"),
-        lr: float = typer.Option(0.01, help="AdamW learning rate"),
-        weight_decay: float = typer.Option(1e-4),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="save the probe (.safetensors)"),
-        json_out: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Train a linear classifier on extracted features; print train/val accuracy."""
-        from ..transfer import accuracy, load_features, train_linear_probe
-
-        f, y, meta = load_features(train)
-        probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
-                                   lr=lr, weight_decay=weight_decay)
-        res = {"train": str(train), "n_train": len(y), "dim": f.shape[1],
-               "train_acc": accuracy(probe, f, y)}
-        if val is not None:
-            fv, yv, meta_v = load_features(val)
-            if fv.shape[1] != f.shape[1]:
-                raise InvalidArgumentError(f"{val} has {fv.shape[1]} features, {train} {f.shape[1]}")
-            res.update(val=str(val), n_val=len(yv), val_acc=accuracy(probe, fv, yv))
-        if out is not None:
-            import json
-
-            from safetensors.torch import save_file
-
-            from ..files import atomic_path
-
-            with atomic_path(out) as tmp:
-                save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
-                          metadata={"cnnzoo_probe": json.dumps({**meta, **res})})
-            res["out"] = str(out)
-        if json_out:
-            print_json(res)
-            return
-        line = f"linear probe on {res['n_train']} x {res['dim']} features: train acc {res['train_acc']:.4f}"
-        if val is not None:
-            line += f", val acc {res['val_acc']:.4f} ({res['n_val']} samples)"
-        console.print(line, highlight=False)
-
-    @app.command("finetune")
-    def finetune_cmd(
-        checkpoint: str = typer.Argument(..., help="pre-trained model file"),
-        data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-        classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
-        per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
-        freeze_until: Optional[str] = typer.Option(
-            None, "--freeze-until", help="'all' (train only a new classifier), or a module name: "
-                                         "train from that stage on; default: the whole network"),
-        scratch: bool = typer.Option(False, "--scratch",
-                                     help="baseline: the same architecture from random weights"),
-        epochs: int = typer.Option(30),
-        lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
-        backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
-        batch_size: int = typer.Option(32),
-        augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
-        seed: int = typer.Option(0),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
-        json_out: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
-        evaluated on the test split of the same classes."""
-        import torch
-
-        from ..checkpoint import save_model
-        from ..predict import get_preprocess, load_for_inference
-        from ..registry import create_model
-        from ..transfer import fit, load_image_set, param_groups, prepare_transfer
-
-        model, record = load_for_inference(checkpoint)
-        pp = _fresh_preprocess(model, data) if record.get("untrained") else \
-            get_preprocess(record, model)
-        cls = parse_classes(classes)
-        train = load_image_set(data, "train", pp, cls, per_class, seed=seed)
-        test = load_image_set(data, "test", pp, cls)
-        n = len(train.classes)
-        torch.manual_seed(seed)
-        if scratch:
-            model = create_model(model.model_name, num_classes=n, in_chans=model.in_chans,
-                                 **getattr(model, "arch_kwargs", {}))
-            groups = param_groups(model, lr, 1.0)
-        else:
-            groups = prepare_transfer(model, n, freeze_until, lr, backbone_lr_mult)
-        trainable = sum(p.numel() for g in groups for p in g["params"])
-        result = fit(model, groups, train, test, epochs=epochs, batch_size=batch_size, seed=seed,
-                     augment=augment)
-        res = {"checkpoint": str(checkpoint), "mode": "scratch" if scratch else
-               f"transfer (freeze_until={freeze_until})", "n_train": len(train),
-               "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
-               "train_acc": result.train_acc, "test_acc": result.val_acc}
-        if out is not None:
-            save_model(out, model, classes=train.classes, preprocess=pp,
-                       recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
-                               "batch_size": batch_size, "freeze_until": freeze_until, "augment": augment,
-                               "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
-                       data={"spec": data or "embedded", "classes": cls, "per_class": per_class},
-                       metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
-                       transfer={"from": None if scratch else str(checkpoint)})
-            res["out"] = str(out)
-        if json_out:
-            print_json(res)
-            return
-        console.print(f"{res['mode']}: {len(train)} labelled images, {trainable:,} trainable "
-                      f"params -> test accuracy {result.val_acc:.4f} on {len(test)} images",
-                      highlight=False)
+    app.command("features")(features_cmd)
+    app.command("linear-probe")(linear_probe_cmd)
+    app.command("finetune")(finetune_cmd)

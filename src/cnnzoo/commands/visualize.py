@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from ._common import console, print_json
+
+if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from ..data.preprocess import Preprocess
 
 vis = typer.Typer(help="PNG figures of what a network learned (ZFNet's visualisations, Grad-CAM).",
                   no_args_is_help=True)
@@ -15,19 +22,20 @@ vis = typer.Typer(help="PNG figures of what a network learned (ZFNet's visualisa
 CKPT = typer.Argument(..., help="model file (.safetensors), or a model name (random weights)")
 
 
-def _load(checkpoint: str):
+def _load(checkpoint: str) -> tuple[nn.Module, dict[str, Any], Preprocess]:
     from ..predict import get_preprocess, load_for_inference
 
     model, record = load_for_inference(checkpoint)
     return model, record, get_preprocess(record, model)
 
 
-def _image(path: Path, pp):
-    from ..predict import load_image, preprocess_image
+def _image(path: Path, pp: Preprocess) -> tuple[torch.Tensor, np.ndarray]:
+    """One image file as a model input batch (1, C, H, W), and as the picture it shows."""
+    from ..data.images import load_image
     from ..visualize import to_display
 
-    x = preprocess_image(load_image(path), pp)[None]
-    return x, to_display(x[0], pp["mean"], pp["std"])
+    x = pp.prepare_image(load_image(path))[None]
+    return x, to_display(x[0], pp.mean, pp.std)
 
 
 def _done(out: Path, info: dict, json_out: bool) -> None:
@@ -82,7 +90,7 @@ def top9_cmd(checkpoint: str = CKPT,
 
     model, _, pp = _load(checkpoint)
     data_set = load_image_set(data, split, pp, limit=limit)
-    _, top = save_top_activations(model, data_set.x, layer, channel, out, pp["mean"], pp["std"],
+    _, top = save_top_activations(model, data_set.x, layer, channel, out, pp.mean, pp.std,
                                   method=method)
     for t in top:
         t["label"] = data_set.classes[int(data_set.y[t["index"]])]

@@ -15,6 +15,7 @@ import codecs
 import io
 import pickle
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def _root(path: Path, classes: int) -> Path:
         "this reader takes the 'python version' archive, extracted")
 
 
-def load_cifar(path: str | Path, classes: int, split: str):
+def load_cifar(path: str | Path, classes: int, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images uint8 N x 3 x 32 x 32, labels int64 N, class names) of CIFAR-10 or CIFAR-100."""
     root = _root(Path(path), classes)
     lay = _LAYOUT[classes]
@@ -136,7 +137,8 @@ def load_cifar(path: str | Path, classes: int, split: str):
     return x, y, names
 
 
-def write_cifar_batch(path: str | Path, images: np.ndarray, labels, classes: int = 10) -> None:
+def write_cifar_batch(path: str | Path, images: np.ndarray, labels: Sequence[int] | np.ndarray,
+                      classes: int = 10) -> None:
     """Write a batch in the official layout (used by tests to make small CIFAR-like sets)."""
     key = b"labels" if classes == 10 else b"fine_labels"
     obj = {b"batch_label": b"cnnzoo", key: [int(v) for v in labels],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ class TensorData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
 
-    def to(self, device) -> "TensorData":
+    def to(self, device: torch.device | str) -> TensorData:
         return TensorData(self.images.to(device), self.labels.to(device), self.classes)
 
     def stats(self) -> tuple[list[float], list[float]]:
@@ -73,7 +73,7 @@ class TensorData:
         x = self.images.permute(1, 0, 2, 3).reshape(self.images.shape[1], -1).double() / 255
         return x.mean(1).tolist(), x.std(1).tolist()
 
-    def subset(self, n: int) -> "TensorData":
+    def subset(self, n: int) -> TensorData:
         return TensorData(self.images[:n], self.labels[:n], self.classes)
 
 
@@ -97,7 +97,7 @@ def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
                       torch.from_numpy(np.array(labels, dtype=np.int64)), classes)
 
 
-def load_split(spec: DataSpec, split: str):
+def load_split(spec: DataSpec, split: str) -> TensorData | FolderData:
     """The 'train' or 'test' split of a spec, as TensorData or FolderData."""
     if spec.kind in ("mnist", "embedded"):
         from .mnist import load_mnist
@@ -134,8 +134,9 @@ def _folder_split(root: Path, split: str) -> FolderData:
 
 # -- batching -------------------------------------------------------------------------------
 def shard_indices(n: int, global_batch: int, epoch: int, seed: int, shuffle: bool, rank: int,
-                  world: int, drop_last: bool) -> torch.Tensor:
-    """This rank's sample indices for one epoch, as (steps, global_batch // world).
+                  world: int, drop_last: bool) -> torch.Tensor | list[torch.Tensor]:
+    """This rank's sample indices for one epoch: for training (drop_last) a tensor
+    (steps, global_batch // world), for evaluation a list of index tensors, the last shorter.
 
     Every rank draws the same permutation (same seed and epoch) and takes its own contiguous
     slice of each global batch, so the union over ranks of step k is exactly the global batch
@@ -154,7 +155,8 @@ def shard_indices(n: int, global_batch: int, epoch: int, seed: int, shuffle: boo
     return [mine[i: i + per_rank] for i in range(0, len(mine), per_rank)]
 
 
-def tensor_batches(data: TensorData, index_batches, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def tensor_batches(data: TensorData, index_batches: torch.Tensor | Sequence[torch.Tensor],
+                   start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     dev = data.images.device
     if isinstance(index_batches, torch.Tensor):
         # one copy per epoch: a per-step copy from pageable host memory would wait for the GPU

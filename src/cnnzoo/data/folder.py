@@ -8,7 +8,7 @@ main process, so the count is exact with any number of workers.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -68,7 +68,8 @@ class _ListSampler(torch.utils.data.Sampler):
 class FolderLoader:
     """Iterates (images, labels) batches; `skipped` lists the corrupt files met so far."""
 
-    def __init__(self, data: FolderData, transform, index_batches, workers: int, on_error: str,
+    def __init__(self, data: FolderData, transform: Callable[[Any], torch.Tensor],
+                 index_batches: Iterable[torch.Tensor], workers: int, on_error: str,
                  device: torch.device):
         self.ds = _Images(data, transform, on_error)
         self.index_batches = list(index_batches)

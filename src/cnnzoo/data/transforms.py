@@ -8,6 +8,7 @@ so one call augments a whole batch without a Python loop per image and without l
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 from ..errors import InvalidArgumentError
 
 AUGMENTATIONS = ("none", "shift", "cifar", "alexnet", "vgg", "imagenet")
+
+PCA = tuple[Sequence[float], Sequence[Sequence[float]]]  # eigenvalues, eigenvectors (as columns)
 
 # AlexNet's "PCA lighting" for ImageNet RGB in [0, 1] (eigen-decomposition of the pixel
 # covariance, as published with fb.resnet.torch); used when the data's own PCA is not known.
@@ -60,13 +63,16 @@ def resized_crop(x: torch.Tensor, size: tuple[int, int], frac_h: torch.Tensor, f
                          align_corners=False)
 
 
-def scale_jitter(x, size, smin: int, smax: int, g):
+def scale_jitter(x: torch.Tensor, size: tuple[int, int], smin: int, smax: int,
+                 g: torch.Generator) -> torch.Tensor:
     """VGG's scale jittering: rescale the shorter side to S ~ U[smin, smax], crop `size`."""
     s = torch.randint(smin, smax + 1, (x.shape[0],), device=x.device, generator=g).float()
     return resized_crop(x, size, size[0] / s, size[1] / s, g)
 
 
-def random_resized_crop(x, size, g, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+def random_resized_crop(x: torch.Tensor, size: tuple[int, int], g: torch.Generator,
+                        scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
     """Inception/ImageNet crop: area fraction ~ U[scale], log aspect ratio ~ U[log ratio]."""
     n = x.shape[0]
     area = torch.empty(n, device=x.device).uniform_(*scale, generator=g)
@@ -75,7 +81,8 @@ def random_resized_crop(x, size, g, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
     return resized_crop(x, size, (area / r).sqrt(), (area * r).sqrt(), g)
 
 
-def pca_lighting(x: torch.Tensor, g: torch.Generator, eigval, eigvec, std: float = 0.1) -> torch.Tensor:
+def pca_lighting(x: torch.Tensor, g: torch.Generator, eigval: Sequence[float],
+                 eigvec: Sequence[Sequence[float]], std: float = 0.1) -> torch.Tensor:
     """AlexNet's colour augmentation: add sum_i alpha_i * lambda_i * p_i, alpha ~ N(0, 0.1),
     to every pixel of an RGB image in [0, 1]."""
     if x.shape[1] != 3:
@@ -98,14 +105,8 @@ def pixel_pca(images: torch.Tensor, max_pixels: int = 1_000_000) -> tuple[list[f
     return val.flip(0).float().tolist(), vec.flip(1).float().tolist()
 
 
-def check_augment(name: str) -> str:
-    if name not in AUGMENTATIONS:
-        raise InvalidArgumentError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
-    return name
-
-
 def augment_batch(x: torch.Tensor, name: str, size: tuple[int, int], g: torch.Generator,
-                  pca=None) -> torch.Tensor:
+                  pca: PCA | None = None) -> torch.Tensor:
     """Training augmentation of a float batch in [0, 1], already at the model's input size
     (or larger, for crops): returns a batch of `size`."""
     if name == "none":
@@ -156,7 +157,8 @@ class Lighting:
         return img + rgb.view(3, 1, 1)
 
 
-def folder_transform(augment: str, size: tuple[int, int], resize: int, mean, std, train: bool):
+def folder_transform(augment: str, size: tuple[int, int], resize: int, mean: Sequence[float],
+                     std: Sequence[float], train: bool) -> Callable[[Any], torch.Tensor]:
     from torchvision.transforms import v2 as T
 
     head = [T.ToImage()]
