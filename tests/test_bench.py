@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -296,3 +300,36 @@ def test_fastpath_benchmark_rows():
     assert row["batch"] == 1 and row["backend"] == "onnxruntime" and row["max_abs_diff"] < 1e-3
     assert row["speedup"] == pytest.approx(row["fast_images_per_s"] / row["eager_images_per_s"])
     assert len(row["eager_ms"]) == len(row["fast_ms"]) == 2
+
+
+def test_compiled_bench_over_six_models_runs_no_side_eager():
+    """Every zoo model shares ZooModel.forward: without a dynamo reset per case the recompile
+    limit (8) was hit around the fifth model and that side silently ran eager. The 'eager'
+    backend checks dynamo's capture (what falls back) without inductor's code generation."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+           "OMP_NUM_THREADS": "1"}
+    models = "lenet5_modern,alexnet,resnet50,mobilenet_v2,shufflenet_v2_x1_0,squeezenet1_0"
+    p = subprocess.run([sys.executable, "-m", "cnnzoo", "bench", "--quick", "--compile", "--compile-backend",
+                        "eager", "--models", models, "--no-fastpath", "--no-loop", "--reps", "1",
+                        "--threads", "1", "--format", "json"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout)
+    assert [m["model"] for m in res["models"]] == models.split(",") and not res["skipped"]
+    assert all(m["compiled_graphs"] >= 2 for m in res["models"])
+
+
+class _GraphBreak(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._dynamo.graph_break()  # dynamo would run this eager (in pieces) without fullgraph
+        return self.fc(x.flatten(1))
+
+
+def test_a_side_that_cannot_stay_compiled_fails_the_benchmark():
+    s = Settings(compile=True, compile_backend="eager", infer_batch=2, train_batch=2, warmup=1, reps=1)
+    with pytest.raises(bench.CompileFallbackError, match="refusing to time eager code"):
+        bench.bench_case(Case("graph_break", "itself", _GraphBreak, _GraphBreak, (3, 4, 4), 10), s)

@@ -238,7 +238,7 @@ def test_pca_lighting_adds_a_colour_shift_along_the_eigenvectors():
 def test_fit_input_pads_mnist_to_lenets_32():
     p = fit_input("lenet5", (1, 32, 32), (1, 28, 28), [0.13], [0.31])
     assert p.pad == 2 and p.resize == 28 and "padded by 2" in p.note
-    assert p.record() == {"input_size": [1, 32, 32], "resize": 28, "mean": [0.13], "std": [0.31],
+    assert p.to_record() == {"input_size": [1, 32, 32], "resize": 28, "mean": [0.13], "std": [0.31],
                           "grayscale": True, "pad": 2}
     x = torch.full((2, 1, 28, 28), 255, dtype=torch.uint8)
     b = p.eval_batch(x)

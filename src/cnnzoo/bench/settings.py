@@ -64,7 +64,7 @@ def quick_settings(device: str = "cpu") -> Settings:
 def settings_from(*, quick: bool = False, device: str = "cpu", precision: str | None = None,
                   channels_last: bool | None = None, compile: bool | None = None,
                   batch: int | None = None, reps: int | None = None,
-                  threads: int | None = 2) -> Settings:
+                  threads: int | None = 2, compile_backend: str = "inductor") -> Settings:
     """Settings from command-line options. Unset options take the device's default: on CUDA
     the fast path (bf16 autocast, channels_last, torch.compile with CUDA graphs), on the CPU
     plain float32 eager (what a user runs by default)."""
@@ -73,7 +73,8 @@ def settings_from(*, quick: bool = False, device: str = "cpu", precision: str | 
     kw: dict[str, Any] = dict(vars(base))
     kw.update(precision=precision or ("bf16" if cuda else "fp32"),
               channels_last=cuda if channels_last is None else channels_last,
-              compile=cuda if compile is None else compile, threads=threads)
+              compile=cuda if compile is None else compile, threads=threads,
+              compile_backend=compile_backend)
     if batch is not None:
         kw.update(infer_batch=batch, train_batch=batch)
     if reps is not None:

@@ -172,11 +172,13 @@ def bench_case(case: Case, s: Settings, modes: Sequence[str] = ("infer", "train"
         # the same data, weights and optimiser: the two loss sums must agree closely
         out["train"]["loss_sums"] = [float(loss_o), float(loss_r)]
     if s.compile:
+        # Two instances of one class may share a graph (parameters are graph inputs), so at
+        # least one graph per mode; fullgraph and the recompile-limit check catch the rest.
         out["compiled_graphs"] = _graph_count() - graphs_before
-        if out["compiled_graphs"] < 2 * len(modes):  # each side, each mode: one graph at least
+        if out["compiled_graphs"] < len(modes):
             raise CompileFallbackError(
-                f"{case.name}: only {out['compiled_graphs']} graphs were compiled for "
-                f"{2 * len(modes)} compiled steps; some side ran eager")
+                f"{case.name}: {out['compiled_graphs']} graphs were compiled for {len(modes)} "
+                "compiled modes; a side ran eager")
     return out
 
 

@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
                                                      help="default: on for CUDA"),
         compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                                help="torch.compile both sides; default: on for CUDA"),
+        compile_backend: str = typer.Option(
+            "inductor", help="torch.compile backend; 'eager' checks dynamo's capture without code generation"),
         batch: Optional[int] = typer.Option(None, help="batch for inference and training steps"),
         reps: Optional[int] = typer.Option(None, help="timed repetitions per side (ABBA order)"),
         threads: int = typer.Option(2, help="torch CPU threads"),
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
             raise InvalidArgumentError(f"--modes takes infer and/or train, got {modes!r}")
         s = settings_from(quick=quick, device=device, precision=precision,
                           channels_last=channels_last, compile=compile, batch=batch, reps=reps,
-                          threads=threads)
+                          threads=threads, compile_backend=compile_backend)
         names = [m.strip() for m in models.split(",") if m.strip()] if models else None
         try:
             res = run(settings=s, models=names, quick=quick, modes=mode_list, fastpath=fastpath,

@@ -89,8 +89,6 @@ class Preprocess:
             record["pad"] = self.pad
         return record
 
-    record = to_record  # the trainer's name for it
-
     @property
     def input_size(self) -> tuple[int, int, int]:
         return (self.in_chans, *self.size)

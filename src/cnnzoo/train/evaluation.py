@@ -38,8 +38,8 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             f"{path} was trained on {len(classes)} classes; --data {spec} has {len(test.classes)}")
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(dev)
-    c, h, w = pre["input_size"]
-    prep = Preprocess(c, (h, w), None, pre.get("pad", 0), pre.get("resize"), pre["mean"], pre["std"])
+    prep = Preprocess.from_record(pre)
+    c = prep.in_chans
     idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
     if isinstance(test, TensorData):
         if test.shape[0] != c:

@@ -69,7 +69,7 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
                     extra={"run": record, "history": t.history}, rng=rng)
     if final_metrics is not None:
         save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(), data=str(data.spec),
-                   metrics=final_metrics, classes=list(data.classes), preprocess=data.prep.record(),
+                   metrics=final_metrics, classes=list(data.classes), preprocess=data.prep.to_record(),
                    step=step)
 
 
