@@ -113,8 +113,8 @@ def _empty_result() -> dict:
 
 
 def test_mfu_uses_the_peak_table(monkeypatch):
-    monkeypatch.setattr(side_by_side, "peak_flops", lambda device: (1e9, "test peak"))
-    res = bench.compare(lambda: None, lambda: None, 4, Settings(reps=2, warmup=0), 1000, 3)
+    monkeypatch.setattr(side_by_side, "peak_flops", lambda device, precision: (1e9, "test peak"))
+    res = bench.compare(lambda: None, lambda: None, 4, Settings(reps=2, warmup=0, precision="bf16"), 1000, 3)
     o = res["ours"]
     assert o["mfu"] == pytest.approx(2 * 3 * 1000 * o["images_per_s"] / 1e9)
 
@@ -123,6 +123,8 @@ def test_known_gpus_have_their_dense_bf16_peak():
     table = {key: peak for key, peak, _ in bench.PEAK_BF16_FLOPS}
     assert table["H100"] == table["H200"] == 989e12
     assert bench.peak_flops("cpu") == (None, None)
+    # an fp32 run has no MFU against the bf16 peak (it would understate it several times)
+    assert bench.peak_flops("cuda", "fp32") == (None, None)
 
 
 def test_repetitions_alternate_abba():

@@ -277,3 +277,14 @@ def test_mnist_download_verifies_sha256_from_a_local_mirror(tmp_path, mnist_dir)
     with pytest.raises(DownloadError, match="SHA-256 of its content is"):
         download_mnist(tmp_path / "dl", mirror=mirror.as_uri())
     assert not (tmp_path / "dl" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_alexnet_lighting_builds_its_constants_once_per_device():
+    from cnnzoo.data.transforms import augment_batch, device_pca
+
+    device_pca.cache_clear()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 40, 40)
+    for _ in range(3):  # three training steps: one host-to-device copy of the constants in all
+        augment_batch(x, "alexnet", (35, 35), g)
+    assert device_pca.cache_info().misses == 1 and device_pca.cache_info().hits == 2

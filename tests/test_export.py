@@ -76,3 +76,11 @@ def test_bad_format_and_batch():
         export_model(model, "x.bin", "tflite")
     with pytest.raises(InvalidArgumentError, match="batch_size must be >= 2"):
         export_model(model, "x.onnx", "onnx", batch_size=1)
+
+
+def test_export_leaves_the_callers_model_as_it_was(tmp_path):
+    """A copy is exported: the caller's model keeps its dtype, device and training mode (a CUDA
+    model moved to the CPU in place broke the caller's next GPU call)."""
+    m = cnnzoo.create_model("lenet5_modern").to(torch.float64).train()
+    export_model(m, tmp_path / "m.pt2", fmt="exported-program")
+    assert m.training and next(m.parameters()).dtype == torch.float64

@@ -13,6 +13,7 @@ prove the batch is dynamic); the maximum absolute difference is reported and mus
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import warnings
@@ -38,13 +39,14 @@ class ExportCheckError(CnnzooError):
 def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                  input_size: tuple[int, int, int] | None = None, batch_size: int = 2,
                  atol: float = 1e-4, check: bool = True, opset: int = 18) -> dict[str, Any]:
-    """Export `model` (eval mode, float32) to `out`; returns a report with max_abs_diff."""
+    """Export `model` (eval mode, float32) to `out`; returns a report with max_abs_diff.
+    `model` itself is left as it was (device, dtype, training mode): a copy is exported."""
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if batch_size < 2:
         # a batch of 1 would let exporters specialise the batch dimension to 1
         raise InvalidArgumentError("export batch_size must be >= 2 to keep the batch dynamic")
-    model = model.eval().float().cpu()
+    model = copy.deepcopy(model).eval().float().cpu()
     if input_size is None:
         input_size = _native_size(model)
     out = Path(out)

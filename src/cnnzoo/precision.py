@@ -27,3 +27,12 @@ def autocast(device: torch.device | str, bf16: bool) -> contextlib.AbstractConte
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def set_tf32(device: torch.device, allowed: bool) -> None:
+    """TF32 tensor cores for the float32 matmuls and convolutions on CUDA. A run with amp=off
+    asks for float32 numerics and gets them (PyTorch would otherwise run its convolutions in
+    TF32); with bf16 autocast the ops left in float32 may use TF32. No effect on the CPU."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = allowed
+        torch.backends.cudnn.allow_tf32 = allowed

@@ -21,7 +21,8 @@ from torch import nn
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess, fit_input
 from ..registry import create_model, get_entry, list_models
-from ..train.engine import StepContext, build_optimizer, build_scheduler, train_one_epoch
+from ..train.engine import (StepContext, autocast_ctx, build_optimizer, build_scheduler, train_one_epoch,
+                            use_channels_last, uses_bf16)
 from ..train.recipes import Recipe, get_recipe
 from .settings import Settings
 from .timing import summarize, time_interleaved
@@ -133,14 +134,21 @@ def _reference_arm(lp: _Loop) -> Callable[[], None]:
     criterion = nn.CrossEntropyLoss(label_smoothing=lp.recipe.label_smoothing)
     ref_sched = torch.optim.lr_scheduler.StepLR(lp.opts["reference"], step_size=30, gamma=0.1)
 
+    amp = autocast_ctx(lp.recipe, device)
+    if use_channels_last(lp.recipe, device):
+        lp.models["reference"].to(memory_format=torch.channels_last)
+
     def reference_epoch() -> None:
         model, optimizer = lp.models["reference"], lp.opts["reference"]
         model.train()
         correct = seen = 0.0
         for image, target in loader:
             image, target = image.to(device, non_blocking=True), target.to(device, non_blocking=True)
-            output = model(image)
-            loss = criterion(output, target)
+            if use_channels_last(lp.recipe, device):
+                image = image.contiguous(memory_format=torch.channels_last)
+            with amp:  # the precision our arm runs at (train.py's --amp), or the ratio would mix two
+                output = model(image)
+                loss = criterion(output.float(), target)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -173,6 +181,7 @@ def bench_loop(s: Settings, quick: bool = False, model_name: str = "lenet5_moder
     o, r, y = (summarize(t[k], lp.n) for k in ARMS)
     return {"model": model_name, "data": f"{data} (first {lp.n} training images)",
             "recipe": recipe_name, "batch": lp.recipe.batch_size, "steps_per_epoch": lp.steps,
+            "precision": "bf16" if uses_bf16(lp.recipe, lp.device) else "fp32",
             "reference_loop": "torchvision references/classification/train.py shape: DataLoader "
                               "(per-sample transforms, num_workers=0), .item() per step",
             "ours": o, "reference": r, "synthetic": y,

@@ -23,9 +23,10 @@ PEAK_BF16_FLOPS: tuple[tuple[str, float, str], ...] = (
 )
 
 
-def peak_flops(device: str) -> tuple[float | None, str | None]:
-    """Dense bf16 peak of the CUDA device in FLOP/s, or (None, None) where unknown / on CPU."""
-    if not device.startswith("cuda"):
+def peak_flops(device: str, precision: str = "bf16") -> tuple[float | None, str | None]:
+    """Dense bf16 peak of the CUDA device in FLOP/s, or (None, None) where unknown, on the CPU,
+    or for an fp32 run (its MFU against the bf16 peak would understate it several times)."""
+    if not device.startswith("cuda") or precision != "bf16":
         return None, None
     gpu = torch.cuda.get_device_name(torch.device(device))
     for key, peak, label in PEAK_BF16_FLOPS:

@@ -120,7 +120,7 @@ def compare(ours: Callable[[], Any], ref: Callable[[], Any], batch: int, s: Sett
     res: dict[str, Any] = {"batch": batch, "ours": o, "reference": r,
                            "ratio": o["images_per_s"] / r["images_per_s"]}
     if macs_per_image:
-        peak, _ = peak_flops(s.device)
+        peak, _ = peak_flops(s.device, s.precision)
         for d in (o, r):
             rate = d["images_per_s"] * macs_per_image * mac_factor
             d["gmacs_per_s"] = rate / 1e9

@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from ..errors import InvalidArgumentError
 from ._common import Format, print_json
 
 
@@ -110,13 +111,17 @@ def _register_eval(app: typer.Typer) -> None:
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
         device: Optional[str] = typer.Option(None, "--device"),
         batch_size: int = typer.Option(500, "--batch-size"),
+        amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA and AMX CPUs), bf16 or off"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix."""
         from ..train.evaluation import evaluate_file
         from ..train.logs import plot_confusion as plot
 
-        res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size)
+        if amp not in ("auto", "bf16", "off"):
+            raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
+        res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size,
+                            amp=amp)
         if plot_confusion is not None:
             plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
             res["confusion_png"] = str(plot_confusion)
@@ -126,7 +131,7 @@ def _register_eval(app: typer.Typer) -> None:
         from rich.table import Table
 
         con = Console()
-        con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}): "
+        con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}): "
                   f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
         t = Table(title="per-class accuracy")
         t.add_column("class")

@@ -7,6 +7,7 @@ so one call augments a whole batch without a Python loop per image and without l
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -87,11 +88,19 @@ def pca_lighting(x: torch.Tensor, g: torch.Generator, eigval: Sequence[float],
     to every pixel of an RGB image in [0, 1]."""
     if x.shape[1] != 3:
         return x
-    eigval = torch.as_tensor(eigval, device=x.device, dtype=torch.float32)
-    eigvec = torch.as_tensor(eigvec, device=x.device, dtype=torch.float32)
+    eigval, eigvec = device_pca(tuple(eigval), tuple(tuple(v) for v in eigvec), x.device)
     alpha = torch.randn(x.shape[0], 3, device=x.device, generator=g) * std
     rgb = (alpha * eigval) @ eigvec.T  # (N, 3)
     return x + rgb.view(-1, 3, 1, 1).to(x.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def device_pca(eigval: tuple[float, ...], eigvec: tuple[tuple[float, ...], ...],
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PCA constants on `device`, made once: a tensor built from a list on a GPU is a
+    host-to-device copy, which every training step paid twice."""
+    return (torch.tensor(eigval, device=device, dtype=torch.float32),
+            torch.tensor(eigvec, device=device, dtype=torch.float32))
 
 
 def pixel_pca(images: torch.Tensor, max_pixels: int = 1_000_000) -> tuple[list[float], list[list[float]]]:

@@ -1,7 +1,8 @@
 """Shared building blocks. Each topic lives in its own module (import from it directly):
 
     layers.basic      ConvBnAct, basic_conv / basic_conv_same (the Inception line's BasicConv2d),
-                      LocalResponseNorm (the papers' LRN), he_init, transform_input
+                      LocalResponseNorm (the papers' LRN), AdaptiveAvgPool2d (deterministic
+                      CUDA backward where sizes divide), he_init, transform_input
     layers.branches   Branches, SplitConcat and the `seq` branch builder (Inception-v4, IRv2)
     layers.inception  InceptionModule and InceptionAux (GoogLeNet, BN-Inception)
     layers.residual   BasicBlock, Bottleneck (groups/width, v1/v1.5 stride), PreActBasicBlock,

@@ -1,5 +1,6 @@
 """Single-layer building blocks used across families: ConvBnAct (conv + BN + activation) and the
-Inception line's BasicConv2d helpers built on it, the papers' LocalResponseNorm, He init, and
+Inception line's BasicConv2d helpers built on it, the papers' LocalResponseNorm, an
+AdaptiveAvgPool2d with a deterministic CUDA backward where sizes divide, He init, and
 torchvision's `transform_input` re-normalisation (GoogLeNet, Inception v3)."""
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -62,6 +65,42 @@ class LocalResponseNorm(nn.LocalResponseNorm):
 
     def extra_repr(self) -> str:
         return f"n={self.size}, alpha={self.paper_alpha} (paper), beta={self.beta}, k={self.k}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F.local_response_norm sums across channels with avg_pool3d, whose CUDA backward has no
+        # deterministic version (--deterministic failed at the first backward); the same
+        # window sum as a 2-D average pool over a (channels, pixels) plane has one.
+        if x.dim() != 4:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        sq = (x * x).reshape(n, 1, c, h * w)
+        sq = F.pad(sq, (0, 0, self.size // 2, (self.size - 1) // 2))
+        div = F.avg_pool2d(sq, (self.size, 1), stride=1).reshape(n, c, h, w)
+        return x / div.mul(self.alpha).add(self.k).pow(self.beta)
+
+
+class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """nn.AdaptiveAvgPool2d with a backward that CUDA can run deterministically (the adaptive
+    kernel's cannot): a plain average pool where the input divides into the output evenly
+    (AlexNet's 6x6, VGG's 7x7), else the same overlapping windows as two small averaging
+    matrices (torchvision GoogLeNet's aux 14x14 -> 4x4). The numbers are the adaptive pool's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        oh, ow = (o if o is not None else i for o, i in zip(_pair(self.output_size), (h, w)))
+        if h % oh == 0 and w % ow == 0:
+            return F.avg_pool2d(x, (h // oh, w // ow))
+        ph, pw = _window_means(h, oh, x), _window_means(w, ow, x)
+        return torch.einsum("oh,nchw,pw->ncop", ph, x, pw)
+
+
+def _window_means(size: int, out: int, like: torch.Tensor) -> torch.Tensor:
+    """(out, size) matrix averaging adaptive pooling's window i: [floor(i*size/out), ceil((i+1)*size/out))."""
+    i = torch.arange(out, device=like.device)
+    start, end = (i * size) // out, ((i + 1) * size + out - 1) // out
+    j = torch.arange(size, device=like.device)
+    inside = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
+    return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
 
 
 def he_init(module: nn.Module, zero_bias: bool = True) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..contract import ZooModel
 from ..errors import InvalidArgumentError
-from ..layers.basic import LocalResponseNorm
+from ..layers.basic import AdaptiveAvgPool2d, LocalResponseNorm
 from ..registry import Paper, Published, register
 
 
@@ -83,7 +83,7 @@ class AlexNet(ZooModel):
                 stride *= 2
                 self.feature_info.append(dict(num_chs=chs, reduction=stride, module=f"features.{i}"))
         self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.avgpool = AdaptiveAvgPool2d((6, 6))
         if cfg == "torchvision":  # torchvision's order: dropout before fc6 and fc7
             head = [nn.Dropout(dropout), nn.Linear(chs * 36, 4096), nn.ReLU(inplace=True),
                     nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True)]

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..contract import AuxModel
 from ..errors import InvalidArgumentError
-from ..layers.basic import ConvBnAct, LocalResponseNorm, transform_input
+from ..layers.basic import AdaptiveAvgPool2d, ConvBnAct, LocalResponseNorm, transform_input
 from ..layers.inception import InceptionAux, InceptionModule
 from ..registry import Paper, Published, register
 
@@ -83,7 +83,7 @@ class GoogLeNet(AuxModel):
             self.stage_names.append(f"inception{name}")
             chs = block.out_chs
             if name in AUX_AFTER and aux_logits:
-                pool = nn.AvgPool2d(5, 3) if aux_pool == "avg5s3" else nn.AdaptiveAvgPool2d(4)
+                pool = nn.AvgPool2d(5, 3) if aux_pool == "avg5s3" else AdaptiveAvgPool2d(4)
                 setattr(self, AUX_AFTER[name], InceptionAux(chs, num_classes, conv=conv, pool=pool))
         self.feature_info.append(dict(num_chs=chs, reduction=32, module="inception5b"))
         self.num_features = chs  # 1024

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..contract import ZooModel
 from ..errors import InvalidArgumentError
-from ..layers.basic import LocalResponseNorm, he_init
+from ..layers.basic import AdaptiveAvgPool2d, LocalResponseNorm, he_init
 from ..registry import Paper, Published, register
 
 _M = "M"
@@ -68,7 +68,7 @@ class VGG(ZooModel):
                 layers.append(nn.ReLU(inplace=True))
                 chs = out
         self.features = nn.Sequential(*layers)  # N x 512 x 7 x 7 at 224 x 224
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.avgpool = AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(chs * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),

@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..data.preprocess import Preprocess
 from ..errors import CheckpointError, InputShapeError
+from ..precision import set_tf32
 from ..registry import create_model
 from . import checkpoint as ckpt
 from .distributed import DistInfo, wrap_model
@@ -55,6 +56,7 @@ def build_trainer(*, plan: Plan, data: RunData, info: DistInfo, device: torch.de
     recipe = plan.recipe
     model = _build_model(plan=plan, data=data, device=device, reporter=reporter)
     channels_last = use_channels_last(recipe, device)
+    set_tf32(device, recipe.amp != "off")
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if info.enabled:  # the same initial weights on every rank, then each its own dropout stream

@@ -99,8 +99,13 @@ def loss_fn(out: Any, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.T
     return classification_loss(out, y, label_smoothing=r.label_smoothing, aux_weight=r.aux_weight)
 
 
+def uses_bf16(r: Recipe, device: torch.device) -> bool:
+    """Whether the recipe's amp setting means bf16 autocast on `device`."""
+    return r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device))
+
+
 def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextManager:
-    return autocast(device, r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device)))
+    return autocast(device, uses_bf16(r, device))
 
 
 def use_channels_last(r: Recipe, device: torch.device) -> bool:

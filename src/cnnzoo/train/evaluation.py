@@ -12,13 +12,16 @@ from ..data.preprocess import Preprocess
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
 from ..registry import load_model
 from . import checkpoint as ckpt
-from .engine import evaluate
+from .engine import evaluate, uses_bf16
+from .recipes import Recipe
 
 
 def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool = False,
-                  device: str | None = None, batch_size: int = 500, workers: int = 4) -> dict:
+                  device: str | None = None, batch_size: int = 500, workers: int = 4,
+                  amp: str = "auto") -> dict:
     """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
-    of a model file written by `cnnzoo train` on the test split of `data`."""
+    of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
+    recipes (auto: bf16 on CUDA and AMX CPUs, fp32 elsewhere); the result says which ran."""
     path = Path(path)
     if path.suffix in ckpt.TORCH_SUFFIXES:
         ckpt.load_torch_file(path)  # refuses unsafe pickles with a clear message
@@ -38,6 +41,7 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             f"{path} was trained on {len(classes)} classes; --data {spec} has {len(test.classes)}")
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(dev)
+    recipe = Recipe(amp=amp)
     prep = Preprocess.from_record(pre)
     c = prep.in_chans
     idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
@@ -46,7 +50,7 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             raise InputShapeError(f"{path} takes {c}-channel images; {spec} has {test.shape[0]}")
         batches = tensor_batches(test.to(dev), idx)
         res = evaluate(model, batches, device=dev, num_classes=len(classes),
-                       prep=lambda x: prep.eval_batch(x, ten_crop), confusion=True)
+                       prep=lambda x: prep.eval_batch(x, ten_crop), confusion=True, recipe=recipe)
     else:
         from ..data.folder import FolderLoader
         from ..data.transforms import folder_transform
@@ -56,11 +60,13 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             tf = _TenCropTransform(pre.get("resize") or h, (h, w), pre["mean"], pre["std"])
         loader = FolderLoader(test, tf, idx, workers, "skip", dev)
         batches = ((x.transpose(0, 1) if x.dim() == 5 else x, y) for x, y in loader.iterate())
-        res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True)
+        res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True,
+                       recipe=recipe)
     cm = res.pop("confusion")
     per_class = (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist()
     return {"model_file": str(path), "model": record["model"], "data": str(spec),
             "view": "10-crop" if ten_crop else "center", "images": res["n"],
+            "precision": "bf16" if uses_bf16(recipe, dev) else "fp32",
             "top1_err": round(100 * (1 - res["acc"]), 4), "top5_err": round(100 * (1 - res["top5"]), 4),
             "loss": res["loss"], "classes": list(classes),
             "per_class_acc": {c: round(a, 6) for c, a in zip(classes, per_class)},
