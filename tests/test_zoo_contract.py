@@ -60,3 +60,23 @@ def test_contract_on_meta(name):
         assert m.forward_head(f).shape == pre.shape
         m.reset_classifier(5)  # and back again
         assert m.forward_head(f).shape == (2, 5)
+
+
+def test_a_process_can_compile_many_zoo_models_without_an_eager_fallback():
+    """Each class has its own forward code object: sharing ZooModel.forward across families made
+    dynamo hit its recompile limit (8) after a few models and run the rest eager."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    models = [("lenet5", 32), ("lenet5_modern", 32), ("resnet20", 32), ("alexnet", 64),
+              ("squeezenet1_1", 64), ("mobilenet_v2", 32), ("shufflenet_v2_x0_5", 32),
+              ("vgg11", 32), ("resnet18", 32)]
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        for name, size in models:
+            m = cnnzoo.create_model(name, num_classes=10)
+            compiled = torch.compile(m, backend="eager", fullgraph=True)
+            x = torch.randn(2, m.in_chans, size, size)
+            compiled.train()
+            compiled(x)
+            compiled.eval()
+            compiled(x)

@@ -19,6 +19,7 @@ forward_features/forward_head, so that `forward` can call it when an input is to
 from __future__ import annotations
 
 import re
+import types
 from typing import Any, NamedTuple
 
 import torch
@@ -46,6 +47,19 @@ class AuxOutputs(NamedTuple):
 
 class ZooModel(nn.Module):
     classifier_name: str = "fc"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # dynamo keys its compiled code (and its recompile limit of 8) on the code object: with
+        # one inherited forward shared by every family, a process compiling a few models ran
+        # the later ones eager. Each class gets its own copy of the forward it inherits.
+        if "forward" not in cls.__dict__:
+            f = cls.forward
+            copy = types.FunctionType(f.__code__.replace(), f.__globals__, f.__name__,
+                                      f.__defaults__, f.__closure__)
+            copy.__qualname__, copy.__doc__ = f"{cls.__qualname__}.forward", f.__doc__
+            copy.__annotations__ = dict(f.__annotations__)
+            cls.forward = copy
 
     def __init__(self, num_classes: int, in_chans: int) -> None:
         super().__init__()
