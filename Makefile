@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all docs install clean
+.PHONY: demo test test-all test-fp32 test-bf16 gpu-check docs install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,19 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
+
+# The default suite with bf16 autocast forced off (an AMD or older Intel CPU) or on (AMX):
+# results asserted by the learning tests must hold under both.
+test-fp32: $(STAMP)
+	CNNZOO_BF16=off $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+test-bf16: $(STAMP)
+	CNNZOO_BF16=on $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+# On a machine with a CUDA GPU: the cuda tests, ResNet-50 speed, time to 99% on MNIST, in one
+# go (benchmarks/gpu_check.sh; CNNZOO_PYTHON picks the Python, default python3).
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_model_docs.py

@@ -82,6 +82,30 @@ def _weights(path):
     return load_file(str(path))
 
 
+class _Stop(Exception):
+    pass
+
+
+def _fit_until(out, overrides, stop_at, device=None):
+    """A run that dies right after its step-`stop_at` checkpoint (like kill -9)."""
+    from cnnzoo.train import checkpoint as ckpt
+    from cnnzoo.train.run import fit
+
+    real = ckpt.save_state
+
+    def save_then_die(*a, **kw):
+        real(*a, **kw)
+        if kw["step"] == stop_at:
+            raise _Stop
+
+    ckpt.save_state = save_then_die
+    try:
+        fit("tiny_bn", recipe="lenet", epochs=2, out=out, overrides=overrides, deterministic=True,
+            device=device)
+    finally:
+        ckpt.save_state = real
+
+
 _register()
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: 
 from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
 from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
 
-from _train_models import SGD, _one_thread, _weights  # noqa: E402,F401  (shared fixture and helpers)
+from _train_models import SGD, _fit_until, _one_thread, _Stop, _weights  # noqa: E402,F401  (shared fixture and helpers)
 
 
 # The CPU defaults, and the CUDA defaults (fused optimizer kernels, channels_last; bf16 where
@@ -62,26 +62,6 @@ def test_same_seed_same_weights_and_resume_continues_exactly(tmp_path, layout):
         assert torch.equal(full[k], cut[k]), k
 
 
-class _Stop(Exception):
-    pass
-
-
-def _fit_until(out, overrides, stop_at):
-    """A run that dies right after its step-`stop_at` checkpoint (like kill -9)."""
-    from cnnzoo.train import run
-
-    real = ckpt.save_state
-
-    def save_then_die(*a, **kw):
-        real(*a, **kw)
-        if kw["step"] == stop_at:
-            raise _Stop
-
-    run.ckpt.save_state = save_then_die
-    try:
-        fit("tiny_bn", recipe="lenet", epochs=2, out=out, overrides=overrides, deterministic=True)
-    finally:
-        run.ckpt.save_state = real
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -2,8 +2,9 @@
 
 Each module in cnnzoo/commands/ defines `register(app)` and adds its verbs; this file only
 assembles them and turns library errors into clear messages and exit codes:
-    0 success, 1 the job ran but failed (e.g. a check did not pass, a NaN loss),
-    2 bad input (unknown model, bad shape or file, bad option), 130 interrupted.
+    0 success, 1 the job ran but failed (JobFailedError: a check did not pass, a NaN loss),
+    2 bad input (any other CnnzooError: unknown model, bad shape or file, bad option),
+    130 interrupted.
 """
 
 from __future__ import annotations
@@ -52,38 +53,49 @@ _load_commands()
 _unwrap_help()
 
 
+def _usage_and_abort_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """click's usage errors and Abort, and those of the click that recent typer vendors."""
+    import click
+
+    usage: tuple[type, ...] = (click.exceptions.ClickException,)
+    abort: tuple[type, ...] = (click.exceptions.Abort,)
+    try:
+        from typer._click import exceptions as vendored
+
+        usage += (vendored.ClickException,)
+        abort += (vendored.Abort,)
+    except ImportError:
+        pass
+    return usage, abort
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
-    except CnnzooError as err:
+        rc = app(args=argv, standalone_mode=False)
+    except CnnzooError as err:  # bad input (2) or a job that ran and failed (1): no traceback
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as err:  # click's usage errors
-        import click
-
-        usage = (click.exceptions.ClickException,)
-        try:  # recent typer vendors its own click: its usage errors are not click's
-            from typer._click.exceptions import ClickException as TyperClickException
-
-            usage += (TyperClickException,)
-        except ImportError:
-            pass
+    except Exception as err:
+        usage, abort = _usage_and_abort_errors()
         if isinstance(err, usage):
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
+        if isinstance(err, abort):  # click turns Ctrl-C into Abort
+            err_console.print("interrupted")
             sys.exit(130)
         raise
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    # standalone_mode=False hands back typer.Exit's code instead of exiting with it
+    code = rc if isinstance(rc, int) else 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and code == 0:
         # A torchrun worker that finished: its files are written (atomically, fsynced) and its
         # process group destroyed. Skip interpreter finalisation, where gloo's worker threads
         # could still abort the process ("terminate called without an active exception").
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    sys.exit(0)
+    sys.exit(code)

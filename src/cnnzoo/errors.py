@@ -1,4 +1,6 @@
-"""Exceptions with messages a user can act on. The CLI turns them into exit code 2."""
+"""Exceptions with messages a user can act on. The CLI prints the message (no traceback) and
+exits with the error's `exit_code`: 2 for bad input (the default), 1 for a job that ran and
+failed (JobFailedError)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,15 @@ from typing import Iterable
 
 class CnnzooError(Exception):
     """Base class: anything the user did wrong (bad name, bad shape, bad file)."""
+
+    exit_code: int = 2
+
+
+class JobFailedError(CnnzooError):
+    """The input was fine and the job ran, but it failed (a NaN loss, an export whose outputs
+    disagree, a benchmark side that fell back to eager): exit code 1."""
+
+    exit_code = 1
 
 
 class UnknownModelError(CnnzooError, KeyError):

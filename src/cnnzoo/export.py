@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .contract import logits_of
-from .errors import CnnzooError, InvalidArgumentError
+from .errors import CnnzooError, InvalidArgumentError, JobFailedError
 from .files import atomic_path
 from .registry import get_entry
 
@@ -32,7 +32,7 @@ FORMATS = ("onnx", "torchscript", "exported-program")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
 
 
-class ExportCheckError(CnnzooError):
+class ExportCheckError(JobFailedError):
     """The exported model disagrees with the original beyond the tolerance."""
 
 
@@ -53,6 +53,9 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     out.parent.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(batch_size, *input_size, generator=gen)
+    # Checked under a temporary name and renamed only when the check passes: a failed export
+    # leaves no file that looks good, and an earlier good file at `out` stays.
+    dest, out = out, (out.with_name(f".{out.stem}.unchecked{out.suffix}") if check else out)
     with torch.no_grad():
         if fmt == "onnx":
             _export_onnx(model, example, out, opset)
@@ -60,29 +63,43 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
             _export_torchscript(model, example, out)
         else:
             _export_program(model, example, out)
-    report: dict[str, Any] = {"format": fmt, "out": str(out), "input_size": list(input_size),
-                              "dynamic_batch": True, "bytes": out.stat().st_size}
-    if check:
-        diffs, scale = {}, 0.0
-        for n in (batch_size, batch_size + 1):
-            x = torch.randn(n, *input_size, generator=gen)
-            with torch.no_grad():
-                ref = logits_of(model(x))
-            got = run_exported(out, fmt, x)
-            if got.shape != ref.shape:
-                raise ExportCheckError(f"{out}: output shape {tuple(got.shape)} != {tuple(ref.shape)} "
-                                       f"at batch {n}")
-            diffs[n] = float((got - ref).abs().max())
-            scale = max(scale, float(ref.abs().max()))
-        worst = max(diffs.values())
-        report.update(max_abs_diff=worst, checked_batches=sorted(diffs), atol=atol,
-                      max_abs_output=scale)
-        if not worst <= atol:  # also catches NaN
-            raise ExportCheckError(
-                f"{fmt} export of {getattr(model, 'model_name', type(model).__name__)} differs "
-                f"from the model by {worst:.3g} (> {atol:g}) on the same inputs; its outputs "
-                f"reach {scale:.3g}" + ("  (outputs this large usually mean untrained batch-norm "
-                                        "statistics: rounding differences blow up)" if scale > 1e4 else ""))
+    try:
+        report = _check(model, out, fmt, input_size, batch_size, atol, gen) if check else {}
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    if out != dest:
+        os.replace(out, dest)
+    report.update({"format": fmt, "out": str(dest), "input_size": list(input_size),
+                   "dynamic_batch": True, "bytes": dest.stat().st_size})
+    return report
+
+
+def _check(model: nn.Module, out: Path, fmt: str, input_size: tuple[int, ...], batch_size: int,
+           atol: float, gen: torch.Generator) -> dict[str, Any]:
+    """Run the exported file and the model on the same inputs at two batch sizes."""
+    report: dict[str, Any] = {}
+    diffs, scale = {}, 0.0
+    for n in (batch_size, batch_size + 1):
+        x = torch.randn(n, *input_size, generator=gen)
+        with torch.no_grad():
+            ref = logits_of(model(x))
+        got = run_exported(out, fmt, x)
+        if got.shape != ref.shape:
+            raise ExportCheckError(f"{out}: output shape {tuple(got.shape)} != {tuple(ref.shape)} "
+                                   f"at batch {n}")
+        diffs[n] = float((got - ref).abs().max())
+        scale = max(scale, float(ref.abs().max()))
+    worst = max(diffs.values())
+    report.update(max_abs_diff=worst, checked_batches=sorted(diffs), atol=atol,
+                  max_abs_output=scale)
+    if not worst <= atol:  # also catches NaN
+        raise ExportCheckError(
+            f"{fmt} export of {getattr(model, 'model_name', type(model).__name__)} differs "
+            f"from the model by {worst:.3g} (> {atol:g}) on the same inputs; its outputs "
+            f"reach {scale:.3g}" + ("  (outputs this large usually mean untrained batch-norm "
+                                    "statistics: rounding differences blow up)" if scale > 1e4 else "")
+            + "; the export was not kept")
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -18,7 +19,12 @@ def cpu_has_amx_bf16() -> bool:
 
 
 def fast_low_precision(device: torch.device) -> bool:
-    """Whether bf16 and channels_last are the better default on `device` (CUDA, AMX CPUs)."""
+    """Whether bf16 and channels_last are the better default on `device` (CUDA, AMX CPUs).
+    CNNZOO_BF16=on|off decides it everywhere instead: the test suite runs both ways, so that
+    a result that holds on one CPU holds on the other (`make test-fp32`, `make test-bf16`)."""
+    forced = os.environ.get("CNNZOO_BF16", "").lower()
+    if forced in ("on", "off"):
+        return forced == "on"
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16())
 
 

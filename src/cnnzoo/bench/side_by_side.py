@@ -15,7 +15,7 @@ import torch._dynamo
 from torch import nn
 
 from ..contract import classification_loss, logits_of
-from ..errors import CnnzooError
+from ..errors import JobFailedError
 from ..precision import autocast
 from .cases import BenchError, Case, transfer_weights
 from .machine import peak_flops
@@ -28,7 +28,7 @@ def loss_of(out: Any, target: torch.Tensor) -> torch.Tensor:
     return classification_loss(out, target)[0]
 
 
-class CompileFallbackError(CnnzooError):
+class CompileFallbackError(JobFailedError):
     """A compiled side would have run eager code: its timing would not measure compiled code."""
 
 

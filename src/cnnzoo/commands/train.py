@@ -71,7 +71,6 @@ def _register_train(app: typer.Typer) -> None:
         Writes checkpoint.safetensors (full state, for --resume), model.safetensors (weights and
         record, for eval/predict/export), metrics.csv and training_curves.png into --out.
         Under torchrun it trains with DistributedDataParallel (only rank 0 writes)."""
-        from ..train.engine import NonFiniteLossError
         from ..train.recipes import parse_sets
         from ..train.run import fit
         from ._progress import ConsoleReporter
@@ -87,13 +86,9 @@ def _register_train(app: typer.Typer) -> None:
             overrides["sync_bn"] = True
         con = Console(stderr=True) if fmt is Format.json else Console()
         rep = ConsoleReporter(con, progress=progress and con.is_terminal)
-        try:
-            res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
-                      out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
-                      reporter=rep, epochs=epochs)
-        except NonFiniteLossError as err:
-            Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
-            sys.exit(1)
+        res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
+                  out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
+                  reporter=rep, epochs=epochs)  # a NaN loss raises NonFiniteLossError: exit 1
         if res is None:
             return
         if fmt is Format.json:

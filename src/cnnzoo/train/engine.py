@@ -26,13 +26,13 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from ..contract import classification_loss, logits_of
-from ..errors import CnnzooError
+from ..errors import JobFailedError
 from ..precision import autocast, fast_low_precision
 from .distributed import DistInfo, all_reduce_sum, broadcast_flag
 from .recipes import Recipe
 
 
-class NonFiniteLossError(CnnzooError):
+class NonFiniteLossError(JobFailedError):
     """Raised when the loss becomes NaN or infinite (the CLI exits 1, not 2)."""
 
 
