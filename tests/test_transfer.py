@@ -94,12 +94,16 @@ def test_select_is_seeded_and_per_class():
     assert torch.equal(idx, select(y, [5, 6, 7], per_class=4, seed=1))
 
 
-def test_transfer_from_digits_0_4_beats_scratch_on_5_9(real_mnist_dir):
+def test_features_learned_on_digits_0_4_transfer_to_5_9(real_mnist_dir):
     """Seed 003's "how to use it" on real data: LeNet-5 (modern) pre-trained on MNIST digits
-    0-4, transferred to digits 5-9 with 5 labelled images per class, against the same network
-    trained from scratch on the same 25 images (same epochs, schedule and augmentation).
-    Measured: scratch 0.659, transferred 0.800. With 50 per class scratch catches up
-    (docs/transfer-and-deploy.md has the table)."""
+    0-4, its features frozen, a new classifier trained on digits 5-9 from 5 labelled images per
+    class; against the same frozen-feature classifier on a randomly initialised network.
+
+    The property is chosen to hold on any CPU and seed. Fine-tuning everything against training
+    from scratch on these 25 images does not: measured over seeds 0-5 it ranged from -9 to +25
+    points (an AMD CPU in fp32 got 0.6265 vs scratch 0.659 with this test's old seed). The
+    frozen-feature gap, measured over seeds 0-5 with bf16 autocast off and on (full MNIST, one
+    thread): 0.15 to 0.52 points, median 0.30; seed 0 gives 0.33 (fp32) and 0.32 (bf16)."""
     torch.set_num_threads(1)
     spec = f"mnist:{real_mnist_dir}"
     src = load_image_set(spec, "train", MNIST_PP, classes=[0, 1, 2, 3, 4], limit=6000)
@@ -113,17 +117,16 @@ def test_transfer_from_digits_0_4_beats_scratch_on_5_9(real_mnist_dir):
     src_test = load_image_set(spec, "test", MNIST_PP, classes=[0, 1, 2, 3, 4], limit=1000)
     assert accuracy(pre, src_test.x, src_test.y) > 0.97
 
-    torch.manual_seed(1)
-    scratch = cnnzoo.create_model("lenet5_modern", num_classes=5)
-    acc_scratch = fit_image_set(scratch, param_groups(scratch, 0.05, 1.0), small, test,
-                                epochs=30, batch_size=32).val_acc
-    torch.manual_seed(1)
+    torch.manual_seed(100)
     tuned = copy.deepcopy(pre)
-    acc_tuned = fit_image_set(tuned,
-                              prepare_transfer(tuned, 5, None, lr=0.05, backbone_lr_mult=1.0),
-                              small, test, epochs=30, batch_size=32).val_acc
-    print(f"scratch {acc_scratch:.4f}  transferred {acc_tuned:.4f}")
-    assert acc_tuned > acc_scratch + 0.08, (acc_tuned, acc_scratch)
+    acc_pretrained = fit_image_set(tuned, prepare_transfer(tuned, 5, "all", lr=0.05), small, test,
+                                   epochs=30, batch_size=32).val_acc
+    torch.manual_seed(100)
+    rnd = cnnzoo.create_model("lenet5_modern", num_classes=5)
+    acc_random = fit_image_set(rnd, prepare_transfer(rnd, 5, "all", lr=0.05), small, test,
+                               epochs=30, batch_size=32).val_acc
+    print(f"frozen random features {acc_random:.4f}  frozen pre-trained features {acc_pretrained:.4f}")
+    assert acc_pretrained > acc_random + 0.10, (acc_pretrained, acc_random)
 
 
 def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):
