@@ -58,12 +58,12 @@ def _usage_and_abort_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     import click
 
     usage: tuple[type, ...] = (click.exceptions.ClickException,)
-    abort: tuple[type, ...] = (click.exceptions.Abort,)
+    abort: tuple[type, ...] = (click.exceptions.Abort, typer.Abort)
     try:
         from typer._click import exceptions as vendored
 
         usage += (vendored.ClickException,)
-        abort += (vendored.Abort,)
+        abort += tuple(x for x in (getattr(vendored, "Abort", None),) if x is not None)
     except ImportError:
         pass
     return usage, abort

@@ -72,6 +72,11 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
 
     `classes` keeps only those labels and renumbers them 0..k-1 (digits 5-9 -> 0-4)."""
     pp = preprocess if isinstance(preprocess, Preprocess) else Preprocess.from_record(preprocess)
+    if split not in ("train", "test"):
+        raise InvalidArgumentError(f"split must be train or test, got {split!r}")
+    for name, value in (("per_class", per_class), ("limit", limit)):
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise InvalidArgumentError(f"{name} must be a positive number of images, got {value}")
     data = load_split(parse_spec(spec), split)
     labels = data.labels if isinstance(data, TensorData) else torch.tensor(
         [t for _, t in data.samples])
@@ -83,6 +88,9 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
     idx = select(labels, classes, per_class, seed)
     if limit is not None:
         idx = idx[:limit]
+    if len(idx) == 0:
+        raise InvalidArgumentError(f"no {split} images of classes {list(classes)} in {spec or 'embedded'}"
+                                   if classes is not None else f"the {split} split of {spec} is empty")
     if isinstance(data, TensorData):
         x = pp.prepare(data.images[idx].float() / 255.0)
     else:
@@ -166,6 +174,7 @@ def train_linear_probe(f: torch.Tensor, y: torch.Tensor, num_classes: int | None
                        epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4,
                        batch_size: int = 256, seed: int = 0) -> LinearProbe:
     """A linear classifier on fixed features (AdamW, cross-entropy, minibatches)."""
+    _check_schedule(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
     if len(f) != len(y) or len(f) == 0:
         raise InvalidArgumentError(f"need as many labels as feature rows, got {len(f)} and {len(y)}")
     num_classes = num_classes or int(y.max()) + 1
@@ -250,6 +259,7 @@ def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float = 0.1,
                  weight_decay: float = 5e-4) -> list[dict[str, Any]]:
     """Trainable parameters in two groups: the (new) classifier at `lr`, the pre-trained rest
     at `lr * backbone_lr_mult`. No weight decay on biases and norm parameters."""
+    _check_schedule(lr=lr, backbone_lr_mult=backbone_lr_mult, weight_decay=weight_decay)
     head = getattr(model, "classifier_name", "") + "."
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for n, p in model.named_parameters():
@@ -294,6 +304,9 @@ def fit_image_set(model: nn.Module, groups: Iterable[dict[str, Any]], train: Ima
     from .train.engine import StepContext, train_one_epoch, use_channels_last
     from .train.recipes import Recipe
 
+    _check_schedule(epochs=epochs, batch_size=batch_size, momentum=momentum)
+    if len(train) == 0:
+        raise InvalidArgumentError("no training images: the labelled set is empty")
     opt = torch.optim.SGD(list(groups), momentum=momentum, nesterov=True)
     steps = epochs * math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -369,3 +382,14 @@ def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, 
             from None
     except Exception as err:  # safetensors' own errors for corrupt headers
         raise CheckpointError(f"{path}: not a readable features file ({err})") from None
+
+
+def _check_schedule(**values: float) -> None:
+    """Epochs and batch sizes are positive integers; rates and factors finite and >= 0 (lr > 0)."""
+    for name, v in values.items():
+        if name in ("epochs", "batch_size"):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {v!r}")
+        elif not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+            rule = "> 0" if name == "lr" else ">= 0"
+            raise InvalidArgumentError(f"{name} must be a finite number {rule}, got {v!r}")
