@@ -1,0 +1,146 @@
+"""A catalogue of bad inputs and faults, run through the command line as a careless or hostile
+user would: each case must end in a clear message, the right exit code (2 bad input, 1 a job
+that ran and failed), no traceback, and leave a finished run's files untouched.
+
+Each row: (id, argv with {run}/{tmp}/{img}/{bad} placeholders, exit code, words the message
+must contain). Cases that need files make them in `files` below.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
+
+from cnnzoo.cli import main  # noqa: E402
+
+CASES: list[tuple[str, list[str], int, list[str]]] = [
+    # names and options
+    ("unknown model", ["info", "resnet51"], 2, ["unknown model", "resnet50"]),
+    ("unknown model in summary", ["summary", "vgg61"], 2, ["unknown model"]),
+    ("bad --input", ["summary", "alexnet", "--input", "3x0x0"], 2, ["--input", "CxHxW"]),
+    ("input too small", ["summary", "alexnet", "--input", "3x32x32"], 2, ["too small", "at least"]),
+    ("unknown option", ["train", "tiny_cnn", "--banana", "1"], 2, ["No such option"]),
+    ("unknown verb", ["trian"], 2, ["No such command"]),
+    ("unknown recipe", ["train", "tiny_cnn", "--recipe", "nope", "--out", "{tmp}/r"], 2, ["unknown recipe"]),
+    ("bad --set value", ["train", "tiny_cnn", "--set", "lr=abc", "--out", "{tmp}/r"], 2, ["lr"]),
+    ("unknown --set key", ["train", "tiny_cnn", "--set", "banana=1", "--out", "{tmp}/r"], 2, ["banana"]),
+    ("bench bad device", ["bench", "--device", "banana"], 2, ["device"]),
+    ("bench cuda without gpu", ["bench", "--device", "cuda", "--models", "lenet5_modern"], 2, ["cuda"]),
+    ("bench bad modes", ["bench", "--modes", "fly"], 2, ["infer"]),
+    # transfer options
+    ("features per-class 0", ["features", "lenet5", "--per-class", "0", "--out", "{tmp}/f.safetensors"],
+     2, ["per_class", "positive"]),
+    ("features bogus split", ["features", "lenet5", "--split", "bogus", "--out", "{tmp}/f.safetensors"],
+     2, ["split", "train or test"]),
+    ("features negative limit", ["features", "lenet5", "--limit", "-3", "--out", "{tmp}/f.safetensors"],
+     2, ["limit"]),
+    ("features bad pool", ["features", "lenet5", "--pool", "banana", "--out", "{tmp}/f.safetensors"],
+     2, ["pool"]),
+    ("features unknown layer", ["features", "lenet5", "--layer", "c9", "--out", "{tmp}/f.safetensors"],
+     2, ["no layer named", "c5"]),
+    ("finetune negative epochs", ["finetune", "lenet5", "--classes", "0-4", "--per-class", "2",
+                                  "--epochs", "-1"], 2, ["epochs", "positive"]),
+    ("finetune nan lr", ["finetune", "lenet5", "--classes", "0-4", "--per-class", "2", "--lr", "nan"],
+     2, ["lr", "finite"]),
+    ("finetune batch 0", ["finetune", "lenet5", "--classes", "0-4", "--per-class", "2",
+                          "--batch-size", "0"], 2, ["batch_size"]),
+    ("finetune classes out of range", ["finetune", "lenet5", "--classes", "7-12", "--per-class", "2"],
+     2, ["classes"]),
+    ("linear-probe missing file", ["linear-probe", "{tmp}/nothere.safetensors"], 2, ["not a features file"]),
+    # model files and images
+    ("eval missing file", ["eval", "{tmp}/nothere.safetensors"], 2, ["no such model file"]),
+    ("eval a text file", ["eval", "{bad}/notes.safetensors"], 2, ["not a readable safetensors"]),
+    ("predict missing image", ["predict", "{run}/model.safetensors", "{tmp}/none.png"], 2, ["no such image"]),
+    ("predict a text file as image", ["predict", "{run}/model.safetensors", "{bad}/notes.png"], 2,
+     ["not an image"]),
+    ("predict unknown model", ["predict", "nothere", "{img}"], 2, ["no such model file"]),
+    ("predict truncated png", ["predict", "{run}/model.safetensors", "{bad}/truncated.png"], 2,
+     ["image"]),
+    ("visualize unknown model", ["visualize", "filters", "nothere", "-o", "{tmp}/f.png"], 2,
+     ["no such model file"]),
+    ("visualize a text file", ["visualize", "gradcam", "{run}/model.safetensors", "{bad}/notes.png",
+                               "-o", "{tmp}/g.png"], 2, ["not an image"]),
+    ("malicious torch checkpoint", ["eval", "{bad}/evil.pt"], 2, ["refusing to load"]),
+    ("export failed check", ["export", "{run}/model.safetensors", "--format", "onnx", "--out",
+                             "{tmp}/t.onnx", "--atol", "1e-12"], 1, ["differs", "not kept"]),
+    ("train resume of a non-run", ["train", "--resume", "{bad}"], 2, ["no training checkpoint"]),
+]
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A finished run (whose files no case may touch), an image, and a folder of bad files."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("catalogue")
+    run = root / "run"
+    main_ok(["train", "tiny_cnn", "--epochs", "1", "--out", str(run), "--set", "limit_train=640",
+             "--no-progress"])
+    img = root / "digit.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(img)
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "notes.safetensors").write_text("not a model")
+    (bad / "notes.png").write_text("not an image")
+    (bad / "truncated.png").write_bytes(img.read_bytes()[:40])
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    (bad / "evil.pt").write_bytes(pickle.dumps({"model": Evil()}))
+    (bad / "flipped.gz").write_bytes(bytearray(b ^ 0xFF if i > 20 else b for i, b in
+                                               enumerate(gzip.compress(b"x" * 1000))))
+    return {"run": run, "img": img, "bad": bad, "root": root}
+
+
+def main_ok(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as ex:
+        main(argv)
+    assert ex.value.code == 0, argv
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_ends_in_a_clear_error(case, files, tmp_path, capsys):
+    _, argv, code, words = case
+    subs = {"{run}": str(files["run"]), "{img}": str(files["img"]), "{bad}": str(files["bad"]),
+            "{tmp}": str(tmp_path)}
+    args = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, v)
+        args.append(a)
+    before = _hashes(files["run"])
+    with pytest.raises(SystemExit) as ex:  # anything else escaping main() is a traceback
+        main(args)
+    out, err = capsys.readouterr()
+    text = out + err
+    assert ex.value.code == code, (ex.value.code, text[-2000:])
+    assert "Traceback" not in text
+    for w in words:
+        assert w.lower() in text.lower(), (w, text[-2000:])
+    assert _hashes(files["run"]) == before, "a finished run's files changed"
+    assert not list(tmp_path.glob("**/.*.tmp")), "a temporary file was left behind"
+
+
+def test_catalogue_counts(capsys):
+    """The counts the closing note reports (cases, by exit code)."""
+    by_code: dict[int, int] = {}
+    for _, _, code, _ in CASES:
+        by_code[code] = by_code.get(code, 0) + 1
+    print(json.dumps({"cases": len(CASES), "by_exit_code": by_code}))
+    assert len(CASES) >= 30
