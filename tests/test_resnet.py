@@ -215,3 +215,15 @@ def test_channels_last_and_bf16_autocast_on_cpu():
             low = m(x.to(memory_format=torch.channels_last))
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), ref, rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("depth,params", [(18, 11_515_688), (34, 21_623_848)])
+def test_plain_imagenet_nets_have_no_shortcut_at_all(depth, params):
+    """He et al. 2015 Table 2's plain-18/34: ResNet-18/34 minus the shortcuts, projections
+    included (173,824 parameters: three 1x1 convs and their batch norms)."""
+    plain = cnnzoo.create_model(f"plain{depth}")
+    assert sum(p.numel() for p in plain.parameters()) == params
+    assert not [n for n, _ in plain.named_modules() if "downsample" in n]
+    assert plain(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+    with pytest.raises(cnnzoo.InvalidArgumentError, match="post-activation"):
+        cnnzoo.create_model("preact_resnet18", shortcut="none")

@@ -170,3 +170,19 @@ def test_resnet20_learns_mnist(real_mnist_dir):
     with torch.no_grad():
         acc = (m(xt).argmax(1) == yt).float().mean().item()
     assert acc > 0.5, acc  # held-out test images; chance is 0.1
+
+
+@pytest.mark.parametrize("depth,params", [(20, 269_722), (32, 464_154), (44, 658_586), (56, 853_018),
+                                          (110, 1_727_962)])
+def test_plain_cifar_nets_are_the_resnets_without_shortcuts(depth, params):
+    """He et al. 2015 Fig. 6: plain-n has ResNet-n's layers; option-A shortcuts have no
+    parameters, so the counts are equal and only the additions differ."""
+    plain, res = cnnzoo.create_model(f"plain{depth}"), cnnzoo.create_model(f"resnet{depth}")
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in res.parameters()) == params
+    res.load_state_dict(plain.state_dict())
+    plain.eval(), res.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert plain(x).shape == (2, 10)
+        assert not torch.allclose(plain(x), res(x))  # the same weights, no shortcut sums
+    assert cnnzoo.analyze(f"plain{depth}").total_macs == cnnzoo.analyze(f"resnet{depth}").total_macs

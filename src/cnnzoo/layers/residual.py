@@ -19,7 +19,7 @@ from torch import nn
 
 from .se import SqueezeExcite
 
-SHORTCUTS = ("A", "A_avg", "B")
+SHORTCUTS = ("A", "A_avg", "B", "none")
 
 
 def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -54,8 +54,9 @@ class PadShortcut(nn.Module):
 
 
 def make_shortcut(kind: str, in_chs: int, out_chs: int, stride: int, *, norm: bool = True) -> nn.Module | None:
-    """None where the shape is unchanged (a plain identity), else the chosen shortcut."""
-    if stride == 1 and in_chs == out_chs:
+    """None where the shape is unchanged (a plain identity) or for "none" (no shortcut at all:
+    He et al.'s plain networks), else the chosen shortcut."""
+    if kind == "none" or (stride == 1 and in_chs == out_chs):
         return None
     if kind == "A":
         return PadShortcut(in_chs, out_chs, stride, "subsample")
@@ -66,6 +67,13 @@ def make_shortcut(kind: str, in_chs: int, out_chs: int, stride: int, *, norm: bo
             return nn.Sequential(conv1x1(in_chs, out_chs, stride), nn.BatchNorm2d(out_chs))
         return conv1x1(in_chs, out_chs, stride)  # pre-activation: the next block normalises
     raise ValueError(f"unknown shortcut {kind!r}; choose from {', '.join(SHORTCUTS)}")
+
+
+def _identity(block: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """What a post-activation block adds to its output: x, its shortcut of x, or nothing (plain)."""
+    if not block.residual:
+        return None
+    return x if block.downsample is None else block.downsample(x)
 
 
 class BasicBlock(nn.Module):
@@ -83,17 +91,18 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.se = SqueezeExcite(planes, se_reduction) if se_reduction else None
         self.downsample = make_shortcut(shortcut, in_chs, planes, stride)
+        self.residual = shortcut != "none"
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        identity = _identity(self, x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
-        return self.relu(out + identity)
+        return self.relu(out if identity is None else out + identity)
 
 
 class Bottleneck(nn.Module):
@@ -122,18 +131,19 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
         self.downsample = make_shortcut(shortcut, in_chs, out_chs, stride)
+        self.residual = shortcut != "none"
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        identity = _identity(self, x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.se is not None:
             out = self.se(out)
-        return self.relu(out + identity)
+        return self.relu(out if identity is None else out + identity)
 
 
 class _PreAct(nn.Module):
@@ -179,6 +189,8 @@ class PreActBasicBlock(_PreAct):
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.conv2 = conv3x3(planes, planes)
         self.bn3 = nn.BatchNorm2d(planes) if last_bn else None
+        if shortcut == "none":
+            raise ValueError("plain networks (shortcut='none') are built from post-activation blocks")
         self.downsample = make_shortcut(shortcut, in_chs, planes, stride, norm=False)
 
     def zero_init_last(self) -> None:
@@ -213,6 +225,8 @@ class PreActBottleneck(_PreAct):
         self.conv3 = conv1x1(planes, out_chs)
         self.bn4 = nn.BatchNorm2d(out_chs) if last_bn else None
         self.relu = nn.ReLU(inplace=True)
+        if shortcut == "none":
+            raise ValueError("plain networks (shortcut='none') are built from post-activation blocks")
         self.downsample = make_shortcut(shortcut, in_chs, out_chs, stride, norm=False)
 
     def zero_init_last(self) -> None:

@@ -83,11 +83,16 @@ class ResNet(ZooModel):
 def resnet(num_classes: int = 1000, in_chans: int = 3, *, layers: Sequence[int] = (3, 4, 6, 3),
            block: str = "bottleneck", groups: int = 1, width_per_group: int = 64,
            stride_in_1x1: bool = False, se_reduction: int = 0,
-           zero_init_residual: bool = False) -> ResNet:
+           zero_init_residual: bool = False, shortcut: str = "B") -> ResNet:
     """ImageNet ResNets: 4 stages of 64/128/256/512 planes after a 7x7 stem.
 
     block: basic | bottleneck (post-activation, torchvision's) | preact_basic | preact_bottleneck.
+    shortcut: B (projection where the shape changes) or none (He et al.'s plain networks).
     """
+    if shortcut not in ("B", "none"):
+        raise InvalidArgumentError(f"shortcut must be 'B' (projection) or 'none' (plain), got {shortcut!r}")
+    if shortcut == "none" and block.startswith("preact"):
+        raise InvalidArgumentError("plain networks (shortcut='none') use post-activation blocks")
     if block not in BLOCKS:
         raise InvalidArgumentError(f"unknown block {block!r}; choose from {', '.join(BLOCKS)}")
     if not layers or any(not isinstance(n, int) or n < 1 for n in layers):
@@ -98,7 +103,7 @@ def resnet(num_classes: int = 1000, in_chans: int = 3, *, layers: Sequence[int] 
             f"groups, width_per_group and stride_in_1x1 apply to bottleneck blocks only (block={block!r})")
     if block.startswith("preact") and (se_reduction or groups != 1 or width_per_group != 64 or stride_in_1x1):
         raise InvalidArgumentError("pre-activation blocks take no SE, groups, width or stride placement")
-    kw: dict[str, Any] = {"shortcut": "B"}
+    kw: dict[str, Any] = {"shortcut": shortcut}
     if block == "bottleneck":
         kw.update(groups=groups, base_width=width_per_group, stride_in_1x1=stride_in_1x1)
     if se_reduction:
@@ -153,6 +158,13 @@ IMAGENET_RESNETS: dict[str, tuple[dict[str, Any], Paper, tuple[Published, ...], 
     "resnet152_v1": (dict(layers=(3, 8, 36, 3), stride_in_1x1=True), HE2015,
                      (Published("He et al. 2015, Table 1 / seed 003", macs=11.3e9),),
                      "ResNet-152 as in the paper (stride on the first 1x1)"),
+    # He et al. 2015's plain baselines: the same layers without any shortcut (Table 2, Fig. 4).
+    "plain18": (dict(layers=(2, 2, 2, 2), block="basic", shortcut="none"), HE2015,
+                (Published("He et al. 2015, Table 2 (10-crop)", top1_err=27.94),),
+                "plain-18: ResNet-18's layers without shortcuts (the degradation baseline)"),
+    "plain34": (dict(layers=(3, 4, 6, 3), block="basic", shortcut="none"), HE2015,
+                (Published("He et al. 2015, Table 2 (10-crop)", macs=3.6e9, top1_err=28.54),),
+                "plain-34: ResNet-34's layers without shortcuts (worse than plain-18: degradation)"),
     "preact_resnet18": (dict(layers=(2, 2, 2, 2), block="preact_basic"), HE2016, (),
                         "pre-activation ResNet-18 (BN-ReLU-conv blocks, no ReLU after the sum)"),
     "preact_resnet50": (dict(layers=(3, 4, 6, 3), block="preact_bottleneck"), HE2016, (),

@@ -32,8 +32,11 @@ def cifar_resnet(num_classes: int = 10, in_chans: int = 3, *, depth: int = 20, b
         raise InvalidArgumentError(
             f"depth for {block} blocks must be {per}n+{offset} with n >= 1 (e.g. {per + offset}, "
             f"{2 * per + offset}), got {depth!r}")
-    if shortcut not in ("A", "B"):
-        raise InvalidArgumentError(f"shortcut must be 'A' (zero-padding) or 'B' (projection), got {shortcut!r}")
+    if shortcut not in ("A", "B", "none"):
+        raise InvalidArgumentError(f"shortcut must be 'A' (zero-padding), 'B' (projection) or 'none' "
+                                   f"(a plain network), got {shortcut!r}")
+    if shortcut == "none" and block != "basic":
+        raise InvalidArgumentError("plain networks (shortcut='none') use the paper's basic blocks")
     if not isinstance(widen, int) or widen < 1:
         raise InvalidArgumentError(f"widen must be a positive integer, got {widen!r}")
     if drop_rate and block != "wide":
@@ -61,6 +64,15 @@ CIFAR_RESNETS: dict[str, tuple[dict[str, Any], Paper, tuple[Published, ...], str
                        f"CIFAR ResNet-{d} (option A shortcuts)")
         for d, p, e in [(20, 0.27e6, 8.75), (32, 0.46e6, 7.51), (44, 0.66e6, 7.17),
                         (56, 0.85e6, 6.97), (110, 1.7e6, 6.43), (1202, 19.4e6, 7.93)]
+    },
+    # The plain nets of Fig. 6 (left): the same layers without shortcuts. The paper gives their
+    # training curves, not a table row; their parameters equal the option-A ResNets'.
+    **{
+        f"plain{d}": (dict(depth=d, shortcut="none"), HE2015,
+                      (Published("He et al. 2015, section 4.2 (same layers as ResNet-" + str(d) + ")",
+                                 params=p, dataset="CIFAR-10"),),
+                      f"CIFAR plain-{d}: ResNet-{d} without shortcuts (Fig. 6, degradation)")
+        for d, p in [(20, 0.27e6), (32, 0.46e6), (44, 0.66e6), (56, 0.85e6), (110, 1.7e6)]
     },
     # Pre-activation CIFAR nets use 1x1 projections where the shape changes (the authors' code).
     "preact_resnet110": (dict(depth=110, block="preact_basic", shortcut="B"), HE2016,
