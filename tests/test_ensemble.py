@@ -43,3 +43,29 @@ def test_files_with_different_class_names_are_refused(tmp_path):
     cnnzoo.save_model(tmp_path / "b.safetensors", m, classes=[f"c{i}" for i in range(10)])
     with pytest.raises(InvalidArgumentError, match="class names.*b.safetensors"):
         ensemble([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
+
+
+def test_cli_predict_with_several_model_files_is_an_ensemble(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from cnnzoo.cli import main
+
+    names = [str(i) for i in range(10)]
+    for seed in range(3):
+        torch.manual_seed(seed)
+        cnnzoo.save_model(tmp_path / f"m{seed}.safetensors", cnnzoo.create_model("lenet5_modern"), classes=names)
+    Image.fromarray(np.full((28, 28), 128, dtype=np.uint8)).save(tmp_path / "x.png")
+    files = [str(tmp_path / f"m{s}.safetensors") for s in range(3)]
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", *files, str(tmp_path / "x.png"), "--format", "json"])
+    assert ex.value.code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res) == 1 and len(res[0]["members"]) == 3 and len(res[0]["top"]) == 5
+    cnnzoo.save_model(tmp_path / "other.safetensors", cnnzoo.create_model("lenet5_modern"),
+                      classes=[f"c{i}" for i in range(10)])
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", files[0], str(tmp_path / "other.safetensors"), str(tmp_path / "x.png")])
+    assert ex.value.code == 2 and "class names" in capsys.readouterr().err

@@ -14,20 +14,37 @@ from ._common import Format, console, print_json
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record)"),
-        images: List[Path] = typer.Argument(..., help="image files (any size/mode PIL reads)"),
+        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) or run folder"),
+        images: List[Path] = typer.Argument(..., help="image files (any size/mode PIL reads); model "
+                                            "files before them make an ensemble"),
         top: int = typer.Option(5, "--top", "-k", help="how many classes to show"),
+        combine: str = typer.Option("mean", help="ensembles: mean (of the softmax), logits or vote"),
         json_out: bool = typer.Option(False, "--json", help="print JSON"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """Classify images with the preprocessing the model was trained with (from its file).
 
         Corrupt images and images above the pixel cap (CNNZOO_MAX_PIXELS, decompression bombs)
-        are refused with exit code 2.
+        are refused with exit code 2. Several model files (`predict A B C IMAGE...`) make an
+        ensemble: each member uses its own preprocessing; the members must agree on the classes.
         """
         from ..predict import load_for_inference, predict
 
-        model, record = load_for_inference(checkpoint)
+        files = [checkpoint, *images]
+        n = 1
+        while n < len(files) - 1 and _is_model_file(files[n]):
+            n += 1
+        members, images = [_model_file(f) for f in files[:n]], files[n:]
+        if len(members) > 1:
+            from ..ensemble import members_from_files, predict_ensemble
+
+            results = predict_ensemble(members_from_files(members), images, combine, topk=top)
+            if json_out or fmt is Format.json:
+                print_json(results)
+                return
+            _print_ensemble(results, members)
+            return
+        model, record = load_for_inference(members[0])
         results = predict(model, images, record, topk=top)
         if json_out or fmt is Format.json:
             print_json(results)
@@ -41,3 +58,26 @@ def register(app: typer.Typer) -> None:
             for i, c in enumerate(r["top"], 1):
                 t.add_row(str(i), c["class"], f"{c['prob']:.4f}")
             console.print(t)
+
+
+def _is_model_file(p: Path) -> bool:
+    return p.suffix == ".safetensors" or (p.is_dir() and (p / "model.safetensors").is_file())
+
+
+def _model_file(p: Path) -> Path:
+    """A run folder means its model.safetensors."""
+    return p / "model.safetensors" if p.is_dir() else p
+
+
+def _print_ensemble(results: list[dict], members: list[Path]) -> None:
+    for r in results:
+        console.print(f"{r['image']}  (ensemble of {len(members)})", highlight=False)
+        t = Table()
+        t.add_column("#", justify="right")
+        t.add_column("class")
+        t.add_column("score", justify="right")
+        for i, c in enumerate(r["top"], 1):
+            t.add_row(str(i), c["class"], f"{c['score']:.4f}")
+        console.print(t)
+        for path, m in zip(members, r["members"]):
+            console.print(f"  {path}: {m['class']} ({m['prob']:.4f})", highlight=False)
