@@ -56,6 +56,8 @@ def _register_train(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/MODEL-TIME)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run: its folder (or a torch "
                                               ".pt/.pth checkpoint, read with weights_only=True)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in --out "
+                                       "(refused without it)"),
         device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)"),
         compile: bool = typer.Option(False, "--compile", help="torch.compile the model"),
         accum: Optional[int] = typer.Option(None, "--accum-steps", help="gradient accumulation steps"),
@@ -69,8 +71,10 @@ def _register_train(app: typer.Typer) -> None:
         """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
 
         Writes checkpoint.safetensors (full state, for --resume), model.safetensors (weights and
-        record, for eval/predict/export), metrics.csv and training_curves.png into --out.
-        Under torchrun it trains with DistributedDataParallel (only rank 0 writes)."""
+        record, for eval/predict/export), metrics.csv and training_curves.png into --out, which
+        must not hold another run (--overwrite replaces it) and is locked while training.
+        Ctrl-C saves the state at the current step: continue with --resume. Under torchrun it
+        trains with DistributedDataParallel (only rank 0 writes)."""
         from ..train.recipes import parse_sets
         from ..train.run import fit
         from ._progress import ConsoleReporter
@@ -88,7 +92,7 @@ def _register_train(app: typer.Typer) -> None:
         rep = ConsoleReporter(con, progress=progress and con.is_terminal)
         res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
                   out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
-                  reporter=rep, epochs=epochs)  # a NaN loss raises NonFiniteLossError: exit 1
+                  reporter=rep, epochs=epochs, overwrite=overwrite)  # a NaN loss raises NonFiniteLossError: exit 1
         if res is None:
             return
         if fmt is Format.json:

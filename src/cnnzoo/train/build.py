@@ -100,11 +100,27 @@ def _restore_run(trainer: Trainer, *, state: dict[str, Any], plan: Plan, data: R
     ckpt.match_param_layout(trainer.optimizer)
     if state["scheduler"] is not None:
         trainer.scheduler.load_state_dict(state["scheduler"])
+    saved_lr = state["run"]["recipe"]["lr"]
+    if plan.recipe.lr != saved_lr:  # a new base lr: the schedule continues from it
+        _scale_lr(trainer, plan.recipe.lr / saved_lr)
     ckpt.restore_rank_rng(state["rng"], info, device, plan.seed, state["step"])
     trainer.start_step = state["step"]
     trainer.history = state.get("history", [])
+    applied = f"; applied {', '.join(plan.resume_changes)}" if plan.resume_changes else ""
     reporter.message(f"resumed {plan.model_name} at step {trainer.start_step} "
-                     f"(epoch {trainer.start_step // data.steps_per_epoch + 1})")
+                     f"(epoch {trainer.start_step // data.steps_per_epoch + 1}){applied}")
+
+
+def _scale_lr(trainer: Trainer, ratio: float) -> None:
+    """Multiply the base and current learning rates (optimizer groups and schedule) by `ratio`."""
+    for group in trainer.optimizer.param_groups:
+        group["lr"] *= ratio
+        if "initial_lr" in group:
+            group["initial_lr"] *= ratio
+    sched = trainer.scheduler
+    for attr in ("base_lrs", "_last_lr"):
+        if isinstance(getattr(sched, attr, None), list):
+            setattr(sched, attr, [v * ratio for v in getattr(sched, attr)])
 
 
 def _restore_torch(trainer: Trainer, *, found: dict[str, Any], data: RunData, reporter: Reporter) -> None:

@@ -36,6 +36,14 @@ class NonFiniteLossError(JobFailedError):
     """Raised when the loss becomes NaN or infinite (the CLI exits 1, not 2)."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C seen between two optimizer steps: `step` steps are done and the state is consistent."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+
 # -- pieces built from a recipe -----------------------------------------------------------------
 def build_optimizer(model: nn.Module, r: Recipe, device: torch.device) -> torch.optim.Optimizer:
     if r.no_decay_norm_bias:
@@ -142,6 +150,7 @@ class StepContext:
     on_progress: Callable[[int, dict], None] | None = None  # (steps done this epoch, metrics)
     on_step_checkpoint: Callable[[int], None] | None = None  # (global step) -> save state
     total_steps: int | None = None
+    stop_requested: Callable[[], bool] | None = None  # checked after each step (Ctrl-C seen)
 
 
 def _sync_metrics(acc: torch.Tensor, info: DistInfo) -> dict:
@@ -158,6 +167,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
     model.train()
     acc = torch.zeros(3, device=dev, dtype=torch.float64)  # loss sum, correct, count
     first_bad = torch.full((), -1, device=dev, dtype=torch.int64)
+    bad_input = torch.zeros((), device=dev, dtype=torch.bool)  # a NaN/inf in an input batch
     step = start_step
     t0 = time.perf_counter()
     seen = 0
@@ -171,6 +181,8 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
             x = ctx.prep(x, step)
         if ctx.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            bad_input |= ~torch.isfinite(x).all()
         xs, ys = x.chunk(r.accum_steps), y.chunk(r.accum_steps)
         step_loss = torch.zeros((), device=dev, dtype=torch.float32)
         for j, (xm, ym) in enumerate(zip(xs, ys)):
@@ -201,14 +213,17 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
         log_now = (i + 1) % max(1, r.log_every) == 0
         ckpt_now = r.ckpt_every and step % r.ckpt_every == 0
         if log_now or ckpt_now:  # the only host syncs of the loop
-            check_finite(first_bad, ctx.info, dev)
+            check_finite(first_bad, ctx.info, dev, bad_input)
             if ctx.on_progress is not None and log_now:
                 m = _sync_metrics(acc, ctx.info)
                 m["img_s"] = seen * ctx.info.world / max(time.perf_counter() - t0, 1e-9)
                 ctx.on_progress(i + 1, m)
             if ckpt_now and ctx.on_step_checkpoint is not None:
                 ctx.on_step_checkpoint(step)
-    check_finite(first_bad, ctx.info, dev)
+        if ctx.stop_requested is not None and ctx.stop_requested():
+            check_finite(first_bad, ctx.info, dev, bad_input)  # never save a NaN state
+            raise TrainingInterrupted(step)
+    check_finite(first_bad, ctx.info, dev, bad_input)
     m = _sync_metrics(acc, ctx.info)
     m["time"] = time.perf_counter() - t0
     m["img_s"] = seen * ctx.info.world / max(m["time"], 1e-9)
@@ -216,14 +231,25 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
     return m
 
 
-def check_finite(first_bad: torch.Tensor, info: DistInfo, dev: torch.device) -> None:
+def check_finite(first_bad: torch.Tensor, info: DistInfo, dev: torch.device,
+                 bad_input: torch.Tensor | None = None) -> None:
+    """Raise NonFiniteLossError if a step's loss was NaN/inf, blaming what caused it: the input
+    data (NaN/inf values, or a loss already non-finite before any update) or the step size."""
     bad_step = int(first_bad.item())
-    if broadcast_flag(bad_step >= 0, info, dev):
-        where = f"at step {bad_step + 1}" if bad_step >= 0 else "on another rank"
-        raise NonFiniteLossError(
-            f"the training loss became NaN or infinite {where} (optimizer step {bad_step + 1} of the "
-            "run); stopped without saving, so the last good checkpoint is kept. Lower the learning "
-            "rate (--lr), or set grad_clip (--set grad_clip=1.0)")
+    if not broadcast_flag(bad_step >= 0, info, dev):
+        return
+    where = f"at step {bad_step + 1}" if bad_step >= 0 else "on another rank"
+    head = (f"the training loss became NaN or infinite {where} (optimizer step {bad_step + 1} of the "
+            "run); stopped without saving, so the last good checkpoint is kept. ")
+    if bad_input is not None and bool(bad_input.item()):
+        raise NonFiniteLossError(head + "The input batches themselves hold NaN or infinite values: "
+                                 "the data is broken, not the learning rate; check --data")
+    if bad_step == 0:
+        raise NonFiniteLossError(head + "That is the first step, before any weight update, so the "
+                                 "learning rate is not the cause: check the data (constant images, "
+                                 "extreme values) and the model's output on it")
+    raise NonFiniteLossError(head + "Lower the learning rate (--lr), or set grad_clip "
+                             "(--set grad_clip=1.0)")
 
 
 @torch.no_grad()

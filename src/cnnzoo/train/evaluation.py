@@ -9,10 +9,12 @@ import torch
 
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess
+from ..devices import resolve_device
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
 from ..registry import load_model
 from . import checkpoint as ckpt
 from .engine import evaluate, uses_bf16
+from .feed import worker_count
 from .recipes import Recipe
 
 
@@ -23,6 +25,11 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
     of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
     recipes (auto: bf16 on CUDA and AMX CPUs, fp32 elsewhere); the result says which ran."""
     path = Path(path)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgumentError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise InvalidArgumentError(f"workers must be an integer >= 0, got {workers!r}")
+    dev = resolve_device(device)
     if path.suffix in ckpt.TORCH_SUFFIXES:
         ckpt.load_torch_file(path)  # refuses unsafe pickles with a clear message
         raise CheckpointError(f"{path}: evaluation needs a cnnzoo model file (.safetensors with a "
@@ -39,7 +46,6 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
     if len(test.classes) != len(classes):
         raise InvalidArgumentError(
             f"{path} was trained on {len(classes)} classes; --data {spec} has {len(test.classes)}")
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(dev)
     recipe = Recipe(amp=amp)
     prep = Preprocess.from_record(pre)
@@ -55,10 +61,11 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
         from ..data.folder import FolderLoader
         from ..data.transforms import folder_transform
 
+        h, w = prep.size
         tf = folder_transform("none", (h, w), pre.get("resize") or h, pre["mean"], pre["std"], False)
         if ten_crop:
             tf = _TenCropTransform(pre.get("resize") or h, (h, w), pre["mean"], pre["std"])
-        loader = FolderLoader(test, tf, idx, workers, "skip", dev)
+        loader = FolderLoader(test, tf, idx, worker_count(workers), "skip", dev)
         batches = ((x.transpose(0, 1) if x.dim() == 5 else x, y) for x, y in loader.iterate())
         res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True,
                        recipe=recipe)

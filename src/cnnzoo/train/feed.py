@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -62,6 +63,11 @@ def load_run_data(plan: Plan, *, world: int, device: torch.device) -> RunData:
     spec, train, test = load_data(plan.data, recipe)
     if isinstance(train, TensorData):
         mean, std = train.stats()
+        flat = [c for c, s in enumerate(std) if not s > 1e-6]  # NaN-proof
+        if flat:
+            raise InvalidArgumentError(
+                f"--data {spec}: the training images are constant (zero variance in channel(s) "
+                f"{', '.join(map(str, flat))}): nothing to learn from, and normalising them would divide by zero")
         prep = fit_input(plan.model_name, plan.input_size, train.shape, mean, std)
     else:
         prep = fit_input(plan.model_name, plan.input_size, None, IMAGENET_MEAN, IMAGENET_STD)
@@ -132,9 +138,9 @@ class Feed:
             return tensor_batches(self._train_dev, idx, offset), None
         from ..data.folder import FolderLoader
 
-        loader = FolderLoader(self.data.train, self._tf_train, idx, self.recipe.workers,
+        loader = FolderLoader(self.data.train, self._tf_train, idx, worker_count(self.recipe.workers),
                               self.recipe.on_corrupt, self.device)
-        return loader.iterate(offset), loader
+        return _plain_corrupt_errors(loader.iterate(offset)), loader
 
     def eval_batches(self) -> Batches:
         info, world = self.info, self.info.world
@@ -144,5 +150,23 @@ class Feed:
         from ..data.folder import FolderLoader
 
         idx = shard_indices(len(self.data.test), 256 * world, 0, self.seed, False, info.rank, world, False)
-        return FolderLoader(self.data.test, self._tf_eval, idx, self.recipe.workers,
-                            self.recipe.on_corrupt, self.device).iterate()
+        return _plain_corrupt_errors(FolderLoader(self.data.test, self._tf_eval, idx, worker_count(self.recipe.workers),
+                                                  self.recipe.on_corrupt, self.device).iterate())
+
+
+def worker_count(wanted: int) -> int:
+    """DataLoader worker processes: `wanted` (the recipe's), at most the cores this process may use."""
+    return max(0, min(wanted, len(os.sched_getaffinity(0))))
+
+
+def _plain_corrupt_errors(batches: Batches) -> Batches:
+    """A worker's CorruptImageError arrives with the worker's traceback in its message: keep
+    only its own last line (the file and the reason)."""
+    from ..data.folder import CorruptImageError
+
+    try:
+        yield from batches
+    except CorruptImageError as err:
+        lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+        last = lines[-1] if lines else ""
+        raise CorruptImageError(last.split("CorruptImageError: ")[-1]) from None

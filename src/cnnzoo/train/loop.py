@@ -1,13 +1,19 @@
 """Step 4 of a training run: the epochs. Each one trains (train_one_epoch), evaluates every
 `eval_every` epochs and at the end, then saves the full training state and the model file and
 rewrites the logs, so a run stopped at any moment leaves a usable model and resumes exactly.
-Checkpoints every `ckpt_every` steps in between hold the state only.
+Checkpoints every `ckpt_every` steps in between hold the state only. Ctrl-C (SIGINT) is
+taken between two optimizer steps: the state at that step is saved, then KeyboardInterrupt
+goes on up (the CLI exits 130), and `--resume` continues exactly.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -17,11 +23,12 @@ from ..checkpoint import save_model
 from . import checkpoint as ckpt
 from .build import Trainer
 from .distributed import DistInfo, broadcast_flag
-from .engine import StepContext, evaluate, train_one_epoch
+from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch
 from .feed import Feed, RunData
 from .logs import RunLogs
 from .plan import Plan
 from .reporter import Reporter
+from .runfolder import writing
 
 
 @dataclass
@@ -37,6 +44,7 @@ class TrainingRun:
     info: DistInfo
     device: torch.device
     reporter: Reporter
+    saved_step: int | None = None  # the step of the last checkpoint written (None: none yet)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class LoopState:
     step: int
     last_test: dict = field(default_factory=dict)
     skipped_images: int = 0
+    skipped_named: int = 0  # how many skipped paths were printed (the first 5 of the run)
     progress: bool = False  # the same on every rank: progress costs a collective
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
@@ -64,13 +73,40 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
     plan, data, t = run.plan, run.data, run.trainer
     record = {"model": plan.model_name, "data": str(data.spec), "seed": plan.seed,
               "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict()}
-    ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
-                    epoch=step // data.steps_per_epoch, step=step,
-                    extra={"run": record, "history": t.history}, rng=rng)
+    with writing("training checkpoint", run.out_dir, run.saved_step):
+        ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
+                        epoch=step // data.steps_per_epoch, step=step,
+                        extra={"run": record, "history": t.history}, rng=rng)
+    run.saved_step = step
     if final_metrics is not None:
-        save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(), data=str(data.spec),
-                   metrics=final_metrics, classes=list(data.classes), preprocess=data.prep.to_record(),
-                   step=step)
+        with writing("model file", run.out_dir, run.saved_step):
+            save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
+                       data=str(data.spec), metrics=final_metrics, classes=list(data.classes),
+                       preprocess=data.prep.to_record(), step=step)
+
+
+@contextmanager
+def _sigint_between_steps(enabled: bool) -> Iterator[Callable[[], bool]]:
+    """While training, the first Ctrl-C only asks the loop to stop after the current optimizer
+    step (a second one interrupts at once). Yields the "was it asked" check. Left as it is off
+    the main thread, under torchrun (every rank would have to stop at the same step) and where
+    someone else handles SIGINT."""
+    asked = [False]
+    if not enabled or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lambda: False
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if asked[0]:
+            raise KeyboardInterrupt
+        asked[0] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: asked[0]
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def train_epochs(run: TrainingRun) -> LoopState:
@@ -89,11 +125,19 @@ def train_epochs(run: TrainingRun) -> LoopState:
     # every rank follows rank 0's choice (only rank 0 has a terminal to draw on).
     state = LoopState(step=t.start_step,
                       progress=broadcast_flag(run.reporter.wants_progress, run.info, run.device))
+    run.saved_step = t.start_step if plan.saved_state is not None else None
     try:
-        for epoch in range(t.start_step // data.steps_per_epoch, data.epochs):
-            if state.step >= data.total_steps:
-                break
-            _train_epoch(run, ctx=ctx, epoch=epoch, state=state)
+        with _sigint_between_steps(not run.info.enabled) as ctx.stop_requested:
+            for epoch in range(t.start_step // data.steps_per_epoch, data.epochs):
+                if state.step >= data.total_steps:
+                    break
+                _train_epoch(run, ctx=ctx, epoch=epoch, state=state)
+    except TrainingInterrupted as stop:
+        run.reporter.run_ends()
+        save_checkpoint(run, step=stop.step)
+        run.reporter.message(f"interrupted at step {stop.step}; the state is saved: resume with "
+                             f"--resume {run.out_dir}")
+        raise KeyboardInterrupt from None
     finally:
         run.reporter.run_ends()
         run.logs.close()
@@ -112,10 +156,20 @@ def _train_epoch(run: TrainingRun, *, ctx: StepContext, epoch: int, state: LoopS
     state.step = tm["step"]
     rep.epoch_ends()
     if loader is not None and loader.skipped:
-        state.skipped_images += len(loader.skipped)
-        for p in loader.skipped[:5]:
-            rep.message(f"[yellow]skipped unreadable image[/] {p}")
+        _report_skipped(rep, loader.skipped, state)
+    tm["partial_from"] = offset
     _end_epoch(run, epoch=epoch, tm=tm, state=state)
+
+
+def _report_skipped(rep: Reporter, skipped: list[str], state: LoopState) -> None:
+    """Name the run's first 5 unreadable images, and count them all."""
+    state.skipped_images += len(skipped)
+    for p in skipped[: max(0, 5 - state.skipped_named)]:
+        rep.message(f"[yellow]skipped unreadable image[/] {p}")
+        state.skipped_named += 1
+    rep.message(f"[yellow]skipped {len(skipped)} unreadable image(s) this epoch, "
+                f"{state.skipped_images} in all[/]" + (" (the first 5 are named above)"
+                                                       if state.skipped_images > 5 else ""))
 
 
 def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> None:
@@ -140,10 +194,13 @@ def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> N
                "test_acc": test.get("acc"), "test_top1_err": error_pct(test.get("acc")),
                "test_top5_err": error_pct(test.get("top5")), "epochs": epoch + 1, "steps": step}
     save_checkpoint(run, step=step, final_metrics=metrics)
-    run.logs.epoch_done(t.history)
+    with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
+        run.logs.epoch_done(t.history)
     done = max(1, step - t.start_step)
     eta = (time.perf_counter() - state.started) / done * (data.total_steps - step)
     run.reporter.message(
         f"epoch {epoch + 1:>3}/{data.epochs}  loss {tm['loss']:.4f}  train acc {100 * tm['acc']:6.2f}%"
         + (f"  test acc {100 * test['acc']:6.2f}%" if "test_loss" in row else "")
-        + f"  {tm['img_s']:,.0f} img/s  {tm['time']:.1f}s" + (f"  ETA {eta:.0f}s" if not is_last else ""))
+        + f"  {tm['img_s']:,.0f} img/s  {tm['time']:.1f}s" + (f"  ETA {eta:.0f}s" if not is_last else "")
+        + (f"  (train loss/acc over steps {tm['partial_from'] + 1}-{data.steps_per_epoch} only: resumed "
+           "mid-epoch)" if tm.get("partial_from") else ""))

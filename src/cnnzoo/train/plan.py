@@ -12,10 +12,12 @@ from typing import Any
 
 import torch
 
+from ..data.datasets import parse_spec
 from ..errors import CheckpointError, InvalidArgumentError
 from ..registry import get_entry
 from . import checkpoint as ckpt
-from .recipes import Recipe, apply_overrides, default_recipe_for, get_recipe, recipe_from_dict
+from .recipes import (Recipe, apply_overrides, default_recipe_for, get_recipe, load_yaml, recipe_from_dict,
+                      validate)
 
 
 @dataclass
@@ -31,14 +33,23 @@ class Plan:
     saved_weights: dict[str, torch.Tensor] | None = None  # from a cnnzoo training checkpoint
     saved_state: dict[str, Any] | None = None  # its optimizer, scheduler, RNG, step, history
     torch_checkpoint: dict[str, Any] | None = None  # a torch.save file given as `resume`
+    overwrite: bool = False  # replace a run already in `out`
+    resume_changes: list[str] = dataclasses.field(default_factory=list)  # "lr 0.1 -> 0.01", applied
+
+
+# What a resumed run may change: the learning rate, the run length and bookkeeping. Anything
+# else (batch size, augmentation, optimizer, schedule shape...) would make it another run.
+RESUME_MAY_CHANGE = ("lr", "epochs", "iterations", "log_every", "ckpt_every", "eval_every", "workers",
+                     "on_corrupt", "compile")
 
 
 def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Recipe | None,
                  overrides: dict[str, Any] | None, config: str | None, out: str | Path | None,
                  resume: str | Path | None, seed: int, deterministic: bool,
-                 epochs: int | None) -> Plan:
+                 epochs: int | None, overwrite: bool = False) -> Plan:
     """The arguments of `fit` made complete; raises on an unknown model, recipe or resume file."""
     saved_weights = saved_state = torch_checkpoint = None
+    changes: list[str] = []
     if resume is not None:
         rpath = Path(resume)
         if rpath.suffix in ckpt.TORCH_SUFFIXES:
@@ -46,21 +57,54 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
         else:
             saved_weights, saved_state = ckpt.read_training_state(rpath)
             saved = saved_state["run"]
-            if model_name is not None and model_name != saved["model"]:
-                raise InvalidArgumentError(
-                    f"--resume {resume} is a run of {saved['model']}, not {model_name}")
+            _check_same_run(resume, saved, model_name=model_name, data=data, recipe=recipe)
             model_name, data = saved["model"], saved["data"]
             seed, deterministic = saved["seed"], saved["deterministic"]
-            recipe = recipe_from_dict(saved["recipe"])
+            before = recipe_from_dict(saved["recipe"])
+            recipe = _with_epochs(_with_overrides(before, overrides, config), epochs)
+            changes = _resume_changes(resume, before, recipe)
             out = out or (rpath if rpath.is_dir() else rpath.parent)
     if model_name is None:
         raise InvalidArgumentError("name a model to train (see `cnnzoo list`)")
     input_size = get_entry(model_name).input_size
-    recipe = _resolve_recipe(recipe, model_name=model_name, input_size=input_size, overrides=overrides,
-                             config=config, resumed=saved_state is not None, epochs=epochs)
+    if saved_state is None:
+        if not isinstance(recipe, Recipe):
+            recipe = get_recipe(recipe or default_recipe_for(model_name, input_size))
+        recipe = _with_epochs(_with_overrides(recipe, overrides, config), epochs)
     return Plan(model_name=model_name, input_size=input_size, recipe=recipe, data=data, seed=seed,
                 deterministic=deterministic, out=out, resume=resume, saved_weights=saved_weights,
-                saved_state=saved_state, torch_checkpoint=torch_checkpoint)
+                saved_state=saved_state, torch_checkpoint=torch_checkpoint, overwrite=overwrite,
+                resume_changes=changes)
+
+
+def _check_same_run(resume: str | Path, saved: dict[str, Any], *, model_name: str | None, data: str | None,
+                    recipe: str | Recipe | None) -> None:
+    """A resumed cnnzoo run keeps its model, data and recipe: asking for others is refused."""
+    if model_name is not None and model_name != saved["model"]:
+        raise InvalidArgumentError(f"--resume {resume} is a run of {saved['model']}, not {model_name}")
+    if data is not None and str(parse_spec(data)) != saved["data"]:
+        raise InvalidArgumentError(
+            f"--resume {resume} is a run on --data {saved['data']}, not {data}: a resumed run keeps its "
+            "data; start a new run (another --out) to train on other data")
+    name = recipe.name if isinstance(recipe, Recipe) else recipe
+    if name is not None and name != saved["recipe"]["name"]:
+        raise InvalidArgumentError(
+            f"--resume {resume} is a run with recipe {saved['recipe']['name']}, not {name}: a resumed run "
+            "keeps its recipe; start a new run (another --out) for another one")
+
+
+def _resume_changes(resume: str | Path, before: Recipe, after: Recipe) -> list[str]:
+    """The fields a resume changes, as "field old -> new"; raises on a field it may not change."""
+    changed = {f.name: (getattr(before, f.name), getattr(after, f.name)) for f in dataclasses.fields(Recipe)
+               if getattr(before, f.name) != getattr(after, f.name)}
+    if "epochs" in changed and before.iterations is not None:  # --epochs replaced the iterations
+        changed.pop("milestones", None)
+    refused = [f"{k} ({a} -> {b})" for k, (a, b) in changed.items() if k not in RESUME_MAY_CHANGE]
+    if refused:
+        raise InvalidArgumentError(
+            f"--resume {resume} continues the same run, which cannot change {', '.join(refused)}; a resumed "
+            f"run may change only {', '.join(RESUME_MAY_CHANGE)}. Start a new run (another --out) instead")
+    return [f"{k} {a} -> {b}" for k, (a, b) in changed.items()]
 
 
 def _read_torch_checkpoint(path: Path) -> dict[str, Any]:
@@ -71,18 +115,23 @@ def _read_torch_checkpoint(path: Path) -> dict[str, Any]:
     return found
 
 
-def _resolve_recipe(recipe: str | Recipe | None, *, model_name: str, input_size: tuple[int, int, int],
-                    overrides: dict[str, Any] | None, config: str | None, resumed: bool,
-                    epochs: int | None) -> Recipe:
-    """A named (or the model's default) recipe with --config and --set applied; a resumed run
-    keeps its own recipe. `epochs` replaces the run length."""
-    if not isinstance(recipe, Recipe):
-        recipe = get_recipe(recipe or default_recipe_for(model_name, input_size), overrides, config)
-    elif overrides and not resumed:
+def _with_overrides(recipe: Recipe, overrides: dict[str, Any] | None, config: str | None) -> Recipe:
+    """`recipe` with the --config file's fields, then --set and the CLI flags, validated."""
+    if config is not None:
+        recipe = apply_overrides(recipe, load_yaml(config))
+    if overrides:
         recipe = apply_overrides(recipe, overrides)
-    if epochs is not None:
-        if recipe.iterations is not None:  # paper milestones in iterations -> same fractions, in epochs
-            frac = [m / recipe.iterations for m in recipe.milestones]
-            recipe = dataclasses.replace(recipe, iterations=None, milestones=[f * epochs for f in frac])
-        recipe = dataclasses.replace(recipe, epochs=epochs)
+    validate(recipe)
+    return recipe
+
+
+def _with_epochs(recipe: Recipe, epochs: int | None) -> Recipe:
+    """`epochs` replaces the run length; an iteration-based recipe's milestones keep their fractions."""
+    if epochs is None:
+        return recipe
+    if recipe.iterations is not None:  # paper milestones in iterations -> same fractions, in epochs
+        frac = [m / recipe.iterations for m in recipe.milestones]
+        recipe = dataclasses.replace(recipe, iterations=None, milestones=[f * epochs for f in frac])
+    recipe = dataclasses.replace(recipe, epochs=epochs)
+    validate(recipe)
     return recipe

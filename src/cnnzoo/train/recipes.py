@@ -9,6 +9,7 @@ scale in proportion (32k/48k of 64k stay at 50%/75% of the run).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ def default_recipe_for(model_name: str, input_size: tuple[int, int, int]) -> str
 
 
 def _coerce(key: str, value: Any, current: Any, annotation: str) -> Any:
+    """A --set / YAML value as the field's type; raises on a value of another type."""
     import yaml
 
     if isinstance(value, str):
@@ -143,12 +145,11 @@ def _coerce(key: str, value: Any, current: Any, annotation: str) -> Any:
         raise InvalidArgumentError(f"recipe field {key} cannot be empty")
     if annotation.startswith("str") and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
         value = "on" if value else "off"
-    want = type(current) if current is not None else None
     if "float" in annotation and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if annotation.startswith("int") and isinstance(value, float) and value.is_integer():
         value = int(value)
-    if key == "betas":
+    if key == "betas" and isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
         value = tuple(float(v) for v in value)
     ok = (
         (annotation.startswith("bool") and isinstance(value, bool))
@@ -156,12 +157,16 @@ def _coerce(key: str, value: Any, current: Any, annotation: str) -> Any:
         or (annotation.startswith("float") and isinstance(value, float))
         or (annotation.startswith("str") and isinstance(value, str))
         or (annotation.startswith("list") and isinstance(value, list))
-        or (key == "betas")
-        or (want is not None and isinstance(value, want))
+        or (key == "betas" and isinstance(value, tuple))
     )
     if not ok:
-        raise InvalidArgumentError(f"recipe field {key} takes {annotation}, got {value!r}")
+        kind = "two numbers (beta1, beta2), e.g. [0.9,0.999]," if key == "betas" else annotation
+        raise InvalidArgumentError(f"recipe field {key} takes {kind}, got {value!r}")
     return value
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
@@ -180,32 +185,61 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     return out
 
 
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS,
+    "amp": ("auto", "bf16", "off"),  # fp16 would need a GradScaler: not offered
+    "channels_last": ("auto", "on", "off"), "fused": ("auto", "on", "off"), "on_corrupt": ("skip", "fail"),
+}
+# numeric fields and their ranges: ">= a", "> a", or an interval "in [a, b)" ([ ]: bound included)
+_RANGES: dict[str, str] = {
+    "epochs": ">= 1", "iterations": ">= 1", "batch_size": ">= 1", "accum_steps": ">= 1", "lr": "> 0",
+    "momentum": "in [0, 1)", "weight_decay": ">= 0", "gamma": "> 0", "patience": ">= 0",
+    "decay_every": "> 0", "warmup_epochs": ">= 0", "pct_start": "in [0, 1]", "final_lr_frac": "in [0, 1]",
+    "label_smoothing": "in [0, 1)", "aux_weight": ">= 0", "grad_clip": "> 0", "workers": ">= 0",
+    "log_every": ">= 1", "ckpt_every": ">= 0", "eval_every": ">= 1", "limit_train": ">= 1",
+}
+
+
+def _in_range(v: float, rule: str) -> bool:
+    if rule.startswith(">="):
+        return v >= float(rule[2:])
+    if rule.startswith(">"):
+        return v > float(rule[1:])
+    lo, hi = (float(x) for x in rule[4:-1].split(","))  # "in [a, b)"
+    return (v >= lo if rule[3] == "[" else v > lo) and (v <= hi if rule[-1] == "]" else v < hi)
+
+
 def validate(r: Recipe) -> None:
+    """Every field of `r` of its type and in its range (finite numbers): the one check of a
+    recipe, whether it comes from the table, a YAML file, --set, a CLI flag or a checkpoint."""
     def bad(msg: str) -> None:
         raise InvalidArgumentError(f"recipe {r.name}: {msg}")
 
-    if r.optimizer not in OPTIMIZERS:
-        bad(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {r.optimizer!r}")
-    if r.schedule not in SCHEDULES:
-        bad(f"schedule must be one of {', '.join(SCHEDULES)}, got {r.schedule!r}")
-    if r.augment not in AUGMENTATIONS:
-        bad(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {r.augment!r}")
-    for k in ("amp",):
-        if getattr(r, k) not in ("auto", "bf16", "off"):  # fp16 would need a GradScaler: not offered
-            bad(f"{k} must be auto, bf16 or off")
-    for k in ("channels_last", "fused"):
-        if getattr(r, k) not in ("auto", "on", "off"):
-            bad(f"{k} must be auto, on or off")
-    if r.on_corrupt not in ("skip", "fail"):
-        bad("on_corrupt must be skip or fail")
-    if r.epochs < 1 or r.batch_size < 1 or r.accum_steps < 1:
-        bad("epochs, batch_size and accum_steps must be >= 1")
-    if r.iterations is not None and r.iterations < 1:
-        bad("iterations must be >= 1")
-    if r.lr <= 0:
-        bad(f"lr must be positive, got {r.lr}")
-    if r.grad_clip is not None and r.grad_clip <= 0:
-        bad("grad_clip must be positive")
+    types = {f.name: str(f.type) for f in fields(Recipe)}
+    for key, choices in _CHOICES.items():
+        if getattr(r, key) not in choices:
+            bad(f"{key} must be one of {', '.join(choices)}, got {getattr(r, key)!r}")
+    for key, ann in types.items():
+        v = getattr(r, key)
+        if v is None and "None" in ann:
+            continue
+        if ann.startswith("bool") and not isinstance(v, bool):
+            bad(f"{key} must be true or false, got {v!r}")
+        if ann.startswith(("int", "float")):
+            if not _is_number(v) or (ann.startswith("int") and not isinstance(v, int)):
+                bad(f"{key} must be a{'n integer' if ann.startswith('int') else ' number'}, got {v!r}")
+            if not math.isfinite(v):
+                bad(f"{key} must be a finite number, got {v}")
+    for key, rule in _RANGES.items():
+        v = getattr(r, key)
+        if v is not None and not _in_range(v, rule):
+            bad(f"{key} must be {rule}, got {v}")
+    if not (isinstance(r.betas, (tuple, list)) and len(r.betas) == 2
+            and all(_is_number(b) and math.isfinite(b) and 0 <= b < 1 for b in r.betas)):
+        bad(f"betas must be two numbers in [0, 1), got {r.betas!r}")
+    if not (isinstance(r.milestones, list) and all(_is_number(m) and math.isfinite(m) and m >= 0
+                                                   for m in r.milestones)):
+        bad(f"milestones must be a list of numbers >= 0, got {r.milestones!r}")
 
 
 def get_recipe(name: str, overrides: dict[str, Any] | None = None, config: str | Path | None = None) -> Recipe:
@@ -219,6 +253,7 @@ def get_recipe(name: str, overrides: dict[str, Any] | None = None, config: str |
         recipe = apply_overrides(recipe, load_yaml(config))
     if overrides:
         recipe = apply_overrides(recipe, overrides)
+    validate(recipe)
     return recipe
 
 
@@ -226,12 +261,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise InvalidArgumentError(f"--config {path} is a directory, not a YAML file of recipe fields")
     if not path.is_file():
         raise InvalidArgumentError(f"config file {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise InvalidArgumentError(f"{path} is not valid YAML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidArgumentError(f"cannot read --config {path}: {err}") from None
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"{path}: expected a mapping of recipe fields, got {type(data).__name__}")
     data.pop("name", None)
@@ -252,4 +291,6 @@ def recipe_from_dict(d: dict[str, Any]) -> Recipe:
     d = dict(d)
     d["betas"] = tuple(d.get("betas", (0.9, 0.999)))
     known = {f.name for f in fields(Recipe)}
-    return Recipe(**{k: v for k, v in d.items() if k in known})
+    recipe = Recipe(**{k: v for k, v in d.items() if k in known})
+    validate(recipe)
+    return recipe

@@ -24,15 +24,17 @@ import torch
 
 from . import checkpoint as ckpt
 from .build import _check_fits, build_trainer  # noqa: F401  (_check_fits: tests import it from here)
-from .distributed import DistInfo, barrier, cleanup, init_distributed
+from ..errors import CnnzooError, InvalidArgumentError
+from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
 from .engine import set_deterministic
 from .evaluation import evaluate_file  # noqa: F401  (public here, as before the split)
-from .feed import Feed, load_data, load_run_data  # noqa: F401
+from .feed import Feed, RunData, load_data, load_run_data  # noqa: F401
 from .logs import RunLogs
 from .loop import LoopState, TrainingRun, error_pct, train_epochs
 from .plan import Plan, resolve_plan
 from .recipes import Recipe
 from .reporter import Reporter
+from .runfolder import RunFolderError, open_run_folder, unlock
 
 MODEL_FILE = ckpt.MODEL_FILE
 
@@ -41,7 +43,7 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
         overrides: dict[str, Any] | None = None, config: str | None = None, out: str | Path | None = None,
         resume: str | Path | None = None, device: str | None = None, seed: int = 0,
         deterministic: bool = False, reporter: Reporter | None = None,
-        epochs: int | None = None) -> dict | None:
+        epochs: int | None = None, overwrite: bool = False) -> dict | None:
     """Train `model_name` on `data` with `recipe`; returns the final metrics and output paths
     (None on ranks other than 0 under torchrun).
 
@@ -49,13 +51,17 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
     with its recipe, data and model; `epochs` may extend it. A torch.save checkpoint
     (.pt/.pth, e.g. from torchvision's reference train.py) is accepted as `resume` too: its
     'model' (and 'optimizer' when compatible) are loaded with weights_only=True.
-    `reporter` receives messages and progress (the CLI's draws on the terminal)."""
+    `reporter` receives messages and progress (the CLI's draws on the terminal).
+
+    `out` must not hold another run unless `overwrite` (its files are then replaced); it is
+    locked while the run trains. Ctrl-C saves the state at the current step (resumable) and
+    re-raises KeyboardInterrupt."""
     info, dev = init_distributed(device)
     rep = (reporter or Reporter()) if info.is_main else Reporter()  # only rank 0 talks
     try:
         plan = resolve_plan(model_name=model_name, data=data, recipe=recipe, overrides=overrides,
                             config=config, out=out, resume=resume, seed=seed,
-                            deterministic=deterministic, epochs=epochs)
+                            deterministic=deterministic, epochs=epochs, overwrite=overwrite)
         return _train(plan, info=info, device=dev, reporter=rep)
     finally:
         cleanup(info)
@@ -65,23 +71,51 @@ def _train(plan: Plan, *, info: DistInfo, device: torch.device, reporter: Report
     set_deterministic(plan.seed, plan.deterministic)
     # data first: every input error surfaces before the model is built or anything is written
     data = load_run_data(plan, world=info.world, device=device)
-    trainer = build_trainer(plan=plan, data=data, info=info, device=device, reporter=reporter)
-    out_dir = _make_out_dir(plan, info)
-    logs = RunLogs(out_dir, enabled=info.is_main, title=f"{plan.model_name} on {data.spec}")
-    feed = Feed(data, recipe=plan.recipe, seed=plan.seed, info=info, device=device)
-    run = TrainingRun(plan=plan, data=data, trainer=trainer, feed=feed, logs=logs, out_dir=out_dir,
-                      info=info, device=device, reporter=reporter)
-    state = train_epochs(run)
+    _check_not_complete(plan, data)
+    out_dir = (Path(plan.out) if plan.out is not None
+               else Path("runs") / f"{plan.model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    lock = _open_run_folder(plan, out_dir, info, device, reporter)
+    try:
+        trainer = build_trainer(plan=plan, data=data, info=info, device=device, reporter=reporter)
+        logs = RunLogs(out_dir, enabled=info.is_main, title=f"{plan.model_name} on {data.spec}")
+        feed = Feed(data, recipe=plan.recipe, seed=plan.seed, info=info, device=device)
+        run = TrainingRun(plan=plan, data=data, trainer=trainer, feed=feed, logs=logs, out_dir=out_dir,
+                          info=info, device=device, reporter=reporter)
+        state = train_epochs(run)
+    finally:
+        if lock is not None:
+            unlock(lock)
     return _result(run, state) if info.is_main else None  # under torchrun only rank 0 reports
 
 
-def _make_out_dir(plan: Plan, info: DistInfo) -> Path:
-    out_dir = (Path(plan.out) if plan.out is not None
-               else Path("runs") / f"{plan.model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+def _check_not_complete(plan: Plan, data: RunData) -> None:
+    """A resumed run that has already reached the requested length would do nothing."""
+    if plan.saved_state is not None:
+        step = plan.saved_state["step"]
+    elif plan.torch_checkpoint is not None and isinstance(plan.torch_checkpoint.get("epoch"), int):
+        step = (plan.torch_checkpoint["epoch"] + 1) * data.steps_per_epoch
+    else:
+        return
+    if step >= data.total_steps:
+        done = step // data.steps_per_epoch
+        raise InvalidArgumentError(
+            f"--resume {plan.resume}: the run is already complete at epoch {done} (step {step} of "
+            f"{data.total_steps}); nothing to train. To extend it, resume with --epochs M, M > {done}")
+
+
+def _open_run_folder(plan: Plan, out_dir: Path, info: DistInfo, device: torch.device,
+                     reporter: Reporter) -> Path | None:
+    """Rank 0 checks, probes and locks the folder; every rank learns whether that worked."""
+    lock, err = None, None
     if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = open_run_folder(plan, out_dir, reporter)
+        except CnnzooError as e:
+            err = e
+    if broadcast_flag(err is not None, info, device):
+        raise err if err is not None else RunFolderError(f"rank 0 could not use --out {out_dir} (see its message)")
     barrier(info)
-    return out_dir
+    return lock
 
 
 def _result(run: TrainingRun, state: LoopState) -> dict:
