@@ -16,6 +16,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import CnnzooError
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)
     except CnnzooError as err:  # bad input (2) or a job that ran and failed (1): no traceback
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
