@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import cnnzoo.serve.state as state
 
@@ -43,6 +44,15 @@ def playground_cache(root: Path, monkeypatch) -> Path:
     cache = root / "cache"
     state.playground_file(cache)
     return cache
+
+
+def serve_app(root: Path, **kw):
+    """The app over make_runs(root), its playground LeNet-5 trained with TINY into root/cache."""
+    from cnnzoo.serve import create_app
+
+    with pytest.MonkeyPatch.context() as mp:
+        cache = playground_cache(root, mp)
+    return create_app(make_runs(root), models=ZOO, cache=cache, **kw)
 
 
 def digit_one() -> list[list[float]]:

@@ -13,21 +13,16 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
 import cnnzoo.serve.state as state  # noqa: E402
-from _serve_fixtures import ZOO, bomb_bytes, digit_one, make_runs, playground_cache, png_bytes  # noqa: E402
+from _serve_fixtures import ZOO, bomb_bytes, digit_one, png_bytes, serve_app  # noqa: E402
 from cnnzoo import analyze  # noqa: E402
 from cnnzoo.analysis.explain import explain  # noqa: E402
-from cnnzoo.serve import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    with pytest.MonkeyPatch.context() as mp:
-        cache = playground_cache(root, mp)
-        runs = make_runs(root)
-        app = create_app(runs, models=ZOO, cache=cache, max_upload=200_000)
-        with TestClient(app) as client:
-            yield client, runs, app
+    app = serve_app(tmp_path_factory.mktemp("serve"), max_upload=200_000)
+    with TestClient(app) as client:
+        yield client, app.state.runs, app
 
 
 def test_page_and_static_files_are_served(env):
