@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 import typer
 
 from ..analysis import analyze
+from ..analysis.explain import explain
 from ..analysis.plots import check_plot_path, plot_compare, plot_layers
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
@@ -68,6 +69,8 @@ def register(app: typer.Typer) -> None:
         optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
                                                 "training memory with this optimizer "
                                                 "(sgd, momentum, adam, ...)"),
+        explain_layer: Optional[str] = typer.Option(None, "--explain", help="one layer's arithmetic "
+                                                    "with its numbers, instead of the table"),
     ) -> None:
         """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
         multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
@@ -75,6 +78,8 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             check_plot_path(plot)  # fail before the work
         report = analyze(model, input_size=size, batch_size=batch_size)
+        if explain_layer is not None:
+            return print(explain(report, explain_layer), end="")
         if depth is not None:
             report = report.aggregate(depth)
         train = report.training_memory(optimizer=optimizer) if optimizer else None

@@ -1,0 +1,148 @@
+"""The data of the Zoo, Model and Compare pages: the same library calls as `cnnzoo list`,
+`info`, `summary` (and `--explain`) and `compare`, as JSON-ready dicts.
+
+Reports are cached per (model, input size): they depend on nothing else, so the cache is a
+speed-up only (a restart recomputes them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+from typing import Any, Sequence
+
+import torch
+
+from ..analysis import Report, analyze
+from ..analysis.explain import explain, explain_lines
+from ..errors import InvalidArgumentError
+from ..registry import create_model, get_entry, list_models
+
+_LOCK = threading.Lock()
+_REPORTS: dict[tuple[str, tuple[int, ...] | None], Report] = {}
+_SHORTCUT_NAMES = ("downsample", "shortcut", "proj", "skip")
+_RESIDUAL_TYPES = re.compile(r"Basic|Bottleneck|Residual|PreAct|Res|Block35|Block17|Block8")
+
+
+def report_for(name: str, size: Sequence[int] | None = None) -> Report:
+    """analyze(name, size), cached; unknown names raise UnknownModelError (404)."""
+    get_entry(name)
+    key = (name, None if size is None else tuple(size))
+    with _LOCK:
+        if key not in _REPORTS:
+            _REPORTS[key] = analyze(name, input_size=size)
+        return _REPORTS[key]
+
+
+def published(name: str) -> dict[str, Any]:
+    """The first published figure with a top-1 error (else the first), as `cnnzoo compare`."""
+    pubs = get_entry(name).published
+    pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
+    return vars(pub).copy() if pub is not None else {}
+
+
+def zoo_row(name: str) -> dict[str, Any]:
+    e = get_entry(name)
+    r = report_for(name)
+    pub = published(name)
+    return {"name": name, "family": e.family, "year": e.paper.year, "description": e.description,
+            "input_size": list(e.input_size), "params": r.total_params, "macs": r.total_macs,
+            "memory_bytes": r.total_memory, "top1_err": pub.get("top1_err"),
+            "top5_err": pub.get("top5_err"), "dataset": pub.get("dataset"),
+            "source": pub.get("source")}
+
+
+def zoo_rows(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    return [zoo_row(n) for n in (names if names is not None else list_models())]
+
+
+def _doc(name: str) -> str:
+    """The model class's docstring: where the zoo's models state their departures."""
+    with torch.device("meta"):
+        model = create_model(name)
+    return inspect.getdoc(type(model)) or ""
+
+
+def model_detail(name: str, size: Sequence[int] | None = None) -> dict[str, Any]:
+    """`cnnzoo info` + `cnnzoo summary --format json` (+ per-stage rows and the diagram)."""
+    e = get_entry(name)
+    report = report_for(name, size)
+    d = report.to_dict(all_layers=True)
+    d["stages"] = [r.as_dict() for r in report.aggregate(1).visible_rows(all_layers=False)]
+    d["info"] = e.as_dict()
+    d["doc"] = _doc(name)
+    d["text_table"] = report.to_table(rf=True)
+    d["diagram"] = diagram(name, report)
+    return d
+
+
+def explain_layer(name: str, layer: str, size: Sequence[int] | None = None) -> dict[str, Any]:
+    report = report_for(name, size)
+    return {"model": name, "layer": layer, "input_size": list(report.input_size),
+            "lines": [list(x) for x in explain_lines(report, layer)], "text": explain(report, layer)}
+
+
+def _block(name: str, mod: torch.nn.Module, report: Report) -> dict[str, Any]:
+    """One block of a stage: its type, costs, branches (parallel paths) and shortcut."""
+    rows = [r for r in report.rows if r.name == name or r.name.startswith(name + ".")]
+    io = report.module_io.get(name)
+    first_in = io[0] if io else (rows[0].in_shape if rows else None)
+    # a branch: a child whose first counted row reads the block's own input
+    branches, widths = [], []
+    for child, _ in mod.named_children():
+        sub = [r for r in rows if r.name.startswith(f"{name}.{child}.") or r.name == f"{name}.{child}"]
+        if sub and sub[0].in_shape == first_in and child not in _SHORTCUT_NAMES:
+            branches.append(child)
+            widths.append(sub[-1].out_shape[0] if sub[-1].out_shape else 0)
+    out_c = (io[1][0] if io and io[1] else None)
+    if len(branches) < 2 or sum(widths) != out_c:  # parallel paths concatenated, else a chain
+        branches = []
+    children = {c for c, _ in mod.named_children()}
+    shortcut = bool(children & set(_SHORTCUT_NAMES)) or bool(_RESIDUAL_TYPES.search(type(mod).__name__))
+    return {"name": name, "type": type(mod).__name__, "params": sum(r.params for r in rows),
+            "macs": sum(r.macs for r in rows), "out_shape": list(rows[-1].out_shape) if rows else [],
+            "branches": branches, "shortcut": shortcut,
+            "projection": bool(children & set(_SHORTCUT_NAMES))}
+
+
+def diagram(name: str, report: Report) -> list[dict[str, Any]]:
+    """The architecture as drawn on the Model page, from the module tree in execution order:
+    top-level modules (stages), each with its blocks; blocks with parallel branches (inception)
+    and shortcuts (residual) are marked. Modules that never ran (auxiliary heads) are left out."""
+    with torch.device("meta"):
+        model = create_model(name, in_chans=report.input_size[0])
+    tops: dict[str, torch.nn.Module] = dict(model.named_children())
+    order: list[str] = []
+    for r in report.rows:
+        top = r.name.split(".")[0].split("#")[0]
+        if top in tops and top not in order:
+            order.append(top)
+    out = []
+    for top in order:
+        mod = tops[top]
+        kids = list(mod.named_children())
+        is_stage = len(kids) > 1 and type(mod) in (torch.nn.Sequential, torch.nn.ModuleList)
+        node = _block(top, mod, report)
+        blocks = [_block(f"{top}.{k}", m, report) for k, m in kids] if is_stage else []
+        node["blocks"] = [b for b in blocks if b["macs"] or b["params"] or b["branches"]]
+        if node["macs"] or node["params"] or node["blocks"] or node["branches"]:
+            out.append(node)
+    return out
+
+
+def compare(names: Sequence[str], size: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Totals and per-stage rows side by side, 2 to 6 models (`cnnzoo compare` + --depth 1)."""
+    if not 2 <= len(names) <= 6:
+        raise InvalidArgumentError(f"compare takes 2 to 6 models, got {len(names)}")
+    for n in names:
+        get_entry(n)  # every unknown name fails before any work
+    out = []
+    for n in names:
+        r = report_for(n, size)
+        out.append({**zoo_row(n), "input_size": list(r.input_size), "params": r.total_params,
+                    "macs": r.total_macs, "memory_bytes": r.total_memory,
+                    "stages": [{"name": s.name, "type": s.type, "params": s.params, "macs": s.macs,
+                                "memory": s.memory, "out_shape": list(s.out_shape)}
+                               for s in r.aggregate(1).visible_rows()]})
+    return out

@@ -1,0 +1,169 @@
+"""`cnnzoo serve` in headless Chromium (Debian's chromium + chromium-driver, driven by Selenium):
+every page loads, the zoo sorts, the chart opens a model, the input size changes the totals, a
+drawn digit is classified, an upload is classified, a curve grows while a run trains. Each page
+is saved as a screenshot in the test's output folder (CNNZOO_SCREENSHOTS=DIR keeps them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="uvicorn not installed (the serve extra)")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from _serve_fixtures import ZOO, png_bytes, serve_app, train_tiny_run  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+if not CHROMIUM or not DRIVER:
+    pytest.skip("browser tests need chromium and chromedriver (Debian: apt-get install chromium "
+                "chromium-driver; .ci/run installs them where apt is available)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    app = serve_app(tmp_path_factory.mktemp("browser"))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app.state.runs
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1280,1000"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv.set_script_timeout(60)
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    d = Path(os.environ.get("CNNZOO_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _open(drv, url: str, page: str, timeout: float = 90) -> None:
+    drv.get("about:blank")
+    drv.get(url)
+    WebDriverWait(drv, timeout).until(
+        lambda d: d.execute_script("return document.getElementById('main').dataset.ready") == page)
+    errors = drv.find_elements(By.CSS_SELECTOR, "#main .error")
+    assert not errors, errors[0].text
+
+
+def test_zoo_sorts_and_its_chart_opens_a_model(site, browser, shots):
+    base, _ = site
+    _open(browser, base + "/#/zoo", "zoo")
+    rows = lambda: [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#zoo-table tr[data-name]")]
+    assert sorted(rows()) == sorted(ZOO)
+    browser.find_element(By.CSS_SELECTOR, "#zoo-table th[data-key=params]").click()
+    assert rows()[0] == "lenet5" and rows()[-1] == "vgg11"
+    browser.find_element(By.CSS_SELECTOR, "#zoo-table th[data-key=params]").click()
+    assert rows()[0] == "vgg11"
+    browser.save_screenshot(str(shots / "serve-zoo.png"))
+    browser.find_element(By.ID, "zoo-filter").send_keys("res")
+    assert rows() == ["resnet18"]
+    bubbles = browser.find_elements(By.CSS_SELECTOR, "#bubble circle[data-name]")
+    assert len(bubbles) >= 3  # the models with a published top-1 error
+    name = bubbles[-1].get_attribute("data-name")  # the smallest, drawn on top
+    ActionChains(browser).move_to_element(bubbles[-1]).click().perform()
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "return document.getElementById('main').dataset.ready") == "model"
+        and d.find_element(By.ID, "model-title").text == name)
+
+
+def test_model_input_size_and_explain(site, browser, shots):
+    base, _ = site
+    _open(browser, base + "/#/model/alexnet", "model")
+    before = browser.find_element(By.ID, "total-macs").text
+    box = browser.find_element(By.ID, "input-size")
+    box.clear()
+    box.send_keys("3x224x224")
+    browser.find_element(By.ID, "input-apply").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "input-size").get_attribute("value") == "3x224x224"
+                                     and d.find_element(By.ID, "total-macs").text != before)
+    browser.find_element(By.CSS_SELECTOR, "#layer-table tr[data-layer='features.0']").click()
+    WebDriverWait(browser, 30).until(lambda d: "(W - K + 2P)/S + 1" in d.find_element(By.ID, "explain").text)
+    assert "(224 - 11 + 2*2)/4 + 1" in browser.find_element(By.ID, "explain").text
+    browser.save_screenshot(str(shots / "serve-model.png"))
+    assert browser.find_elements(By.CSS_SELECTOR, "#diagram g.block")
+
+
+def test_compare_page(site, browser, shots):
+    base, _ = site
+    _open(browser, base + "/#/compare?models=alexnet,resnet18,googlenet", "compare")
+    heads = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#compare-table th a")]
+    assert heads == ["alexnet", "resnet18", "googlenet"]
+    browser.save_screenshot(str(shots / "serve-compare.png"))
+
+
+def test_playground_draw_and_upload(site, browser, shots, tmp_path):
+    base, _ = site
+    _open(browser, base + "/#/playground", "playground")
+    canvas = browser.find_element(By.ID, "draw")
+    chain = ActionChains(browser).move_to_element_with_offset(canvas, 0, -90).click_and_hold()
+    for dy in range(-80, 100, 20):
+        chain = chain.move_to_element_with_offset(canvas, 0, dy)
+    chain.release().perform()
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "prediction").text not in ("?", ""))
+    assert browser.find_element(By.ID, "prediction").text in "0123456789"
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#maps img")) == 6 + 6 + 16
+    browser.save_screenshot(str(shots / "serve-playground.png"))
+    img = tmp_path / "photo.png"
+    img.write_bytes(png_bytes((64, 48)))
+    browser.find_element(By.ID, "upload").send_keys(str(img))
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#top5 tr"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#top5 tr")) == 5
+    assert browser.find_element(By.ID, "gradcam").get_attribute("src").startswith("data:image/png")
+    browser.execute_script("document.getElementById('upload-result').scrollIntoView()")
+    browser.save_screenshot(str(shots / "serve-upload.png"))
+
+
+def test_runs_curve_grows_while_training(site, browser, shots):
+    base, runs = site
+    live = runs / "live"
+    t = threading.Thread(target=train_tiny_run, args=(live,), kwargs={"epochs": 3}, daemon=True)
+    t.start()
+    while not (live / "metrics.csv").exists() and t.is_alive():
+        time.sleep(0.2)
+    _open(browser, base + "/#/runs/live", "runs")
+    n = lambda d: int(d.execute_script(
+        "const p = document.querySelector('#curve path[data-series=train]'); return p ? p.dataset.points : 0"))
+    first = n(browser)
+    assert first >= 1
+    WebDriverWait(browser, 120).until(lambda d: n(d) >= 3)
+    t.join(60)
+    browser.save_screenshot(str(shots / "serve-runs.png"))
+    assert n(browser) > first or first == 3
