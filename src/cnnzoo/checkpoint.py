@@ -23,6 +23,14 @@ from .version import __version__
 RECORD_KEY = "cnnzoo"
 FORMAT_VERSION = 1
 
+# Bounds on what a record may declare, checked before anything is built from it. Far above any
+# real model (ImageNet-21k has 21,841 classes; hyperspectral images a few hundred channels);
+# the exact sizes are then checked against the file's own tensors.
+MAX_CLASSES = 1_000_000
+MAX_IN_CHANS = 1024
+MAX_ARCH_INT = 10_000  # depth 1202, alpha 270, growth 48... (architecture arguments)
+MAX_INPUT_SIDE = 8192  # recorded preprocessing: input and resize sizes
+
 
 def model_record(model: nn.Module, **extra: Any) -> dict[str, Any]:
     """The JSON record of a model made by create_model, plus whatever the caller adds
@@ -72,9 +80,101 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
             "create_model(name, weights=path) or `cnnzoo convert`"
         )
     try:
-        return json.loads(meta[RECORD_KEY])
-    except json.JSONDecodeError as err:
+        record = json.loads(meta[RECORD_KEY])
+    except (json.JSONDecodeError, RecursionError) as err:
         raise CheckpointError(f"{path}: its cnnzoo record is not valid JSON ({err})") from None
+    check_record(record, path)
+    return record
+
+
+def check_record(record: Any, path: str | os.PathLike) -> None:
+    """A model record's structure and every size it declares, bounded (CheckpointError)."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: its cnnzoo record is malformed: {what}")
+
+    if not isinstance(record, dict):
+        raise bad(f"a JSON {type(record).__name__} where an object {{\"model\": ...}} belongs")
+    if not isinstance(record.get("model"), str) or not record["model"]:
+        raise bad('no "model" name')
+    for key, top in (("num_classes", MAX_CLASSES), ("in_chans", MAX_IN_CHANS)):
+        if record.get(key) is not None and not _int_in(record[key], 1, top):
+            raise bad(f"{key} must be an integer in 1..{top:,}, "
+                      f"got {str(record.get(key))[:40]}")
+    kwargs = record.get("arch_kwargs", {})
+    if not isinstance(kwargs, dict) or not all(_arch_value(v) for v in kwargs.values()) or \
+            {"num_classes", "in_chans", "weights", "name"} & set(kwargs):
+        raise bad(f"arch_kwargs must map names to numbers (|n| <= {MAX_ARCH_INT:,}), strings, "
+                  "booleans or short lists of them (not num_classes, in_chans or weights)")
+    classes = record.get("classes")
+    if classes is not None and (not isinstance(classes, list) or len(classes) > MAX_CLASSES
+                                or not all(isinstance(c, (str, int)) for c in classes)):
+        raise bad("classes must be a list of names")
+    pre = record.get("preprocess")
+    if pre is not None and not _preprocess_ok(pre):
+        raise bad(f"preprocess must hold input_size [C, H, W] (C <= {MAX_IN_CHANS}, "
+                  f"sides <= {MAX_INPUT_SIDE}), resize and pad sizes, and C means and stds")
+
+
+def _int_in(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _arch_value(v: Any, depth: int = 0) -> bool:
+    if v is None or isinstance(v, (str, bool)):
+        return not isinstance(v, str) or len(v) <= 100
+    if isinstance(v, (int, float)):
+        return abs(v) <= MAX_ARCH_INT
+    return isinstance(v, list) and depth == 0 and len(v) <= 100 and \
+        all(_arch_value(x, 1) for x in v)
+
+
+def _preprocess_ok(pre: Any) -> bool:
+    if not isinstance(pre, dict):
+        return False
+    size = pre.get("input_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 3
+                                 and _int_in(size[0], 1, MAX_IN_CHANS)
+                                 and all(_int_in(x, 1, MAX_INPUT_SIDE) for x in size[1:])):
+        return False
+    for key in ("resize", "pad"):
+        if pre.get(key) is not None and not _int_in(pre[key], 0, MAX_INPUT_SIDE):
+            return False
+    for key in ("mean", "std"):
+        v = pre.get(key)
+        if v is not None and not (isinstance(v, list) and len(v) <= MAX_IN_CHANS and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            return False
+    return True
+
+
+def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in a safetensors file, read from its header only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+
+
+def check_shapes(path: str | os.PathLike, record: dict[str, Any],
+                 expected: dict[str, tuple[int, ...]]) -> None:
+    """The file's tensors against the architecture its record describes: the first missing,
+    unexpected or differently shaped tensor is named (CheckpointError)."""
+    found = tensor_shapes(path)
+    for key, shape in expected.items():
+        if key not in found:
+            raise CheckpointError(f"{path} does not match its record ({record['model']}): "
+                                  f"tensor {key} is missing from the file")
+        if tuple(found[key]) != tuple(shape):
+            raise CheckpointError(
+                f"{path} does not match its record ({record['model']}): tensor {key} has shape "
+                f"{tuple(found[key])} in the file but {tuple(shape)} in the architecture")
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise CheckpointError(f"{path} does not match its record ({record['model']}): "
+                              f"unexpected tensor(s) {', '.join(extra[:5])}")
 
 
 def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -36,7 +36,13 @@ def default_preprocess(model: nn.Module) -> Preprocess:
 def get_preprocess(record: dict[str, Any] | None, model: nn.Module) -> Preprocess:
     """The preprocessing a model file records, with the model's default where it is silent."""
     stored = (record or {}).get("preprocess") or {}
-    return Preprocess.from_record(stored, default_preprocess(model))
+    pp = Preprocess.from_record(stored, default_preprocess(model))
+    chans = int(getattr(model, "in_chans", pp.in_chans))
+    if pp.in_chans != chans:
+        raise CheckpointError(
+            f"the model file's preprocessing makes {pp.in_chans}-channel inputs but the model "
+            f"takes {chans}; the record is damaged or was edited")
+    return pp
 
 
 def class_names(record: dict[str, Any] | None, num_classes: int) -> list[str]:

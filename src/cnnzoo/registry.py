@@ -12,8 +12,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoint import load_state, read_record
-from .errors import CheckpointError, InvalidArgumentError, UnknownModelError, closest
+from .checkpoint import check_shapes, load_state, read_record, tensor_shapes
+from .errors import CheckpointError, CnnzooError, InvalidArgumentError, UnknownModelError, closest
 from .weights import load_weights
 
 
@@ -182,19 +182,41 @@ def create_model(
 
 def load_model(path: str | os.PathLike,
                map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model recorded in `path` and load its weights. Returns (model, record)."""
+    """Rebuild the model recorded in `path` and load its weights. Returns (model, record).
+
+    Nothing is allocated from what the record declares until the file's own tensors agree:
+    the record is bounded (checkpoint.check_record), its class count is checked against the
+    classifier tensor in the file, and every tensor shape against the architecture built on
+    the meta device (no memory)."""
     record = read_record(path)
-    model = create_model(
-        record["model"],
-        num_classes=record["num_classes"],
-        in_chans=record["in_chans"],
-        **record.get("arch_kwargs", {}),
-    )
-    state = load_state(path)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    name, kwargs = record["model"], record.get("arch_kwargs", {})
+    probe = _skeleton(path, record, num_classes=1)  # one class first: cheap whatever it claims
+    shapes = tensor_shapes(path)
+    head = getattr(probe, "classifier_name", None)
+    cls_keys = [k for k in probe.state_dict() if head and k.startswith(head + ".")]
+    n_file = shapes[cls_keys[0]][0] if cls_keys and len(shapes.get(cls_keys[0], ())) else None
+    n_rec = record.get("num_classes") or get_entry(name).num_classes
+    if n_file is not None and n_file != n_rec:
         raise CheckpointError(
-            f"{path} does not match {record['model']}: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
-        )
+            f"{path}: its record says num_classes={n_rec} but its classifier tensor "
+            f"{cls_keys[0]} has {n_file} rows; the file is damaged or was edited")
+    skeleton = _skeleton(path, record, num_classes=record.get("num_classes"))
+    check_shapes(path, record, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()})
+    model = create_model(name, num_classes=record.get("num_classes"), in_chans=record.get("in_chans"),
+                         **kwargs)
+    model.load_state_dict(load_state(path), strict=True)
     return model.to(map_location), record
+
+
+def _skeleton(path: str | os.PathLike, record: dict[str, Any], num_classes: int | None) -> nn.Module:
+    """The recorded architecture on the meta device: shapes without memory."""
+    try:
+        with torch.device("meta"):
+            return create_model(record["model"], num_classes=num_classes,
+                                in_chans=record.get("in_chans"), **record.get("arch_kwargs", {}))
+    except CnnzooError as err:
+        raise CheckpointError(f"{path}: its record does not describe a model we can build ({err})") \
+            from None
+    except Exception as err:  # a builder's own check on its arguments (ValueError, TypeError...)
+        raise CheckpointError(f"{path}: its record's architecture arguments do not build "
+                              f"{record['model']} ({type(err).__name__}: {err})") from None

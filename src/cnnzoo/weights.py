@@ -114,7 +114,9 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
             try:
                 record = json.loads(meta[RECORD_KEY])
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
+                record = {}
+            if not isinstance(record, dict):  # a damaged record: these are plain weights then
                 record = {}
         return state, record
     try:

@@ -15,7 +15,7 @@ import codecs
 import io
 import pickle
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -75,19 +75,59 @@ def safe_unpickle(data: bytes, name: str = "pickle") -> object:
     return obj
 
 
+# A CIFAR batch is a dict of arrays and flat lists: two levels. Far deeper is a hostile file.
+MAX_DEPTH = 32
+_LEAVES = (bytes, str, int, float, bool, type(None))
+
+
 def _check_plain(obj: object, name: str) -> None:
+    """Only plain containers, numbers, bytes and non-object arrays; no cycles, no deep nesting.
+
+    Iterative (no recursion), and each container is visited once however often it is shared,
+    so the time is linear in the size of the pickle."""
+    done: set[int] = set()  # containers fully checked
+    open_: set[int] = set()  # containers on the current path: meeting one again is a cycle
+    stack: list[tuple[object, Iterator[object] | None]] = [(obj, None)]
+    while stack:
+        node, children = stack[-1]
+        if children is None:  # first visit
+            if len(stack) > MAX_DEPTH:
+                raise UnsafePickleError(
+                    f"{name}: containers nested more than {MAX_DEPTH} deep; a CIFAR batch is a "
+                    "dict of arrays and lists, refusing it")
+            children = _children(node, name)
+            if children is None:  # a leaf
+                stack.pop()
+                continue
+            open_.add(id(node))
+            stack[-1] = (node, children)
+        child = next(children, _END)
+        if child is _END:
+            stack.pop()
+            open_.discard(id(node))
+            done.add(id(node))
+        elif id(child) in open_:
+            raise UnsafePickleError(f"{name}: a container holds itself (a reference cycle); "
+                                    "a CIFAR batch cannot, refusing it")
+        elif id(child) not in done:
+            stack.append((child, None))
+
+
+_END = object()
+
+
+def _children(obj: object, name: str) -> Iterator[object] | None:
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
             raise UnsafePickleError(f"{name}: holds an object-dtype array; refusing it")
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            _check_plain(k, name)
-            _check_plain(v, name)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _check_plain(v, name)
-    elif not isinstance(obj, (bytes, str, int, float, bool, type(None))):
-        raise UnsafePickleError(f"{name}: unexpected {type(obj).__name__} in a CIFAR batch")
+        return None
+    if isinstance(obj, dict):
+        return (x for kv in obj.items() for x in kv)
+    if isinstance(obj, (list, tuple)):
+        return iter(obj)
+    if isinstance(obj, _LEAVES):
+        return None
+    raise UnsafePickleError(f"{name}: unexpected {type(obj).__name__} in a CIFAR batch")
 
 
 _LAYOUT = {
@@ -115,26 +155,58 @@ def load_cifar(path: str | Path, classes: int, split: str) -> tuple[np.ndarray, 
     lay = _LAYOUT[classes]
     images, labels = [], []
     for fname in lay[split]:
-        batch = safe_unpickle((root / fname).read_bytes(), str(root / fname))
-        if not isinstance(batch, dict) or b"data" not in batch or lay["labels"] not in batch:
-            raise InvalidArgumentError(
-                f"{root / fname}: not a CIFAR-{classes} batch (needs keys data and "
-                f"{lay['labels'].decode()})")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise InvalidArgumentError(f"{root / fname}: data has shape {data.shape}, expected N x 3072")
-        images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[lay["labels"]], dtype=np.int64))
+        x, y = _read_batch(root / fname, classes, lay["labels"])
+        images.append(x)
+        labels.append(y)
     names = [str(i) for i in range(classes)]
     meta_file, key = lay["meta"]
     if (root / meta_file).is_file():
         meta = safe_unpickle((root / meta_file).read_bytes(), str(root / meta_file))
         if isinstance(meta, dict) and key in meta:
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[key]]
-    x, y = np.concatenate(images), np.concatenate(labels)
-    if y.size and (y.min() < 0 or y.max() >= classes):
-        raise InvalidArgumentError(f"{root}: labels outside 0..{classes - 1}")
-    return x, y, names
+            names = _names(meta[key], classes, root / meta_file)
+    return np.concatenate(images), np.concatenate(labels), names
+
+
+def _read_batch(path: Path, classes: int, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file: its images and labels, every size and value checked."""
+    batch = safe_unpickle(path.read_bytes(), str(path))
+    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+        raise InvalidArgumentError(
+            f"{path}: not a CIFAR-{classes} batch (needs keys data and {label_key.decode()})")
+    data = batch[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3072:
+        what = f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) \
+            else f"a {type(data).__name__}"
+        raise InvalidArgumentError(
+            f"{path}: data is {what}; a CIFAR batch holds a uint8 array of N x 3072 pixels")
+    raw = batch[label_key]
+    if isinstance(raw, np.ndarray):
+        raw = raw.tolist() if raw.ndim == 1 and raw.dtype.kind in "iu" else None
+    if not isinstance(raw, (list, tuple)) or \
+            not all(type(v) is int for v in raw):  # noqa: E721 (bool is no label)
+        raise InvalidArgumentError(f"{path}: {label_key.decode()} must be a list of integers")
+    if len(raw) != len(data):
+        raise InvalidArgumentError(
+            f"{path}: {len(data)} images but {len(raw)} labels; each image needs exactly one "
+            "label (a file with fewer would pair images with the wrong labels)")
+    bad = [v for v in raw if not 0 <= v < classes]
+    if bad:
+        raise InvalidArgumentError(
+            f"{path}: {len(bad)} labels outside 0..{classes - 1} (first: {bad[0]}); "
+            f"CIFAR-{classes} labels are 0..{classes - 1}")
+    return data.reshape(-1, 3, 32, 32), np.asarray(raw, dtype=np.int64)
+
+
+def _names(raw: object, classes: int, path: Path) -> list[str]:
+    if not isinstance(raw, (list, tuple)) or len(raw) != classes or \
+            not all(isinstance(n, (bytes, str)) for n in raw):
+        raise InvalidArgumentError(
+            f"{path}: the class names must be a list of {classes} strings")
+    try:
+        return [n.decode() if isinstance(n, bytes) else n for n in raw]
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(f"{path}: a class name is not UTF-8") from None
 
 
 def write_cifar_batch(path: str | Path, images: np.ndarray, labels: Sequence[int] | np.ndarray,

@@ -1,9 +1,12 @@
 """Image folders through a multi-worker DataLoader, with corrupt-image handling.
 
-A file that PIL cannot decode is either fatal (on_error="fail": the error names the path) or
+Every image is decoded by data/images.load_image, so the pixel cap (MAX_PIXELS,
+CNNZOO_MAX_PIXELS) is checked against the header before decoding. A file that cannot be decoded,
+or is over the cap, is either fatal (on_error="fail": the error names the path) or
 skipped (on_error="skip": the batch is one image shorter and the path is reported and counted).
 Skipping happens in the workers; the collate function carries the skipped paths back to the
-main process, so the count is exact with any number of workers.
+main process, so the count is exact with any number of workers. A pass over a split that reads
+no image at all is refused (NoReadableImageError), rather than training or testing on nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import CnnzooError, InvalidArgumentError
 from .datasets import FolderData
+from .images import ImageError, load_image
 
 
 class CorruptImageError(CnnzooError):
+    pass
+
+
+class NoReadableImageError(CorruptImageError):
     pass
 
 
@@ -31,16 +39,13 @@ class _Images(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         path, label = self.samples[i]
         try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except Exception as err:  # PIL raises several types (UnidentifiedImageError, OSError...)
+            img = load_image(path).convert("RGB")  # L -> RGB; over the pixel cap: refused
+        except ImageError as err:
             if self.on_error == "fail":
                 raise CorruptImageError(
-                    f"cannot read image {path} ({type(err).__name__}: {err}); "
+                    f"cannot read image {path} ({err}); "
                     "remove it or train with --set on_corrupt=skip") from None
             return ("__corrupt__", path)
         return self.transform(img), label
@@ -72,6 +77,7 @@ class FolderLoader:
                  index_batches: Iterable[torch.Tensor], workers: int, on_error: str,
                  device: torch.device):
         self.ds = _Images(data, transform, on_error)
+        self.root = data.root
         self.index_batches = list(index_batches)
         self.workers, self.device = workers, device
         self.skipped: list[str] = []
@@ -84,14 +90,28 @@ class FolderLoader:
                             num_workers=self.workers, collate_fn=_collate,
                             pin_memory=self.device.type == "cuda",
                             persistent_workers=False)
+        tried = read = 0
         try:
             for x, y, bad in loader:
                 self.skipped.extend(bad)
+                tried += len(bad) + (0 if x is None else len(x))
                 if x is None:
                     continue
+                read += len(x)
                 yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
-        except RuntimeError as err:  # a worker's CorruptImageError arrives re-wrapped
+        except CorruptImageError as err:  # from a worker, its traceback is in the message
+            raise CorruptImageError(_worker_message(err)) from None
+        except RuntimeError as err:  # or re-wrapped, by older PyTorch versions
             if "CorruptImageError" in str(err) or "cannot read image" in str(err):
-                msg = str(err).strip().splitlines()[-1]
-                raise CorruptImageError(msg.split("CorruptImageError: ")[-1]) from None
+                raise CorruptImageError(_worker_message(err)) from None
             raise
+        if tried and not read:
+            raise NoReadableImageError(
+                f"image folder {self.root}: none of the {tried} image files tried could be read "
+                "(all corrupt, not images, or over the pixel limit); nothing to train or test on")
+
+
+def _worker_message(err: Exception) -> str:
+    """A worker's exception arrives with the worker's traceback in its message: the last line."""
+    lines = str(err).strip().splitlines() or [""]
+    return lines[-1].split("CorruptImageError: ")[-1]

@@ -7,8 +7,12 @@ uint32 per dimension) followed by the raw array. MNIST uses type 0x08 (unsigned 
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -22,29 +26,59 @@ SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (``.gz`` or plain) into a numpy array, checking its header and size."""
+    """Read one IDX file (``.gz`` or plain) into a numpy array, checking its header and size.
+
+    The header's dimensions are checked against the bytes actually present before any array
+    is made, and a gzip file is decompressed only as far as the header says (no gzip bomb)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as err:  # gzip raises BadGzipFile (an OSError) on junk
-        raise InvalidArgumentError(f"{path}: cannot read IDX file ({err})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _TYPES:
+            head = _read_upto(f, 4 + 4 * 255)
+            expected = _payload_size(path, head)
+            header = 4 + 4 * head[3]
+            if opener is open and os.fstat(f.fileno()).st_size - header != expected:
+                _size_error(path, head, expected, os.fstat(f.fileno()).st_size - header)
+            data = head + _read_upto(f, header + expected + 1 - len(head))
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile, CRC and zlib errors on junk
+        raise InvalidArgumentError(f"{path}: cannot read IDX file, the file is corrupt ({err})") \
+            from None
+    if len(data) - header != expected:
+        _size_error(path, head, expected, len(data) - header)
+    return np.frombuffer(data, dtype=np.dtype(_TYPES[head[2]]), offset=header).reshape(
+        struct.unpack(f">{head[3]}I", head[4:header]))
+
+
+def _size_error(path: Path, head: bytes, expected: int, held: int) -> None:
+    shape = struct.unpack(f">{head[3]}I", head[4:4 + 4 * head[3]])
+    holds = f"more than {expected:,}" if held > expected else f"{max(held, 0):,}"
+    raise InvalidArgumentError(
+        f"{path}: header says {shape} ({expected:,} bytes of data) but the file holds "
+        f"{holds} bytes; the file is truncated or not IDX")
+
+
+def _payload_size(path: Path, head: bytes) -> int:
+    """Bytes of data the header declares (exact: Python integers cannot overflow)."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _TYPES:
         raise InvalidArgumentError(
             f"{path} is not an IDX file (its header should start with 00 00 <type> <ndim>)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
+    header = 4 + 4 * head[3]
+    if len(head) < header:
         raise InvalidArgumentError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_TYPES[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - header != expected:
-        raise InvalidArgumentError(
-            f"{path}: header says {shape} ({expected} bytes of data) but the file holds "
-            f"{len(data) - header} bytes; the file is truncated or not IDX")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    shape = struct.unpack(f">{head[3]}I", head[4:header])
+    return math.prod(shape) * np.dtype(_TYPES[head[2]]).itemsize
+
+
+def _read_upto(f: BinaryIO, n: int) -> bytes:
+    """At most n bytes, read in chunks: memory follows what the file holds, not what it claims."""
+    parts, left = [], n
+    while left > 0:
+        chunk = f.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def _find(root: Path, stem: str) -> Path:
@@ -68,8 +102,13 @@ def load_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidArgumentError(
             f"{root}: MNIST {split} images {images.shape} and labels {labels.shape} do not match "
             "(expected N x H x W images and N labels)")
-    if labels.size and labels.max() > 9:
-        raise InvalidArgumentError(f"{root}: MNIST labels must be 0-9, found {labels.max()}")
+    if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
+        raise InvalidArgumentError(
+            f"{root}: MNIST {split} images must be unsigned bytes and labels integers (IDX types "
+            f"0x08-0x0C); found {images.dtype} images and {labels.dtype} labels")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        bad = labels.min() if labels.min() < 0 else labels.max()
+        raise InvalidArgumentError(f"{root}: MNIST labels must be 0-9, found {bad}")
     return images, labels.astype(np.int64)
 
 
