@@ -99,6 +99,17 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
     ("eval batch size 0", ["eval", "{run}/model.safetensors", "--batch-size", "0"], 2, ["batch"]),
     ("eval negative batch size", ["eval", "{run}/model.safetensors", "--batch-size", "-5"], 2, ["batch"]),
     ("eval device banana", ["eval", "{run}/model.safetensors", "--device", "banana"], 2, ["device"]),
+    # hostile and corrupt files
+    ("record claims 10^12 classes", ["predict", "{bad}/huge.safetensors", "{img}"], 2, ["num_classes"]),
+    ("record is a list", ["predict", "{bad}/list.safetensors", "{img}"], 2, ["record"]),
+    ("record without a model", ["eval", "{bad}/nomodel.safetensors"], 2, ["model"]),
+    ("mnist with flipped gzip bytes", ["eval", "{run}/model.safetensors", "--data", "mnist:{bad}/mnist"], 2,
+     ["corrupt"]),
+    ("folder of corrupt images only", ["train", "tiny_rgb", "--data", "folder:{bad}/corrupt_folder",
+                                       "--out", "{tmp}/r", "--set", "workers=0", "--batch-size", "2", "--recipe", "lenet"],
+     2, ["could be read", "nothing to train"]),
+    ("folder train/val class names differ", ["train", "tiny_rgb", "--data", "folder:{bad}/names_folder",
+                                             "--out", "{tmp}/r"], 2, ["only in"]),
 ]
 
 
@@ -129,9 +140,39 @@ def files(tmp_path_factory) -> dict[str, Path]:
             return (print, ("this must never run",))
 
     (bad / "evil.pt").write_bytes(pickle.dumps({"model": Evil()}))
-    (bad / "flipped.gz").write_bytes(bytearray(b ^ 0xFF if i > 20 else b for i, b in
-                                               enumerate(gzip.compress(b"x" * 1000))))
+    _hostile_model_files(run / "model.safetensors", bad)
+    mnist = bad / "mnist"
+    mnist.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        data = bytearray(gzip.compress(b"\x00\x00\x08\x03" + bytes(range(256)) * 40))
+        data[30:40] = bytes(b ^ 0xFF for b in data[30:40])  # flipped bytes inside the stream
+        (mnist / f"{name}.gz").write_bytes(bytes(data))
+    for split in ("train", "val"):
+        d = bad / "corrupt_folder" / split / "a"
+        d.mkdir(parents=True)
+        (d / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+        (bad / "corrupt_folder" / split / "b").mkdir()
+        (bad / "corrupt_folder" / split / "b" / "y.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    for split, classes in (("train", ("cat", "dog")), ("val", ("cat", "emu"))):
+        for c in classes:
+            d = bad / "names_folder" / split / c
+            d.mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(d / "0.png")
     return {"run": run, "img": img, "bad": bad, "root": root}
+
+
+def _hostile_model_files(good: Path, bad: Path) -> None:
+    """Copies of a good model file whose record lies: 10^12 classes, a list, no model name."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(good), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        record = json.loads(f.metadata()["cnnzoo"])
+    for name, rec in (("huge", {**record, "num_classes": 10**12}), ("list", [record]),
+                      ("nomodel", {k: v for k, v in record.items() if k != "model"})):
+        save_file(tensors, str(bad / f"{name}.safetensors"), metadata={"cnnzoo": json.dumps(rec)})
 
 
 def main_ok(argv: list[str]) -> None:
