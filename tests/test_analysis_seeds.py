@@ -387,3 +387,19 @@ def test_disagreement_seed004_summary_table():
     for name, printed in (("resnet20", 1.8), ("resnet32", 3.6), ("resnet56", 3.86), ("resnet110", 7.6)):
         g = analyze(name).total_macs / 1e9
         assert g < 0.3 and printed / g > 25, name
+
+
+def test_the_docs_table_of_disagreements_is_the_package_data():
+    """docs/analysis.md's table is generated from cnnzoo.analysis.disagreements (the serve model
+    page shows the same entries), so the two cannot drift apart."""
+    from pathlib import Path
+
+    from cnnzoo.analysis.disagreements import DISAGREEMENTS, disagreements_for, markdown_table
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "analysis.md").read_text()
+    assert markdown_table() in doc and len(DISAGREEMENTS) == 23
+    assert [d.where for d in disagreements_for("resnet34")] == ["003, ResNet-34 GFLOP"]
+    from cnnzoo import list_models
+
+    registered = set(list_models())
+    assert all(m in registered for d in DISAGREEMENTS for m in d.models)

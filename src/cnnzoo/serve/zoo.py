@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..analysis import Report, analyze
+from ..analysis.disagreements import disagreements_for
 from ..analysis.explain import explain, explain_lines
 from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry, list_models
@@ -72,6 +73,7 @@ def model_detail(name: str, size: Sequence[int] | None = None) -> dict[str, Any]
     d["stages"] = [r.as_dict() for r in report.aggregate(1).visible_rows(all_layers=False)]
     d["info"] = e.as_dict()
     d["doc"] = _doc(name)
+    d["disagreements"] = [x._asdict() for x in disagreements_for(name)]
     d["text_table"] = report.to_table(rf=True)
     d["diagram"] = diagram(name, report)
     return d

@@ -68,6 +68,10 @@ async function modelPage(host, name, params) {
         q.params ? `${fmt(q.params)} params` : null, q.macs ? `${fmt(q.macs)} MACs` : null, q.dataset].filter(Boolean).join(", ")))));
   }
   if (d.doc) host.append(h("h2", {}, "Notes and departures from the paper"), h("pre", { id: "model-doc" }, d.doc));
+  if (d.disagreements && d.disagreements.length) {
+    host.append(h("h2", {}, "Where the lecture notes disagree with their own rules"), h("ul", { id: "disagreements" },
+      d.disagreements.map(x => h("li", {}, h("b", {}, x.where), `: printed ${x.printed}, the rule gives ${x.rule}. ${x.arithmetic}`))));
+  }
   host.append(h("h2", {}, "Architecture (from the module tree)"));
   const diag = h("div", { class: "card scroll", style: "max-height:none" });
   host.append(diag);
