@@ -30,15 +30,15 @@ function logTicks(lo, hi) {
 }
 
 // Accuracy vs MACs (log x), area ~ params; click opens the model.
-function bubbleChart(host, rows, onClick) {
+function bubbleChart(host, rows, onClick, id = "bubble") {
   const pts = rows.filter(r => r.top1_err !== null && r.macs > 0);
   const W = 760, H = 380, L = 56, R = 16, T = 14, B = 40;
-  const svg = svgEl("svg", { id: "bubble", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
+  const svg = svgEl("svg", { id, width: W, height: H, viewBox: `0 0 ${W} ${H}` });
   host.appendChild(svg);
   if (!pts.length) { svgText(svg, 20, 40, "no model with a published top-1 error"); return svg; }
   const xs = pts.map(p => p.macs), ys = pts.map(p => 100 - p.top1_err);
   const x0 = Math.min(...xs) / 1.6, x1 = Math.max(...xs) * 1.6;
-  const y0 = Math.floor(Math.min(...ys) - 3), y1 = Math.ceil(Math.max(...ys) + 3);
+  const y0 = Math.max(0, Math.floor(Math.min(...ys) - 3)), y1 = Math.min(100, Math.ceil(Math.max(...ys) + 3));
   const sx = v => L + (Math.log10(v) - Math.log10(x0)) / (Math.log10(x1) - Math.log10(x0)) * (W - L - R);
   const sy = v => T + (y1 - v) / (y1 - y0) * (H - T - B);
   const ax = svgEl("g", { class: "axis" }, svg);

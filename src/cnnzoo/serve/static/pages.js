@@ -12,9 +12,15 @@ async function zooPage(host) {
   let sortKey = "year", asc = true;
   host.append(h("h1", {}, `The zoo: ${rows.length} models`),
     h("p", { class: "muted" }, "Click a column to sort, a row or a bubble to open the model. Costs at each model's native input size."));
-  const chart = h("div", { class: "card" });
-  host.append(chart);
-  bubbleChart(chart, rows, name => go(`#/model/${encodeURIComponent(name)}`));
+  // One chart per dataset: top-1 accuracy on MNIST and on ImageNet are not the same axis.
+  const datasets = [...new Set(rows.filter(r => r.top1_err !== null).map(r => r.dataset || "unknown"))];
+  datasets.sort((a, b) => (b === "ImageNet") - (a === "ImageNet") || a.localeCompare(b));
+  datasets.forEach((ds, i) => {
+    const chart = h("div", { class: "card" }, h("h3", {}, `${ds}: published top-1 accuracy vs multiply-adds`));
+    host.append(chart);
+    bubbleChart(chart, rows.filter(r => (r.dataset || "unknown") === ds), name => go(`#/model/${encodeURIComponent(name)}`),
+      i === 0 ? "bubble" : `bubble-${ds}`);
+  });
   const filter = h("input", { type: "search", id: "zoo-filter", placeholder: "filter: name, family, year…" });
   const table = h("table", { id: "zoo-table" });
   host.append(h("h2", {}, "All models"), filter, h("div", { class: "scroll" }, table));
