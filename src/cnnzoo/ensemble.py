@@ -57,6 +57,33 @@ def combine_logits(logits: torch.Tensor, combine: str = "mean") -> torch.Tensor:
     raise InvalidArgumentError(f"combine must be one of {', '.join(COMBINE)}, got {combine!r}")
 
 
+# Ensembles of members x crops (`cnnzoo eval A B C --ten-crop`), one member at a time: each
+# member's crops are reduced to an (N, classes) summary, and the mean of the members' summaries
+# ranks the classes as combine_logits does over all members x crops.
+_VOTE_TIE = 1e-6  # the mean softmax's weight in a vote summary: less than one vote among up to 1e6 members x crops
+
+
+def member_summary(logits: torch.Tensor, combine: str = "mean") -> torch.Tensor:
+    """(crops, N, classes) logits of one member -> (N, classes): the mean softmax (mean), the
+    mean logits (logits), or the share of top-1 votes plus a tie-breaking sliver of the mean
+    softmax (vote)."""
+    if combine == "mean":
+        return logits.softmax(-1).mean(0)
+    if combine == "logits":
+        return logits.mean(0)
+    if combine == "vote":
+        votes = nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float().mean(0)
+        return votes + _VOTE_TIE * logits.softmax(-1).mean(0)
+    raise InvalidArgumentError(f"combine must be one of {', '.join(COMBINE)}, got {combine!r}")
+
+
+def combine_summaries(summaries: torch.Tensor, combine: str = "mean") -> torch.Tensor:
+    """(members, N, classes) member summaries (same number of crops each) -> (N, classes) scores:
+    the log mean softmax, the mean logits, or the vote shares."""
+    mean = summaries.mean(0)
+    return mean.clamp_min(1e-12).log() if combine == "mean" else mean
+
+
 def ensemble(members: Sequence[nn.Module | str | os.PathLike], combine: str = "mean") -> Ensemble:
     """An Ensemble of modules, or of model files (loaded with cnnzoo.load_model)."""
     paths = [m for m in members if not isinstance(m, nn.Module)]

@@ -33,11 +33,28 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _print_result(con: Console, res: dict) -> None:
-    acc = res["test_acc"]
+    acc, val = res["test_acc"], res.get("val_acc")
+    if val is not None:
+        con.print(f"validation accuracy {100 * val:.2f}% (top-1 error {res['val_top1_err']:.2f}%) at epoch "
+                  f"{res['kept_epoch']}, the epoch kept (keep={res['keep']})", highlight=False)
     con.print(f"[bold]test accuracy {100 * acc:.2f}%[/] (top-1 error {res['test_top1_err']:.2f}%, "
-              f"top-5 error {res['test_top5_err']:.2f}%) after {res['epochs']} epochs, "
-              f"{res['train_time_s']:.1f}s; model saved to {res['model_file']}"
+              f"top-5 error {res['test_top5_err']:.2f}%; scored once, on epoch {res['kept_epoch']}'s weights) "
+              f"after {res['epochs']} epochs, {res['train_time_s']:.1f}s; model saved to {res['model_file']}"
               if acc is not None else f"no evaluation ran; model saved to {res['model_file']}", highlight=False)
+
+
+def _val_split(text: str | None) -> float | None:
+    """--val-split F (a fraction) or N (a number of images)."""
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v >= 0 or (v >= 1 and not v.is_integer()):
+        raise InvalidArgumentError(f"--val-split takes a fraction 0 < F < 1, a number of images N >= 1, or 0 "
+                                   f"(no validation split), got {text!r}")
+    return v
 
 
 def _register_train(app: typer.Typer) -> None:
@@ -51,6 +68,9 @@ def _register_train(app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, "--epochs", help="number of epochs (replaces a recipe's iterations)"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="global batch size"),
         lr: Optional[float] = typer.Option(None, "--lr", help="base learning rate"),
+        val_split: Optional[str] = typer.Option(None, "--val-split", help="validation held out of the training "
+                                                "set: a fraction F or N images, stratified, fixed seed; 0: none "
+                                                "(default: the recipe's val_split, 0.1; folders use val/)"),
         sets: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: key=value (repeatable)"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
         out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/MODEL-TIME)"),
@@ -81,7 +101,8 @@ def _register_train(app: typer.Typer) -> None:
 
         overrides = parse_sets(sets)
         _set_threads(threads)
-        for key, val in (("batch_size", batch_size), ("lr", lr), ("accum_steps", accum)):
+        for key, val in (("batch_size", batch_size), ("lr", lr), ("accum_steps", accum),
+                         ("val_split", _val_split(val_split))):
             if val is not None:
                 overrides[key] = val
         if compile:
@@ -104,39 +125,75 @@ def _register_train(app: typer.Typer) -> None:
 def _register_eval(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file written by `cnnzoo train` (or its run folder)"),
+        checkpoints: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
+                                                 "folders); several: an ensemble"),
         data: Optional[str] = typer.Option(None, "--data", help="data spec (default: the one it was trained on)"),
         ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors)"),
+        combine: str = typer.Option("mean", "--combine", help="ensembles: mean (of the softmax, the papers' way), "
+                                    "logits (their mean) or vote"),
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
         device: Optional[str] = typer.Option(None, "--device"),
         batch_size: int = typer.Option(500, "--batch-size"),
         amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA and AMX CPUs), bf16 or off"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
-        """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix."""
-        from ..train.evaluation import evaluate_file
-        from ..train.logs import plot_confusion as plot
-
+        """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix;
+        with several models, each member's errors and their ensemble's."""
         if amp not in ("auto", "bf16", "off"):
             raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
-        res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size,
-                            amp=amp)
-        if plot_confusion is not None:
-            plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
-            res["confusion_png"] = str(plot_confusion)
-        if fmt is Format.json:
-            print_json(res)
-            return
-        from rich.table import Table
+        if len(checkpoints) > 1:
+            if plot_confusion is not None:
+                raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
+            from ..train.ensemble_eval import evaluate_ensemble
 
-        con = Console()
-        con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}): "
-                  f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
-        t = Table(title="per-class accuracy")
-        t.add_column("class")
-        t.add_column("accuracy", justify="right")
-        for c, a in res["per_class_acc"].items():
-            t.add_row(c, f"{100 * a:.2f}%")
-        con.print(t)
-        if plot_confusion is not None:
-            con.print(f"confusion matrix: {plot_confusion}")
+            res = evaluate_ensemble(checkpoints, data, combine=combine, ten_crop=ten_crop, device=device,
+                                    batch_size=batch_size, amp=amp)
+            print_json(res) if fmt is Format.json else _print_ensemble(res)
+            return
+        _eval_one(checkpoints[0], data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
+                  batch_size=batch_size, amp=amp, fmt=fmt)
+
+
+def _print_ensemble(res: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"ensemble on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}, "
+                    f"combine={res['combine']})")
+    for col in ("model file", "model", "top-1 error", "top-5 error"):
+        t.add_column(col, justify="left" if col.startswith("model") else "right")
+    for m in res["members"]:
+        t.add_row(m["model_file"], m["model"] or "", f"{m['top1_err']:.2f}%", f"{m['top5_err']:.2f}%")
+    e = res["ensemble"]
+    t.add_row("[bold]ensemble[/]", f"{len(res['members'])} members", f"[bold]{e['top1_err']:.2f}%[/]",
+              f"{e['top5_err']:.2f}%")
+    con = Console()
+    con.print(t)
+    con.print(f"members' mean top-1 error {res['members_mean_top1_err']:.2f}%, best member "
+              f"{res['best_member_top1_err']:.2f}%, ensemble {e['top1_err']:.2f}%", highlight=False)
+
+
+def _eval_one(checkpoint: Path, data: str | None, *, ten_crop: bool, plot_confusion: Path | None,
+              device: str | None, batch_size: int, amp: str, fmt: Format) -> None:
+    from ..train.evaluation import evaluate_file
+    from ..train.logs import plot_confusion as plot
+
+    res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size, amp=amp)
+    if plot_confusion is not None:
+        plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
+        res["confusion_png"] = str(plot_confusion)
+    if fmt is Format.json:
+        print_json(res)
+        return
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}): "
+              f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
+    t = Table(title="per-class accuracy")
+    t.add_column("class")
+    t.add_column("accuracy", justify="right")
+    for c, a in res["per_class_acc"].items():
+        t.add_row(c, f"{100 * a:.2f}%")
+    con.print(t)
+    if plot_confusion is not None:
+        con.print(f"confusion matrix: {plot_confusion}")

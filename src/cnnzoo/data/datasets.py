@@ -3,7 +3,7 @@
     mnist:PATH      the four MNIST IDX files (gz or not) in PATH
     cifar10:PATH    CIFAR-10 python batches (PATH or PATH/cifar-10-batches-py)
     cifar100:PATH   CIFAR-100 python batches (PATH or PATH/cifar-100-python)
-    folder:PATH     PATH/train/<class>/*.jpg and PATH/val/<class>/* (or test/)
+    folder:PATH     PATH/train/<class>/*.jpg, PATH/val/<class>/* (validation) and/or PATH/test/<class>/*
     embedded        (the default) the small real MNIST subset shipped in the package
 
 Small sets (MNIST, CIFAR) become `TensorData`: uint8 images held in memory, moved once to the
@@ -77,6 +77,12 @@ class TensorData:
     def subset(self, n: int) -> TensorData:
         return TensorData(self.images[:n], self.labels[:n], self.classes)
 
+    def select(self, index: torch.Tensor) -> TensorData:
+        return TensorData(self.images[index], self.labels[index], self.classes)
+
+    def label_list(self) -> torch.Tensor:
+        return self.labels
+
 
 @dataclass
 class FolderData:
@@ -89,6 +95,13 @@ class FolderData:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def select(self, index: torch.Tensor) -> FolderData:
+        return FolderData(self.root, self.classes, [self.samples[i] for i in index.tolist()],
+                          self.in_chans, dict(self.extra))
+
+    def label_list(self) -> torch.Tensor:
+        return torch.tensor([y for _, y in self.samples], dtype=torch.int64)
+
 
 def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> TensorData:
     if images.ndim == 3:
@@ -99,7 +112,8 @@ def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
 
 
 def load_split(spec: DataSpec, split: str) -> TensorData | FolderData:
-    """The 'train' or 'test' split of a spec, as TensorData or FolderData."""
+    """The 'train' or 'test' split of a spec, as TensorData or FolderData (an image folder's
+    'val' split too: see `folder_layout`)."""
     if spec.kind in ("mnist", "embedded"):
         from .mnist import load_mnist
 
@@ -130,8 +144,16 @@ def _folder_split(root: Path, split: str) -> FolderData:
     return FolderData(sub, classes, samples)
 
 
+def folder_layout(root: Path) -> tuple[str | None, str]:
+    """(validation folder, test folder) of an image folder: val/ validates and test/, when
+    present, is the test set; with only val/ (ImageNet's layout) val/ is both; with only test/
+    there is no validation folder (it is held out of train/)."""
+    has_val, has_test = (root / "val").is_dir(), (root / "test").is_dir()
+    return ("val" if has_val else None), ("test" if has_test or not has_val else "val")
+
+
 def _split_dir(root: Path, split: str) -> Path:
-    names = ("train",) if split == "train" else ("val", "test")
+    names = {"train": ("train",), "val": ("val",)}.get(split, ("test", "val"))
     for name in names:
         if (root / name).is_dir():
             return root / name
@@ -185,6 +207,49 @@ def _scan(sub: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise InvalidArgumentError(
             f"{sub}: no image files ({', '.join(IMG_EXTENSIONS)}) for class(es) {_few(empty)}")
     return classes, samples
+
+
+# -- validation split --------------------------------------------------------------------------
+SPLIT_SEED = 20250  # fixed: every run (any --seed, any rank, a resumed one) holds out the same images
+
+
+def val_count(val_split: float, n: int) -> int:
+    """How many of `n` training images a `val_split` holds out: a fraction (0 < F < 1) or a
+    count (an integer >= 1); 0 holds out none."""
+    if val_split <= 0:
+        return 0
+    k = round(val_split * n) if val_split < 1 else int(val_split)
+    if not 1 <= k < n:
+        raise InvalidArgumentError(
+            f"--val-split {val_split:g} holds out {k} of the {n} training images; it must leave at least "
+            "one image on each side (a fraction 0 < F < 1 or a count 1 <= N < the training set)")
+    return k
+
+
+def stratified_split(labels: torch.Tensor, count: int, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) index tensors, sorted: `count` images held out, each class in proportion to
+    its size (largest remainders), chosen at random with `seed`; every class keeps a training
+    image. The same labels, count and seed always give the same split."""
+    labels = labels.cpu()
+    n, classes = len(labels), int(labels.max()) + 1 if len(labels) else 0
+    sizes = torch.bincount(labels, minlength=classes).double()
+    exact = sizes * count / max(n, 1)
+    take = exact.floor().long()
+    extra = count - int(take.sum())
+    if extra > 0:  # largest remainders first, ties to the lower class
+        order = sorted(range(classes), key=lambda c: (-(exact[c] - take[c]).item(), c))
+        for c in order[:extra]:
+            take[c] += 1
+    take = torch.minimum(take, (sizes.long() - 1).clamp_min(0))
+    g = torch.Generator().manual_seed(seed)
+    held = []
+    for c in range(classes):
+        members = (labels == c).nonzero().flatten()
+        held.append(members[torch.randperm(len(members), generator=g)[: int(take[c])]])
+    val = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.int64)
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[val] = False
+    return mask.nonzero().flatten(), val
 
 
 # -- batching -------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.
         "optimizer": _flatten(optimizer.state_dict(), "optim", tensors),
         "scheduler": _flatten(scheduler.state_dict(), "sched", tensors) if scheduler is not None else None,
         "rng": _flatten({"ranks": rng if rng is not None else [rng_state()]}, "rng", tensors),
-        **extra,
+        **{k: _flatten(v, f"extra.{k}", tensors) for k, v in extra.items()},
     }
     path = Path(out_dir) / STATE_FILE
     with atomic_path(path) as tmp:

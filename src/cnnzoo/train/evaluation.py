@@ -4,10 +4,11 @@ the papers' 10-crop testing, with per-class accuracy and the confusion matrix.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
-from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
+from ..data.datasets import FolderData, TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess
 from ..devices import resolve_device
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
@@ -24,22 +25,10 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
     """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
     of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
     recipes (auto: bf16 on CUDA and AMX CPUs, fp32 elsewhere); the result says which ran."""
-    path = Path(path)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidArgumentError(f"batch size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise InvalidArgumentError(f"workers must be an integer >= 0, got {workers!r}")
+    check_eval_args(batch_size, workers)
     dev = resolve_device(device)
-    if path.suffix in ckpt.TORCH_SUFFIXES:
-        ckpt.load_torch_file(path)  # refuses unsafe pickles with a clear message
-        raise CheckpointError(f"{path}: evaluation needs a cnnzoo model file (.safetensors with a "
-                              "record); convert torch checkpoints with create_model(name, weights=...)")
-    if path.is_dir():
-        path = path / ckpt.MODEL_FILE
+    path = model_file(path)
     model, record = load_model(path)
-    pre = record.get("preprocess")
-    if not pre:
-        raise CheckpointError(f"{path} has no preprocess record; was it written by `cnnzoo train`?")
     spec = parse_spec(data if data is not None else record.get("data"))
     test = load_split(spec, "test")
     classes = record.get("classes") or test.classes
@@ -48,27 +37,9 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             f"{path} was trained on {len(classes)} classes; --data {spec} has {len(test.classes)}")
     model.to(dev)
     recipe = Recipe(amp=amp)
-    prep = Preprocess.from_record(pre)
-    c = prep.in_chans
-    idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
-    if isinstance(test, TensorData):
-        if test.shape[0] != c:
-            raise InputShapeError(f"{path} takes {c}-channel images; {spec} has {test.shape[0]}")
-        batches = tensor_batches(test.to(dev), idx)
-        res = evaluate(model, batches, device=dev, num_classes=len(classes),
-                       prep=lambda x: prep.eval_batch(x, ten_crop), confusion=True, recipe=recipe)
-    else:
-        from ..data.folder import FolderLoader
-        from ..data.transforms import folder_transform
-
-        h, w = prep.size
-        tf = folder_transform("none", (h, w), pre.get("resize") or h, pre["mean"], pre["std"], False)
-        if ten_crop:
-            tf = _TenCropTransform(pre.get("resize") or h, (h, w), pre["mean"], pre["std"])
-        loader = FolderLoader(test, tf, idx, worker_count(workers), "skip", dev)
-        batches = ((x.transpose(0, 1) if x.dim() == 5 else x, y) for x, y in loader.iterate())
-        res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True,
-                       recipe=recipe)
+    batches = scoring_batches(test, record, path, spec, ten_crop=ten_crop, device=dev, batch_size=batch_size,
+                           workers=workers)
+    res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True, recipe=recipe)
     cm = res.pop("confusion")
     per_class = (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist()
     return {"model_file": str(path), "model": record["model"], "data": str(spec),
@@ -78,6 +49,47 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             "loss": res["loss"], "classes": list(classes),
             "per_class_acc": {c: round(a, 6) for c, a in zip(classes, per_class)},
             "confusion": cm.tolist()}
+
+
+def check_eval_args(batch_size: int, workers: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgumentError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise InvalidArgumentError(f"workers must be an integer >= 0, got {workers!r}")
+
+
+def model_file(path: str | Path) -> Path:
+    """The cnnzoo model file at `path` (a run folder means its model.safetensors)."""
+    path = Path(path)
+    if path.suffix in ckpt.TORCH_SUFFIXES:
+        ckpt.load_torch_file(path)  # refuses unsafe pickles with a clear message
+        raise CheckpointError(f"{path}: evaluation needs a cnnzoo model file (.safetensors with a "
+                              "record); convert torch checkpoints with create_model(name, weights=...)")
+    return path / ckpt.MODEL_FILE if path.is_dir() else path
+
+
+def scoring_batches(test: TensorData | FolderData, record: dict, path: Path, spec: object, *, ten_crop: bool,
+                 device: torch.device, batch_size: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`test` as model-ready batches through the model's own recorded preprocessing: (N, C, H, W),
+    or (10, N, C, H, W) for 10-crop testing."""
+    pre = record.get("preprocess")
+    if not pre:
+        raise CheckpointError(f"{path} has no preprocess record; was it written by `cnnzoo train`?")
+    prep = Preprocess.from_record(pre)
+    idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
+    if isinstance(test, TensorData):
+        if test.shape[0] != prep.in_chans:
+            raise InputShapeError(f"{path} takes {prep.in_chans}-channel images; {spec} has {test.shape[0]}")
+        return ((prep.eval_batch(x, ten_crop), y) for x, y in tensor_batches(test.to(device), idx))
+    from ..data.folder import FolderLoader
+    from ..data.transforms import folder_transform
+
+    h, w = prep.size
+    tf = folder_transform("none", (h, w), pre.get("resize") or h, pre["mean"], pre["std"], False)
+    if ten_crop:
+        tf = _TenCropTransform(pre.get("resize") or h, (h, w), pre["mean"], pre["std"])
+    loader = FolderLoader(test, tf, idx, worker_count(workers), "skip", device)
+    return ((x.transpose(0, 1) if x.dim() == 5 else x, y) for x, y in loader.iterate())
 
 
 class _TenCropTransform:

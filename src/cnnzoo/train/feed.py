@@ -1,4 +1,4 @@
-"""Step 2 of a training run: its data. The train and test splits, how images enter the model,
+"""Step 2 of a training run: its data. The train, validation and test splits, how images enter the model,
 the run length in steps, and the batches: in-memory data moves to the device once and is
 augmented there per batch; image folders stream through worker processes.
 """
@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from ..data.datasets import (DataSpec, FolderData, TensorData, load_split, parse_spec, shard_indices,
-                             tensor_batches)
+from ..data.datasets import (SPLIT_SEED, DataSpec, FolderData, TensorData, folder_layout, load_split, parse_spec,
+                             shard_indices, stratified_split, tensor_batches, val_count)
 from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, fit_input
 from ..errors import InvalidArgumentError
 from .distributed import DistInfo
@@ -27,9 +27,12 @@ if TYPE_CHECKING:
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
 
-def load_data(spec_str: str | None, recipe: Recipe) -> tuple[DataSpec, TensorData | FolderData,
-                                                            TensorData | FolderData]:
-    """(spec, train, test) of a --data spec; both splits non-empty with the same classes."""
+def load_data(spec_str: str | None, recipe: Recipe, saved_split: dict | None = None
+              ) -> tuple[DataSpec, TensorData | FolderData, TensorData | FolderData | None,
+                         TensorData | FolderData, dict]:
+    """(spec, train, validation or None, test, split record) of a --data spec: every split
+    non-empty, with the same classes. The record says where validation came from; a resumed
+    run passes its own (`saved_split`) and gets exactly the same images back."""
     spec = parse_spec(spec_str)
     train, test = load_split(spec, "train"), load_split(spec, "test")
     if len(train) == 0 or len(test) == 0:
@@ -37,9 +40,44 @@ def load_data(spec_str: str | None, recipe: Recipe) -> tuple[DataSpec, TensorDat
     if len(train.classes) != len(test.classes):
         raise InvalidArgumentError(
             f"--data {spec}: train has {len(train.classes)} classes but test has {len(test.classes)}")
-    if isinstance(train, TensorData) and recipe.limit_train:
+    train, val, split = _validation(spec, train, test, recipe, saved_split)
+    if isinstance(train, TensorData) and recipe.limit_train:  # after the split: it never moves the held-out images
         train = train.subset(recipe.limit_train)
-    return spec, train, test
+    return spec, train, val, test, split
+
+
+def _validation(spec: DataSpec, train: TensorData | FolderData, test: TensorData | FolderData, recipe: Recipe,
+                saved: dict | None) -> tuple[TensorData | FolderData, TensorData | FolderData | None, dict]:
+    """The validation split: none (val_split 0), an image folder's val/, or images held out of
+    the training set (stratified, fixed seed), recorded so that a resume reuses them."""
+    if recipe.val_split == 0:
+        return train, None, {"source": "none", "note": "no validation split (--val-split 0): no epoch is "
+                             "selected on held-out data, the last one is kept and the test set is scored once"}
+    if spec.kind == "folder":
+        val_dir, test_dir = folder_layout(spec.path)
+        if val_dir is not None:
+            note = ("validation: val/; test: test/" if test_dir == "test" else
+                    "validation and test are both val/ (no test/ folder, ImageNet's layout, as the papers "
+                    "did): the test error is then not independent of the selection")
+            return train, (test if test_dir == "val" else load_split(spec, "val")), {"source": "folder", "note": note}
+    labels = train.label_list()
+    if saved is not None and saved.get("source") == "held out":
+        val_index = saved["val_index"].long()
+        if saved.get("train_total") != len(train) or (len(val_index) and int(val_index.max()) >= len(train)):
+            raise InvalidArgumentError(
+                f"--data {spec}: the training set has {len(train)} images, the run held out validation "
+                f"images of a set of {saved.get('train_total')}: the data changed since the run started")
+        keep = torch.ones(len(train), dtype=torch.bool)
+        keep[val_index] = False
+        train_index = keep.nonzero().flatten()
+    else:
+        train_index, val_index = stratified_split(labels, val_count(recipe.val_split, len(train)))
+    note = (f"validation: {len(val_index)} images held out of the {len(train)} training images "
+            f"(val_split {recipe.val_split:g}, stratified by class, fixed seed {SPLIT_SEED}); test: "
+            f"{len(test)} images, scored once at the end")
+    record = {"source": "held out", "val_index": val_index, "train_total": len(train), "seed": SPLIT_SEED,
+              "note": note}
+    return train.select(train_index), train.select(val_index), record
 
 
 @dataclass
@@ -51,6 +89,8 @@ class RunData:
     steps_per_epoch: int
     epochs: int
     total_steps: int
+    val: TensorData | FolderData | None = None  # None: no validation (--val-split 0)
+    split: dict = field(default_factory=dict)  # where validation came from (saved in the checkpoint)
 
     @property
     def classes(self) -> list[str]:
@@ -60,7 +100,13 @@ class RunData:
 def load_run_data(plan: Plan, *, world: int, device: torch.device) -> RunData:
     """The plan's data and run length; raises on data or a batch size that cannot work."""
     recipe = plan.recipe
-    spec, train, test = load_data(plan.data, recipe)
+    saved_split = (plan.saved_state or {}).get("split")
+    spec, train, val, test, split = load_data(plan.data, recipe, saved_split)
+    if recipe.schedule == "plateau" and val is None:
+        raise InvalidArgumentError(
+            f"recipe {recipe.name}: the plateau schedule lowers the learning rate when the validation "
+            "accuracy stops improving, and --val-split 0 leaves no validation set (reading the test set "
+            "would tune on it); give --val-split F or choose another schedule (--set schedule=multistep)")
     if isinstance(train, TensorData):
         mean, std = train.stats()
         flat = [c for c, s in enumerate(std) if not s > 1e-6]  # NaN-proof
@@ -89,7 +135,7 @@ def load_run_data(plan: Plan, *, world: int, device: torch.device) -> RunData:
         epochs = recipe.epochs
         total_steps = epochs * steps_per_epoch
     return RunData(spec=spec, train=train, test=test, prep=prep, steps_per_epoch=steps_per_epoch,
-                   epochs=epochs, total_steps=total_steps)
+                   epochs=epochs, total_steps=total_steps, val=val, split=split)
 
 
 def _aug_seed(seed: int, epoch: int, step: int, rank: int) -> int:
@@ -110,6 +156,7 @@ class Feed:
         self.in_memory = isinstance(data.train, TensorData)
         if self.in_memory:
             self._train_dev, self._test_dev = data.train.to(device), data.test.to(device)
+            self._val_dev = data.val.to(device) if data.val is not None else None
             self._pca = None
             if recipe.augment == "alexnet" and data.train.shape[0] == 3:
                 from ..data.transforms import pixel_pca
@@ -142,15 +189,20 @@ class Feed:
                               self.recipe.on_corrupt, self.device)
         return _plain_corrupt_errors(loader.iterate(offset)), loader
 
-    def eval_batches(self) -> Batches:
+    def eval_batches(self, split: str = "val") -> Batches:
+        """The batches of the validation ('val') or the test ('test') split."""
         info, world = self.info, self.info.world
+        if split not in ("val", "test") or (split == "val" and self.data.val is None):
+            raise ValueError(f"no {split!r} split in this run")
         if self.in_memory:
-            idx = shard_indices(len(self._test_dev), 1000 * world, 0, self.seed, False, info.rank, world, False)
-            return tensor_batches(self._test_dev, idx)
+            dev = self._val_dev if split == "val" else self._test_dev
+            idx = shard_indices(len(dev), 1000 * world, 0, self.seed, False, info.rank, world, False)
+            return tensor_batches(dev, idx)
         from ..data.folder import FolderLoader
 
-        idx = shard_indices(len(self.data.test), 256 * world, 0, self.seed, False, info.rank, world, False)
-        return _plain_corrupt_errors(FolderLoader(self.data.test, self._tf_eval, idx, worker_count(self.recipe.workers),
+        held = self.data.val if split == "val" else self.data.test
+        idx = shard_indices(len(held), 256 * world, 0, self.seed, False, info.rank, world, False)
+        return _plain_corrupt_errors(FolderLoader(held, self._tf_eval, idx, worker_count(self.recipe.workers),
                                                   self.recipe.on_corrupt, self.device).iterate())
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from ..files import atomic_path, atomic_write_text
 
-CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "test_top5",
-              "img_per_s", "epoch_time_s")
+# val_*: the validation split, every `eval_every` epochs; test_*: the test split, scored once at the
+# end on the kept weights, so only the kept epoch's row has them
+CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5",
+              "test_loss", "test_acc", "test_top5", "img_per_s", "epoch_time_s")
 METRICS_FILE = "metrics.csv"
 CURVES_FILE = "training_curves.png"
 
@@ -44,17 +46,19 @@ def _save_png(fig, path: str | Path) -> None:
 
 
 def plot_curves(path: Path, history: list[dict], title: str) -> None:
-    """Loss and top-1 accuracy per epoch, train and (where evaluated) test."""
+    """Loss and top-1 accuracy per epoch: train, validation (where evaluated) and the test
+    split's one score (a star at the kept epoch)."""
     ep = [h["epoch"] for h in history]
     fig, (a1, a2) = _pyplot().subplots(1, 2, figsize=(10, 4))
     a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    if any(h.get("test_loss") is not None for h in history):
-        a1.plot(ep, [h.get("test_loss") for h in history], "o-", label="test")
-    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
     a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
-    if any(h.get("test_acc") is not None for h in history):
-        a2.plot(ep, [100 * h["test_acc"] if h.get("test_acc") is not None else None for h in history],
-                "o-", label="test")
+    for ax, key, scale in ((a1, "loss", 1), (a2, "acc", 100)):
+        for split, style in (("val", "o-"), ("test", "*")):
+            pts = [(h["epoch"], scale * h[f"{split}_{key}"]) for h in history if h.get(f"{split}_{key}") is not None]
+            if pts:
+                ax.plot(*zip(*pts), style, markersize=12 if split == "test" else 6,
+                        label="validation" if split == "val" else "test (once, kept weights)")
+    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
     a2.set_xlabel("epoch"), a2.set_ylabel("top-1 accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

@@ -1,6 +1,12 @@
-"""Step 4 of a training run: the epochs. Each one trains (train_one_epoch), evaluates every
-`eval_every` epochs and at the end, then saves the full training state and the model file and
-rewrites the logs, so a run stopped at any moment leaves a usable model and resumes exactly.
+"""Step 4 of a training run: the epochs. Each one trains (train_one_epoch), evaluates on the
+validation split every `eval_every` epochs and at the end, then saves the full training state
+and (when it is the one to keep) the model file and rewrites the logs, so a run stopped at any
+moment leaves a usable model and resumes exactly.
+
+Honest evaluation: the plateau schedule and the choice of the kept weights (`keep`: the best
+epoch by validation accuracy, or the last) read the validation split only. The test split is
+scored once, after the last epoch, on the kept weights; its numbers go into the model record,
+the kept epoch's row of metrics.csv and the result.
 Checkpoints every `ckpt_every` steps in between hold the state only. Ctrl-C (SIGINT) is
 taken between two optimizer steps: the state at that step is saved, then KeyboardInterrupt
 goes on up (the CLI exits 130), and `--resume` continues exactly.
@@ -19,10 +25,10 @@ from pathlib import Path
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from ..checkpoint import save_model
+from ..checkpoint import load_state, save_model
 from . import checkpoint as ckpt
 from .build import Trainer
-from .distributed import DistInfo, broadcast_flag
+from .distributed import DistInfo, barrier, broadcast_flag
 from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch
 from .feed import Feed, RunData
 from .logs import RunLogs
@@ -45,14 +51,18 @@ class TrainingRun:
     device: torch.device
     reporter: Reporter
     saved_step: int | None = None  # the step of the last checkpoint written (None: none yet)
+    best: dict = field(default_factory=dict)  # the best epoch by validation: epoch, step, acc, top5, loss
 
 
 @dataclass
 class LoopState:
-    """Where the loop is: the global step, the latest test metrics, images skipped as corrupt."""
+    """Where the loop is: the global step, the latest validation metrics, the best epoch by
+    validation so far, the final test metrics, images skipped as corrupt."""
 
     step: int
-    last_test: dict = field(default_factory=dict)
+    last_val: dict = field(default_factory=dict)
+    last_test: dict = field(default_factory=dict)  # the test split, scored once at the end
+    kept_epoch: int | None = None
     skipped_images: int = 0
     skipped_named: int = 0  # how many skipped paths were printed (the first 5 of the run)
     progress: bool = False  # the same on every rank: progress costs a collective
@@ -65,8 +75,9 @@ def error_pct(acc: float | None) -> float | None:
 
 
 def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None = None) -> None:
-    """Rank 0 writes the training state; with `final_metrics` (an epoch's end) the model file too.
-    Every rank calls it: their random states are gathered first."""
+    """Rank 0 writes the training state (with the validation split and the best epoch so far);
+    with `final_metrics` the model file too. Every rank calls it: their random states are
+    gathered first."""
     rng = ckpt.rank_rng_states(run.info, run.device)
     if not run.info.is_main:
         return
@@ -75,14 +86,14 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
               "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict()}
     with writing("training checkpoint", run.out_dir, run.saved_step):
         ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
-                        epoch=step // data.steps_per_epoch, step=step,
-                        extra={"run": record, "history": t.history}, rng=rng)
+                        epoch=step // data.steps_per_epoch, step=step, rng=rng,
+                        extra={"run": record, "history": t.history, "split": data.split, "best": run.best})
     run.saved_step = step
     if final_metrics is not None:
         with writing("model file", run.out_dir, run.saved_step):
             save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
                        data=str(data.spec), metrics=final_metrics, classes=list(data.classes),
-                       preprocess=data.prep.to_record(), step=step)
+                       preprocess=data.prep.to_record(), step=step, split=_split_summary(data.split))
 
 
 @contextmanager
@@ -117,8 +128,9 @@ def train_epochs(run: TrainingRun) -> LoopState:
                       total_steps=data.total_steps, on_step_checkpoint=lambda s: save_checkpoint(run, step=s))
     world = run.info.world
     run.reporter.message(
-        f"training [bold]{plan.model_name}[/] on {data.spec} ({len(data.train)} train / {len(data.test)} "
-        f"test images, {len(data.classes)} classes) with recipe [bold]{plan.recipe.name}[/]: "
+        f"training [bold]{plan.model_name}[/] on {data.spec} ({len(data.train)} train / "
+        f"{len(data.val) if data.val is not None else 0} validation / {len(data.test)} test images, "
+        f"{len(data.classes)} classes) with recipe [bold]{plan.recipe.name}[/]: "
         f"{data.epochs} epochs x {data.steps_per_epoch} steps of {plan.recipe.batch_size} on {run.device}"
         + (f" x {world} processes" if world > 1 else "") + f"; output in {run.out_dir}")
     # Progress reads metrics summed over all ranks: an all-reduce that every rank must join, so
@@ -126,12 +138,16 @@ def train_epochs(run: TrainingRun) -> LoopState:
     state = LoopState(step=t.start_step,
                       progress=broadcast_flag(run.reporter.wants_progress, run.info, run.device))
     run.saved_step = t.start_step if plan.saved_state is not None else None
+    run.best = dict((plan.saved_state or {}).get("best") or {})
+    run.reporter.message(f"[dim]{data.split['note']}[/]")
     try:
         with _sigint_between_steps(not run.info.enabled) as ctx.stop_requested:
             for epoch in range(t.start_step // data.steps_per_epoch, data.epochs):
                 if state.step >= data.total_steps:
                     break
                 _train_epoch(run, ctx=ctx, epoch=epoch, state=state)
+        state.seconds = time.perf_counter() - state.started
+        _final_test(run, state)
     except TrainingInterrupted as stop:
         run.reporter.run_ends()
         save_checkpoint(run, step=stop.step)
@@ -141,7 +157,6 @@ def train_epochs(run: TrainingRun) -> LoopState:
     finally:
         run.reporter.run_ends()
         run.logs.close()
-    state.seconds = time.perf_counter() - state.started
     return state
 
 
@@ -173,34 +188,89 @@ def _report_skipped(rep: Reporter, skipped: list[str], state: LoopState) -> None
 
 
 def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> None:
-    """Evaluate when due, then record the epoch: history, checkpoint, model file, logs, a line."""
+    """Validate when due, then record the epoch: history, checkpoint, model file (if kept), logs."""
     recipe, data, t = run.plan.recipe, run.data, run.trainer
     step = state.step
     row = {"epoch": epoch + 1, "step": step, "lr": t.optimizer.param_groups[0]["lr"],
            "train_loss": tm["loss"], "train_acc": tm["acc"], "img_per_s": tm["img_s"],
            "epoch_time_s": tm["time"]}
     is_last = step >= data.total_steps or epoch + 1 == data.epochs
-    if (epoch + 1) % recipe.eval_every == 0 or is_last:
-        test = evaluate(t.train_model, run.feed.eval_batches(), device=run.device,
-                        num_classes=len(data.classes), prep=run.feed.eval_prep, recipe=recipe,
-                        channels_last=t.channels_last, info=run.info)
-        state.last_test = test
-        row.update(test_loss=test["loss"], test_acc=test["acc"], test_top5=test["top5"])
+    improved = False
+    if data.val is not None and ((epoch + 1) % recipe.eval_every == 0 or is_last):
+        val = _score(run, "val")
+        state.last_val = val
+        row.update(val_loss=val["loss"], val_acc=val["acc"], val_top5=val["top5"])
         if isinstance(t.scheduler, ReduceLROnPlateau):
-            t.scheduler.step(test["acc"])
+            t.scheduler.step(val["acc"])
+        improved = not run.best or val["acc"] > run.best["acc"]
+        if improved:
+            run.best = {"epoch": epoch + 1, "step": step, "acc": val["acc"], "top5": val["top5"], "loss": val["loss"]}
     t.history.append(row)
-    test = state.last_test
-    metrics = {"train_loss": tm["loss"], "train_acc": tm["acc"], "test_loss": test.get("loss"),
-               "test_acc": test.get("acc"), "test_top1_err": error_pct(test.get("acc")),
-               "test_top5_err": error_pct(test.get("top5")), "epochs": epoch + 1, "steps": step}
-    save_checkpoint(run, step=step, final_metrics=metrics)
+    keep_this = recipe.keep == "last" or data.val is None or improved or not run.best
+    save_checkpoint(run, step=step, final_metrics=_kept_metrics(row, epoch + 1) if keep_this else None)
     with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
         run.logs.epoch_done(t.history)
     done = max(1, step - t.start_step)
     eta = (time.perf_counter() - state.started) / done * (data.total_steps - step)
     run.reporter.message(
         f"epoch {epoch + 1:>3}/{data.epochs}  loss {tm['loss']:.4f}  train acc {100 * tm['acc']:6.2f}%"
-        + (f"  test acc {100 * test['acc']:6.2f}%" if "test_loss" in row else "")
+        + (f"  val acc {100 * row['val_acc']:6.2f}%" if "val_acc" in row else "")
+        + ("  (best, kept)" if improved and recipe.keep == "best" else "")
         + f"  {tm['img_s']:,.0f} img/s  {tm['time']:.1f}s" + (f"  ETA {eta:.0f}s" if not is_last else "")
         + (f"  (train loss/acc over steps {tm['partial_from'] + 1}-{data.steps_per_epoch} only: resumed "
            "mid-epoch)" if tm.get("partial_from") else ""))
+
+
+def _score(run: TrainingRun, split: str) -> dict:
+    t = run.trainer
+    return evaluate(t.train_model, run.feed.eval_batches(split), device=run.device,
+                    num_classes=len(run.data.classes), prep=run.feed.eval_prep, recipe=run.plan.recipe,
+                    channels_last=t.channels_last, info=run.info)
+
+
+def _kept_metrics(row: dict, epochs: int, test: dict | None = None) -> dict:
+    """The model record's metrics: the kept epoch's train and validation numbers (and test, once scored)."""
+    test = test or {}
+    return {"train_loss": row["train_loss"], "train_acc": row["train_acc"], "val_loss": row.get("val_loss"),
+            "val_acc": row.get("val_acc"), "val_top1_err": error_pct(row.get("val_acc")),
+            "val_top5_err": error_pct(row.get("val_top5")), "test_loss": test.get("loss"),
+            "test_acc": test.get("acc"), "test_top1_err": error_pct(test.get("acc")),
+            "test_top5_err": error_pct(test.get("top5")), "kept_epoch": row["epoch"], "epochs": epochs,
+            "steps": row["step"]}
+
+
+def _final_test(run: TrainingRun, state: LoopState) -> None:
+    """After the last epoch: put the kept weights back (best by validation, from the model file
+    rank 0 wrote), score the test split once, and record it in the model file and metrics.csv."""
+    plan, data, t = run.plan, run.data, run.trainer
+    kept = run.best.get("epoch") if plan.recipe.keep == "best" and data.val is not None else None
+    last = t.history[-1]["epoch"] if t.history else None
+    barrier(run.info)
+    if kept is not None and kept != last:
+        t.model.load_state_dict(load_state(run.out_dir / ckpt.MODEL_FILE))
+    state.kept_epoch = kept if kept is not None else last
+    state.last_test = _score(run, "test")
+    row = next((r for r in t.history if r["epoch"] == state.kept_epoch), None)
+    if row is None:  # no epoch trained in this call
+        return
+    for r in t.history:  # an extended run's earlier test numbers were of other weights
+        for k in ("test_loss", "test_acc", "test_top5"):
+            r.pop(k, None)
+    test = state.last_test
+    row.update(test_loss=test["loss"], test_acc=test["acc"], test_top5=test["top5"])
+    if run.info.is_main:
+        with writing("model file", run.out_dir, run.saved_step):
+            save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
+                       data=str(data.spec), metrics=_kept_metrics(row, last, test), classes=list(data.classes),
+                       preprocess=data.prep.to_record(), step=row["step"], split=_split_summary(data.split))
+        with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
+            run.logs.epoch_done(t.history)
+    which = ("the last epoch" if kept is None or kept == last else f"epoch {kept}, the best by validation")
+    run.reporter.message(
+        f"test (scored once, on the weights of {which}): acc {100 * test['acc']:.2f}%, top-1 error "
+        f"{error_pct(test['acc']):.2f}%, top-5 error {error_pct(test['top5']):.2f}% ({test['n']} images)")
+
+
+def _split_summary(split: dict) -> dict:
+    """Where validation came from, for the model record (the indices stay in the checkpoint)."""
+    return {k: (len(v) if k == "val_index" else v) for k, v in split.items() if k != "note"}

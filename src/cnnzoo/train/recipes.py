@@ -38,7 +38,7 @@ class Recipe:
     weight_decay: float = 5e-4
     no_decay_norm_bias: bool = False  # modern practice: no weight decay on BN and biases
     betas: tuple[float, float] = (0.9, 0.999)
-    # schedule (per optimizer step unless plateau, which reads the test accuracy per epoch)
+    # schedule (per optimizer step unless plateau, which reads the validation accuracy per epoch)
     schedule: str = "constant"
     milestones: list[int] = field(default_factory=list)  # in steps, of `iterations` (or epochs if no iterations)
     gamma: float = 0.1
@@ -66,6 +66,10 @@ class Recipe:
     ckpt_every: int = 0          # also checkpoint every N steps (0: at epoch ends only)
     eval_every: int = 1
     limit_train: int | None = None  # use only the first N training images (quick experiments)
+    # honest evaluation (docs/training.md): validation held out of the training set, stratified,
+    # with a fixed seed; the schedule and the kept weights read it, the test set is scored once
+    val_split: float = 0.1  # a fraction 0 < F < 1, a count of images N >= 1, or 0 (no validation)
+    keep: str = "best"      # model.safetensors holds the best epoch by validation, or the last
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -189,6 +193,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS,
     "amp": ("auto", "bf16", "off"),  # fp16 would need a GradScaler: not offered
     "channels_last": ("auto", "on", "off"), "fused": ("auto", "on", "off"), "on_corrupt": ("skip", "fail"),
+    "keep": ("best", "last"),
 }
 # numeric fields and their ranges: ">= a", "> a", or an interval "in [a, b)" ([ ]: bound included)
 _RANGES: dict[str, str] = {
@@ -197,6 +202,7 @@ _RANGES: dict[str, str] = {
     "decay_every": "> 0", "warmup_epochs": ">= 0", "pct_start": "in [0, 1]", "final_lr_frac": "in [0, 1]",
     "label_smoothing": "in [0, 1)", "aux_weight": ">= 0", "grad_clip": "> 0", "workers": ">= 0",
     "log_every": ">= 1", "ckpt_every": ">= 0", "eval_every": ">= 1", "limit_train": ">= 1",
+    "val_split": ">= 0",
 }
 
 
@@ -240,6 +246,8 @@ def validate(r: Recipe) -> None:
     if not (isinstance(r.milestones, list) and all(_is_number(m) and math.isfinite(m) and m >= 0
                                                    for m in r.milestones)):
         bad(f"milestones must be a list of numbers >= 0, got {r.milestones!r}")
+    if r.val_split >= 1 and not float(r.val_split).is_integer():
+        bad(f"val_split must be a fraction 0 < F < 1, a whole number of images N >= 1, or 0, got {r.val_split}")
 
 
 def get_recipe(name: str, overrides: dict[str, Any] | None = None, config: str | Path | None = None) -> Recipe:
@@ -290,6 +298,8 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
 def recipe_from_dict(d: dict[str, Any]) -> Recipe:
     d = dict(d)
     d["betas"] = tuple(d.get("betas", (0.9, 0.999)))
+    d.setdefault("val_split", 0.0)  # a run from before validation splits held nothing out
+    d.setdefault("keep", "last")    # ... and kept its last epoch
     known = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in d.items() if k in known})
     validate(recipe)

@@ -119,10 +119,15 @@ def _open_run_folder(plan: Plan, out_dir: Path, info: DistInfo, device: torch.de
 
 
 def _result(run: TrainingRun, state: LoopState) -> dict:
+    """Validation (of the kept epoch) and test (scored once, on the kept weights) side by side."""
     test, data = state.last_test, run.data
+    kept = next((r for r in run.trainer.history if r["epoch"] == state.kept_epoch), {})
     return {
         "model": run.plan.model_name, "data": str(data.spec), "recipe": run.plan.recipe.name,
-        "epochs": data.epochs, "steps": state.step, "test_acc": test.get("acc"),
+        "epochs": data.epochs, "steps": state.step, "keep": run.plan.recipe.keep, "kept_epoch": state.kept_epoch,
+        "val_split": data.split.get("source"), "val_images": len(data.val) if data.val is not None else 0,
+        "val_acc": kept.get("val_acc"), "val_top1_err": error_pct(kept.get("val_acc")),
+        "val_top5_err": error_pct(kept.get("val_top5")), "test_images": test.get("n"), "test_acc": test.get("acc"),
         "test_top1_err": error_pct(test.get("acc")), "test_top5_err": error_pct(test.get("top5")),
         "test_loss": test.get("loss"), "train_time_s": round(state.seconds, 2), "device": str(run.device),
         "world_size": run.info.world, "out": str(run.out_dir), "model_file": str(run.out_dir / MODEL_FILE),
