@@ -55,7 +55,7 @@ def two_3x3(c: int, bias: bool = False) -> nn.Module:
 
 
 class SmallConvNet(nn.Module):
-    """stem 3x3 conv -> [block, ReLU, 2x2 max pool] x 2 -> global average pool -> FC.
+    """stem 3x3 conv -> [block, ReLU, 2x2 max pool] x 2 -> FC (28x28 in: a 7x7 map, as LeNet).
 
     block: '5x5' (one 5x5 conv) or '3x3' (two 3x3 convs); lrn=True puts AlexNet's LRN after
     each block's ReLU (VGG's A-LRN puts it after the first layer)."""
@@ -72,10 +72,10 @@ class SmallConvNet(nn.Module):
                 layers.append(LocalResponseNorm())
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(width, num_classes)
+        self.fc = nn.Linear(width * 7 * 7, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean((2, 3)))
+        return self.fc(self.features(x).flatten(1))
 
 
 class SmallGoogLeNet(nn.Module):
