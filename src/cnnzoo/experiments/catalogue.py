@@ -90,7 +90,11 @@ def run_experiment(name: str, *, size: str = "quick", out: str | Path = "experim
     found = exp.run(ctx)
     if size == "smoke":  # the tests' size checks the code path; its numbers measure nothing
         found["verdict"]["text"] = "smoke size, too small to measure: " + found["verdict"]["text"]
-    result = {**exp.as_dict(), **found, "size": size, "data": data or "embedded", "device": device or "auto",
+    command = " ".join(["cnnzoo experiment", name, "--quick" if size == "quick" else f"--size {size}"]
+                       + ([f"--data {data}"] if data else []) + ([f"--device {device}"] if device else [])
+                       + ([f"--seed {seed}"] if seed else []))
+    result = {**exp.as_dict(), **found, "command": command, "size": size, "data": data or "embedded",
+              "device": device or "auto",
               "seed": seed, "seconds": round(time.time() - start, 1), "machine": _machine(),
               "date": time.strftime("%Y-%m-%d"), "out": str(ctx.out)}
     atomic_write_text(ctx.out / f"{name}.json", json.dumps(result, indent=2, default=str) + "\n")
@@ -103,5 +107,10 @@ def _machine() -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() often says only x86_64
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
