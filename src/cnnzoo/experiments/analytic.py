@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..analysis import analyze, receptive_field
-from .common import Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
+from .common import QUICK_SMALL, Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
 from .common import save_figure, train, verdict
 from .nets import INCEPTION_3A, INCEPTION_3A_IN, SmallConvNet, naive_inception, one_5x5
 from .nets import reduced_inception, two_3x3
@@ -114,7 +114,7 @@ def stacked_3x3(ctx: Context) -> dict[str, Any]:
 
 
 def _stack_runs(ctx: Context) -> dict[str, dict[str, Any]]:
-    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(2000, 2, 32), full=Budget(None, 8, 128))
+    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL, full=Budget(None, 8, 128))
     runs = {}
     for block in ("5x5", "3x3"):
         net = Scratch(f"exp_stack_{block}", SmallConvNet, (1, 28, 28), {"block": block})

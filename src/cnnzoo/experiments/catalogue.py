@@ -41,7 +41,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     E("stacked-3x3", "two stacked 3x3 convs see what one 5x5 sees, with fewer parameters and MACs",
       "Simonyan & Zisserman 2015, sec. 2.3 and 4.1; seed 003 ('Why 2 Double layers?')",
       "the analyzer counts Conv(5x5, C->C) vs 2 x Conv(3x3, C->C) (C=64, 56x56); then two small "
-      "MNIST nets differing only in that block train (quick: 2,000 images x 2 epochs; full: all, 8)",
+      "MNIST nets differing only in that block train (quick: 10,000 images x 3 epochs; full: all, 8)",
       "25C^2 vs 18C^2 params, 25C^2HW vs 18C^2HW MACs, receptive field 5; the 5x5 net had 7% "
       "higher top-1 error (ImageNet)", "training", analytic.stacked_3x3),
     E("degradation", "deeper plain nets train worse; residual nets do not (degradation problem)",
@@ -57,13 +57,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
       "GoogLeNet: 1 model 10.07% -> 7 models 8.09% top-5", "training", training.ensemble),
     E("lrn", "local response normalization adds nothing",
       "Simonyan & Zisserman 2015, Table 3 (A vs A-LRN); seeds 003 and 004",
-      "a small 3x3-conv net with and without LRN after each block (quick: 2,000 MNIST images x "
-      "2 epochs); full: vgg11 vs vgg11_lrn with the vgg recipe on --data",
+      "a small 3x3-conv net with and without LRN after each block (quick: 10,000 MNIST images x "
+      "3 epochs); full: vgg11 vs vgg11_lrn with the vgg recipe on --data",
       "A 29.6% / 10.4%, A-LRN 29.7% / 10.5% top-1 / top-5", "training", training.lrn),
     E("aux-heads", "GoogLeNet's auxiliary classifiers help only a little",
       "Szegedy et al. 2015 sec. 5 (auxiliary classifiers); Szegedy et al. 2016 sec. 4; seeds 003, 004",
       "a small GoogLeNet-style net (3 inception modules) with its auxiliary classifier (weight "
-      "0.3) on and off (quick: 2,000 MNIST images x 2 epochs); full: googlenet aux_logits on/off",
+      "0.3) on and off (quick: 10,000 MNIST images x 3 epochs); full: googlenet aux_logits on/off",
       "'relatively minor (around 0.5%)'", "training", training.aux_heads),
 ]}
 

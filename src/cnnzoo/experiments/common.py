@@ -56,6 +56,10 @@ class Budget:
         return out
 
 
+# the small MNIST nets' quick size: the embedded set's 10,000 images x 3 epochs (a minute or two)
+QUICK_SMALL = Budget(10000, 3, 64)
+
+
 @dataclass(frozen=True)
 class Scratch:
     """A network the registry does not hold, trained under a temporary name."""

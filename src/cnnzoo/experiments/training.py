@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .common import Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
+from .common import QUICK_SMALL, Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
 from .common import save_figure, train, verdict
 from .nets import SmallConvNet, SmallGoogLeNet
 
@@ -148,7 +148,7 @@ def lrn(ctx: Context) -> dict[str, Any]:
     else:
         runs = _pair(ctx, "lrn", {key: Scratch(f"exp_lrn_{key}", SmallConvNet, (1, 28, 28),
                                                 {"lrn": key == "with"}) for key in ("without", "with")},
-                     "lenet", ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(2000, 2, 32)))
+                     "lenet", ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL))
     tol = noise_pts(runs["without"]["test_err"], count_test_images(runs["without"]["data"]))
     help_pts = runs["without"]["test_err"] - runs["with"]["test_err"]
     status = "contradicted" if help_pts > tol else "reproduced"
@@ -179,7 +179,7 @@ def aux_heads(ctx: Context) -> dict[str, Any]:
     else:
         pair = {key: Scratch(f"exp_aux_{key}", SmallGoogLeNet, (1, 28, 28), {"aux": key == "on"})
                 for key in ("off", "on")}
-        recipe, budget = "lenet", ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(2000, 2, 32))
+        recipe, budget = "lenet", ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL)
     runs = _pair(ctx, "aux", pair, recipe, budget)
     tol = noise_pts(runs["off"]["test_err"], count_test_images(runs["off"]["data"]))
     gain = runs["off"]["test_err"] - runs["on"]["test_err"]
