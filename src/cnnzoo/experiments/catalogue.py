@@ -1,0 +1,116 @@
+"""The catalogue: each lecture claim as an experiment anyone can rerun, with its source, what is
+run at each size, the paper's figure, and (after a run) the measured figure and a verdict."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InvalidArgumentError, closest
+from ..files import atomic_write_text
+from . import analytic, training
+from .common import Context
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    claim: str
+    source: str  # paper, table or figure, seed file
+    runs: str  # what is run (quick size; full size)
+    paper: str  # the paper's figure
+    kind: str  # "analyzer" (seconds) or "training"
+    run: Callable[[Context], dict[str, Any]]
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "claim": self.claim, "source": self.source, "runs": self.runs,
+                "paper_figure": self.paper, "kind": self.kind}
+
+
+E = Experiment
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    E("inception-reduction", "1x1 'bottleneck' convolutions make the inception module affordable",
+      "Szegedy et al. 2015, Fig. 2 and Table 1; seeds 001 (table) and 002/003 (naive vs reduced)",
+      "the analyzer counts the naive module (1x1, 3x3, 5x5, pool on the input) and the 1x1-reduced "
+      "one at GoogLeNet's inception (3a) shape: 28x28x192 in, 64 / 96->128 / 16->32 / pool->32",
+      "inception (3a): 159K params, 128M ops", "analyzer", analytic.inception_reduction),
+    E("stacked-3x3", "two stacked 3x3 convs see what one 5x5 sees, with fewer parameters and MACs",
+      "Simonyan & Zisserman 2015, sec. 2.3 and 4.1; seed 003 ('Why 2 Double layers?')",
+      "the analyzer counts Conv(5x5, C->C) vs 2 x Conv(3x3, C->C) (C=64, 56x56); then two small "
+      "MNIST nets differing only in that block train (quick: 10,000 images x 3 epochs; full: all, 8)",
+      "25C^2 vs 18C^2 params, 25C^2HW vs 18C^2HW MACs, receptive field 5; the 5x5 net had 7% "
+      "higher top-1 error (ImageNet)", "training", analytic.stacked_3x3),
+    E("degradation", "deeper plain nets train worse; residual nets do not (degradation problem)",
+      "He et al. 2016, Fig. 1 and Fig. 6 (left and middle); seeds 001 and 003",
+      "plain20, plain56, resnet20, resnet56 (cifar_resnet recipe; quick: 512 MNIST images padded "
+      "to 32x32 x 4 epochs, constant lr 0.1; full: --data cifar10:PATH, the paper's 64k iterations)",
+      "plain-56 has higher training and test error than plain-20; ResNet-56 lower than ResNet-20 "
+      "(CIFAR-10 test: ResNet-20 8.75%, ResNet-56 6.97%)", "training", training.degradation),
+    E("ensemble", "averaging several trained networks beats its members",
+      "Krizhevsky et al. 2012 sec. 6; Szegedy et al. 2015 Table 3; seed 003 (ensembles)",
+      "lenet5 trained with 3 seeds (quick: 2,000 images x 2 epochs; full: 5 seeds, all, 6 epochs); "
+      "each member's and the mean-softmax ensemble's test error",
+      "GoogLeNet: 1 model 10.07% -> 7 models 8.09% top-5", "training", training.ensemble),
+    E("lrn", "local response normalization adds nothing",
+      "Simonyan & Zisserman 2015, Table 3 (A vs A-LRN); seeds 003 and 004",
+      "a small 3x3-conv net with and without LRN after each block (quick: 10,000 MNIST images x "
+      "3 epochs); full: vgg11 vs vgg11_lrn with the vgg recipe on --data",
+      "A 29.6% / 10.4%, A-LRN 29.7% / 10.5% top-1 / top-5", "training", training.lrn),
+    E("aux-heads", "GoogLeNet's auxiliary classifiers help only a little",
+      "Szegedy et al. 2015 sec. 5 (auxiliary classifiers); Szegedy et al. 2016 sec. 4; seeds 003, 004",
+      "a small GoogLeNet-style net (3 inception modules) with its auxiliary classifier (weight "
+      "0.3) on and off (quick: 10,000 MNIST images x 3 epochs); full: googlenet aux_logits on/off",
+      "'relatively minor (around 0.5%)'", "training", training.aux_heads),
+]}
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        near = closest(name, EXPERIMENTS)
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        raise InvalidArgumentError(f"unknown experiment {name!r}{hint} (`cnnzoo experiment --list` "
+                                   f"shows all {len(EXPERIMENTS)})") from None
+
+
+def run_experiment(name: str, *, size: str = "quick", out: str | Path = "experiments",
+                   data: str | None = None, device: str | None = None, seed: int = 0,
+                   say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run one experiment; writes OUT/NAME.json and OUT/NAME.png and returns the result."""
+    exp = get_experiment(name)
+    ctx = Context(size=size, out=Path(out), data=data, device=device, seed=seed,
+                  say=say or (lambda text: None))
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    found = exp.run(ctx)
+    if size == "smoke":  # the tests' size checks the code path; its numbers measure nothing
+        found["verdict"]["text"] = "smoke size, too small to measure: " + found["verdict"]["text"]
+    command = " ".join(["cnnzoo experiment", name, "--quick" if size == "quick" else f"--size {size}"]
+                       + ([f"--data {data}"] if data else []) + ([f"--device {device}"] if device else [])
+                       + ([f"--seed {seed}"] if seed else []))
+    result = {**exp.as_dict(), **found, "command": command, "size": size, "data": data or "embedded",
+              "device": device or "auto",
+              "seed": seed, "seconds": round(time.time() - start, 1), "machine": _machine(),
+              "date": time.strftime("%Y-%m-%d"), "out": str(ctx.out)}
+    atomic_write_text(ctx.out / f"{name}.json", json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def _machine() -> str:
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() often says only x86_64
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"

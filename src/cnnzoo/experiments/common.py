@@ -1,0 +1,182 @@
+"""What every experiment shares: its run context and sizes, training a (possibly unregistered)
+network through `cnnzoo.train.fit`, the per-epoch curves it wrote, tolerances, verdicts, plots."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from torch import nn
+
+from ..errors import InvalidArgumentError
+
+SIZES = ("smoke", "quick", "full")  # smoke: the tests' seconds-long path; quick: CPU minutes; full: GPU
+SMOKE_TRAIN, SMOKE_TEST = 256, 100  # images of the smoke size's own small copy of the data
+
+
+@dataclass
+class Context:
+    """One experiment run: where it writes, on what data and device, at which size."""
+
+    size: str = "quick"
+    out: Path = Path("experiments")
+    data: str | None = None  # a --data spec; None: the embedded MNIST subset
+    device: str | None = None
+    seed: int = 0
+    say: Callable[[str], None] = field(default=lambda text: None)
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise InvalidArgumentError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+        self.out = Path(self.out)
+
+    def pick(self, **by_size: Any) -> Any:
+        """The value for this run's size: ctx.pick(smoke=1, quick=3, full=30)."""
+        return by_size[self.size]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one training run is: images (None: all), epochs, batch size."""
+
+    limit_train: int | None
+    epochs: int | None  # None: the recipe's own length
+    batch_size: int
+
+    def overrides(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"batch_size": self.batch_size, "workers": 0}
+        if self.epochs is not None:  # the curves are training error: score the test set once, at the end
+            out["eval_every"] = self.epochs
+        if self.limit_train is not None:
+            out["limit_train"] = self.limit_train
+        return out
+
+
+# the small MNIST nets' quick size: the embedded set's 10,000 images x 3 epochs (a minute or two)
+QUICK_SMALL = Budget(10000, 3, 64)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A network the registry does not hold, trained under a temporary name."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    input_size: tuple[int, int, int]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    num_classes: int = 10
+
+
+@contextlib.contextmanager
+def registered(scratch: Scratch) -> Iterator[str]:
+    """`fit` trains registered names: register `scratch` for the run, remove it afterwards so
+    the zoo's catalogue (and its contract tests) never see it."""
+    from .. import registry
+
+    registry.get_entry("lenet5")  # the zoo's own models first (their import registers them)
+    registry.register(scratch.name, scratch.builder, family="experiment", input_size=scratch.input_size,
+                      kwargs=scratch.kwargs, num_classes=scratch.num_classes,
+                      paper=registry.Paper("cnnzoo experiment network", "", 0, ""))
+    try:
+        yield scratch.name
+    finally:
+        registry._REGISTRY.pop(scratch.name, None)  # noqa: SLF001  (the one owner of this name)
+
+
+def data_spec(ctx: Context) -> str:
+    """The run's data: the smoke size writes a small copy (train and test) of the chosen data."""
+    spec = ctx.data or "embedded"
+    if ctx.size != "smoke":
+        return spec
+    from ..data.datasets import TensorData, load_split, parse_spec
+    from ..data.mnist import SPLITS, write_idx
+
+    root = ctx.out / "_smoke_data"
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", SMOKE_TRAIN), ("test", SMOKE_TEST)):
+        part = load_split(parse_spec(spec), split)
+        if not isinstance(part, TensorData) or part.shape[0] != 1:
+            raise InvalidArgumentError(f"the smoke size takes MNIST-like data, not {spec}")
+        images, labels = SPLITS[split]
+        write_idx(root / f"{images}.gz", part.images[:n, 0].numpy())
+        write_idx(root / f"{labels}.gz", part.labels[:n].numpy())
+    return f"mnist:{root}"
+
+
+def train(ctx: Context, model: str | Scratch, *, tag: str, recipe: str, budget: Budget,
+          seed: int | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One `fit` run into ctx.out/runs/TAG: its result and its per-epoch history."""
+    out = ctx.out / "runs" / tag
+    name = model if isinstance(model, str) else model.name
+    ctx.say(f"training {tag} ({name}, {budget.limit_train or 'all'} images x {budget.epochs} epochs)")
+    from ..train import fit
+
+    settings = {**budget.overrides(), **(overrides or {})}
+    with (contextlib.nullcontext(model) if isinstance(model, str) else registered(model)) as name:
+        result = fit(name, data=data_spec(ctx), recipe=recipe, overrides=settings, out=out,
+                     epochs=budget.epochs, seed=ctx.seed if seed is None else seed, device=ctx.device)
+    history = read_metrics(out / "metrics.csv")
+    return {"tag": tag, "model": name, "out": str(out), "test_err": result["test_top1_err"],
+            "train_err": [train_err(row) for row in history],
+            "epochs": [int(row["epoch"]) for row in history], "seconds": result["train_time_s"],
+            "images": budget.limit_train, "data": result["data"]}
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def train_err(row: dict[str, float]) -> float:
+    """Training error (%) of an epoch: 100 - its running training accuracy, as He et al. plot."""
+    return round(100 * (1 - row["train_acc"]), 3)
+
+
+def noise_pts(err_pct: float, n: int, floor: float = 0.5) -> float:
+    """Two standard errors (percentage points) of the difference of two error rates near
+    `err_pct` measured on `n` images each: a gap smaller than this is not a measured effect."""
+    p = min(max(err_pct / 100, 0.01), 0.99)
+    return round(max(floor, 200 * math.sqrt(2 * p * (1 - p) / max(n, 1))), 2)
+
+
+def verdict(status: str, text: str, tolerance: str) -> dict[str, str]:
+    """status: 'reproduced', 'partly', 'not shown' (this size does not show the effect),
+    'contradicted' (it shows the opposite) or 'exact' (a count that matches)."""
+    return {"status": status, "text": text, "tolerance": tolerance}
+
+
+def compare(gap: float, tol: float, *, shown: str, absent: str, opposite: str) -> tuple[str, str]:
+    """(status, text) of an expected positive `gap` against a tolerance."""
+    if gap > tol:
+        return "reproduced", shown
+    if gap < -tol:
+        return "contradicted", opposite
+    return "not shown", absent
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot, never an interactive backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    pyplot().close(fig)
+    return path.name
+
+
+def count_test_images(data: str) -> int:
+    """How many test images a run on `data` is scored on."""
+    from ..data.datasets import load_split, parse_spec
+
+    return len(load_split(parse_spec(data), "test"))
