@@ -51,13 +51,17 @@ def register(app: typer.Typer) -> None:
             return
         for r in results:
             console.print(r["image"], highlight=False)
-            t = Table()
-            t.add_column("#", justify="right")
-            t.add_column("class")
-            t.add_column("probability", justify="right")
-            for i, c in enumerate(r["top"], 1):
-                t.add_row(str(i), c["class"], f"{c['prob']:.4f}")
-            console.print(t)
+            console.print(_top_table(r["top"], "prob", "probability"))
+
+
+def _top_table(top: list[dict], key: str, header: str) -> Table:
+    t = Table()
+    t.add_column("#", justify="right")
+    t.add_column("class")
+    t.add_column(header, justify="right")
+    for i, c in enumerate(top, 1):
+        t.add_row(str(i), c["class"], f"{c[key]:.4f}")
+    return t
 
 
 def _is_model_file(p: Path) -> bool:
@@ -72,12 +76,6 @@ def _model_file(p: Path) -> Path:
 def _print_ensemble(results: list[dict], members: list[Path]) -> None:
     for r in results:
         console.print(f"{r['image']}  (ensemble of {len(members)})", highlight=False)
-        t = Table()
-        t.add_column("#", justify="right")
-        t.add_column("class")
-        t.add_column("score", justify="right")
-        for i, c in enumerate(r["top"], 1):
-            t.add_row(str(i), c["class"], f"{c['score']:.4f}")
-        console.print(t)
+        console.print(_top_table(r["top"], "score", "score"))
         for path, m in zip(members, r["members"]):
             console.print(f"  {path}: {m['class']} ({m['prob']:.4f})", highlight=False)

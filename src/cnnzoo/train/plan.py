@@ -16,8 +16,7 @@ from ..data.datasets import parse_spec
 from ..errors import CheckpointError, InvalidArgumentError
 from ..registry import get_entry
 from . import checkpoint as ckpt
-from .recipes import (Recipe, apply_overrides, default_recipe_for, get_recipe, load_yaml, recipe_from_dict,
-                      validate)
+from .recipes import Recipe, default_recipe_for, get_recipe, recipe_from_dict, validate, with_overrides
 
 
 @dataclass
@@ -61,7 +60,7 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
             model_name, data = saved["model"], saved["data"]
             seed, deterministic = saved["seed"], saved["deterministic"]
             before = recipe_from_dict(saved["recipe"])
-            recipe = _with_epochs(_with_overrides(before, overrides, config), epochs)
+            recipe = _with_epochs(with_overrides(before, overrides, config), epochs)
             changes = _resume_changes(resume, before, recipe)
             out = out or (rpath if rpath.is_dir() else rpath.parent)
     if model_name is None:
@@ -70,7 +69,7 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
     if saved_state is None:
         if not isinstance(recipe, Recipe):
             recipe = get_recipe(recipe or default_recipe_for(model_name, input_size))
-        recipe = _with_epochs(_with_overrides(recipe, overrides, config), epochs)
+        recipe = _with_epochs(with_overrides(recipe, overrides, config), epochs)
     return Plan(model_name=model_name, input_size=input_size, recipe=recipe, data=data, seed=seed,
                 deterministic=deterministic, out=out, resume=resume, saved_weights=saved_weights,
                 saved_state=saved_state, torch_checkpoint=torch_checkpoint, overwrite=overwrite,
@@ -113,16 +112,6 @@ def _read_torch_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: expected a dict with a 'model' state_dict (torchvision "
                               "reference checkpoint layout)")
     return found
-
-
-def _with_overrides(recipe: Recipe, overrides: dict[str, Any] | None, config: str | None) -> Recipe:
-    """`recipe` with the --config file's fields, then --set and the CLI flags, validated."""
-    if config is not None:
-        recipe = apply_overrides(recipe, load_yaml(config))
-    if overrides:
-        recipe = apply_overrides(recipe, overrides)
-    validate(recipe)
-    return recipe
 
 
 def _with_epochs(recipe: Recipe, epochs: int | None) -> Recipe:

@@ -256,7 +256,11 @@ def get_recipe(name: str, overrides: dict[str, Any] | None = None, config: str |
         near = closest(name, RECIPES)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise InvalidArgumentError(f"unknown recipe {name!r}{hint}; recipes: {', '.join(RECIPES)}")
-    recipe = dataclasses.replace(RECIPES[name])
+    return with_overrides(dataclasses.replace(RECIPES[name]), overrides, config)
+
+
+def with_overrides(recipe: Recipe, overrides: dict[str, Any] | None, config: str | Path | None) -> Recipe:
+    """`recipe` with the --config file's fields, then --set and the CLI flags, validated."""
     if config is not None:
         recipe = apply_overrides(recipe, load_yaml(config))
     if overrides:
