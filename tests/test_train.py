@@ -128,7 +128,10 @@ def test_cli_train_and_eval_json(tmp_path, capsys):
     from cnnzoo.cli import main
 
     with pytest.raises(SystemExit) as e:
+        # the lenet recipe with plain SGD: 0.65-0.75 test accuracy over seeds 0-4 with bf16 off
+        # and on (the default recipe for this tiny net diverged on some seeds)
         main(["train", "tiny_cnn", "--epochs", "1", "--out", str(tmp_path), "--format", "json",
+              "--recipe", "lenet", "--set", "optimizer=sgd", "--set", "momentum=0.9", "--lr", "0.05",
               "--set", "limit_train=1024", "--batch-size", "32", "--no-progress"])
     assert e.value.code == 0
     res = json.loads(capsys.readouterr().out)
