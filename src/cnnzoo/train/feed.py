@@ -187,7 +187,7 @@ class Feed:
 
         loader = FolderLoader(self.data.train, self._tf_train, idx, worker_count(self.recipe.workers),
                               self.recipe.on_corrupt, self.device)
-        return _plain_corrupt_errors(loader.iterate(offset)), loader
+        return loader.iterate(offset), loader
 
     def eval_batches(self, split: str = "val") -> Batches:
         """The batches of the validation ('val') or the test ('test') split."""
@@ -202,23 +202,10 @@ class Feed:
 
         held = self.data.val if split == "val" else self.data.test
         idx = shard_indices(len(held), 256 * world, 0, self.seed, False, info.rank, world, False)
-        return _plain_corrupt_errors(FolderLoader(held, self._tf_eval, idx, worker_count(self.recipe.workers),
-                                                  self.recipe.on_corrupt, self.device).iterate())
+        return FolderLoader(held, self._tf_eval, idx, worker_count(self.recipe.workers),
+                            self.recipe.on_corrupt, self.device).iterate()
 
 
 def worker_count(wanted: int) -> int:
     """DataLoader worker processes: `wanted` (the recipe's), at most the cores this process may use."""
     return max(0, min(wanted, len(os.sched_getaffinity(0))))
-
-
-def _plain_corrupt_errors(batches: Batches) -> Batches:
-    """A worker's CorruptImageError arrives with the worker's traceback in its message: keep
-    only its own last line (the file and the reason)."""
-    from ..data.folder import CorruptImageError
-
-    try:
-        yield from batches
-    except CorruptImageError as err:
-        lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-        last = lines[-1] if lines else ""
-        raise CorruptImageError(last.split("CorruptImageError: ")[-1]) from None
