@@ -19,7 +19,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.checkpoint", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry",),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
-    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.export", "cnnzoo.predict",
+    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.transfer_folder", "cnnzoo.export", "cnnzoo.predict",
      "cnnzoo.predict_onnx",
      "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
     ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),

@@ -74,7 +74,7 @@ def features_cmd(
     model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
     pp = get_preprocess(record, model)
     ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
-    f = extract_features(model, ds.x, layer, pool=pool)
+    f = extract_features(model, ds, layer, pool=pool)
     meta = {"model": record.get("model"), "checkpoint": str(checkpoint), "layer": layer,
             "pool": pool, "data": data or "embedded", "split": split, "classes": ds.classes}
     save_features(out, f, ds.y, **meta)
