@@ -227,3 +227,43 @@ def test_cli_weights_and_predict_with_names(published, env, monkeypatch, tmp_pat
     top = json.loads(out)[0]["top"]
     names = cnnzoo.data.classnames.imagenet_classes()
     assert code == 0 and all(t["class"] == names[t["index"]] for t in top)
+
+
+@pytest.fixture
+def lenet_published(tmp_path, env, monkeypatch):
+    """lenet5_modern 'published' with 10 classes (file:// URL): fast enough to train and eval."""
+    torch.manual_seed(3)
+    src = tmp_path / "lenet.pth"
+    state = cnnzoo.create_model("lenet5_modern").state_dict()
+    torch.save(state, src)
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    monkeypatch.setitem(TABLE, "lenet5_modern", [WeightsEntry(
+        "lenet5_modern", "test", "timm", src.as_uri(), sha, num_classes=10, resize=32, crop=32)])
+    return state
+
+
+def test_eval_and_visualize_take_a_name_with_pretrained(lenet_published, tmp_path, capsys):
+    code, out, err = _run(["eval", "lenet5_modern", "--pretrained", "--data", "embedded",
+                           "--format", "json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["model"] == "lenet5_modern" and 0 <= res["top1_err"] <= 100
+    png = tmp_path / "filters.png"
+    code, _, err = _run(["visualize", "--pretrained", "filters", "lenet5_modern", "--out", str(png)],
+                        capsys)
+    assert code == 0 and png.is_file(), err
+
+
+def test_train_starts_from_the_published_weights(lenet_published, tmp_path, capsys):
+    """`cnnzoo train MODEL --pretrained`: the run starts from the table's file (a tiny lr keeps it)."""
+    state = lenet_published
+    code, out, err = _run(["train", "lenet5_modern", "--pretrained", "--epochs", "1", "--lr", "1e-9",
+                           "--set", "weight_decay=0", "--set", "limit_train=64", "--out",
+                           str(tmp_path / "run"), "--no-progress", "--format", "json"], capsys)
+    assert code == 0, err
+    model, record = cnnzoo.load_model(tmp_path / "run" / "model.safetensors")
+    convs = [k for k in state if k.endswith("weight") and state[k].dim() == 4]
+    assert convs and all(torch.allclose(model.state_dict()[k], state[k], atol=1e-5) for k in convs)
+    fresh = cnnzoo.create_model("lenet5_modern").state_dict()  # another init is far away
+    assert not torch.allclose(fresh[convs[0]], state[convs[0]], atol=1e-2)
+    assert record["pretrained"]["tag"] == "test" and len(record["classes"]) == 10
