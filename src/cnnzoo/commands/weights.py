@@ -10,8 +10,12 @@ from rich.table import Table
 from ._common import Format, console, print_json
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+def _pct(v: float | None, unit: str = "") -> str:
+    return "-" if v is None else f"{v:.2f}{unit}"
+
+
+def _mb(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}"
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +28,7 @@ def register(app: typer.Typer) -> None:
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
-        (ImageNet val, single crop), file size. The cache is $CNNZOO_CACHE (default
+        (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE (default
         ~/.cache/cnnzoo); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
         from ..hub import TABLE, cache_dir, fetch, resolve, source_url
         from ..registry import get_entry
@@ -37,11 +41,12 @@ def register(app: typer.Typer) -> None:
                 print_json(rows)
                 return
             t = Table(title=f"published weights for {len(TABLE)} models (first = default)")
-            for col in ("model", "tag", "source", "top-1 %", "top-5 %", "MiB"):
-                t.add_column(col, justify="right" if col[0] in "tM" and col != "tag" else "left")
+            for col in ("model", "tag", "source", "top-1 %", "top-5 %", "MB"):
+                t.add_column(col, justify="left" if col in ("model", "tag", "source") else "right",
+                             no_wrap=True)
             for r in rows:
                 t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1"]), _pct(r["top5"]),
-                          "-" if r["size_mb"] is None else f"{r['size_mb']:.1f}")
+                          _mb(r["size_mb"]))
             console.print(t)
             return
         get_entry(model)  # an unknown name: the registry's message
@@ -59,8 +64,9 @@ def register(app: typer.Typer) -> None:
             print_json(info)
             return
         for d in info:
-            console.print(f"{d['model']} {d['tag']} ({d['source']}): top-1 {_pct(d['top1'])}%, "
-                          f"top-5 {_pct(d['top5'])}%", highlight=False)
+            acc = (f"top-1 {_pct(d['top1'], '%')}, top-5 {_pct(d['top5'], '%')}"
+                   if d["top1"] is not None else "no published accuracy in our table")
+            console.print(f"{d['model']} {d['tag']} ({d['source']}): {acc}", highlight=False)
             console.print(f"  url     {d['url']}\n  sha256  {d['sha256'] or '(none published)'}"
                           f"\n  input   resize {d['resize']}, centre crop {d['crop']}, "
                           f"{d['interpolation']}, mean {d['mean']}, std {d['std']}"

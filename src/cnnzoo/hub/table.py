@@ -10,7 +10,8 @@ digest torch.hub's `check_hash` verifies; timm's own release files follow the sa
 ports of Cadene's and TF-slim's weights, files on the Hugging Face hub) `sha256` is None: the
 file is then checked by parsing it and by the strict, shape-checked load into the model.
 timm's rows: models our tests show equal to timm's (tests/test_inception.py, test_xception.py,
-test_resnet.py); their crop/interpolation from timm's pretrained_cfg (resize = crop / crop_pct).
+test_resnet.py; checked again on randomly initialised timm models: max |logit difference| 0.0);
+their crop and interpolation from timm's pretrained_cfg (resize = crop / crop_pct).
 """
 
 from __future__ import annotations
@@ -116,9 +117,9 @@ _TV_KWARGS = {"googlenet_tv": {"transform_input": True}, "inception_v3": {"trans
 
 _TIMM_GH = "https://github.com/rwightman/pytorch-image-models/releases/download/"
 _HF = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
+# Not listed: timm's legacy_seresnet50 (Caffe's 3x3/2 ceil-mode stem pool without padding, ours
+# is torchvision's: logits differ) and timm's seresnet50 (v1.5 strides, ours v1).
 _TIMM = (
-    WeightsEntry("se_resnet50", "in1k", "timm", _TIMM_GH + "v0.1-cadene/se_resnet50-ce0d4300.pth",
-                 None),  # timm's legacy_seresnet50 (Cadene's port of the authors' Caffe model)
     WeightsEntry("se_resnext50_32x4d", "racm_in1k", "timm",
                  _TIMM_GH + "v0.1-weights/seresnext50_32x4d_racm-a304a460.pth", "a304a460",
                  interpolation="bicubic"),
