@@ -267,3 +267,14 @@ def test_train_starts_from_the_published_weights(lenet_published, tmp_path, caps
     fresh = cnnzoo.create_model("lenet5_modern").state_dict()  # another init is far away
     assert not torch.allclose(fresh[convs[0]], state[convs[0]], atol=1e-2)
     assert record["pretrained"]["tag"] == "test" and len(record["classes"]) == 10
+
+
+def test_a_second_download_of_the_same_file_waits_its_turn(published, env):
+    fcntl = pytest.importorskip("fcntl")
+    root, final, sha, _ = published
+    env.mkdir()
+    with open(env / (final.name + ".part"), "ab") as held:  # another process's download
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(WeightsDownloadError, match="another process is downloading"):
+            fetch(_entry((root / final.name).as_uri(), sha[:8]), progress=False)
+    assert fetch(_entry((root / final.name).as_uri(), sha[:8]), progress=False).is_file()

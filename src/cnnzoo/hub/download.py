@@ -146,7 +146,10 @@ def _copy(resp: IO[bytes], part: Path, have: int, total: int | None, url: str,
           progress: bool) -> None:
     show = _progress_printer(progress, url, total)
     done = have
-    with open(part, "ab" if have else "wb") as out:
+    with open(part, "ab") as out:
+        _lock(out, part)
+        if not have:
+            out.truncate(0)
         try:
             for chunk in iter(lambda: resp.read(_CHUNK), b""):
                 out.write(chunk)
@@ -163,6 +166,20 @@ def _copy(resp: IO[bytes], part: Path, have: int, total: int | None, url: str,
         raise WeightsDownloadError(
             f"{url}: the transfer stopped after {done:,} of {total:,} bytes; the partial file "
             f"{part} is kept and the next run resumes it")
+
+
+def _lock(f: IO[bytes], part: Path) -> None:
+    """One download per file at a time: a second process would interleave its bytes. The lock
+    dies with its process, so a killed download never blocks the next run."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; the digest check still guards
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise WeightsDownloadError(f"another process is downloading {part.name} into "
+                                   f"{part.parent}; wait for it to finish") from None
 
 
 def _progress_printer(progress: bool, url: str, total: int | None) -> Callable[..., None]:
