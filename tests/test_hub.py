@@ -137,7 +137,7 @@ def test_http_errors_name_the_url_and_how_to_place_the_file(published, env, code
             fetch(_entry(url, sha[:8]), progress=False)
     text = str(err.value)
     assert f"HTTP {code}" in text and url in text and str(env / final.name) in text
-    assert "--weights PATH" in text and _cache_files(env) == []
+    assert "weights=PATH" in text and "cnnzoo convert" in text and _cache_files(env) == []
 
 
 def test_connection_refused_and_a_file_placed_by_hand(published, env, monkeypatch):
@@ -154,7 +154,7 @@ def test_connection_refused_and_a_file_placed_by_hand(published, env, monkeypatc
     (env / final.name).write_bytes(final.read_bytes())
     assert torch.equal(cnnzoo.create_model(NAME, pretrained=True).state_dict()["fc.bias"],
                        state["fc.bias"])
-    # and --weights PATH / weights= stands in for the download, still with the names
+    # and weights=PATH stands in for the download, still with the names
     m = cnnzoo.create_model(NAME, pretrained=True, weights=final)
     assert m.pretrained_cfg["classes"][1] == "goldfish"
 

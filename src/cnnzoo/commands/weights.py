@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Argument(None, help="a model name: its weights in detail"),
         download: bool = typer.Option(False, "--download",
                                       help="fetch MODEL's weights into the cache (verified)"),
-        tag: Optional[str] = typer.Option(None, "--tag", help="with --download: tv, timm or a tag"),
+        tag: Optional[str] = typer.Option(None, "--tag", help="only these weights (tv, timm or a "
+                                           "tag); with --download: which to fetch"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             return
         get_entry(model)  # an unknown name: the registry's message
-        entries = [resolve(model, tag or True)] if download else \
+        entries = [resolve(model, tag or True)] if (download or tag) else \
             [resolve(model, e.tag) for e in TABLE.get(model, [])] or [resolve(model, True)]
         info = []
         for e in entries:

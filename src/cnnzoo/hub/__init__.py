@@ -35,7 +35,8 @@ def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
     if not entries:
         raise UnknownModelError(
             f"no published weights for {model!r}; `cnnzoo weights` lists the {len(TABLE)} "
-            "models that have some, and `--weights PATH` loads any weights file")
+            "models that have some; create_model(name, weights=PATH) or `cnnzoo convert` loads any "
+            "weights file")
     if pretrained is True or str(pretrained).lower() in ("true", "default", "1", "yes"):
         return entries[0]
     key = str(pretrained).lower()

@@ -103,8 +103,9 @@ def fetch(entry: WeightsEntry, cache: Path | None = None, progress: bool = True,
 
 def _offline_hint(entry_url: str, dest: Path) -> str:
     return (f"To work offline, download {entry_url} elsewhere and copy it to {dest} (it is "
-            f"verified on first use), set {MIRROR_ENV} to a folder or server holding it, or "
-            "pass any weights file with --weights PATH (create_model(name, weights=PATH))")
+            f"verified on first use), or set {MIRROR_ENV} to a folder or server holding it. "
+            "Any weights file also loads directly: create_model(name, weights=PATH) in Python, "
+            "`cnnzoo convert PATH OUT.safetensors --model NAME` on the command line")
 
 
 def _transfer(url: str, part: Path, dest: Path, progress: bool, timeout: float) -> None:
