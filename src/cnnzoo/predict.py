@@ -85,8 +85,12 @@ def load_for_inference(checkpoint: str | os.PathLike,
     preprocessing and ImageNet class names), else a randomly initialised model (useful for
     visualisation and smoke tests), said so in the record."""
     path = Path(checkpoint)
-    if pretrained and (path.exists() or str(checkpoint) not in list_models()):
-        raise InvalidArgumentError(f"--pretrained applies to a model name, not a file ({checkpoint})")
+    if pretrained:
+        if path.exists():
+            raise InvalidArgumentError(f"--pretrained applies to a model name, not a file "
+                                       f"({checkpoint})")
+        model = create_model(str(checkpoint), pretrained=pretrained)  # unknown: the registry's hint
+        return model.eval(), model_record(model)
     if path.suffix == ".onnx":
         from .predict_onnx import load_onnx
 
@@ -94,10 +98,8 @@ def load_for_inference(checkpoint: str | os.PathLike,
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
     elif str(checkpoint) in list_models():
-        model = create_model(str(checkpoint), pretrained=pretrained)
-        record = model_record(model)
-        if not pretrained:
-            record["untrained"] = True
+        model = create_model(str(checkpoint))
+        record = {**model_record(model), "untrained": True}
     else:
         raise CheckpointError(f"{checkpoint}: no such model file, and not a model name "
                               "(`cnnzoo list` shows the names)")
