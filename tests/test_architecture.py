@@ -16,10 +16,11 @@ PKG = SRC / "cnnzoo"
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision", "cnnzoo.devices"),
     ("cnnzoo.data",),
-    ("cnnzoo.checkpoint", "cnnzoo.weights"),
+    ("cnnzoo.checkpoint", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry",),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
-    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.export", "cnnzoo.predict",
+    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.transfer_folder", "cnnzoo.export", "cnnzoo.predict",
+     "cnnzoo.predict_onnx",
      "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
     ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),
 )

@@ -155,3 +155,43 @@ def test_corrupt_and_missing_images(tmp_path):
         load_image(tmp_path / "cut.png")
     with pytest.raises(ImageError, match="no such image file"):
         load_image(tmp_path / "absent.png")
+
+
+def _onnx_export_with_record(model_file, dest, record_keys=("model", "num_classes", "in_chans",
+                                                            "preprocess", "classes")):
+    """What `cnnzoo export` writes: the graph plus the model file's record in metadata_props."""
+    import onnx
+
+    model, record = cnnzoo.load_model(model_file)
+    x = torch.zeros(1, *record["preprocess"]["input_size"])
+    torch.onnx.export(model.eval(), (x,), str(dest), input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    proto = onnx.load(str(dest))
+    prop = proto.metadata_props.add()
+    prop.key, prop.value = "cnnzoo.record", json.dumps({k: record.get(k) for k in record_keys})
+    onnx.save(proto, str(dest))
+
+
+def test_predict_on_an_onnx_export_gives_the_model_files_top5(gray_file, tmp_path, capsys):
+    dest = tmp_path / "gray.onnx"
+    _onnx_export_with_record(gray_file, dest)
+    paths = [str(p) for p in _images(tmp_path)]
+    results = {}
+    for src in (gray_file, dest):
+        with pytest.raises(SystemExit) as ex:
+            main(["predict", str(src), *paths, "--format", "json"])
+        assert ex.value.code == 0
+        results[src.suffix] = json.loads(capsys.readouterr().out)
+    for a, b in zip(results[".safetensors"], results[".onnx"]):
+        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
+        assert [t["prob"] for t in a["top"]] == pytest.approx([t["prob"] for t in b["top"]], abs=1e-4)
+    assert results[".onnx"][0]["top"][0]["class"] in CLASSES
+    # an ONNX file without the record: a clear error, exit 2
+    import onnx
+
+    proto = onnx.load(str(dest))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "bare.onnx"))
+    with pytest.raises(SystemExit) as ex:
+        main(["predict", str(tmp_path / "bare.onnx"), paths[0]])
+    assert ex.value.code == 2 and "cnnzoo.record" in capsys.readouterr().err

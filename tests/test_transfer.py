@@ -171,3 +171,73 @@ def test_frozen_batch_norm_statistics_do_not_move_during_fine_tuning():
     fit_image_set(m, groups, data, epochs=1, batch_size=4, augment=False)
     torch.testing.assert_close(m.layer1[0].bn1.running_mean, before)  # frozen: untouched
     assert m.layer4[0].bn1.num_batches_tracked == 2  # trainable stage: updated
+
+
+@pytest.fixture
+def pretrained_tiny(tmp_path, monkeypatch):
+    """An injected 'published' entry for mobilenet_v1_025 (file:// URL, full digest), its own
+    preprocessing (resize 64, crop 56: small inputs keep the test fast)."""
+    import hashlib
+
+    from cnnzoo.hub import TABLE, WeightsEntry
+
+    torch.manual_seed(0)
+    src = tmp_path / "pub" / "mnv1.pth"
+    src.parent.mkdir()
+    torch.save(cnnzoo.create_model("mobilenet_v1_025").state_dict(), src)
+    entry = WeightsEntry("mobilenet_v1_025", "test", "torchvision", src.as_uri(),
+                         hashlib.sha256(src.read_bytes()).hexdigest(), resize=64, crop=56,
+                         mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    monkeypatch.setitem(TABLE, "mobilenet_v1_025", [entry])
+    monkeypatch.setenv("CNNZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNZOO_WORKERS", "0")  # in-process: a worker start per pass is slow here
+    return entry
+
+
+def _image_folder(root, per_class=6):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", per_class), ("test", 3)):
+        for name, colour in (("bluish", (40, 60, 200)), ("reddish", (200, 50, 40))):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                noise = torch.randint(-30, 30, (3,), generator=g).tolist()
+                Image.new("RGB", (90 + 7 * i, 70), tuple(c + d for c, d in zip(colour, noise))) \
+                    .save(root / split / name / f"{i}.png")
+    return root
+
+
+def test_folders_stream_with_the_pretrained_preprocessing(pretrained_tiny, tmp_path, capsys):
+    from cnnzoo.transfer_folder import FolderSet
+
+    data = _image_folder(tmp_path / "imgs")
+    model = cnnzoo.create_model("mobilenet_v1_025", pretrained=True)
+    pp = cnnzoo.data.preprocess.Preprocess.from_record(model.pretrained_cfg["preprocess"])
+    ds = load_image_set(f"folder:{data}", "train", pp)
+    assert isinstance(ds, FolderSet) and len(ds) == 12 and ds.classes == ["bluish", "reddish"]
+    # streamed features = features of the images preprocessed one by one, by hand
+    from cnnzoo.data.images import load_image
+
+    by_hand = torch.stack([pp.prepare_image(load_image(p)) for p, _ in ds.data.samples])
+    assert by_hand.shape[1:] == (3, 56, 56)
+    torch.testing.assert_close(extract_features(model, ds, batch_size=5),
+                               extract_features(model, by_hand))
+
+    def run(*args):
+        with pytest.raises(SystemExit) as ex:
+            main([*map(str, args), "--json"])
+        assert ex.value.code == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    f = run("features", "mobilenet_v1_025", "--pretrained", "--data", f"folder:{data}",
+            "--out", tmp_path / "f.safetensors")
+    assert f["shape"] == [12, 256] and f["classes"] == ["bluish", "reddish"]
+    out = tmp_path / "tuned.safetensors"
+    r = run("finetune", "mobilenet_v1_025", "--pretrained", "--data", f"folder:{data}",
+            "--epochs", "2", "--batch-size", "4", "--freeze-until", "all", "--out", out)
+    assert r["n_train"] == 12 and r["n_test"] == 6 and 0 <= r["test_acc"] <= 1
+    tuned, record = cnnzoo.load_model(out)
+    assert tuned.num_classes == 2 and record["classes"] == ["bluish", "reddish"]
+    assert record["preprocess"]["input_size"] == [3, 56, 56] and record["preprocess"]["resize"] == 64
+    assert record["preprocess"]["mean"] == [0.5, 0.4, 0.3]

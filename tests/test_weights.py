@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import CheckpointError
-from cnnzoo.weights import PublishedWeights, download_weights, load_weights, sha256_of
+from cnnzoo.weights import load_weights
 
 from _zoo_testmodels import ensure_registered
 
@@ -164,19 +164,6 @@ def test_not_a_weights_file(tmp_path):
         load_weights(torchvision.models.resnet18(), tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="no such weights file"):
         load_weights(torchvision.models.resnet18(), tmp_path / "absent.pth")
-
-
-def test_download_verifies_sha256_with_a_local_url(tmp_path):
-    # file:// keeps the test offline; the code path is the one used for https://
-    src = tmp_path / "w.pth"
-    torch.save({"a": torch.ones(2)}, src)
-    good = PublishedWeights(src.as_uri(), sha256_of(src))
-    got = download_weights("x", cache_dir=tmp_path / "cache", entry=good)
-    assert got.read_bytes() == src.read_bytes()
-    bad = PublishedWeights(src.as_uri(), "0" * 64)
-    with pytest.raises(CheckpointError, match="does not match the expected"):
-        download_weights("x", cache_dir=tmp_path / "cache2", entry=bad)
-    assert not (tmp_path / "cache2" / "w.pth").exists()
 
 
 def test_convert_cli_writes_a_model_file(tmp_path, capsys):

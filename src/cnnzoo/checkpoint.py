@@ -46,6 +46,13 @@ def model_record(model: nn.Module, **extra: Any) -> dict[str, Any]:
         "in_chans": getattr(model, "in_chans", None),
         "versions": {"torch": torch.__version__, "cnnzoo": __version__},
     }
+    # published weights (cnnzoo.hub) bring their preprocessing and class names along
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    for key in ("preprocess", "classes"):
+        if cfg.get(key) and (key != "classes" or len(cfg[key]) == record["num_classes"]):
+            record[key] = cfg[key]
+    if cfg.get("weights"):
+        record["pretrained"] = cfg["weights"]
     record.update(extra)
     return record
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from .data.images import load_image
 from .data.preprocess import Preprocess
+from .checkpoint import model_record
 from .errors import CheckpointError, CnnzooError, InvalidArgumentError
 from .registry import create_model, get_entry, list_models, load_model
 
@@ -77,15 +78,28 @@ def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict 
     return results
 
 
-def load_for_inference(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """(model, record) from a model file; a registered model name gives a randomly
-    initialised model (useful for visualisation and smoke tests), said so in the record."""
+def load_for_inference(checkpoint: str | os.PathLike,
+                       pretrained: bool | str = False) -> tuple[nn.Module, dict[str, Any]]:
+    """(model, record) from a model file (or an .onnx export, see cnnzoo.predict_onnx); a
+    registered model name gives its published weights with `pretrained` (record with their
+    preprocessing and ImageNet class names), else a randomly initialised model (useful for
+    visualisation and smoke tests), said so in the record."""
     path = Path(checkpoint)
+    if pretrained:
+        if path.exists():
+            raise InvalidArgumentError(f"--pretrained applies to a model name, not a file "
+                                       f"({checkpoint})")
+        model = create_model(str(checkpoint), pretrained=pretrained)  # unknown: the registry's hint
+        return model.eval(), model_record(model)
+    if path.suffix == ".onnx":
+        from .predict_onnx import load_onnx
+
+        return load_onnx(path)
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
     elif str(checkpoint) in list_models():
         model = create_model(str(checkpoint))
-        record = {"model": str(checkpoint), "untrained": True}
+        record = {**model_record(model), "untrained": True}
     else:
         raise CheckpointError(f"{checkpoint}: no such model file, and not a model name "
                               "(`cnnzoo list` shows the names)")

@@ -118,12 +118,18 @@ def get_entry(name: str) -> ModelEntry:
         ) from None
 
 
-def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
-    """Registered names matching a shell-style pattern (e.g. 'resnet*'), sorted."""
+def list_models(pattern: str = "*", family: str | None = None,
+                pretrained: bool = False) -> list[str]:
+    """Registered names matching a shell-style pattern (e.g. 'resnet*'), sorted; with
+    pretrained=True only those with published weights (`cnnzoo weights`)."""
     _ensure_loaded()
     names = [n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern)]
     if family is not None:
         names = [n for n in names if _REGISTRY[n].family == family]
+    if pretrained:
+        from .hub import TABLE
+
+        names = [n for n in names if TABLE.get(n)]
     return sorted(names)
 
 
@@ -147,6 +153,7 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     weights: str | None = None,
+    pretrained: bool | str = False,
     **arch_kwargs: Any,
 ) -> nn.Module:
     """Build a registered model. `arch_kwargs` override the registered architecture arguments.
@@ -155,6 +162,9 @@ def create_model(
     for LeNet-5).
 
     `weights` is a path to a weights file (ours, torchvision's or timm's); see cnnzoo.weights.
+    `pretrained` (True, "tv", "timm" or a tag) fetches published ImageNet weights (cnnzoo.hub),
+    cached under $CNNZOO_CACHE, and attaches their preprocessing and class names to the model
+    (`model.pretrained_cfg`); another num_classes gets a new classifier.
     """
     entry = get_entry(name)
     num_classes = entry.num_classes if num_classes is None else num_classes
@@ -170,12 +180,24 @@ def create_model(
             f"it accepts: num_classes, in_chans"
             + (", " + ", ".join(sorted(accepted)) if accepted else "")
         )
+    published = None
+    if pretrained is not False and pretrained is not None:
+        from .hub import resolve
+
+        published = resolve(name, pretrained)
+        if in_chans == 3:  # e.g. transform_input for TF-trained weights
+            arch_kwargs = {**published.arch_kwargs, **arch_kwargs}
     kwargs = {**entry.kwargs, **arch_kwargs}
-    model = entry.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    model = entry.builder(num_classes=published.num_classes if published else num_classes,
+                          in_chans=in_chans, **kwargs)
     # Recorded so a checkpoint can rebuild exactly this model.
     model.model_name = name
     model.arch_kwargs = dict(arch_kwargs)
-    if weights is not None:
+    if published is not None:  # a `weights` file stands in for the download
+        from .hub import load_pretrained
+
+        load_pretrained(model, published, num_classes, path=weights)
+    elif weights is not None:
         load_weights(model, weights)
     return model
 

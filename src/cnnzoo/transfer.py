@@ -16,14 +16,13 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .contract import logits_of
 from .data.datasets import TensorData, load_split, parse_spec
-from .data.images import load_image
 from .data.preprocess import Preprocess
 from .errors import CheckpointError, InvalidArgumentError, closest
 from .files import atomic_path
@@ -45,6 +44,21 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def batches(self, index_batches: Iterable[torch.Tensor],
+                device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) for each batch of indices (as transfer_folder.FolderSet does)."""
+        for i in index_batches:
+            yield self.x[i].to(device), self.y[i].to(device)
+
+
+def _in_batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of a tensor of images, or of an ImageSet/FolderSet (streamed), in order."""
+    if isinstance(images, torch.Tensor):
+        yield from images.split(batch_size)
+        return
+    for x, _ in images.batches(torch.arange(len(images)).split(batch_size)):
+        yield x
 
 
 def select(y: torch.Tensor, classes: Sequence[int] | None = None, per_class: int | None = None,
@@ -91,15 +105,16 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
     if len(idx) == 0:
         raise InvalidArgumentError(f"no {split} images of classes {list(classes)} in {spec or 'embedded'}"
                                    if classes is not None else f"the {split} split of {spec} is empty")
-    if isinstance(data, TensorData):
-        x = pp.prepare(data.images[idx].float() / 255.0)
-    else:
-        x = torch.stack([pp.prepare_image(load_image(data.samples[i][0])) for i in idx.tolist()])
     y = labels[idx]
     if classes is not None:
         remap = {int(old): new for new, old in enumerate(classes)}
-        y = torch.tensor([remap[int(v)] for v in y])
+        y = torch.tensor([remap[int(v)] for v in y], dtype=torch.long)
         names = [names[i] for i in classes]
+    if not isinstance(data, TensorData):  # an image folder: streamed, decoded batch by batch
+        from .transfer_folder import folder_set
+
+        return folder_set(data, idx, pp, y, names)
+    x = pp.prepare(data.images[idx].float() / 255.0)
     return ImageSet(x.contiguous(), y.long(), names)
 
 
@@ -118,9 +133,10 @@ def _resolve(model: nn.Module, name: str) -> nn.Module:
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, x: torch.Tensor, layer: str | None = None,
+def extract_features(model: nn.Module, x: Any, layer: str | None = None,
                      pool: str = "avg", batch_size: int = 256) -> torch.Tensor:
-    """Activations of `layer` for every image of `x`, one row per image.
+    """Activations of `layer` for every image of `x` (a tensor, an ImageSet or a streamed
+    FolderSet), one row per image.
 
     layer None or "pre_logits": the vector fed to the last linear layer (AlexNet/VGG fc7,
     ResNet's pooled features). Another name: that module's output; 4-D maps are reduced by
@@ -132,8 +148,8 @@ def extract_features(model: nn.Module, x: torch.Tensor, layer: str | None = None
     device = next(model.parameters()).device
     feats = []
     target = None if layer in (None, "pre_logits") else _resolve(model, layer)
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
+    for xb in _in_batches(x, batch_size):
+        xb = xb.to(device)
         if target is None:
             f = model.forward_head(model.forward_features(xb), pre_logits=True)
         else:
@@ -198,12 +214,16 @@ def train_linear_probe(f: torch.Tensor, y: torch.Tensor, num_classes: int | None
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+def accuracy(model: nn.Module, x: Any, y: torch.Tensor | None = None,
+             batch_size: int = 512) -> float:
+    """Top-1 accuracy on images `x` with labels `y`, or on an ImageSet/FolderSet `x`."""
     model.eval()
     device = next(model.parameters()).device
+    if y is None:
+        y = x.y
     correct = 0
-    for i in range(0, len(x), batch_size):
-        out = model(x[i:i + batch_size].to(device))
+    for i, xb in zip(range(0, len(y), batch_size), _in_batches(x, batch_size)):
+        out = model(xb.to(device))
         correct += int((logits_of(out).argmax(1).cpu() == y[i:i + batch_size]).sum())
     return correct / max(1, len(y))
 
@@ -324,12 +344,12 @@ def fit_image_set(model: nn.Module, groups: Iterable[dict[str, Any]], train: Ima
     try:
         for epoch in range(epochs):
             order = torch.randperm(len(train), generator=g).split(batch_size)
-            batches = ((train.x[i].to(device), train.y[i].to(device)) for i in order)
+            batches = train.batches(order, device)
             m = train_one_epoch(model, batches, ctx, epoch, step)
             step = m["step"]
             row = {"epoch": epoch + 1, "loss": m["loss"], "train_acc": m["acc"]}
             if val is not None and log is not None:
-                row["val_acc"] = accuracy(model, val.x, val.y)
+                row["val_acc"] = accuracy(model, val)
             history.append(row)
             if log is not None:
                 log(row)
@@ -338,7 +358,7 @@ def fit_image_set(model: nn.Module, groups: Iterable[dict[str, Any]], train: Ima
             h.remove()
     last = history[-1]
     return FitResult(last["loss"], last["train_acc"],
-                     accuracy(model, val.x, val.y) if val is not None else None, epochs, history)
+                     accuracy(model, val) if val is not None else None, epochs, history)
 
 
 def _keep_frozen_bn_in_eval(model: nn.Module) -> list:

@@ -18,11 +18,9 @@ of a 7x7 conv over C channels equals torchvision's `flatten(C, 7, 7)`). Whatever
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +30,7 @@ import torch
 from torch import nn
 
 from .checkpoint import RECORD_KEY
-from .errors import CheckpointError, InvalidArgumentError, closest
-from .files import atomic_path
+from .errors import CheckpointError
 
 # Wrappers other tools put around a state dict ({"state_dict": ...} from Lightning/our trainer,
 # {"model": ...} from many training scripts, {"model_ema": ...} from timm's train.py).
@@ -334,71 +331,4 @@ def infer_num_classes(model: nn.Module, path: str | os.PathLike) -> int | None:
     return int(w.shape[0]) if w is not None else None
 
 
-# -- published weights (for users online; never fetched by tests) ----------------------------
-
-@dataclass(frozen=True)
-class PublishedWeights:
-    url: str
-    sha256: str  # full digest, or the prefix the publisher puts in the file name
-    num_classes: int = 1000
-    source: str = "torchvision"
-
-
-# torchvision's ImageNet weights. The hex in each file name is the start of the file's SHA-256
-# (torchvision's own check_hash convention); we verify that prefix after downloading.
-_TV = "https://download.pytorch.org/models/"
-PUBLISHED: dict[str, PublishedWeights] = {
-    name: PublishedWeights(_TV + fname, fname.rsplit("-", 1)[1].split(".")[0])
-    for name, fname in {
-        "vgg11": "vgg11-8a719046.pth", "vgg13": "vgg13-19584684.pth",
-        "vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth",
-        "vgg11_bn": "vgg11_bn-6002323d.pth", "vgg13_bn": "vgg13_bn-abd245e5.pth",
-        "vgg16_bn": "vgg16_bn-6c64b313.pth", "vgg19_bn": "vgg19_bn-c79401a0.pth",
-        "resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
-        "resnet50": "resnet50-0676ba61.pth", "resnet101": "resnet101-63fe2227.pth",
-        "resnet152": "resnet152-394f9c45.pth", "googlenet": "googlenet-1378be20.pth",
-        "inception_v3": "inception_v3_google-0cc3c7bd.pth",
-        "densenet121": "densenet121-a639ec97.pth", "densenet169": "densenet169-b2777c0a.pth",
-        "densenet201": "densenet201-c1103571.pth", "densenet161": "densenet161-8d451a50.pth",
-        "mobilenet_v2": "mobilenet_v2-b0353104.pth",
-        "resnext50_32x4d": "resnext50_32x4d-7cdf4587.pth",
-        "wide_resnet50_2": "wide_resnet50_2-95faca4d.pth",
-    }.items()
-}
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download_weights(name: str, cache_dir: str | os.PathLike | None = None,
-                     entry: PublishedWeights | None = None) -> Path:
-    """Download `name`'s published weights (once) and verify their SHA-256; returns the path.
-
-    The file is written atomically and only kept if its digest matches the table.
-    """
-    if entry is None:
-        if name not in PUBLISHED:
-            near = closest(name, PUBLISHED)
-            raise InvalidArgumentError(
-                f"no published weights listed for {name!r}"
-                + (f"; listed: {', '.join(near)}" if near else f"; listed: {', '.join(sorted(PUBLISHED))}"))
-        entry = PUBLISHED[name]
-    cache = Path(cache_dir or os.environ.get("CNNZOO_CACHE", Path.home() / ".cache" / "cnnzoo"))
-    dest = cache / Path(urllib.request.urlparse(entry.url).path).name
-    if dest.is_file() and sha256_of(dest).startswith(entry.sha256):
-        return dest
-    with atomic_path(dest) as tmp:
-        with urllib.request.urlopen(entry.url) as resp, open(tmp, "wb") as out:  # noqa: S310
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                out.write(chunk)
-        digest = sha256_of(tmp)
-        if not digest.startswith(entry.sha256):
-            raise CheckpointError(
-                f"{entry.url}: SHA-256 {digest} does not match the expected {entry.sha256}; "
-                "the download is corrupt or the file changed, so it was not kept")
-    return dest
+# Published weights by name (table, verified resumable downloads, cache): cnnzoo.hub.

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
 from ._common import console, print_json
 
 
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
                                            help="file to write (default: beside CHECKPOINT)"),
         atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
         json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
     ) -> None:
         """Export a model file for deployment with a dynamic batch size, then check it.
 
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from ..export import SUFFIX, export_model
         from ..predict import get_preprocess, load_for_inference
 
-        model, record = load_for_inference(checkpoint)
+        model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
         size = get_preprocess(record, model).input_size
         dest = out or Path(checkpoint).with_suffix(SUFFIX[to.value])
         report = export_model(model, dest, to.value, input_size=size, atol=atol)  # exit 1 if the check fails

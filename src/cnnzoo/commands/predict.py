@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 from rich.table import Table
 
 from ._common import Format, console, print_json
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) or run folder"),
+        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record), .onnx export, run folder, or a model name with --pretrained"),
         images: List[Path] = typer.Argument(..., help="image files (any size/mode PIL reads); model "
                                             "files before them make an ensemble"),
         top: int = typer.Option(5, "--top", "-k", help="how many classes to show"),
         combine: str = typer.Option("mean", help="ensembles: mean (of the softmax), logits or vote"),
         json_out: bool = typer.Option(False, "--json", help="print JSON"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
     ) -> None:
         """Classify images with the preprocessing the model was trained with (from its file).
 
@@ -44,7 +46,7 @@ def register(app: typer.Typer) -> None:
                 return
             _print_ensemble(results, members)
             return
-        model, record = load_for_inference(members[0])
+        model, record = load_for_inference(members[0], pretrained_choice(pretrained, pretrained_tag))
         results = predict(model, images, record, topk=top)
         if json_out or fmt is Format.json:
             print_json(results)
@@ -65,7 +67,7 @@ def _top_table(top: list[dict], key: str, header: str) -> Table:
 
 
 def _is_model_file(p: Path) -> bool:
-    return p.suffix == ".safetensors" or (p.is_dir() and (p / "model.safetensors").is_file())
+    return p.suffix in (".safetensors", ".onnx") or (p.is_dir() and (p / "model.safetensors").is_file())
 
 
 def _model_file(p: Path) -> Path:

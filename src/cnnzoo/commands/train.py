@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import InvalidArgumentError
+from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option
 from ._common import Format, print_json
 
 
@@ -87,6 +88,7 @@ def _register_train(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: its own choice)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json (the result, on stdout)"),
+        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
     ) -> None:
         """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
 
@@ -113,7 +115,8 @@ def _register_train(app: typer.Typer) -> None:
         rep = ConsoleReporter(con, progress=progress and con.is_terminal)
         res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
                   out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
-                  reporter=rep, epochs=epochs, overwrite=overwrite)  # a NaN loss raises NonFiniteLossError: exit 1
+                  reporter=rep, epochs=epochs, overwrite=overwrite,
+                  pretrained=pretrained_choice(pretrained, pretrained_tag))  # a NaN loss raises NonFiniteLossError: exit 1
         if res is None:
             return
         if fmt is Format.json:
@@ -136,6 +139,7 @@ def _register_eval(app: typer.Typer) -> None:
         batch_size: int = typer.Option(500, "--batch-size"),
         amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA and AMX CPUs), bf16 or off"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
     ) -> None:
         """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix;
         with several models, each member's errors and their ensemble's."""
@@ -150,8 +154,9 @@ def _register_eval(app: typer.Typer) -> None:
                                     batch_size=batch_size, amp=amp)
             print_json(res) if fmt is Format.json else _print_ensemble(res)
             return
-        _eval_one(checkpoints[0], data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
-                  batch_size=batch_size, amp=amp, fmt=fmt)
+        with as_model_file(checkpoints[0], pretrained_choice(pretrained, pretrained_tag)) as path:
+            _eval_one(path, data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
+                      batch_size=batch_size, amp=amp, fmt=fmt)
 
 
 def _print_ensemble(res: dict) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from ..errors import InvalidArgumentError
 from ._common import console, print_json
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     from torch import nn
@@ -64,15 +65,16 @@ def features_cmd(
     limit: Optional[int] = typer.Option(None, help="at most N images"),
     pool: str = typer.Option("avg", help="reduce 4-D maps: avg, max or flatten"),
     json_out: bool = typer.Option(False, "--json"),
+    pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
 ) -> None:
     """Write the activations of a layer for a dataset (features + labels, safetensors)."""
     from ..predict import get_preprocess, load_for_inference
     from ..transfer import extract_features, load_image_set, save_features
 
-    model, record = load_for_inference(checkpoint)
+    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
     pp = get_preprocess(record, model)
     ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
-    f = extract_features(model, ds.x, layer, pool=pool)
+    f = extract_features(model, ds, layer, pool=pool)
     meta = {"model": record.get("model"), "checkpoint": str(checkpoint), "layer": layer,
             "pool": pool, "data": data or "embedded", "split": split, "classes": ds.classes}
     save_features(out, f, ds.y, **meta)
@@ -144,6 +146,7 @@ def finetune_cmd(
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
     json_out: bool = typer.Option(False, "--json"),
+    pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
 ) -> None:
     """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
     evaluated on the test split of the same classes."""
@@ -154,7 +157,7 @@ def finetune_cmd(
     from ..registry import create_model
     from ..transfer import fit_image_set, load_image_set, param_groups, prepare_transfer
 
-    model, record = load_for_inference(checkpoint)
+    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
     pp = _fresh_preprocess(model, data) if record.get("untrained") else \
         get_preprocess(record, model)
     cls = parse_classes(classes)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from ._common import console, print_json
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     import numpy as np
@@ -19,13 +20,21 @@ if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
 vis = typer.Typer(help="PNG figures of what a network learned (ZFNet's visualisations, Grad-CAM).",
                   no_args_is_help=True)
 
-CKPT = typer.Argument(..., help="model file (.safetensors), or a model name (random weights)")
+CKPT = typer.Argument(..., help="model file (.safetensors), or a model name (random weights; "
+                                 "published ones with `cnnzoo visualize --pretrained ...`)")
+_PRETRAINED: dict[str, Any] = {"choice": False}  # set by the group's options, per invocation
+
+
+@vis.callback()
+def _group_options(pretrained: bool = pretrained_option(),
+                   pretrained_tag: Optional[str] = pretrained_tag_option()) -> None:
+    _PRETRAINED["choice"] = pretrained_choice(pretrained, pretrained_tag)
 
 
 def _load(checkpoint: str) -> tuple[nn.Module, dict[str, Any], Preprocess]:
     from ..predict import get_preprocess, load_for_inference
 
-    model, record = load_for_inference(checkpoint)
+    model, record = load_for_inference(checkpoint, _PRETRAINED["choice"])
     return model, record, get_preprocess(record, model)
 
 

@@ -78,7 +78,8 @@ def build_trainer(*, plan: Plan, data: RunData, info: DistInfo, device: torch.de
 
 def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: Reporter) -> nn.Module:
     torch.manual_seed(plan.seed)  # same initial weights on every rank and every run
-    model = create_model(plan.model_name, num_classes=len(data.classes), in_chans=data.prep.in_chans)
+    model = create_model(plan.model_name, num_classes=len(data.classes), in_chans=data.prep.in_chans,
+                         pretrained=plan.pretrained)
     _check_fits(plan.model_name, model, data.prep)
     if data.prep.note:
         reporter.message(f"[dim]input:[/] {data.prep.note}")

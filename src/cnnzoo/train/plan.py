@@ -34,6 +34,7 @@ class Plan:
     torch_checkpoint: dict[str, Any] | None = None  # a torch.save file given as `resume`
     overwrite: bool = False  # replace a run already in `out`
     resume_changes: list[str] = dataclasses.field(default_factory=list)  # "lr 0.1 -> 0.01", applied
+    pretrained: bool | str = False  # published weights to start from (cnnzoo.hub); not on resume
 
 
 # What a resumed run may change: the learning rate, the run length and bookkeeping. Anything

@@ -43,7 +43,8 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
         overrides: dict[str, Any] | None = None, config: str | None = None, out: str | Path | None = None,
         resume: str | Path | None = None, device: str | None = None, seed: int = 0,
         deterministic: bool = False, reporter: Reporter | None = None,
-        epochs: int | None = None, overwrite: bool = False) -> dict | None:
+        epochs: int | None = None, overwrite: bool = False,
+        pretrained: bool | str = False) -> dict | None:
     """Train `model_name` on `data` with `recipe`; returns the final metrics and output paths
     (None on ranks other than 0 under torchrun).
 
@@ -55,13 +56,15 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
 
     `out` must not hold another run unless `overwrite` (its files are then replaced); it is
     locked while the run trains. Ctrl-C saves the state at the current step (resumable) and
-    re-raises KeyboardInterrupt."""
+    re-raises KeyboardInterrupt. `pretrained` starts from published ImageNet weights (a new
+    classifier for the data's classes), as create_model(pretrained=...) gives them."""
     info, dev = init_distributed(device)
     rep = (reporter or Reporter()) if info.is_main else Reporter()  # only rank 0 talks
     try:
         plan = resolve_plan(model_name=model_name, data=data, recipe=recipe, overrides=overrides,
                             config=config, out=out, resume=resume, seed=seed,
                             deterministic=deterministic, epochs=epochs, overwrite=overwrite)
+        plan.pretrained = pretrained if resume is None else False
         return _train(plan, info=info, device=dev, reporter=rep)
     finally:
         cleanup(info)

@@ -1,0 +1,61 @@
+"""A local HTTP server for the download tests (127.0.0.1, a free port, its own thread): serves
+the files of one folder with HTTP Range support, and can misbehave on purpose."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class WeightsServer:
+    """mode: "ok", "truncate" (declares the full length, sends half, closes), "404", "500",
+    "norange" (ignores Range: always the whole file)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.mode, self.requests = Path(root), "ok", []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                server.requests.append((self.path, self.headers.get("Range")))
+                if server.mode in ("404", "500"):
+                    self.send_error(int(server.mode))
+                    return
+                path = server.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data, start = path.read_bytes(), 0
+                rng = self.headers.get("Range")
+                if rng and server.mode != "norange":
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.mode == "truncate":
+                    body = body[: len(body) // 2]
+                    self.close_connection = True
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "WeightsServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
