@@ -222,6 +222,29 @@ def test_loader_dali_without_dali_is_a_clear_error(tmp_path, capsys, monkeypatch
     assert "nvidia.dali" not in sys.modules
 
 
+def test_the_loader_benchmark_writes_its_folder_and_compares_both_sides(tmp_path, capsys):
+    from cnnzoo.cli import main
+
+    root = tmp_path / "photos"
+    args = ["bench", "--loader", f"folder:{root}", "--make-folder", "20", "--images", "16", "--batch", "8",
+            "--reps", "1", "--workers", "0", "--format", "json"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out, err = capsys.readouterr()
+    assert e.value.code in (0, None), err
+    import json
+
+    res = json.loads(out)
+    assert res["images"] == 16 and res["decode"] == "cpu" and res["ratio"] > 0
+    assert res["ours"]["images_per_s"] > 0 and res["reference"]["images_per_s"] > 0
+    assert len(list((root / "train").rglob("*.jpg"))) == 20
+    with Image.open(next((root / "train").rglob("*.jpg"))) as im:
+        assert im.size == (500, 375)
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--loader", "mnist:x"])
+    assert e.value.code == 2 and "folder:PATH" in capsys.readouterr().err
+
+
 # -- on a GPU (benchmarks/gpu_check.sh) --------------------------------------------------------
 def _gpu() -> torch.device:
     if not torch.cuda.is_available():

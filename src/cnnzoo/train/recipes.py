@@ -305,6 +305,7 @@ def recipe_from_dict(d: dict[str, Any]) -> Recipe:
     d["betas"] = tuple(d.get("betas", (0.9, 0.999)))
     d.setdefault("val_split", 0.0)  # a run from before validation splits held nothing out
     d.setdefault("keep", "last")    # ... and kept its last epoch
+    d.setdefault("loader", "pil")   # ... and read image folders with PIL (a resume repeats its batches)
     known = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in d.items() if k in known})
     validate(recipe)
