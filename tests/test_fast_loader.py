@@ -200,6 +200,40 @@ def test_training_from_a_folder_resumes_exactly_after_a_kill(tmp_path, monkeypat
     _killed_then_resumed_matches(tmp_path, monkeypatch, o)
 
 
+def test_the_gpu_decoding_path_run_on_the_cpu_gives_the_cpu_paths_batches(tmp_path):
+    """decode='cuda' hands nvJPEG a whole batch in the training process; torchvision's batched
+    decode_jpeg runs on the CPU too, so its code path (PIL fallbacks, a JPEG only the decoder finds
+    truncated, skip/fail) is checked here, not only on the rare GPU."""
+    from cnnzoo.data.fast_loader import _Collate
+
+    root = tmp_path / "f"
+    rng = np.random.default_rng(7)
+    for i in range(14):
+        (root / "train" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        _photo(rng, 50, 40).save(root / "train" / f"c{i % 2}" / f"{i}.jpg", quality=90)
+    _photo(rng, 50, 40).convert("CMYK").save(root / "train/c0/cmyk.jpg", quality=90)
+    _photo(rng, 50, 40).save(root / "train/c1/p.png")
+    raw = (root / "train/c0/0.jpg").read_bytes()
+    (root / "train/c1/trunc.jpg").write_bytes(raw[: len(raw) // 2])  # its header reads fine
+    data = load_split(parse_spec(f"folder:{root}"), "train")
+    idx = shard_indices(len(data), 8, 0, 7, True, 0, 1, True)
+    spec = FastSpec("imagenet", (24, 24), 24, MEAN, STD)
+
+    def run(device_path: bool, on_error: str = "skip") -> tuple[list, list]:
+        ld = FastFolderLoader(data, spec, idx, range(len(idx)), 1, on_error, CPU)
+        if device_path:
+            ld.decode = ld.ds.decode = "cuda"
+            ld.collate = _Collate(spec, finish=False)
+        return list(ld.iterate()), sorted(Path(p).name for p in ld.skipped)
+
+    (cpu, cpu_bad), (dev, dev_bad) = run(False), run(True)
+    assert cpu_bad == dev_bad == ["trunc.jpg"] and len(cpu) == len(dev) == 2
+    for (x, y), (x2, y2) in zip(cpu, dev):
+        assert torch.equal(y, y2) and torch.equal(x, x2)
+    with pytest.raises(CorruptImageError, match="trunc.jpg"):
+        run(True, "fail")
+
+
 def test_the_loader_choice():
     assert choose_decoder("auto", "imagenet", CPU) == "cpu" and choose_decoder("torch", "none", CPU) == "cpu"
     assert choose_decoder("auto", "cifar", CPU) is None and choose_decoder("pil", "imagenet", CPU) is None
@@ -262,6 +296,8 @@ def test_nvjpeg_batches_match_the_cpu_path(tmp_path):
         _photo(rng).save(root / "train" / f"c{i % 2}" / f"{i}.jpg", quality=90)
     _photo(rng).convert("CMYK").save(root / "train/c0/cmyk.jpg", quality=90)  # a PIL fallback in the batch
     (root / "train/c1/broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    raw = (root / "train/c0/0.jpg").read_bytes()
+    (root / "train/c1/trunc.jpg").write_bytes(raw[: len(raw) // 2])  # only a decoder finds it broken
     data = load_split(parse_spec(f"folder:{root}"), "train")
     idx = shard_indices(len(data), 6, 0, 7, True, 0, 1, True)
     spec = FastSpec("imagenet", (32, 32), 32, MEAN, STD)
@@ -270,7 +306,7 @@ def test_nvjpeg_batches_match_the_cpu_path(tmp_path):
     for decode in decoders:
         gpu = FastFolderLoader(data, spec, idx, range(len(idx)), 2, "skip", dev, decode)
         out = list(gpu.iterate())
-        assert [Path(p).name for p in gpu.skipped] == ["broken.jpg"], decode
+        assert sorted(Path(p).name for p in gpu.skipped) == ["broken.jpg", "trunc.jpg"], decode
         for (x, y), (xg, yg) in zip(cpu, out):
             assert xg.device.type == "cuda" and torch.equal(y, yg.cpu())
             # the same crops and flips: pixels differ by the decoders' rounding only

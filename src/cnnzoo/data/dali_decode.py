@@ -4,7 +4,8 @@ DALI decodes only the crop box of each JPEG (fn.decoders.image_slice, nvJPEG/nvI
 GPU, the hardware decoder where the card has one) and resizes it on the GPU. The boxes are ours
 (data/fastjpeg.crop_box, from each image's seed), so batches are the same as the torch path's up to
 the decoders' rounding, and a resumed run repeats them. Files that are not colour JPEGs arrive
-already decoded by PIL and are cropped by torch; a batch DALI refuses is decoded by the torch path.
+already decoded by PIL and are cropped by torch; a batch DALI refuses is decoded by the torch path
+(data/fast_loader.py), file by file.
 
 Nothing here is imported unless DALI was chosen (loader=dali, or loader=auto with DALI installed
 on a CUDA device): without DALI the package neither imports nor mentions it.
@@ -18,7 +19,7 @@ from typing import Sequence
 import torch
 
 from ..errors import InvalidArgumentError
-from .fastjpeg import Box, Encoded, crop_resize, decode_cuda
+from .fastjpeg import Box, Encoded
 
 DALI_HINT = "pip install 'cnnzoo[dali]' (NVIDIA DALI for CUDA 13: nvidia-dali-cuda130)"
 
@@ -61,19 +62,12 @@ class DaliDecoder:
         self.pipe = pipe()
         self.pipe.build()
 
-    def decode(self, encs: Sequence[Encoded], paths: Sequence[str], boxes: Sequence[Box]) -> torch.Tensor:
-        out = torch.empty(len(encs), 3, *self.size, dtype=torch.uint8, device=self.device)
-        jpegs = [i for i, e in enumerate(encs) if e.pixels is None]
-        try:
-            if jpegs:
-                out[jpegs] = self._run([encs[i] for i in jpegs], [boxes[i] for i in jpegs])
-        except RuntimeError:  # a file DALI refuses fails its batch: the torch path decides per file
-            pics = decode_cuda([encs[i] for i in jpegs], [paths[i] for i in jpegs], self.device)
-            out[jpegs] = torch.stack([crop_resize(p, boxes[i], self.size) for p, i in zip(pics, jpegs)])
-        for i, e in enumerate(encs):
-            if e.pixels is not None:
-                out[i] = crop_resize(e.pixels.to(self.device), boxes[i], self.size)
-        return out
+    def decode(self, encs: Sequence[Encoded], boxes: Sequence[Box]) -> torch.Tensor:
+        """Colour JPEGs (fastjpeg.Encoded with data) and their crop boxes -> uint8 crops
+        (N, 3, H, W) on the device; RuntimeError if DALI refuses a file of the batch."""
+        if not encs:
+            return torch.empty(0, 3, *self.size, dtype=torch.uint8, device=self.device)
+        return self._run(encs, boxes)
 
     def _run(self, encs: Sequence[Encoded], boxes: Sequence[Box]) -> torch.Tensor:
         import numpy as np

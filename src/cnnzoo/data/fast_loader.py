@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from ..errors import InvalidArgumentError
 from .batch_augment import finish_batch
 from .datasets import FolderData
-from .fastjpeg import FAST_AUGMENTS, crop_box, crop_resize, decode_cpu, quiet_decoders, read_encoded
+from .fastjpeg import FAST_AUGMENTS, crop_box, crop_resize, decode_cpu, decode_cuda, quiet_decoders, read_encoded
 from .folder import FolderLoader, read_or_mark
 
 DECODERS = ("cpu", "cuda", "dali")
@@ -117,7 +117,7 @@ class FastFolderLoader(FolderLoader):
             raise InvalidArgumentError(f"decoding with {decode} needs a CUDA device, got {device}")
         super().__init__(data, None, index_batches, workers, on_error, device)
         self.ds = _FastImages(data, spec, decode, on_error)
-        self.spec, self.decode = spec, decode
+        self.spec, self.decode, self.on_error = spec, decode, on_error
         self.batch_seeds = [int(s) for s in batch_seeds]
         if len(self.batch_seeds) != len(self.index_batches):
             raise ValueError("one seed per batch")
@@ -131,29 +131,51 @@ class FastFolderLoader(FolderLoader):
     def _finish(self, x: Any, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.spec
         if self.decode != "cpu":
-            x = self._decode_on_device(x)
-        if x.dtype == torch.uint8:  # not finished in the worker
+            x, keep = self._decode_on_device(x)
+            y = y[keep]
+        if x.dtype == torch.uint8 and len(x):  # not finished in the worker
             x = finish_batch(x, s.kind, self.batch_seeds[k], s.mean, s.std, self.device)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def _decode_on_device(self, items: list) -> torch.Tensor:
-        """The batch's files decoded, cropped and resized on the GPU: uint8 (N, 3, H, W)."""
+    def _decode_on_device(self, items: list) -> tuple[torch.Tensor, list[int]]:
+        """The batch's files decoded, cropped and resized on the GPU: uint8 (N, 3, H, W), and
+        which items they are (a file no decoder reads is skipped and named, or fails the pass)."""
+        quiet_decoders()
         s = self.spec
         encs, seeds, paths = [it[0] for it in items], [it[1] for it in items], [it[2] for it in items]
         hws = [e.hw if e.pixels is None else tuple(e.pixels.shape[1:]) for e in encs]
         boxes = [crop_box(h, w, s.kind, s.size, s.resize, random.Random(sd)) for (h, w), sd in zip(hws, seeds)]
-        if self.decode == "dali":
-            from .dali_decode import DaliDecoder
+        crops: list[torch.Tensor | None] = [None] * len(encs)
+        jpegs = [i for i, e in enumerate(encs) if e.pixels is None]
+        if self.decode == "dali" and jpegs:
+            crops = self._dali_crops(encs, boxes, jpegs, crops)
+        todo = [i for i in jpegs if crops[i] is None]
+        for i, pic in zip(todo, decode_cuda([encs[i] for i in todo], self.device)):
+            crops[i] = None if pic is None else crop_resize(pic, boxes[i], s.size)
+        for i, c in enumerate(crops):
+            if c is None:  # PIL's pixels, or a JPEG the GPU refused: PIL decides, as in the workers
+                pic = read_or_mark(paths[i], lambda p, e=encs[i]: decode_cpu(e, p), self.on_error)
+                if isinstance(pic, tuple):
+                    self.skipped.append(paths[i])
+                else:
+                    crops[i] = crop_resize(pic.to(self.device, non_blocking=True), boxes[i], s.size)
+        keep = [i for i, c in enumerate(crops) if c is not None]
+        if not keep:
+            return torch.empty(0, 3, *s.size, dtype=torch.uint8, device=self.device), keep
+        return torch.stack([crops[i] for i in keep]), keep
 
-            if self._dali is None:
-                self._dali = DaliDecoder(s.size, self.device)
-            return self._dali.decode(encs, paths, boxes)
-        from .fastjpeg import decode_cuda
+    def _dali_crops(self, encs: list, boxes: list, jpegs: list[int], crops: list) -> list:
+        from .dali_decode import DaliDecoder
 
-        quiet_decoders()
-        pics = decode_cuda(encs, paths, self.device)
-        return torch.stack([crop_resize(p, b, s.size) for p, b in zip(pics, boxes)])
-
+        if self._dali is None:
+            self._dali = DaliDecoder(self.spec.size, self.device)
+        try:
+            out = self._dali.decode([encs[i] for i in jpegs], [boxes[i] for i in jpegs])
+        except RuntimeError:  # a file DALI refuses fails its whole batch: the torch path, file by file
+            return crops
+        for j, i in enumerate(jpegs):
+            crops[i] = out[j]
+        return crops
 
 def choose_decoder(loader: str, augment: str, device: torch.device) -> str | None:
     """The recipe's `loader` for an image folder -> the fast loader's decode ('cpu', 'cuda',

@@ -83,16 +83,21 @@ def crop_resize(x: torch.Tensor, box: Box, size: Sequence[int]) -> torch.Tensor:
     return TF.resize(x[:, t:t + bh, l:l + bw], list(size), antialias=True)
 
 
+_QUIET = False
+
+
 def quiet_decoders() -> None:
-    """torchvision 0.29 warns on every decode_jpeg call that its decoders move to TorchCodec."""
-    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision")
+    """torchvision 0.29 warns on every decode_jpeg call that its decoders move to TorchCodec
+    (once per process: adding a filter clears the warnings caches)."""
+    global _QUIET
+    if not _QUIET:
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision")
+        _QUIET = True
 
 
 class Encoded:
     """A file read for the fast path: a colour JPEG's bytes and size (`data`, `hw`), or, for any
     other file, its pixels decoded by PIL (`pixels`, uint8 (3, H, W))."""
-
-    __slots__ = ("data", "hw", "pixels")
 
     def __init__(self, data: torch.Tensor | None, hw: tuple[int, int], pixels: torch.Tensor | None) -> None:
         self.data, self.hw, self.pixels = data, hw, pixels
@@ -140,22 +145,21 @@ def decode_cpu(enc: Encoded, path: str | Path) -> torch.Tensor:
     return x if x.shape[0] == 3 and tuple(x.shape[1:]) == enc.hw else pil_pixels(path)
 
 
-def decode_cuda(encs: list[Encoded], paths: list[str], device: torch.device) -> list[torch.Tensor]:
-    """Decode a batch on the GPU (nvJPEG, one call for all its JPEGs); files nvJPEG refuses, and
-    non-JPEG pixels, go through the CPU path one by one. Returns uint8 (3, H, W) tensors on `device`."""
+def decode_cuda(encs: list[Encoded], device: torch.device) -> list[torch.Tensor | None]:
+    """nvJPEG decoding of a batch's JPEGs in one call: uint8 (3, H, W) tensors on `device`, None
+    for the files it refuses (the caller decodes those with decode_cpu, which may still refuse them)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    out: list[torch.Tensor | None] = [None] * len(encs)
-    jpegs = [i for i, e in enumerate(encs) if e.pixels is None]
-    if jpegs:
-        try:
-            dec = decode_jpeg([encs[i].data for i in jpegs], mode=ImageReadMode.UNCHANGED, device=device)
-        except RuntimeError:
-            dec = [None] * len(jpegs)  # one bad file fails the batched call: decode them one by one
-        for i, x in zip(jpegs, dec):
-            if x is not None and x.shape[0] == 3 and tuple(x.shape[1:]) == encs[i].hw:
-                out[i] = x
-    for i, x in enumerate(out):
-        if x is None:
-            out[i] = decode_cpu(encs[i], paths[i]).to(device, non_blocking=True)
-    return out  # type: ignore[return-value]
+    if not encs:
+        return []
+    try:
+        dec = decode_jpeg([e.data for e in encs], mode=ImageReadMode.UNCHANGED, device=device)
+    except RuntimeError:  # one bad file fails the batched call: try them one by one
+        dec = []
+        for e in encs:
+            try:
+                dec.append(decode_jpeg(e.data, mode=ImageReadMode.UNCHANGED, device=device))
+            except RuntimeError:
+                dec.append(None)
+    return [x if x is not None and x.shape[0] == 3 and tuple(x.shape[1:]) == e.hw else None
+            for x, e in zip(dec, encs)]

@@ -103,8 +103,10 @@ class FolderLoader:
                 tried += len(bad) + (0 if x is None else len(x))
                 if x is None:
                     continue
+                x, y = self._finish(x, y, k)  # the fast loader may drop files only the GPU found unreadable
                 read += len(x)
-                yield self._finish(x, y, k)
+                if len(x):
+                    yield x, y
         except CorruptImageError as err:  # from a worker, its traceback is in the message
             raise CorruptImageError(_worker_message(err)) from None
         except RuntimeError as err:  # or re-wrapped, by older PyTorch versions
