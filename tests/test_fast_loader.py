@@ -325,3 +325,27 @@ def test_training_from_a_folder_on_the_gpu_resumes_exactly(tmp_path, monkeypatch
     o = {**SGD, "batch_size": 8, "workers": 2, "augment": "imagenet", "loader": "auto", "eval_every": 9}
     _killed_then_resumed_matches(tmp_path, monkeypatch, o, device=str(dev))
 
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_on_a_folder_match_one_process(tmp_path):
+    """torchrun (gloo, 2 CPU processes) with the fast loader: each rank reads its half of every
+    global batch and the weights equal a single process's (augment 'none': no rank-seeded randomness)."""
+    import os
+    import subprocess
+
+    root = _image_run_folder(tmp_path / "imgs", 8)
+    o = {"amp": "off", "channels_last": "off", "optimizer": "sgd", "lr": 0.05, "batch_size": 8,
+         "schedule": "constant", "eval_every": 9, "loader": "torch", "workers": 0}
+    fit("tiny_rgb", data=f"folder:{root}", recipe="lenet", epochs=1, out=tmp_path / "single",
+        deterministic=True, overrides=o)
+    sets = [a for k, v in o.items() for a in ("--set", f"{k}={v}")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(Path(__file__).parent / "_train_models.py"), "train", "tiny_rgb", "--data", f"folder:{root}",
+           "--recipe", "lenet", "--epochs", "1", "--deterministic", "--no-progress", "--out", str(tmp_path / "ddp"), *sets]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    single, ddp = _weights(tmp_path / "single/model.safetensors"), _weights(tmp_path / "ddp/model.safetensors")
+    for k in single:
+        torch.testing.assert_close(ddp[k], single[k], atol=1e-5, rtol=1e-4)
