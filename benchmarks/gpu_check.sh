@@ -5,13 +5,16 @@
 #   2. `cnnzoo bench --device cuda --models resnet50` in a fresh process: training and inference
 #      images/s, MFU against the card's bf16 peak, the floors (3,000 / 10,000 img/s)
 #   3. time to 99% test accuracy on full MNIST (lenet5_modern, the `fast` recipe)
+#   4. the image-folder loader (`cnnzoo bench --loader`): ready training batches per second from
+#      photo-sized JPEGs, ours (nvJPEG, or DALI where installed) against torchvision's reference
+#      pipeline, next to ResNet-50's training images/s from step 2
 #
 # Everything lands in $OUT (default gpu_check_out/): gpu_check.json (the summary), gpu_check.log
 # and each step's own files. Works from a plain copy of the repository: it needs a Python with
 # torch (CUDA), typer, rich, safetensors, pillow, pyyaml, matplotlib and pytest, e.g. the GPU
 # image's python3, or CNNZOO_PYTHON=/path/to/venv/bin/python. MNIST: $MNIST, else
 # ../shared/data/mnist, else .mnist/ (a copy carried with the repository); without it step 3
-# is skipped and says so. Budget: under 8 minutes on an H100. Exit 1 when a step failed.
+# is skipped and says so. Budget: under 9 minutes on an H100. Exit 1 when a step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${CNNZOO_PYTHON:-python3}
@@ -35,18 +38,18 @@ for d in "${MNIST:-}" ../shared/data/mnist .mnist; do
     if [ -n "$d" ] && [ -f "$d/train-images-idx3-ubyte.gz" ]; then MNIST_DIR=$d; break; fi
 done
 
-say "1/3 cuda tests"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -m "cuda or not slow" tests/test_cuda.py \
-    tests/test_determinism.py --junitxml="$OUT/cuda_tests.xml" >>"$LOG" 2>&1
+say "1/4 cuda tests"
+timeout 300 "$PY" -m pytest -q -p no:cacheprovider -m "cuda or not slow" tests/test_cuda.py \
+    tests/test_determinism.py tests/test_fast_loader.py --junitxml="$OUT/cuda_tests.xml" >>"$LOG" 2>&1
 TESTS_RC=$?
 tail -n 15 "$LOG"
 
-say "2/3 bench resnet50 (fresh process)"
+say "2/4 bench resnet50 (fresh process)"
 timeout 300 "$PY" -m cnnzoo bench --device cuda --models resnet50 --no-loop --no-fastpath \
     --format json --out "$OUT/bench_resnet50.json" >/dev/null 2>>"$LOG"
 BENCH_RC=$?
 
-say "3/3 time to 99% on full MNIST"
+say "3/4 time to 99% on full MNIST"
 MNIST_RC=0
 if [ -n "$MNIST_DIR" ]; then
     timeout 180 "$PY" -m cnnzoo train lenet5_modern --data "mnist:$MNIST_DIR" --recipe fast \
@@ -56,13 +59,20 @@ else
     say "no MNIST found (MNIST=, ../shared/data/mnist, .mnist): skipped"
 fi
 
-"$PY" - "$OUT" "$TESTS_RC" "$BENCH_RC" "$MNIST_RC" <<'EOF' | tee -a "$LOG"
+say "4/4 image-folder loader (1024 photo-like 500x375 JPEGs, 12 workers, batch 128)"
+PHOTOS=${TMPDIR:-/tmp}/cnnzoo_gpu_check_photos
+timeout 240 "$PY" -m cnnzoo bench --loader "folder:$PHOTOS" --make-folder 1024 --images 1024 --workers 12 \
+    --batch 128 --reps 2 --device cuda --format json --out "$OUT/bench_loader.json" >/dev/null 2>>"$LOG"
+LOADER_RC=$?
+
+"$PY" - "$OUT" "$TESTS_RC" "$BENCH_RC" "$MNIST_RC" "$LOADER_RC" <<'EOF' | tee -a "$LOG"
 import csv, json, sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-out, tests_rc, bench_rc, mnist_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
-summary = {"tests": {"rc": tests_rc}, "bench": {"rc": bench_rc}, "mnist": {"rc": mnist_rc}}
+out, tests_rc, bench_rc, mnist_rc, loader_rc = Path(sys.argv[1]), *map(int, sys.argv[2:])
+summary = {"tests": {"rc": tests_rc}, "bench": {"rc": bench_rc}, "mnist": {"rc": mnist_rc},
+           "loader": {"rc": loader_rc}}
 try:
     suite = ET.parse(out / "cuda_tests.xml").getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
@@ -96,8 +106,18 @@ try:
                              "to_99": first})
 except Exception as err:
     summary["mnist"]["note"] = f"no MNIST result ({err})"
+try:
+    ld = json.loads((out / "bench_loader.json").read_text())
+    summary["loader"].update({k: ld[k] for k in ("decode", "workers", "batch", "images", "ratio", "cores")})
+    summary["loader"].update(images_per_s=ld["ours"]["images_per_s"],
+                             reference_images_per_s=ld["reference"]["images_per_s"])
+    train = summary["bench"].get("train", {}).get("images_per_s")
+    if train:  # > 1: the loader keeps up with ResNet-50 training on this card
+        summary["loader"]["loader_over_resnet50_train"] = ld["ours"]["images_per_s"] / train
+except Exception as err:
+    summary["loader"]["note"] = f"no loader result ({err})"
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary, indent=2))
 EOF
-say "done: tests rc=$TESTS_RC bench rc=$BENCH_RC mnist rc=$MNIST_RC"
-[ "$TESTS_RC" -eq 0 ] && [ "$BENCH_RC" -eq 0 ] && [ "$MNIST_RC" -eq 0 ]
+say "done: tests rc=$TESTS_RC bench rc=$BENCH_RC mnist rc=$MNIST_RC loader rc=$LOADER_RC"
+[ "$TESTS_RC" -eq 0 ] && [ "$BENCH_RC" -eq 0 ] && [ "$MNIST_RC" -eq 0 ] && [ "$LOADER_RC" -eq 0 ]

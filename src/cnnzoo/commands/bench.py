@@ -37,12 +37,28 @@ def register(app: typer.Typer) -> None:
                                       help="also time the inference fast paths against torchvision eager"),
         loop: bool = typer.Option(True, "--loop/--no-loop",
                                   help="also time our training loop against a plain PyTorch loop"),
+        loader: Optional[str] = typer.Option(
+            None, "--loader", help="time only the image-folder loader: folder:PATH, ours against torchvision's "
+            "reference pipeline (images/s of ready training batches)"),
+        make_folder: int = typer.Option(0, "--make-folder", help="with --loader: first write N photo-like "
+                                        "500x375 JPEGs into PATH (kept; existing files are reused)"),
+        workers: int = typer.Option(2, "--workers", help="with --loader: DataLoader workers of both sides"),
+        images: int = typer.Option(1024, "--images", help="with --loader: images per timed pass"),
         out: Optional[Path] = typer.Option(None, help="also write the JSON result to this file"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """Time ours against the reference (same architecture, same weights), interleaved;
         print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
         _passive_openmp()
+        if loader is not None:
+            from ..bench.loader_bench import run_loader_cli
+
+            res, text = run_loader_cli(loader, make=make_folder, device=device, batch=batch,
+                                       workers=workers, images=images, reps=reps)
+            if out is not None:
+                atomic_write_text(out, json.dumps(res, indent=2, default=str))
+            print_json(res) if fmt is Format.json else print(text)
+            return
         # here, not at the top: every CLI start loads commands/, only `bench` needs the harness
         from ..bench import format_report, run, settings_from
 

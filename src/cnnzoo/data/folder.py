@@ -40,15 +40,21 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int):
         path, label = self.samples[i]
-        try:
-            img = load_image(path).convert("RGB")  # L -> RGB; over the pixel cap: refused
-        except ImageError as err:
-            if self.on_error == "fail":
-                raise CorruptImageError(
-                    f"cannot read image {path} ({err}); "
-                    "remove it or train with --set on_corrupt=skip") from None
-            return ("__corrupt__", path)
-        return self.transform(img), label
+        img = read_or_mark(path, lambda p: load_image(p).convert("RGB"), self.on_error)
+        return img if isinstance(img, tuple) else (self.transform(img), label)
+
+
+def read_or_mark(path: str, read: Callable[[str], Any], on_error: str) -> Any:
+    """read(path), or, for an unreadable file (an ImageError: corrupt, not an image, over the
+    pixel cap), a ("__corrupt__", path) marker (on_error "skip") or a CorruptImageError ("fail")."""
+    try:
+        return read(path)  # L -> RGB; over the pixel cap: refused
+    except ImageError as err:
+        if on_error == "fail":
+            raise CorruptImageError(
+                f"cannot read image {path} ({err}); "
+                "remove it or train with --set on_corrupt=skip") from None
+        return ("__corrupt__", path)
 
 
 def _collate(items):
@@ -64,7 +70,7 @@ class _ListSampler(torch.utils.data.Sampler):
         self.batches = batches
 
     def __iter__(self):
-        return iter([b.tolist() for b in self.batches])
+        return iter([b.tolist() if isinstance(b, torch.Tensor) else b for b in self.batches])
 
     def __len__(self):
         return len(self.batches)
@@ -86,19 +92,21 @@ class FolderLoader:
         return len(self.index_batches)
 
     def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        loader = DataLoader(self.ds, batch_sampler=_ListSampler(self.index_batches[start:]),
-                            num_workers=self.workers, collate_fn=_collate,
+        loader = DataLoader(self.ds, batch_sampler=_ListSampler(self._sampler_batches(start)),
+                            num_workers=self.workers, collate_fn=self.collate,
                             pin_memory=self.device.type == "cuda",
                             persistent_workers=False)
         tried = read = 0
         try:
-            for x, y, bad in loader:
+            for k, (x, y, bad) in enumerate(loader, start):
                 self.skipped.extend(bad)
                 tried += len(bad) + (0 if x is None else len(x))
                 if x is None:
                     continue
+                x, y = self._finish(x, y, k)  # the fast loader may drop files only the GPU found unreadable
                 read += len(x)
-                yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                if len(x):
+                    yield x, y
         except CorruptImageError as err:  # from a worker, its traceback is in the message
             raise CorruptImageError(_worker_message(err)) from None
         except RuntimeError as err:  # or re-wrapped, by older PyTorch versions
@@ -109,6 +117,16 @@ class FolderLoader:
             raise NoReadableImageError(
                 f"image folder {self.root}: none of the {tried} image files tried could be read "
                 "(all corrupt, not images, or over the pixel limit); nothing to train or test on")
+
+    # the hooks of the fast loader (data/fast_loader.py): what the sampler hands the workers,
+    # how a batch is put together in a worker, and what the main process does to it
+    collate = staticmethod(_collate)
+
+    def _sampler_batches(self, start: int) -> list:
+        return self.index_batches[start:]
+
+    def _finish(self, x, y, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 def _worker_message(err: Exception) -> str:

@@ -164,11 +164,15 @@ class Feed:
                 self._pca = pixel_pca(data.train.images)
             self.train_prep, self.eval_prep = self._augment, data.prep.eval_batch
         else:
+            from ..data.fast_loader import choose_decoder
             from ..data.transforms import folder_transform
 
             p = data.prep
             self._tf_train = folder_transform(recipe.augment, p.size, p.resize, p.mean, p.std, True)
             self._tf_eval = folder_transform("none", p.size, p.resize, p.mean, p.std, False)
+            # the loader of image folders: None = PIL in workers, else the fast path's decoder
+            self._decode = choose_decoder(recipe.loader, recipe.augment, device)
+            self._eval_decode = choose_decoder(recipe.loader, "none", device)
 
     def _augment(self, x: torch.Tensor, step: int) -> torch.Tensor:
         g = torch.Generator(device=self.device)
@@ -183,11 +187,25 @@ class Feed:
                             info.rank, info.world, True)
         if self.in_memory:
             return tensor_batches(self._train_dev, idx, offset), None
+        if self._decode is not None:
+            spe = self.data.steps_per_epoch
+            seeds = [_aug_seed(self.seed, epoch, epoch * spe + k, info.rank) for k in range(len(idx))]
+            loader = self._fast(self.data.train, self.recipe.augment, idx, seeds, self._decode)
+            return loader.iterate(offset), loader
         from ..data.folder import FolderLoader
 
         loader = FolderLoader(self.data.train, self._tf_train, idx, worker_count(self.recipe.workers),
                               self.recipe.on_corrupt, self.device)
         return loader.iterate(offset), loader
+
+    def _fast(self, data: FolderData, kind: str, idx: list[torch.Tensor], seeds: list[int],
+              decode: str) -> FolderLoader:
+        from ..data.fast_loader import FastFolderLoader, FastSpec
+
+        p = self.data.prep
+        spec = FastSpec(kind, tuple(p.size), p.resize, tuple(p.mean), tuple(p.std))
+        return FastFolderLoader(data, spec, idx, seeds, worker_count(self.recipe.workers),
+                                self.recipe.on_corrupt, self.device, decode)
 
     def eval_batches(self, split: str = "val") -> Batches:
         """The batches of the validation ('val') or the test ('test') split."""
@@ -202,6 +220,8 @@ class Feed:
 
         held = self.data.val if split == "val" else self.data.test
         idx = shard_indices(len(held), 256 * world, 0, self.seed, False, info.rank, world, False)
+        if self._eval_decode is not None:
+            return self._fast(held, "none", idx, [0] * len(idx), self._eval_decode).iterate()
         return FolderLoader(held, self._tf_eval, idx, worker_count(self.recipe.workers),
                             self.recipe.on_corrupt, self.device).iterate()
 

@@ -55,6 +55,7 @@ class Recipe:
     augment: str = "none"
     on_corrupt: str = "skip"  # image folders: skip (and count) or fail on an unreadable image
     workers: int = 4
+    loader: str = "auto"  # image folders: auto, torch (fast JPEG path), dali (CUDA) or pil (see docs/training.md)
     # speed
     amp: str = "auto"           # auto: bf16 autocast on CUDA and on CPUs with AMX-BF16; bf16; off
     channels_last: str = "auto"  # auto: where amp's auto is on; on; off
@@ -193,7 +194,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS,
     "amp": ("auto", "bf16", "off"),  # fp16 would need a GradScaler: not offered
     "channels_last": ("auto", "on", "off"), "fused": ("auto", "on", "off"), "on_corrupt": ("skip", "fail"),
-    "keep": ("best", "last"),
+    "keep": ("best", "last"), "loader": ("auto", "torch", "dali", "pil"),
 }
 # numeric fields and their ranges: ">= a", "> a", or an interval "in [a, b)" ([ ]: bound included)
 _RANGES: dict[str, str] = {
@@ -304,6 +305,7 @@ def recipe_from_dict(d: dict[str, Any]) -> Recipe:
     d["betas"] = tuple(d.get("betas", (0.9, 0.999)))
     d.setdefault("val_split", 0.0)  # a run from before validation splits held nothing out
     d.setdefault("keep", "last")    # ... and kept its last epoch
+    d.setdefault("loader", "pil")   # ... and read image folders with PIL (a resume repeats its batches)
     known = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in d.items() if k in known})
     validate(recipe)
