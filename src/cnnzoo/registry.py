@@ -123,6 +123,11 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     _ensure_loaded()
     names = [n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern)]
     if family is not None:
+        families = sorted({e.family for e in _REGISTRY.values()})
+        if family not in families:
+            near = closest(family, families)
+            raise InvalidArgumentError(f"unknown family {family!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                       + f"; the families are: {', '.join(families)}")
         names = [n for n in names if _REGISTRY[n].family == family]
     return sorted(names)
 

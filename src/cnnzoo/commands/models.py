@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -11,12 +14,32 @@ from ..registry import create_model, get_entry, list_models
 from ._common import Format, console, human, print_json
 
 
+# Counts of the registered models, written by scripts/gen_param_counts.py (a test keeps it current):
+# `cnnzoo list` would otherwise build every model, seconds of start-up for a table.
+PARAM_COUNTS = Path(__file__).with_name("param_counts.json")
+
+
+@lru_cache(maxsize=1)
+def _cached_counts() -> dict[str, int]:
+    try:
+        return json.loads(PARAM_COUNTS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def count_params(name: str) -> int:
+    """Trainable parameters of a registered model at its default classes (built on the meta device)."""
     import torch
 
     with torch.device("meta"):  # no memory, no init cost
         model = create_model(name)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def params_of(name: str) -> int:
+    """The cached count where there is one (a model registered later is counted on the meta device)."""
+    cached = _cached_counts().get(name)
+    return cached if cached is not None else count_params(name)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +53,7 @@ def register(app: typer.Typer) -> None:
         rows = []
         for name in list_models(pattern, family=family):
             e = get_entry(name)
-            rows.append({"name": name, "family": e.family, "params": count_params(name),
+            rows.append({"name": name, "family": e.family, "params": params_of(name),
                          "input_size": list(e.input_size), "description": e.description})
         if fmt is Format.json:
             print_json(rows)
@@ -51,7 +74,7 @@ def register(app: typer.Typer) -> None:
         """Paper, native input size and published figures of a model."""
         e = get_entry(name)
         info = e.as_dict()
-        info["params"] = count_params(name)
+        info["params"] = params_of(name)
         if fmt is Format.json:
             print_json(info)
             return

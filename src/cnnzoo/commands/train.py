@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import InvalidArgumentError
-from ._common import Format, print_json
+from ._common import Format, make_console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def _set_threads(threads: int | None) -> None:
         # On a busy machine several OpenMP threads per process spin against each other
         # (measured here: 7x slower element-wise ops at load 10 on 2 cores); one is faster.
         torch.set_num_threads(1)
-        Console(stderr=True).print(f"[dim]note: busy CPU (load {os.getloadavg()[0]:.1f} on "
+        make_console(stderr=True).print(f"[dim]note: busy CPU (load {os.getloadavg()[0]:.1f} on "
                                    f"{len(os.sched_getaffinity(0))} cores): 1 thread; --threads N to override[/]")
 
 
@@ -109,7 +109,7 @@ def _register_train(app: typer.Typer) -> None:
             overrides["compile"] = True
         if sync_bn:
             overrides["sync_bn"] = True
-        con = Console(stderr=True) if fmt is Format.json else Console()
+        con = make_console(stderr=True) if fmt is Format.json else make_console()
         rep = ConsoleReporter(con, progress=progress and con.is_terminal)
         res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
                   out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
@@ -166,7 +166,7 @@ def _print_ensemble(res: dict) -> None:
     e = res["ensemble"]
     t.add_row("[bold]ensemble[/]", f"{len(res['members'])} members", f"[bold]{e['top1_err']:.2f}%[/]",
               f"{e['top5_err']:.2f}%")
-    con = Console()
+    con = make_console()
     con.print(t)
     con.print(f"members' mean top-1 error {res['members_mean_top1_err']:.2f}%, best member "
               f"{res['best_member_top1_err']:.2f}%, ensemble {e['top1_err']:.2f}%", highlight=False)
@@ -186,7 +186,7 @@ def _eval_one(checkpoint: Path, data: str | None, *, ten_crop: bool, plot_confus
         return
     from rich.table import Table
 
-    con = Console()
+    con = make_console()
     con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}): "
               f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
     t = Table(title="per-class accuracy")
