@@ -9,14 +9,14 @@ from typing import Any
 from rich.console import Console, ConsoleDimensions
 
 # Through a pipe (CI logs, `| less`, the docs test) a table keeps its natural width instead of
-# being squeezed into 80 columns: output is the same on every machine and greps line by line.
+# being squeezed into 80 columns (or $COLUMNS): the same output on every machine, one line per row.
 PIPE_WIDTH = 1000
 
 
 class _PipeAwareConsole(Console):
     @property
     def size(self) -> ConsoleDimensions:
-        if self._width is None and not self.is_terminal:
+        if not self.is_terminal:
             return ConsoleDimensions(PIPE_WIDTH, 25)
         return Console.size.fget(self)  # type: ignore[attr-defined]
 

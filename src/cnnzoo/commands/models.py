@@ -79,11 +79,30 @@ def register(app: typer.Typer) -> None:
             print_json(info)
             return
         p = e.paper
-        console.print(f"[bold]{name}[/]  ({e.family})  {e.description}")
-        console.print(f"paper:   {p.title} — {p.authors}, {p.year}. {p.url}")
-        console.print(f"input:   {'x'.join(map(str, e.input_size))}   params: {info['params']:,}")
+        console.print(f"[bold]{name}[/]  ({e.family})  {e.description}", highlight=False)
+        console.print(f"paper:   {p.title} — {p.authors}, {p.year}. {p.url}", highlight=False)
+        console.print(f"input:   {'x'.join(map(str, e.input_size))}   params: {info['params']:,}", highlight=False)
         if e.kwargs:
-            console.print(f"arch:    {e.kwargs}")
+            console.print("arch:    " + ", ".join(f"{k}={_plain(v)}" for k, v in e.kwargs.items()), highlight=False)
         for pub in e.published:
-            figs = [f"{k}={v}" for k, v in vars(pub).items() if k != "source" and v is not None]
-            console.print(f"published ({pub.source}): " + ", ".join(figs))
+            console.print(f"published ({pub.source}): {published_figures(pub)}", highlight=False)
+
+
+def _plain(v: object) -> str:
+    """(3, 4, 6, 3) -> 3-4-6-3; other values as written."""
+    return "-".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+
+
+def published_figures(pub: object) -> str:
+    """A `Published` entry as a reader writes it: 'params 60,000, top-1 error 0.95%, MNIST'."""
+    f = vars(pub)
+    parts = []
+    if f.get("params") is not None:
+        parts.append(f"params {f['params']:,.0f}")
+    if f.get("macs") is not None:
+        parts.append(f"MACs {f['macs'] / 1e9:,.3g} G ({f['macs']:,.0f})")
+    for key, label in (("top1_err", "top-1 error"), ("top5_err", "top-5 error")):
+        if f.get(key) is not None:
+            parts.append(f"{label} {f[key]:g}%")
+    parts.append(str(f.get("dataset")))
+    return ", ".join(parts)
