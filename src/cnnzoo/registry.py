@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoint import check_shapes, load_state, read_record, tensor_shapes
+from .checkpoint import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .errors import CheckpointError, CnnzooError, InvalidArgumentError, UnknownModelError, closest
 from .weights import load_weights
 
@@ -192,7 +192,8 @@ def load_model(path: str | os.PathLike,
     Nothing is allocated from what the record declares until the file's own tensors agree:
     the record is bounded (checkpoint.check_record), its class count is checked against the
     classifier tensor in the file, and every tensor shape against the architecture built on
-    the meta device (no memory)."""
+    the meta device (no memory). A run folder means its model.safetensors."""
+    path = model_path(path)
     record = read_record(path)
     name, kwargs = record["model"], record.get("arch_kwargs", {})
     probe = _skeleton(path, record, num_classes=1)  # one class first: cheap whatever it claims

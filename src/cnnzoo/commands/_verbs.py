@@ -82,8 +82,8 @@ VERBS: dict[str, Verb] = {
     )),
     "bench": Verb("bench", "Time ours against the reference (same architecture and weights), "
                   "interleaved.", (
-        "cnnzoo bench resnet50 --batch-size 8",
-        "cnnzoo bench lenet5 --format json",
+        "cnnzoo bench --quick",
+        "cnnzoo bench --models resnet50,mobilenet_v2 --batch 8 --format json",
     )),
     "experiment": Verb("experiment", "Rerun a claim from the lectures (degradation, ensembles, LRN, "
                        "3x3 vs 5x5, 1x1 reductions, auxiliary heads).", (
