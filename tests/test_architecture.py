@@ -20,7 +20,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.registry",),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
     ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.export", "cnnzoo.predict",
-     "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
+     "cnnzoo.visualize", "cnnzoo.visual_checks", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
     ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),
 )
 # The two discoveries that may look upward: the registry loads models/, the CLI loads commands/.

@@ -128,7 +128,10 @@ def _register_eval(app: typer.Typer) -> None:
         checkpoints: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
                                                  "folders); several: an ensemble"),
         data: Optional[str] = typer.Option(None, "--data", help="data spec (default: the one it was trained on)"),
-        ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors)"),
+        ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors); "
+                                      "refused on digits, where a mirror image is another digit"),
+        allow_mirror: bool = typer.Option(False, "--allow-mirror", help="--ten-crop even on data that is not "
+                                          "mirror-symmetric (MNIST)"),
         combine: str = typer.Option("mean", "--combine", help="ensembles: mean (of the softmax, the papers' way), "
                                     "logits (their mean) or vote"),
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
@@ -141,6 +144,8 @@ def _register_eval(app: typer.Typer) -> None:
         with several models, each member's errors and their ensemble's."""
         if amp not in ("auto", "bf16", "off"):
             raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
+        if ten_crop and not allow_mirror:
+            _refuse_mirrors(data, checkpoints)
         if len(checkpoints) > 1:
             if plot_confusion is not None:
                 raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
@@ -152,6 +157,17 @@ def _register_eval(app: typer.Typer) -> None:
             return
         _eval_one(checkpoints[0], data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
                   batch_size=batch_size, amp=amp, fmt=fmt)
+
+
+def _refuse_mirrors(data: str | None, checkpoints: List[Path]) -> None:
+    from ..checkpoint import read_record
+    from ..data.nature import mirror_problem
+
+    spec = data if data is not None else read_record(checkpoints[0]).get("data")
+    problem = mirror_problem(spec)
+    if problem is not None:
+        raise InvalidArgumentError(f"--ten-crop averages mirrored views, and {problem} (see "
+                                   "docs/training.md); --allow-mirror forces it")
 
 
 def _print_ensemble(res: dict) -> None:
