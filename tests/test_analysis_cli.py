@@ -118,7 +118,7 @@ def test_compare_table_json_and_bubble_chart(capsys, tmp_path):
     assert next(line for line in lines if line.startswith("_tv_nopub")).split()[5] == "-"
     svg = path.read_text()
     for label in ("Top-1 accuracy (%, ImageNet)", "Operations (G multiply-adds", "bubble area", "_tv_vgg16",
-                  "no published accuracy"):
+                  "no published top-1 accuracy"):
         assert label in svg
     code, out, _ = run(capsys, "compare", "_tv_alexnet", "_tv_resnet18", "--format", "json")
     items = json.loads(out)
