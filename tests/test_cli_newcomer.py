@@ -170,3 +170,35 @@ def test_print_report_prints_the_table_and_a_batch_shape_works():
     assert str(r) == r.to_table() and "Layer" in str(r)
     with pytest.raises(cnnzoo.InvalidArgumentError, match="per image"):
         cnnzoo.analyze("lenet5_modern", input_size=(8, 1, 32, 32), batch_size=4)
+
+
+def test_without_a_terminal_progress_lines_come_every_ten_seconds_with_the_run_eta(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import cnnzoo.commands._progress as prog
+
+    clock = iter([0.0, 1.0, 4.0, 6.0, 11.0, 12.0, 22.5])
+    monkeypatch.setattr(prog.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    rep = prog.ConsoleReporter(Console(file=out, width=200), progress=False)
+    rep.epoch_begins(epoch=1, epochs=3, steps=100, done=0)
+    m = {"loss": 1.0, "acc": 0.5, "img_s": 100.0}
+    for done in (5, 20, 30, 55, 60, 100):
+        rep.epoch_progress(done=done, metrics=m)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("estimated time left:")  # once, after the first timed steps
+    steps = [ln for ln in lines if "step " in ln]
+    assert [ln.split("step ")[1].split("/")[0] for ln in steps] == ["55", "100"]  # at >= 10 s intervals
+    assert all("run ETA" in ln for ln in steps)
+
+
+def test_every_recipe_field_is_explained(capsys):
+    import json
+
+    with pytest.raises(SystemExit):
+        main(["train", "--list-fields", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert {"lr", "label_smoothing", "augment", "val_split"} <= {r["field"] for r in rows}
+    assert all(r["meaning"] and r["type"] for r in rows)

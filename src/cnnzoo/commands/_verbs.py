@@ -41,7 +41,7 @@ VERBS: dict[str, Verb] = {
     "train": Verb("train", "Train a model on real data with its paper's recipe; resumable checkpoints.", (
         "cnnzoo train lenet5",
         "cnnzoo train resnet20 --data cifar10:~/data/cifar10 --epochs 30 --set label_smoothing=0.1",
-        "cnnzoo train --resume runs/resnet20-1",
+        "cnnzoo train --list-fields",
     )),
     "eval": Verb("train", "Top-1/top-5 error (centre crop or 10-crop), per-class accuracy, confusion "
                  "matrix; several models: an ensemble.", (

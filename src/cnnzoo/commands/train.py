@@ -87,6 +87,8 @@ def _register_train(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: its own choice)"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json (the result, on stdout)"),
+        list_fields: bool = typer.Option(False, "--list-fields", help="list every --set field (type, default, "
+                                         "meaning) and exit"),
     ) -> None:
         """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
 
@@ -95,6 +97,8 @@ def _register_train(app: typer.Typer) -> None:
         must not hold another run (--overwrite replaces it) and is locked while training.
         Ctrl-C saves the state at the current step: continue with --resume. Under torchrun it
         trains with DistributedDataParallel (only rank 0 writes)."""
+        if list_fields:
+            return _print_fields(fmt)
         from ..train.recipes import parse_sets
         from ..train.run import fit
         from ._progress import ConsoleReporter
@@ -120,6 +124,22 @@ def _register_train(app: typer.Typer) -> None:
             print_json(res)
             return
         _print_result(con, res)
+
+
+def _print_fields(fmt: Format) -> None:
+    from rich.table import Table
+
+    from ..train.recipe_fields import fields_table
+
+    rows = fields_table()
+    if fmt is Format.json:
+        return print_json(rows)
+    t = Table(title="recipe fields: --set FIELD=VALUE (repeatable), or --config FILE.yaml")
+    for col in ("field", "type", "default", "meaning"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["field"], r["type"], r["default"], r["meaning"])
+    make_console().print(t)
 
 
 def _register_eval(app: typer.Typer) -> None:
