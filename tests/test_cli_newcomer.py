@@ -18,10 +18,10 @@ def _items(dataset2: str = "ImageNet") -> list[dict]:
             ("resnet18", 1.8e9, 11.7e6, 69.8), ("mobilenet_v1", 0.57e9, 4.2e6, 70.6),
             ("resnet50", 4.1e9, 25.6e6, 76.1), ("inception_v3", 5.7e9, 23.8e6, 77.3),
             ("resnet152", 11.5e9, 60.2e6, 78.3)]
-    items = [{"name": n, "macs": m, "params": p, "top1_acc": a, "top5_err": None, "dataset": "ImageNet"}
+    items = [{"name": n, "macs": m, "params": p, "top1_acc_pct": a, "top5_err_pct": None, "dataset": "ImageNet"}
              for n, m, p, a in rows]
     items[-1]["dataset"] = dataset2
-    items.append({"name": "googlenet", "macs": 1.5e9, "params": 6.6e6, "top1_acc": None, "top5_err": 10.07,
+    items.append({"name": "googlenet", "macs": 1.5e9, "params": 6.6e6, "top1_acc_pct": None, "top5_err_pct": 10.07,
                   "dataset": "ImageNet"})
     return items
 

@@ -15,10 +15,10 @@ PAD = 3.0  # pixels kept free around bubbles and labels
 
 def missing_note(items: Sequence[dict]) -> str:
     """'not shown (no published top-1 accuracy): googlenet (top-5 only), x (none)'."""
-    gone = [i for i in items if i.get("top1_acc") is None]
+    gone = [i for i in items if i.get("top1_acc_pct") is None]
     if not gone:
         return ""
-    parts = [f"{i['name']} ({'top-5 error only' if i.get('top5_err') is not None else 'no published error'})"
+    parts = [f"{i['name']} ({'top-5 error only' if i.get('top5_err_pct') is not None else 'no published error'})"
              for i in gone]
     return "not shown (no published top-1 accuracy): " + ", ".join(parts)
 
@@ -31,7 +31,7 @@ def draw_compare(items: Sequence[dict], plt: Any = None) -> Any:
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
-    placed = [i for i in items if i.get("top1_acc") is not None]
+    placed = [i for i in items if i.get("top1_acc_pct") is not None]
     if not placed:
         raise InvalidArgumentError(
             "none of " + ", ".join(i["name"] for i in items) + " has a published top-1 error in "
@@ -88,7 +88,7 @@ def _panel(fig: Any, ax: Any, group: list[dict], scale: float, dataset: str) -> 
 
     cmap = colormaps["tab10"]
     xs = [i["macs"] / 1e9 for i in group]
-    ys = [i["top1_acc"] for i in group]
+    ys = [i["top1_acc_pct"] for i in group]
     sizes = [max(i["params"] * scale, 12) for i in group]
     radii_pt = [math.sqrt(s / math.pi) for s in sizes]
     _limits(fig, ax, xs, ys, radii_pt)

@@ -105,7 +105,7 @@ def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
     """Bubble chart: x = G multiply-adds, y = top-1 accuracy (%), bubble area ~ parameters, one
     panel per dataset (see bubbles.py).
 
-    items: dicts with name, macs, params, top1_acc, top5_err, dataset (top1_acc None where no
+    items: dicts with name, macs, params, top1_acc_pct, top5_err_pct, dataset (top1_acc_pct None where no
     top-1 is published: such a model is named under the chart instead of placed on it).
     """
     from .bubbles import draw_compare

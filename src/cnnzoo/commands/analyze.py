@@ -136,8 +136,8 @@ def register(app: typer.Typer) -> None:
             pub = _published(entry)
             items.append({"name": name, "input_size": list(r.input_size), "params": r.total_params,
                           "macs": r.total_macs, "memory_bytes": r.total_memory,
-                          "top1_err": pub["top1_err"], "top5_err": pub["top5_err"],
-                          "top1_acc": None if pub["top1_err"] is None else 100 - pub["top1_err"],
+                          "top1_err_pct": pub["top1_err"], "top5_err_pct": pub["top5_err"],
+                          "top1_acc_pct": None if pub["top1_err"] is None else 100 - pub["top1_err"],
                           "published_params": pub["params"], "published_macs": pub["macs"],
                           "dataset": pub["dataset"], "source": pub["source"]})
         _print_compare(items, fmt)
@@ -154,7 +154,7 @@ def _print_compare(items: list[dict[str, Any]], fmt: TableFormat) -> None:
             "top-5 err (%)", "dataset", "published params (M)", "published MACs (M)", "source"]
     rows = [[i["name"], "x".join(map(str, i["input_size"])), f"{i['params'] / 1e6:.2f}",
              f"{i['macs'] / 1e6:,.1f}", f"{i['memory_bytes'] / 2**20:.2f}",
-             _opt(i["top1_err"], ".2f"), _opt(i["top5_err"], ".2f"), i["dataset"] or "-",
+             _opt(i["top1_err_pct"], ".2f"), _opt(i["top5_err_pct"], ".2f"), i["dataset"] or "-",
              _opt(None if i["published_params"] is None else i["published_params"] / 1e6, ".2f"),
              _opt(None if i["published_macs"] is None else i["published_macs"] / 1e6, ",.1f"),
              i["source"] or "-"] for i in items]
