@@ -38,6 +38,7 @@ gpu-check:
 	bash benchmarks/gpu_check.sh
 
 docs: $(STAMP)
+	$(BIN)/python scripts/gen_param_counts.py
 	$(BIN)/python scripts/gen_model_docs.py
 
 clean:

@@ -118,12 +118,12 @@ def test_compare_table_json_and_bubble_chart(capsys, tmp_path):
     assert next(line for line in lines if line.startswith("_tv_nopub")).split()[5] == "-"
     svg = path.read_text()
     for label in ("Top-1 accuracy (%, ImageNet)", "Operations (G multiply-adds", "bubble area", "_tv_vgg16",
-                  "no published accuracy"):
+                  "no published top-1 accuracy"):
         assert label in svg
     code, out, _ = run(capsys, "compare", "_tv_alexnet", "_tv_resnet18", "--format", "json")
     items = json.loads(out)
     assert [i["name"] for i in items] == ["_tv_alexnet", "_tv_resnet18"]
-    assert items[0]["top1_acc"] == pytest.approx(56.55) and items[1]["macs"] == 1_815_904_768
+    assert items[0]["top1_acc_pct"] == pytest.approx(56.55) and items[1]["macs"] == 1_815_904_768
 
 
 def test_compare_zoo_models_uses_registry_figures(capsys):
@@ -132,7 +132,7 @@ def test_compare_zoo_models_uses_registry_figures(capsys):
     code, out, _ = run(capsys, "compare", "alexnet", "mobilenet_v1", "--format", "json")
     items = {i["name"]: i for i in json.loads(out)}
     pub = next(p for p in get_entry("mobilenet_v1").published if p.top1_err is not None)
-    assert items["mobilenet_v1"]["top1_err"] == pub.top1_err and items["mobilenet_v1"]["source"] == pub.source
+    assert items["mobilenet_v1"]["top1_err_pct"] == pub.top1_err and items["mobilenet_v1"]["source"] == pub.source
     assert items["mobilenet_v1"]["params"] == 4_231_976 and round(items["mobilenet_v1"]["macs"] / 1e6) == 569
     assert items["alexnet"]["input_size"] == [3, 227, 227]
 

@@ -19,9 +19,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.checkpoint", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry",),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
-    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.transfer_folder", "cnnzoo.export", "cnnzoo.predict",
-     "cnnzoo.predict_onnx",
-     "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
+    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.transfer_folder", "cnnzoo.export",
+     "cnnzoo.predict", "cnnzoo.predict_onnx", "cnnzoo.visualize", "cnnzoo.visual_checks", "cnnzoo.bench",
+     "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
     ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),
 )
 # The two discoveries that may look upward: the registry loads models/, the CLI loads commands/.

@@ -148,7 +148,7 @@ def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):
         "--out", tmp_path / "te.safetensors")
     p = run("linear-probe", tmp_path / "tr.safetensors", "--val", tmp_path / "te.safetensors",
             "--epochs", "20")
-    assert p["n_train"] == 50 and p["n_val"] == 200 and 0 <= p["val_acc"] <= 1
+    assert p["n_train"] == 50 and p["n_val"] == 200 and 0 <= p["val_acc_pct"] <= 100
     out = tmp_path / "tuned.safetensors"
     r = run("finetune", ckpt, "--classes", "5-9", "--per-class", "10", "--epochs", "1",
             "--freeze-until", "c5", "--out", out)
@@ -156,7 +156,7 @@ def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):
     assert r["trainable_params"] == 120 * 16 * 25 + 120 + 120 * 84 + 84 + 84 * 5 + 5
     model, record = cnnzoo.load_model(out)
     assert model.num_classes == 5 and record["preprocess"]["input_size"] == [1, 32, 32]
-    assert record["recipe"]["freeze_until"] == "c5" and record["metrics"]["test_acc"] == r["test_acc"]
+    assert record["recipe"]["freeze_until"] == "c5" and 100 * record["metrics"]["test_acc"] == pytest.approx(r["test_acc_pct"])
     with pytest.raises(SystemExit) as ex:
         main(["features", str(ckpt), "--layer", "nope", "--out", str(tmp_path / "x.safetensors")])
     assert ex.value.code == 2 and "no layer named 'nope'" in capsys.readouterr().err

@@ -69,11 +69,29 @@ def save_model(path: str | os.PathLike, model: nn.Module, **extra: Any) -> dict[
     return record
 
 
+RUN_MODEL_FILE = "model.safetensors"  # what a run folder (`cnnzoo train --out`) holds for eval/predict/export
+RUN_STATE_FILE = "checkpoint.safetensors"  # the run's training state, for --resume only
+
+
+def model_path(path: str | os.PathLike) -> Path:
+    """A model-file argument as every verb reads it: a run folder means its model.safetensors."""
+    path = Path(path)
+    if path.is_dir() and (path / RUN_MODEL_FILE).is_file():
+        return path / RUN_MODEL_FILE
+    return path
+
+
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON record of a model file, without loading the weights."""
+    """The JSON record of a model file (or a run folder's), without loading the weights."""
     from safetensors import safe_open
 
-    path = Path(path)
+    path = model_path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder without a {RUN_MODEL_FILE}; pass a model file or a run folder")
+    if path.name == RUN_STATE_FILE and (path.parent / RUN_MODEL_FILE).is_file():
+        raise CheckpointError(f"{path} is a run's training state: use the run's {RUN_MODEL_FILE} "
+                              f"({path.parent / RUN_MODEL_FILE}, or just the folder {path.parent}), "
+                              "or --resume for training state")
     if not path.is_file():
         raise CheckpointError(f"no such model file: {path}")
     try:

@@ -1,7 +1,9 @@
 """The `cnnzoo` command: a thin layer over the library.
 
-Each module in cnnzoo/commands/ defines `register(app)` and adds its verbs; this file only
-assembles them and turns library errors into clear messages and exit codes:
+The verbs are listed in `commands/_verbs.py` (name, module, one-line help, examples); a verb's
+module is imported only when that verb runs or shows its own help, so `cnnzoo --help` and
+`cnnzoo --version` import neither torch nor the models. This file turns library errors into
+clear messages and exit codes:
     0 success, 1 the job ran but failed (JobFailedError: a check did not pass, a NaN loss),
     2 bad input (any other CnnzooError: unknown model, bad shape or file, bad option),
     130 interrupted.
@@ -9,49 +11,36 @@ assembles them and turns library errors into clear messages and exit codes:
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from .commands._lazy import LazyGroup
 from .errors import CnnzooError
 
 app = typer.Typer(
     name="cnnzoo",
+    cls=LazyGroup,
     help="The landmark CNNs: build, analyze, train, evaluate, transfer and deploy them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
 
 
-def _load_commands() -> None:
-    from . import commands
+def _print_version(value: bool) -> None:
+    if value:
+        from .version import __version__
 
-    for mod in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
-        if not mod.startswith("_"):
-            importlib.import_module(f"{commands.__name__}.{mod}").register(app)
-
-
-def _unwrap_help() -> None:
-    """Join the hard-wrapped lines of each verb's docstring into paragraphs: the help panel
-    re-wraps text to the terminal itself and would otherwise keep the source's line breaks."""
-    import inspect
-    import re
-
-    for info in app.registered_commands:
-        doc = info.help or inspect.getdoc(info.callback) or ""
-        info.help = "\n\n".join(re.sub(r"\s*\n\s*", " ", para).strip()
-                                  for para in doc.split("\n\n"))
+        print(f"cnnzoo {__version__}")
+        raise typer.Exit()
 
 
-_load_commands()
-_unwrap_help()
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """The landmark CNNs: build, analyze, train, evaluate, transfer and deploy them."""
 
 
 def _usage_and_abort_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -70,14 +59,21 @@ def _usage_and_abort_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     return usage, abort
 
 
+def _error(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)
     except CnnzooError as err:  # bad input (2) or a job that ran and failed (1): no traceback
-        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        _error(str(err))
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
     except SystemExit:
         raise
@@ -87,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             err.show()
             sys.exit(err.exit_code)
         if isinstance(err, abort):  # click turns Ctrl-C into Abort
-            err_console.print("interrupted")
+            print("interrupted", file=sys.stderr)
             sys.exit(130)
         raise
     # standalone_mode=False hands back typer.Exit's code instead of exiting with it

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoint import check_shapes, load_state, read_record, tensor_shapes
+from .checkpoint import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .errors import CheckpointError, CnnzooError, InvalidArgumentError, UnknownModelError, closest
 from .weights import load_weights
 
@@ -125,6 +125,11 @@ def list_models(pattern: str = "*", family: str | None = None,
     _ensure_loaded()
     names = [n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern)]
     if family is not None:
+        families = sorted({e.family for e in _REGISTRY.values()})
+        if family not in families:
+            near = closest(family, families)
+            raise InvalidArgumentError(f"unknown family {family!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                       + f"; the families are: {', '.join(families)}")
         names = [n for n in names if _REGISTRY[n].family == family]
     if pretrained:
         from .hub import TABLE
@@ -209,7 +214,8 @@ def load_model(path: str | os.PathLike,
     Nothing is allocated from what the record declares until the file's own tensors agree:
     the record is bounded (checkpoint.check_record), its class count is checked against the
     classifier tensor in the file, and every tensor shape against the architecture built on
-    the meta device (no memory)."""
+    the meta device (no memory). A run folder means its model.safetensors."""
+    path = model_path(path)
     record = read_record(path)
     name, kwargs = record["model"], record.get("arch_kwargs", {})
     probe = _skeleton(path, record, num_classes=1)  # one class first: cheap whatever it claims

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .contract import logits_of
+from .visual_checks import default_cam_layer, top9_notes
 from .errors import InvalidArgumentError, closest
 
 METHODS = ("deconvnet", "guided", "gradient")
@@ -213,19 +214,15 @@ def reconstruct(model: nn.Module, x: torch.Tensor, layer: str, channel: int | No
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
              layer: str | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Grad-CAM heat map in [0, 1] at the input's resolution, for class `target` (default:
-    the predicted class), from `layer` (default: the last feature map, `forward_features`)."""
+    the predicted class), from `layer` (default: the last layer whose map is larger than 1x1)."""
     m = _private_copy(model)
     x = x[:1]
+    if layer is None:  # the last map with spatial extent > 1 (a 1x1 map gives a uniform heat map)
+        layer = default_cam_layer(m, x)
     with torch.enable_grad():
-        if layer is None:
-            if not hasattr(m, "forward_features"):
-                raise InvalidArgumentError("pass layer= for a model without forward_features")
-            act = m.forward_features(x).requires_grad_(True)  # a leaf: parameters are frozen
-            logits = m.forward_head(act)
-        else:
-            # gradients must reach the hooked activation even with frozen parameters
-            x = x.clone().requires_grad_(True)
-            act, logits = _capture(m, layer, x)
+        # gradients must reach the hooked activation even with frozen parameters
+        x = x.clone().requires_grad_(True)
+        act, logits = _capture(m, layer, x)
         logits = logits_of(logits)
         if target is None:
             target = int(logits[0].argmax())
@@ -241,7 +238,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
                                     align_corners=False)[0, 0]
     cam = cam / cam.max() if cam.max() > 0 else cam
     prob = float(logits.detach().softmax(1)[0, target])
-    return cam, {"target": target, "prob": prob, "layer": layer or "forward_features"}
+    return cam, {"target": target, "prob": prob, "layer": layer}
 
 
 # -- drawing -----------------------------------------------------------------------------------
@@ -283,8 +280,10 @@ def _save(fig, out: str | os.PathLike) -> Path:
     return out
 
 
-def save_filters(model: nn.Module, out: str | os.PathLike, title: str | None = None) -> Path:
-    """The first convolution's kernels as a grid (each kernel scaled to its own range)."""
+def save_filters(model: nn.Module, out: str | os.PathLike, title: str | None = None,
+                 untrained: bool = False) -> Path:
+    """The first convolution's kernels as a grid (each kernel scaled to its own range);
+    `untrained`: the weights are a random initialisation, and the title says so."""
     plt = _plt()
     name, conv = first_conv(model)
     w = conv.weight.detach().float().cpu()
@@ -301,14 +300,17 @@ def save_filters(model: nn.Module, out: str | os.PathLike, title: str | None = N
         k = (k - k.min()) / (k.max() - k.min() + 1e-12)
         ax.imshow(k.permute(1, 2, 0).numpy() if c == 3 else k.mean(0).numpy(),
                   cmap=None if c == 3 else "gray", interpolation="nearest")
-    fig.suptitle(title or f"{getattr(model, 'model_name', type(model).__name__)}: {n} first-layer "
-                 f"filters ({name}, {c}x{w.shape[2]}x{w.shape[3]})", fontsize=10)
+    fig.suptitle((title or f"{getattr(model, 'model_name', type(model).__name__)}: {n} first-layer "
+                  f"filters ({name}, {c}x{w.shape[2]}x{w.shape[3]}), {rows}x{cols}")
+                 + ("\nrandom initialisation (untrained weights)" if untrained else ""), fontsize=10)
     return _save(fig, out)
 
 
 def save_feature_maps(model: nn.Module, x: torch.Tensor, layer: str, out: str | os.PathLike,
-                      image: np.ndarray | None = None, max_channels: int = 64) -> Path:
-    """The channels of `layer` for one image (a grid; the input first if given)."""
+                      image: np.ndarray | None = None, max_channels: int = 64,
+                      per_map: bool = False) -> Path:
+    """The channels of `layer` for one image (a grid; the input first if given), on one colour
+    scale shared by every map with its colorbar (`per_map`: each map its own, said in the title)."""
     plt = _plt()
     act = layer_activations(model, x[:1], layer)[0]
     if act.dim() == 1:
@@ -325,11 +327,15 @@ def save_feature_maps(model: nn.Module, x: torch.Tensor, layer: str, out: str | 
         flat[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
         flat[0].set_title("input", fontsize=7)
         flat = flat[1:]
+    lo, hi = (None, None) if per_map else (float(act[:n].min()), float(act[:n].max()))
     for i in range(n):
-        flat[i].imshow(act[i].numpy(), cmap="viridis", interpolation="nearest")
+        im = flat[i].imshow(act[i].numpy(), cmap="viridis", interpolation="nearest", vmin=lo, vmax=hi)
         flat[i].set_title(f"ch {i}", fontsize=6)
+    if not per_map:
+        fig.colorbar(im, ax=list(axes.flat), shrink=0.6).set_label(f"{layer} activation (one scale for all maps)")
     shape = "x".join(map(str, act.shape))
-    fig.suptitle(f"{layer}: feature maps ({shape}{', first %d' % n if n < act.shape[0] else ''})",
+    scale = "each map scaled to its own range" if per_map else "one colour scale"
+    fig.suptitle(f"{layer}: feature maps ({shape}{', first %d' % n if n < act.shape[0] else ''}; {scale})",
                  fontsize=10)
     return _save(fig, out)
 
@@ -357,8 +363,9 @@ def save_top_activations(model: nn.Module, images: torch.Tensor, layer: str, cha
         patch = to_display(x[0], mean, std)[y0:y1, x0:x1]
         axes[r, side + 1 + c].imshow(patch, cmap="gray" if patch.ndim == 2 else None)
         axes[r, side + 1 + c].set_title(f"#{t['index']} {t['value']:.2f}", fontsize=6)
+    ranking, _ = top9_notes(_private_copy(model), images[:1], layer, channel, top)
     fig.suptitle(f"{layer}, channel {channel}: top-{len(top)} activations in {len(images)} images "
-                 f"— {method} reconstructions | image patches", fontsize=9)
+                 f"— {method} reconstructions | image patches\n{ranking}", fontsize=9)
     return _save(fig, out), top
 
 

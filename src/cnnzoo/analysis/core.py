@@ -54,13 +54,37 @@ def _resolve(model_or_name: nn.Module | str,
         f"analyze() takes an nn.Module or a model name, got {type(model_or_name).__name__}")
 
 
+def _batch_shape(model_or_name: nn.Module | str, input_size: Sequence[int] | None,
+                 batch_size: int) -> tuple[Sequence[int] | None, int]:
+    """torchinfo takes (N, C, H, W): accept it for 2-D models (input_size is per image here, so
+    the leading N becomes batch_size), and say so where it conflicts with batch_size."""
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != 4:
+        return input_size, batch_size
+    if isinstance(model_or_name, str):
+        two_d = len(get_entry(model_or_name).input_size) == 3
+    else:
+        kinds = {type(m) for m in model_or_name.modules()} if isinstance(model_or_name, nn.Module) else set()
+        two_d = nn.Conv2d in kinds and nn.Conv3d not in kinds
+    if not two_d:
+        return input_size, batch_size
+    n = input_size[0]
+    if batch_size not in (1, n):
+        raise InvalidArgumentError(
+            f"input_size is per image, (C, H, W); got the batch shape {tuple(input_size)} and batch_size="
+            f"{batch_size}: pass input_size={tuple(input_size[1:])}, batch_size=N")
+    return tuple(input_size[1:]), n
+
+
 def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = None,
             batch_size: int = 1) -> Report:
     """Per-layer shapes, memory, parameters and multiply-adds of a model, without computing it.
 
     `model_or_name`: any nn.Module (left unchanged) or a registered name (built on the meta
     device). `input_size`: (C, H, W) of one sample; defaults to a registered model's native size.
+    A batch shape (N, C, H, W), as torchinfo takes it, is read as input_size=(C, H, W),
+    batch_size=N. `print(report)` prints the per-layer table.
     """
+    input_size, batch_size = _batch_shape(model_or_name, input_size, batch_size)
     model, model_name, size = _resolve(model_or_name, input_size)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")

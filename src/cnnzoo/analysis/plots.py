@@ -102,86 +102,15 @@ def plot_layers(report: Report, path: str | os.PathLike, flops: bool = False,
 
 
 def plot_compare(items: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Bubble chart: x = G multiply-adds, y = top-1 accuracy (%), bubble area ~ parameters.
+    """Bubble chart: x = G multiply-adds, y = top-1 accuracy (%), bubble area ~ parameters, one
+    panel per dataset (see bubbles.py).
 
-    items: dicts with name, macs, params, top1_acc (None where nothing is published: such a
-    model is listed under the chart instead of placed on it).
+    items: dicts with name, macs, params, top1_acc_pct, top5_err_pct, dataset (top1_acc_pct None where no
+    top-1 is published: such a model is named under the chart instead of placed on it).
     """
+    from .bubbles import draw_compare
+
     path = check_plot_path(path)
-    placed = [i for i in items if i.get("top1_acc") is not None]
-    missing = [i["name"] for i in items if i.get("top1_acc") is None]
-    if not placed:
-        raise InvalidArgumentError(
-            "none of " + ", ".join(i["name"] for i in items) + " has a published top-1 error in "
-            "the registry, so the accuracy-vs-operations chart has nothing to place")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 6.5))
-    biggest = max(i["params"] for i in placed) or 1
-    scale = 4000.0 / biggest  # points^2 per parameter: the largest bubble is ~4000 pt^2
-    cmap = plt.get_cmap("tab10")
-    xs = [i["macs"] / 1e9 for i in placed]
-    ys = [i["top1_acc"] for i in placed]
-    xmax, ymin, ymax = max(xs) * 1.2 + 0.1, min(ys) - 4, max(ys) + 4
-    ax.set_xlim(0, xmax)
-    ax.set_ylim(ymin, ymax)
-    ax.set_xlabel("Operations (G multiply-adds, one image)")
-    datasets = sorted({i.get("dataset") or "?" for i in placed})
-    ax.set_ylabel(f"Top-1 accuracy (%, {', '.join(datasets)})")
-    ax.set_title("Comparing complexity: accuracy vs operations (bubble area ~ parameters)")
-    ax.grid(alpha=0.3)
-    for n in _legend_sizes(biggest):  # reference bubbles
-        ax.scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
-                   label=f"{n / 1e6:g}M params")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.4, borderpad=1.8,
-              handlelength=4.5, handletextpad=2.2, fontsize=8, frameon=True, title="bubble area")
-    if missing:
-        fig.text(0.01, 0.01, "not shown (no published accuracy): " + ", ".join(missing), fontsize=8)
-    fig.tight_layout()
-    # Labels are placed in points: beside the bubble, inside the axes, clear of earlier labels.
-    to_pt = 72.0 / fig.dpi
-    (ax0, ay0), (ax1, ay1) = ax.bbox.get_points() * to_pt
-    boxes: list[tuple[float, float, float, float]] = []
-    for k, it in enumerate(placed):
-        gx, acc = it["macs"] / 1e9, it["top1_acc"]
-        s = max(it["params"] * scale, 12)
-        ax.scatter(gx, acc, s=s, alpha=0.45, color=cmap(k % 10), edgecolors="black", linewidths=0.6)
-        ax.plot(gx, acc, "k.", markersize=3)
-        label = f"{it['name']}\n{it['params'] / 1e6:.1f}M params"
-        r = (s / 3.1416) ** 0.5 * 0.75 + 4  # points from the centre to just outside the bubble
-        cx, cy = ax.transData.transform((gx, acc)) * to_pt
-        w, h = max(len(t) for t in label.split("\n")) * 5.8 + 4, 26.0
-        best = None
-        for reach in (1.0, 1.8, 2.8):
-            for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (0.3, 1.6), (0.3, -1.6)):
-                ox, oy = dx * r * reach, dy * r * reach
-                x0 = cx + ox if dx > 0 else cx + ox - w
-                y0 = cy + oy if dy > 0 else cy + oy - h
-                box = (x0, y0, x0 + w, y0 + h)
-                inside = x0 >= ax0 and box[2] <= ax1 and y0 >= ay0 and box[3] <= ay1
-                free = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]
-                           for b in boxes)
-                if best is None and inside:
-                    best = (box, ox, oy, dx, dy)
-                if inside and free:
-                    best = (box, ox, oy, dx, dy)
-                    break
-            else:
-                continue
-            break
-        if best is None:  # nowhere inside: above right
-            best = ((cx + r, cy + r, cx + r + w, cy + r + h), r, r, 1, 1)
-        box, ox, oy, dx, dy = best
-        boxes.append(box)
-        ax.annotate(label, (gx, acc), xytext=(ox, oy), textcoords="offset points", fontsize=9,
-                    ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
-                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6})
-    return _save(fig, path)
+    return _save(draw_compare(items, _pyplot()), path)
 
 
-def _legend_sizes(biggest: int) -> list[int]:
-    """Up to three reference bubbles: the largest round size the chart reaches and two smaller."""
-    sizes = [int(c) for c in (1e5, 5e5, 1e6, 5e6, 25e6, 50e6, 100e6, 500e6, 1e9) if c <= biggest * 1.2]
-    if not sizes:
-        return [int(biggest)]
-    top = sizes[-1]
-    return [c for c in sizes if c <= top / 4][-2:] + [top]

@@ -202,6 +202,9 @@ class Report:
                          "inference pass does not call")
         return "\n".join(lines)
 
+    def __str__(self) -> str:  # print(report) shows the table, as torchinfo.summary does
+        return self.to_table()
+
     def to_table(self, flops: bool = False, all_layers: bool = False, rf: bool = False) -> str:
         """Fixed-width text table with the seeds' columns, then totals."""
         body, total = self._body(flops, all_layers, rf)

@@ -46,6 +46,20 @@ def _published(name: str) -> dict[str, Any]:
             "params": pub.params, "macs": pub.macs, "dataset": pub.dataset}
 
 
+def _target(arg: str, size: tuple[int, int, int] | None) -> tuple[Any, tuple[int, ...] | None, str | None]:
+    """A registered name, or a model file / run folder: (what analyze takes, input size, registry name)."""
+    from ..registry import list_models
+
+    if arg in list_models() or not Path(arg).exists():
+        return arg, size, arg
+    from ..registry import load_model
+
+    model, record = load_model(arg)
+    native = (record.get("preprocess") or {}).get("input_size")
+    model.model_name = f"{record['model']} ({arg})"
+    return model, size or (tuple(native) if native else get_entry(record["model"]).input_size), record["model"]
+
+
 def _opt(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
@@ -53,7 +67,7 @@ def _opt(v: float | None, fmt: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("summary")
     def summary_cmd(
-        model: str = typer.Argument(..., help="registered model name (`cnnzoo list`)"),
+        model: str = typer.Argument(..., help="registered model name (`cnnzoo list`), model file or run folder"),
         input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
                                             "(default: the model's native input)"),
         depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
@@ -77,7 +91,8 @@ def register(app: typer.Typer) -> None:
         size = parse_input(input) if input is not None else None
         if plot is not None:
             check_plot_path(plot)  # fail before the work
-        report = analyze(model, input_size=size, batch_size=batch_size)
+        target, size, _ = _target(model, size)
+        report = analyze(target, input_size=size, batch_size=batch_size)
         if explain_layer is not None:
             return print(explain(report, explain_layer), end="")
         if depth is not None:
@@ -102,7 +117,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        models: List[str] = typer.Argument(..., help="two or more registered model names"),
+        models: List[str] = typer.Argument(..., help="two or more registered model names, model files or run folders"),
         input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
                                             "(default: each model's native input)"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
@@ -114,16 +129,15 @@ def register(app: typer.Typer) -> None:
         size = parse_input(input) if input is not None else None
         if plot is not None:
             check_plot_path(plot)
-        for name in models:
-            get_entry(name)  # unknown names fail before any work
+        targets = [_target(name, size) for name in models]  # unknown names fail before any work
         items = []
-        for name in models:
-            r = analyze(name, input_size=size)
-            pub = _published(name)
+        for name, (target, tsize, entry) in zip(models, targets):
+            r = analyze(target, input_size=tsize)
+            pub = _published(entry)
             items.append({"name": name, "input_size": list(r.input_size), "params": r.total_params,
                           "macs": r.total_macs, "memory_bytes": r.total_memory,
-                          "top1_err": pub["top1_err"], "top5_err": pub["top5_err"],
-                          "top1_acc": None if pub["top1_err"] is None else 100 - pub["top1_err"],
+                          "top1_err_pct": pub["top1_err"], "top5_err_pct": pub["top5_err"],
+                          "top1_acc_pct": None if pub["top1_err"] is None else 100 - pub["top1_err"],
                           "published_params": pub["params"], "published_macs": pub["macs"],
                           "dataset": pub["dataset"], "source": pub["source"]})
         _print_compare(items, fmt)
@@ -140,7 +154,7 @@ def _print_compare(items: list[dict[str, Any]], fmt: TableFormat) -> None:
             "top-5 err (%)", "dataset", "published params (M)", "published MACs (M)", "source"]
     rows = [[i["name"], "x".join(map(str, i["input_size"])), f"{i['params'] / 1e6:.2f}",
              f"{i['macs'] / 1e6:,.1f}", f"{i['memory_bytes'] / 2**20:.2f}",
-             _opt(i["top1_err"], ".2f"), _opt(i["top5_err"], ".2f"), i["dataset"] or "-",
+             _opt(i["top1_err_pct"], ".2f"), _opt(i["top5_err_pct"], ".2f"), i["dataset"] or "-",
              _opt(None if i["published_params"] is None else i["published_params"] / 1e6, ".2f"),
              _opt(None if i["published_macs"] is None else i["published_macs"] / 1e6, ",.1f"),
              i["source"] or "-"] for i in items]

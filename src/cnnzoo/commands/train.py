@@ -12,7 +12,7 @@ from rich.console import Console
 
 from ..errors import InvalidArgumentError
 from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option
-from ._common import Format, print_json
+from ._common import Format, make_console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def _set_threads(threads: int | None) -> None:
         # On a busy machine several OpenMP threads per process spin against each other
         # (measured here: 7x slower element-wise ops at load 10 on 2 cores); one is faster.
         torch.set_num_threads(1)
-        Console(stderr=True).print(f"[dim]note: busy CPU (load {os.getloadavg()[0]:.1f} on "
+        make_console(stderr=True).print(f"[dim]note: busy CPU (load {os.getloadavg()[0]:.1f} on "
                                    f"{len(os.sched_getaffinity(0))} cores): 1 thread; --threads N to override[/]")
 
 
@@ -89,6 +89,8 @@ def _register_train(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json (the result, on stdout)"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+        list_fields: bool = typer.Option(False, "--list-fields", help="list every --set field (type, default, "
+                                         "meaning) and exit"),
     ) -> None:
         """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
 
@@ -97,6 +99,8 @@ def _register_train(app: typer.Typer) -> None:
         must not hold another run (--overwrite replaces it) and is locked while training.
         Ctrl-C saves the state at the current step: continue with --resume. Under torchrun it
         trains with DistributedDataParallel (only rank 0 writes)."""
+        if list_fields:
+            return _print_fields(fmt)
         from ..train.recipes import parse_sets
         from ..train.run import fit
         from ._progress import ConsoleReporter
@@ -111,7 +115,7 @@ def _register_train(app: typer.Typer) -> None:
             overrides["compile"] = True
         if sync_bn:
             overrides["sync_bn"] = True
-        con = Console(stderr=True) if fmt is Format.json else Console()
+        con = make_console(stderr=True) if fmt is Format.json else make_console()
         rep = ConsoleReporter(con, progress=progress and con.is_terminal)
         res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
                   out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
@@ -125,13 +129,32 @@ def _register_train(app: typer.Typer) -> None:
         _print_result(con, res)
 
 
+def _print_fields(fmt: Format) -> None:
+    from rich.table import Table
+
+    from ..train.recipe_fields import fields_table
+
+    rows = fields_table()
+    if fmt is Format.json:
+        return print_json(rows)
+    t = Table(title="recipe fields: --set FIELD=VALUE (repeatable), or --config FILE.yaml")
+    for col in ("field", "type", "default", "meaning"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["field"], r["type"], r["default"], r["meaning"])
+    make_console().print(t)
+
+
 def _register_eval(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
         checkpoints: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
                                                  "folders); several: an ensemble"),
         data: Optional[str] = typer.Option(None, "--data", help="data spec (default: the one it was trained on)"),
-        ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors)"),
+        ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors); "
+                                      "refused on digits, where a mirror image is another digit"),
+        allow_mirror: bool = typer.Option(False, "--allow-mirror", help="--ten-crop even on data that is not "
+                                          "mirror-symmetric (MNIST)"),
         combine: str = typer.Option("mean", "--combine", help="ensembles: mean (of the softmax, the papers' way), "
                                     "logits (their mean) or vote"),
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
@@ -145,6 +168,8 @@ def _register_eval(app: typer.Typer) -> None:
         with several models, each member's errors and their ensemble's."""
         if amp not in ("auto", "bf16", "off"):
             raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
+        if ten_crop and not allow_mirror:
+            _refuse_mirrors(data, checkpoints)
         if len(checkpoints) > 1:
             if plot_confusion is not None:
                 raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
@@ -159,6 +184,17 @@ def _register_eval(app: typer.Typer) -> None:
                       batch_size=batch_size, amp=amp, fmt=fmt)
 
 
+def _refuse_mirrors(data: str | None, checkpoints: List[Path]) -> None:
+    from ..checkpoint import read_record
+    from ..data.nature import mirror_problem
+
+    spec = data if data is not None else read_record(checkpoints[0]).get("data")
+    problem = mirror_problem(spec)
+    if problem is not None:
+        raise InvalidArgumentError(f"--ten-crop averages mirrored views, and {problem} (see "
+                                   "docs/training.md); --allow-mirror forces it")
+
+
 def _print_ensemble(res: dict) -> None:
     from rich.table import Table
 
@@ -171,7 +207,7 @@ def _print_ensemble(res: dict) -> None:
     e = res["ensemble"]
     t.add_row("[bold]ensemble[/]", f"{len(res['members'])} members", f"[bold]{e['top1_err']:.2f}%[/]",
               f"{e['top5_err']:.2f}%")
-    con = Console()
+    con = make_console()
     con.print(t)
     con.print(f"members' mean top-1 error {res['members_mean_top1_err']:.2f}%, best member "
               f"{res['best_member_top1_err']:.2f}%, ensemble {e['top1_err']:.2f}%", highlight=False)
@@ -191,7 +227,7 @@ def _eval_one(checkpoint: Path, data: str | None, *, ten_crop: bool, plot_confus
         return
     from rich.table import Table
 
-    con = Console()
+    con = make_console()
     con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}): "
               f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
     t = Table(title="per-class accuracy")

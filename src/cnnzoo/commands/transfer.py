@@ -102,12 +102,12 @@ def linear_probe_cmd(
     probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
                                lr=lr, weight_decay=weight_decay)
     res = {"train": str(train), "n_train": len(y), "dim": f.shape[1],
-           "train_acc": accuracy(probe, f, y)}
+           "train_acc_pct": 100 * accuracy(probe, f, y)}
     if val is not None:
         fv, yv, meta_v = load_features(val)
         if fv.shape[1] != f.shape[1]:
             raise InvalidArgumentError(f"{val} has {fv.shape[1]} features, {train} {f.shape[1]}")
-        res.update(val=str(val), n_val=len(yv), val_acc=accuracy(probe, fv, yv))
+        res.update(val=str(val), n_val=len(yv), val_acc_pct=100 * accuracy(probe, fv, yv))
     if out is not None:
         import json
 
@@ -122,9 +122,9 @@ def linear_probe_cmd(
     if json_out:
         print_json(res)
         return
-    line = f"linear probe on {res['n_train']} x {res['dim']} features: train acc {res['train_acc']:.4f}"
+    line = f"linear probe on {res['n_train']} x {res['dim']} features: train accuracy {res['train_acc_pct']:.2f}%"
     if val is not None:
-        line += f", val acc {res['val_acc']:.4f} ({res['n_val']} samples)"
+        line += f", val accuracy {res['val_acc_pct']:.2f}% ({res['n_val']} samples)"
     console.print(line, highlight=False)
 
 
@@ -177,7 +177,7 @@ def finetune_cmd(
     res = {"checkpoint": str(checkpoint), "mode": "scratch" if scratch else
            f"transfer (freeze_until={freeze_until})", "n_train": len(train),
            "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
-           "train_acc": result.train_acc, "test_acc": result.val_acc}
+           "train_acc_pct": 100 * result.train_acc, "test_acc_pct": 100 * result.val_acc}
     if out is not None:
         save_model(out, model, classes=train.classes, preprocess=pp.to_record(),
                    recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
@@ -191,7 +191,7 @@ def finetune_cmd(
         print_json(res)
         return
     console.print(f"{res['mode']}: {len(train)} labelled images, {trainable:,} trainable "
-                  f"params -> test accuracy {result.val_acc:.4f} on {len(test)} images",
+                  f"params -> test accuracy {100 * result.val_acc:.2f}% on {len(test)} images",
                   highlight=False)
 
 

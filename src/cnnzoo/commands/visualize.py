@@ -58,13 +58,15 @@ def _done(out: Path, info: dict, json_out: bool) -> None:
 def filters_cmd(checkpoint: str = CKPT,
                 out: Path = typer.Option(..., "--out", "-o", help="PNG to write"),
                 json_out: bool = typer.Option(False, "--json")) -> None:
-    """The first convolution's kernels as an image grid (AlexNet: 96 kernels, 8 x 12)."""
+    """The first convolution's kernels as an image grid (alexnet_original: 96 kernels, 8 x 12). A
+    model name gives its random initialisation, and the title says so."""
+    from ..visual_checks import untrained
     from ..visualize import first_conv, save_filters
 
-    model, _, _ = _load(checkpoint)
-    save_filters(model, out)
+    model, record, _ = _load(checkpoint)
+    save_filters(model, out, untrained=untrained(record))
     name, conv = first_conv(model)
-    _done(out, {"layer": name, "filters": list(conv.weight.shape)}, json_out)
+    _done(out, {"layer": name, "filters": list(conv.weight.shape), "untrained": untrained(record)}, json_out)
 
 
 @vis.command("features")
@@ -72,13 +74,15 @@ def features_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(..., help=
                  layer: str = typer.Option(..., "--layer", "-l", help="module name, e.g. c1"),
                  out: Path = typer.Option(..., "--out", "-o"),
                  max_channels: int = typer.Option(64, help="show at most this many channels"),
+                 per_map: bool = typer.Option(False, "--per-map", help="scale each map to its own range "
+                                              "(default: one colour scale for all, with a colorbar)"),
                  json_out: bool = typer.Option(False, "--json")) -> None:
-    """Feature maps of any layer for one image."""
+    """Feature maps of any layer for one image, on one shared colour scale."""
     from ..visualize import save_feature_maps
 
     model, _, pp = _load(checkpoint)
     x, disp = _image(image, pp)
-    save_feature_maps(model, x, layer, out, image=disp, max_channels=max_channels)
+    save_feature_maps(model, x, layer, out, image=disp, max_channels=max_channels, per_map=per_map)
     _done(out, {"layer": layer}, json_out)
 
 
@@ -93,8 +97,11 @@ def top9_cmd(checkpoint: str = CKPT,
              method: str = typer.Option("deconvnet", help="deconvnet, guided or gradient"),
              out: Path = typer.Option(..., "--out", "-o"),
              json_out: bool = typer.Option(False, "--json")) -> None:
-    """The top-9 images of a dataset for one channel: reconstructions and image patches."""
+    """The top-9 images of a dataset for one channel: reconstructions and image patches. Ranked by
+    the layer's output (pre-activation where an activation follows; the same order after it);
+    warns about a channel that never fires."""
     from ..transfer import load_image_set
+    from ..visual_checks import top9_notes
     from ..visualize import save_top_activations
 
     model, _, pp = _load(checkpoint)
@@ -103,7 +110,10 @@ def top9_cmd(checkpoint: str = CKPT,
                                   method=method)
     for t in top:
         t["label"] = data_set.classes[int(data_set.y[t["index"]])]
-    _done(out, {"layer": layer, "channel": channel, "top": top}, json_out)
+    ranking, warnings = top9_notes(model, data_set.x[:1], layer, channel, top)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    _done(out, {"layer": layer, "channel": channel, "ranking": ranking, "warnings": warnings, "top": top}, json_out)
 
 
 @vis.command("deconv")
@@ -126,7 +136,7 @@ def deconv_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
 def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
                 target: Optional[int] = typer.Option(None, "--class", help="default: predicted"),
                 layer: Optional[str] = typer.Option(None, "--layer", "-l",
-                                                    help="default: the last feature map"),
+                                                    help="default: the last layer whose map is larger than 1x1"),
                 out: Path = typer.Option(..., "--out", "-o"),
                 json_out: bool = typer.Option(False, "--json")) -> None:
     """Grad-CAM heat map over the image for a class."""
@@ -137,6 +147,9 @@ def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
     x, disp = _image(image, pp)
     _, info = save_grad_cam(model, x, out, disp, target, layer,
                             class_names(record, model.num_classes))
+    if layer is None and not json_out:
+        console.print(f"layer: {info['layer']} (the last with a map larger than 1x1; --layer to choose)",
+                      highlight=False)
     _done(out, info, json_out)
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from ..data.nature import flip_warning
 from ..data.preprocess import Preprocess
 from ..errors import CheckpointError, InputShapeError
 from ..precision import set_tf32
@@ -83,6 +84,9 @@ def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: R
     _check_fits(plan.model_name, model, data.prep)
     if data.prep.note:
         reporter.message(f"[dim]input:[/] {data.prep.note}")
+    flips = flip_warning(plan.data, plan.recipe.augment)
+    if flips is not None and plan.saved_state is None:
+        reporter.message(f"[yellow]warning:[/] {flips}")
     if plan.saved_weights is not None:
         model.load_state_dict(plan.saved_weights)
     elif plan.torch_checkpoint is not None:

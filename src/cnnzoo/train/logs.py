@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from ..files import atomic_path, atomic_write_text
 
@@ -45,36 +46,47 @@ def _save_png(fig, path: str | Path) -> None:
     _pyplot().close(fig)
 
 
-def plot_curves(path: Path, history: list[dict], title: str) -> None:
-    """Loss and top-1 accuracy per epoch: train, validation (where evaluated) and the test
-    split's one score (a star at the kept epoch)."""
+def plot_curves(path: Path, history: list[dict], title: str, label_smoothing: float = 0.0) -> Any:
+    """Loss and top-1 accuracy per epoch: train (the mean over the epoch's steps), validation (at
+    the end of each epoch) and the test split's one score (a star at the kept epoch). With label
+    smoothing the loss is the smoothed cross-entropy, and the axis says so. Returns the figure's
+    axes' labels for tests (the figure itself is written and closed)."""
+    from matplotlib.ticker import MaxNLocator
+
     ep = [h["epoch"] for h in history]
     fig, (a1, a2) = _pyplot().subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train")
+    a1.plot(ep, [h["train_loss"] for h in history], "o-", label="train (mean over the epoch)")
+    a2.plot(ep, [100 * h["train_acc"] for h in history], "o-", label="train (mean over the epoch)")
     for ax, key, scale in ((a1, "loss", 1), (a2, "acc", 100)):
         for split, style in (("val", "o-"), ("test", "*")):
             pts = [(h["epoch"], scale * h[f"{split}_{key}"]) for h in history if h.get(f"{split}_{key}") is not None]
             if pts:
                 ax.plot(*zip(*pts), style, markersize=12 if split == "test" else 6,
-                        label="validation" if split == "val" else "test (once, kept weights)")
-    a1.set_xlabel("epoch"), a1.set_ylabel("loss"), a1.legend(), a1.grid(alpha=0.3)
-    a2.set_xlabel("epoch"), a2.set_ylabel("top-1 accuracy (%)"), a2.legend(), a2.grid(alpha=0.3)
+                        label="validation (end of epoch)" if split == "val" else "test (once, kept weights)")
+    loss = f"loss (cross-entropy, label smoothing {label_smoothing:g})" if label_smoothing else "loss (cross-entropy)"
+    for ax, ylabel in ((a1, loss), (a2, "top-1 accuracy (%)")):
+        ax.set_xlabel("epoch"), ax.set_ylabel(ylabel), ax.legend(fontsize=8), ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(title)
     fig.tight_layout()
+    labels = {"loss": a1.get_ylabel(), "xticks": [float(t) for t in a1.get_xticks()],
+              "legend": [t.get_text() for t in a1.get_legend().get_texts()]}
     _save_png(fig, path)
+    return labels
 
 
-def plot_confusion(path: str | Path, confusion: list[list[int]], classes: list[str], title: str) -> None:
-    """Row-normalised confusion matrix; class names up to 30 classes, counts up to 15."""
+def plot_confusion(path: str | Path, confusion: list[list[int]], classes: list[str], title: str) -> Any:
+    """Row-normalised confusion matrix: colours and the numbers in the cells are the same
+    quantity, the percentage of each true class's images given each prediction (the colorbar
+    says so); class names up to 30 classes, numbers up to 15. Returns the colorbar's label."""
     import numpy as np
 
     cm = np.asarray(confusion, dtype=float)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    pct = 100 * cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(classes)
     size = min(4 + 0.35 * n, 30)
     fig, ax = _pyplot().subplots(figsize=(size, size))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
     if n <= 30:
         ax.set_xticks(range(n), classes, rotation=90)
         ax.set_yticks(range(n), classes)
@@ -82,12 +94,14 @@ def plot_confusion(path: str | Path, confusion: list[list[int]], classes: list[s
             for i in range(n):
                 for j in range(n):
                     if cm[i, j]:
-                        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                                color="white" if norm[i, j] > 0.5 else "black")
+                        ax.text(j, i, f"{pct[i, j]:.0f}" if pct[i, j] >= 1 else "<1", ha="center", va="center",
+                                fontsize=7, color="white" if pct[i, j] > 50 else "black")
     ax.set_xlabel("predicted"), ax.set_ylabel("true"), ax.set_title(title)
-    fig.colorbar(im, fraction=0.046)
+    bar = fig.colorbar(im, fraction=0.046)
+    bar.set_label("% of the true class's images (each row sums to 100)")
     fig.tight_layout()
     _save_png(fig, path)
+    return bar.ax.get_ylabel()
 
 
 class TensorBoardLog:
@@ -119,15 +133,16 @@ class TensorBoardLog:
 class RunLogs:
     """All of a run's per-epoch logs; on ranks other than 0 (`enabled` False) it writes nothing."""
 
-    def __init__(self, out_dir: Path, *, enabled: bool, title: str) -> None:
+    def __init__(self, out_dir: Path, *, enabled: bool, title: str, label_smoothing: float = 0.0) -> None:
         self.out_dir, self.enabled, self.title = out_dir, enabled, title
+        self.label_smoothing = label_smoothing
         self.tb = TensorBoardLog(out_dir, enabled)
 
     def epoch_done(self, history: list[dict]) -> None:
         if not self.enabled:
             return
         write_metrics_csv(self.out_dir / METRICS_FILE, history)
-        plot_curves(self.out_dir / CURVES_FILE, history, self.title)
+        plot_curves(self.out_dir / CURVES_FILE, history, self.title, self.label_smoothing)
         self.tb.log(history[-1])
 
     def close(self) -> None:

@@ -80,7 +80,8 @@ def _train(plan: Plan, *, info: DistInfo, device: torch.device, reporter: Report
     lock = _open_run_folder(plan, out_dir, info, device, reporter)
     try:
         trainer = build_trainer(plan=plan, data=data, info=info, device=device, reporter=reporter)
-        logs = RunLogs(out_dir, enabled=info.is_main, title=f"{plan.model_name} on {data.spec}")
+        logs = RunLogs(out_dir, enabled=info.is_main, title=f"{plan.model_name} on {data.spec}",
+                       label_smoothing=plan.recipe.label_smoothing)
         feed = Feed(data, recipe=plan.recipe, seed=plan.seed, info=info, device=device)
         run = TrainingRun(plan=plan, data=data, trainer=trainer, feed=feed, logs=logs, out_dir=out_dir,
                           info=info, device=device, reporter=reporter)

@@ -1,0 +1,125 @@
+"""The CLI's shape: every verb is in the light table, its --help teaches (examples that parse, flags
+without placeholders), and start-up imports nothing heavy it does not need."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+import cnnzoo.commands as commands
+from cnnzoo.cli import app, main
+from cnnzoo.commands._lazy import load_verb
+from cnnzoo.commands._verbs import SUB_EXAMPLES, VERBS
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _all_verbs() -> list[str]:
+    out = []
+    for name in VERBS:
+        cmd = load_verb(name)
+        out.append(name)
+        out += [f"{name} {sub}" for sub in getattr(cmd, "commands", {})]
+    return out
+
+
+ALL = _all_verbs()
+
+
+def test_every_commands_module_is_in_the_verb_table():
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")}
+    listed = {v.module for v in VERBS.values()}
+    assert modules == listed, f"commands/*.py missing from commands/_verbs.py: {sorted(modules - listed)}; " \
+                              f"table rows without a module: {sorted(listed - modules)}"
+
+
+@pytest.mark.parametrize("verb", ALL)
+def test_help_ends_with_examples_and_reads_as_flags(verb, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_:
+        main([*verb.split(), "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "Examples:" in text, f"`cnnzoo {verb} --help` shows no examples"
+    examples = [ln.strip()[2:] for ln in text.split("Examples:")[1].splitlines() if ln.strip().startswith("$ ")]
+    assert 2 <= len(examples) <= 3 or (verb in VERBS and len(examples) >= 2)
+    assert "<bool>" not in text
+    usage = next(ln for ln in text.splitlines() if "Usage:" in ln)
+    assert "{" not in usage and "}" not in usage, usage
+
+
+@pytest.mark.parametrize("verb", ALL)
+def test_examples_parse(verb):
+    examples = VERBS[verb].examples if verb in VERBS else SUB_EXAMPLES[verb]
+    group = typer.main.get_command(app)
+    for ex in examples:
+        argv = shlex.split(ex)[1:]
+        ctx = group.make_context("cnnzoo", list(argv))
+        name, cmd, rest = group.resolve_command(ctx, list(argv))
+        while hasattr(cmd, "commands") and rest and rest[0] in cmd.commands:
+            name, cmd, rest = rest[0], cmd.commands[rest[0]], rest[1:]
+        cmd.make_context(name, rest, parent=ctx)  # raises a usage error on a wrong option
+
+
+def test_root_help_lists_every_verb_without_importing_torch():
+    code = ("import sys; from cnnzoo.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'cnnzoo.registry') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(SRC), "COLUMNS": "200", "PATH": "/usr/bin:/bin"}).stdout
+    assert "HEAVY []" in out
+    for verb in VERBS:
+        assert verb in out
+
+
+def test_version(capsys):
+    from cnnzoo import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"cnnzoo {__version__}"
+
+
+def test_unknown_family_names_the_families(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["list", "--family", "resnets"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'resnet'" in err and "vgg" in err and "lenet" in err
+
+
+@pytest.mark.parametrize("argv", [["info", "lenet5", "--json"], ["info", "lenet5", "--format", "json"]])
+def test_json_is_an_alias_of_format_json(argv, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert json.loads(capsys.readouterr().out)["name"] == "lenet5"
+
+
+def test_parameter_count_cache_is_current():
+    """commands/param_counts.json feeds `cnnzoo list`; regenerate with scripts/gen_param_counts.py."""
+    from cnnzoo.commands.models import PARAM_COUNTS, count_params
+    from cnnzoo.registry import get_entry, list_models
+
+    cached = json.loads(PARAM_COUNTS.read_text())
+    # the zoo's own models (other tests may register test models in this process)
+    zoo = [n for n in list_models() if get_entry(n).builder.__module__.startswith("cnnzoo.models")]
+    assert sorted(cached) == zoo, "run scripts/gen_param_counts.py"
+    stale = {n: (cached[n], c) for n in zoo if (c := count_params(n)) != cached[n]}
+    assert not stale, f"stale counts (cached, actual): {stale}; run scripts/gen_param_counts.py"
+
+
+def test_output_through_a_pipe_is_not_wrapped(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")
+    with pytest.raises(SystemExit):
+        main(["list", "vgg1*"])
+    lines = capsys.readouterr().out.splitlines()
+    assert any("VGG configuration A with BatchNorm (torchvision-compatible)" in ln for ln in lines)
+    assert max(map(len, lines)) > 80
