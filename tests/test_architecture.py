@@ -17,7 +17,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision", "cnnzoo.devices"),
     ("cnnzoo.data",),
     ("cnnzoo.checkpoint", "cnnzoo.weights"),
-    ("cnnzoo.registry",),
+    ("cnnzoo.registry", "cnnzoo.features"),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
     ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.export", "cnnzoo.predict",
      "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),

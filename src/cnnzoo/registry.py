@@ -147,6 +147,8 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     weights: str | None = None,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
     **arch_kwargs: Any,
 ) -> nn.Module:
     """Build a registered model. `arch_kwargs` override the registered architecture arguments.
@@ -155,8 +157,14 @@ def create_model(
     for LeNet-5).
 
     `weights` is a path to a weights file (ours, torchvision's or timm's); see cnnzoo.weights.
+
+    `features_only=True` gives the multi-scale backbone instead (timm's API): a module returning
+    the feature maps of the stages `out_indices` picks; see cnnzoo.features.
     """
     entry = get_entry(name)
+    if out_indices is not None and not features_only:
+        raise InvalidArgumentError("out_indices picks the stages of a backbone: pass "
+                                   "features_only=True with it")
     num_classes = entry.num_classes if num_classes is None else num_classes
     in_chans = entry.input_size[0] if in_chans is None else in_chans
     for arg, value in (("num_classes", num_classes), ("in_chans", in_chans)):
@@ -177,6 +185,10 @@ def create_model(
     model.arch_kwargs = dict(arch_kwargs)
     if weights is not None:
         load_weights(model, weights)
+    if features_only:
+        from .features import features_only as backbone
+
+        return backbone(model, out_indices, tuple(entry.input_size[1:]))
     return model
 
 
