@@ -20,6 +20,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.registry", "cnnzoo.features"),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
     ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.export", "cnnzoo.predict",
+     "cnnzoo.quantize", "cnnzoo.occlusion",
      "cnnzoo.visualize", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
     ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),
 )
