@@ -6,15 +6,11 @@ import onnx
 import pytest
 import torch
 
-import cnnzoo
 from cnnzoo.cli import main
-from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.quantize import QuantizeError, quantize_onnx
-from cnnzoo.transfer import load_image_set
 
-PP = {"input_size": [1, 32, 32], "resize": None, "mean": [0.1307], "std": [0.3081],
-      "grayscale": True}
+from _trained_lenet import train_lenet
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,21 +25,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, _one_thread):
-    """lenet5_modern after 4,000 images of the embedded MNIST subset (~95% on its test split)."""
-    torch.manual_seed(0)
-    data = load_image_set("embedded", "train", Preprocess.from_record(PP))
-    model = cnnzoo.create_model("lenet5_modern")
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    perm = torch.randperm(len(data.x))[:4000]
-    for i in range(0, len(perm), 64):
-        idx = perm[i:i + 64]
-        loss = torch.nn.functional.cross_entropy(model(data.x[idx]), data.y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
     path = tmp_path_factory.mktemp("q") / "lenet.safetensors"
-    cnnzoo.save_model(path, model.eval(), classes=data.classes, preprocess=PP)
+    train_lenet(path)
     return path
 
 
