@@ -6,6 +6,7 @@ import onnx
 import pytest
 import torch
 
+import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.quantize import QuantizeError, quantize_onnx
@@ -88,3 +89,18 @@ def test_a_graph_without_conv_or_matmul_says_why(tmp_path):
     assert not (tmp_path / "q.onnx").exists()
     with pytest.raises(InvalidArgumentError, match="calibration images"):
         quantize_onnx(tmp_path / "p.onnx", tmp_path / "q.onnx", "static")
+
+
+def test_bench_int8_path_runs_and_agrees_roughly():
+    """`cnnzoo bench` times onnxruntime/int8 beside the fp32 paths; here: it builds and runs."""
+    from cnnzoo.bench.fastpath_bench import _default_plan, _int8
+
+    assert ("onnxruntime", "int8") in _default_plan(cuda=False, quick=False)[1]
+    torch.manual_seed(0)
+    model = cnnzoo.create_model("lenet5_modern").eval()
+    x = torch.randn(4, 1, 32, 32)
+    fast = _int8(model, x, threads=1)
+    assert fast.precision == "int8" and fast(x).shape == (4, 10)
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    assert fast.max_abs_diff < 0.2 * scale  # int8 rounding, not a different function
