@@ -98,7 +98,7 @@ def _plain(checkpoint: Path, to: Target, out: Optional[Path], atol: float, as_js
         f"wrote {report['out']} ({to.value}, {report['bytes']:,} bytes, input "
         f"Nx{'x'.join(map(str, size))}); max |difference| vs the model at batch sizes "
         f"{report['checked_batches']}: {report['max_abs_diff']:.3g} (<= {atol:g})",
-        highlight=False)
+        highlight=False, soft_wrap=True)
 
 
 def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],
@@ -145,16 +145,16 @@ def _print_int8(report: dict[str, Any], as_json: bool) -> None:
         return
     console.print(f"wrote {report['out']} (int8 {report['mode']}, {report['bytes']:,} bytes; "
                   f"fp32 ONNX {report['fp32_bytes']:,} bytes; {report['quant_nodes']} "
-                  f"quantization nodes)", highlight=False)
+                  f"quantization nodes)", highlight=False, soft_wrap=True)
     acc = report.get("accuracy")
     if acc:
         console.print(f"top-1 on {acc['images']} test images: fp32 {acc['fp32_top1_pct']:.2f}%, "
                       f"int8 {acc['int8_top1_pct']:.2f}% ({acc['change_points']:+.2f} points; "
-                      f"predictions differ on {acc['disagree_pct']:.2f}%)", highlight=False)
+                      f"predictions differ on {acc['disagree_pct']:.2f}%)", highlight=False, soft_wrap=True)
     else:
         console.print("accuracy not checked: " + report.get(
-            "accuracy_skipped", "no labelled data (--check-data DATA)"), highlight=False)
+            "accuracy_skipped", "no labelled data (--check-data DATA)"), highlight=False, soft_wrap=True)
     for r in report["speed"]:
         console.print(f"batch {r['batch']}: fp32 ONNX Runtime {r['fp32_ms']:.2f} ms, int8 "
                       f"{r['int8_ms']:.2f} ms: int8 is {r['speedup']:.2f}x the fp32 speed "
-                      "(timed interleaved)", highlight=False)
+                      "(timed interleaved)", highlight=False, soft_wrap=True)

@@ -187,7 +187,7 @@ def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run fo
                   f"{info['most_sensitive_square']['row']}, col "
                   f"{info['most_sensitive_square']['col']} ({len(res['rows'])}x"
                   f"{len(res['cols'])} positions, {res['size']}px square, stride "
-                  f"{res['stride']})", highlight=False)
+                  f"{res['stride']})", highlight=False, soft_wrap=True)
 
 
 def _progress_printer() -> Any:
