@@ -23,7 +23,8 @@ _TARGETS = ("onnx", "torchscript", "exported", "exported-program")
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record)"),
+        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) "
+                                          "or run folder"),
         int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="",
                                                   help="static or dynamic, after --int8"),
         to: Target = typer.Option(Target.onnx, "--to", "-t",
@@ -72,6 +73,8 @@ def register(app: typer.Typer) -> None:
         if calibrate and not int8:
             raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
         as_json = json_out or fmt == "json"
+        if checkpoint.is_dir() and (checkpoint / "model.safetensors").is_file():
+            checkpoint = checkpoint / "model.safetensors"  # a run folder means its model file
         if int8:
             report = _int8(checkpoint, int8_mode or "static", to, out, calibrate, calib_images,
                            check_data, check_images)
