@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                           "or run folder"),
-        int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="",
+        int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="static|dynamic",
                                                   help="static or dynamic, after --int8"),
         to: Target = typer.Option(Target.onnx, "--to", "-t",
                                   help="onnx, torchscript or exported (ExportedProgram .pt2)"),
@@ -55,9 +55,12 @@ def register(app: typer.Typer) -> None:
         change on labelled data and the int8 / fp32 speed, timed interleaved.
 
         Examples:
+
           cnnzoo export runs/lenet/model.safetensors --to onnx --out lenet.onnx
-          cnnzoo export model.safetensors --int8 --calibrate mnist:data/mnist
-          cnnzoo export model.safetensors --int8 dynamic --check-data embedded
+
+          cnnzoo export runs/lenet --int8 --calibrate mnist:data/mnist
+
+          cnnzoo export runs/lenet --int8 dynamic --check-data embedded
         """
         from ..errors import InvalidArgumentError
 

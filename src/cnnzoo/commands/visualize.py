@@ -151,8 +151,11 @@ def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run fo
     class map.
 
     Examples:
+
       cnnzoo visualize occlusion runs/lenet digit.png --out occ.png
+
       cnnzoo visualize occlusion model.safetensors cat.jpg --size 32 --stride 8 --target 281
+
       cnnzoo visualize occlusion runs/lenet digit.png --format json
     """
     from ..errors import InvalidArgumentError
