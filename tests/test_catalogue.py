@@ -70,7 +70,7 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
     ("visualize a text file", ["visualize", "gradcam", "{run}/model.safetensors", "{bad}/notes.png",
                                "-o", "{tmp}/g.png"], 2, ["not an image"]),
     ("malicious torch checkpoint", ["eval", "{bad}/evil.pt"], 2, ["refusing to load"]),
-    ("export failed check", ["export", "{run}/model.safetensors", "--format", "onnx", "--out",
+    ("export failed check", ["export", "{run}/model.safetensors", "--to", "onnx", "--out",
                              "{tmp}/t.onnx", "--atol", "1e-12"], 1, ["differs", "not kept"]),
     ("train resume of a non-run", ["train", "--resume", "{bad}"], 2, ["no training checkpoint"]),
     # training runs and their options

@@ -27,11 +27,11 @@ def small_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt"),
-                                        ("exported-program", ".pt2")])
+                                        ("exported", ".pt2")])
 def test_export_cli_checks_and_keeps_the_batch_dynamic(small_file, tmp_path, capsys, fmt, suffix):
     out = tmp_path / f"m{suffix}"
     with pytest.raises(SystemExit) as ex:
-        main(["export", str(small_file), "--format", fmt, "--out", str(out), "--json"])
+        main(["export", str(small_file), "--to", fmt, "--out", str(out), "--format", "json"])
     assert ex.value.code == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["max_abs_diff"] <= 1e-4 and rep["checked_batches"] == [2, 3]
@@ -84,3 +84,43 @@ def test_export_leaves_the_callers_model_as_it_was(tmp_path):
     m = cnnzoo.create_model("lenet5_modern").to(torch.float64).train()
     export_model(m, tmp_path / "m.pt2", fmt="exported-program")
     assert m.training and next(m.parameters()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("old", ["onnx", "torchscript", "exported-program"])
+def test_old_format_flag_says_to_use_to(small_file, tmp_path, capsys, old):
+    with pytest.raises(SystemExit) as ex:
+        main(["export", str(small_file), "--format", old, "--out", str(tmp_path / "m.onnx")])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert "--to" in err and "table or json" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_file_carries_preprocessing_and_class_names(small_file, tmp_path, capsys):
+    from cnnzoo.export import METADATA_KEY, read_metadata
+
+    out = tmp_path / "m.onnx"
+    with pytest.raises(SystemExit) as ex:
+        main(["export", str(small_file), "--to", "onnx", "--out", str(out)])
+    assert ex.value.code == 0
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    rec = json.loads(props[METADATA_KEY])
+    assert rec == read_metadata(out)
+    assert set(rec) == {"model", "num_classes", "in_chans", "preprocess", "classes"}
+    assert rec["model"] == "_small_cnn_test" and rec["num_classes"] == 10 and rec["in_chans"] == 1
+    assert rec["classes"] == [str(i) for i in range(10)]
+    assert rec["preprocess"]["input_size"] == [1, 28, 28]
+    assert rec["preprocess"]["mean"] == [0.1307] and rec["preprocess"]["std"] == [0.3081]
+
+
+def test_metadata_falls_back_to_pretrained_cfg_then_defaults():
+    from cnnzoo.export import deploy_record
+
+    model = cnnzoo.create_model("_small_cnn_test", num_classes=3, in_chans=1)
+    rec = deploy_record(model)
+    assert rec["classes"] == ["0", "1", "2"] and rec["preprocess"]["input_size"][0] == 1
+    model.pretrained_cfg = {"preprocess": {"input_size": [1, 20, 20], "mean": [0.5], "std": [0.25],
+                                           "resize": None}, "classes": ["a", "b", "c"]}
+    rec = deploy_record(model)
+    assert rec["classes"] == ["a", "b", "c"]
+    assert rec["preprocess"]["input_size"] == [1, 20, 20] and rec["preprocess"]["std"] == [0.25]

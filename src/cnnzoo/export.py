@@ -4,6 +4,12 @@ Formats:
   onnx              torch.onnx.export (the dynamo exporter), run back through onnxruntime
   torchscript       torch.jit.trace, reloaded with torch.jit.load
   exported-program  torch.export.export + torch.export.save (.pt2), reloaded with torch.export.load
+                    ("exported" for short)
+  int8 ONNX         the fp32 ONNX file quantized by ONNX Runtime (cnnzoo.quantize), `export_int8`
+
+An ONNX file is deployable on its own: its metadata_props key "cnnzoo.record" holds the JSON of
+{"model", "num_classes", "in_chans", "preprocess", "classes"} (preprocess: the dict of
+Preprocess.to_record: input size, resize, pad, mean, std, grayscale), which `predict` reads.
 
 All three keep the batch dimension dynamic. After writing, the file is loaded again and run on
 the same random inputs as the eager model, at two batch sizes (the one traced and another, to
@@ -15,7 +21,9 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,8 @@ from .registry import get_entry
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+ALIASES = {"exported": "exported-program"}
+METADATA_KEY = "cnnzoo.record"
 
 
 class ExportCheckError(JobFailedError):
@@ -38,9 +48,12 @@ class ExportCheckError(JobFailedError):
 
 def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                  input_size: tuple[int, int, int] | None = None, batch_size: int = 2,
-                 atol: float = 1e-4, check: bool = True, opset: int = 18) -> dict[str, Any]:
+                 atol: float = 1e-4, check: bool = True, opset: int = 18,
+                 metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export `model` (eval mode, float32) to `out`; returns a report with max_abs_diff.
-    `model` itself is left as it was (device, dtype, training mode): a copy is exported."""
+    `model` itself is left as it was (device, dtype, training mode): a copy is exported.
+    `metadata` (ONNX only): the "cnnzoo.record" to store, see `deploy_record`."""
+    fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if batch_size < 2:
@@ -59,6 +72,8 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     with torch.no_grad():
         if fmt == "onnx":
             _export_onnx(model, example, out, opset)
+            if metadata is not None:
+                set_metadata(out, metadata)
         elif fmt == "torchscript":
             _export_torchscript(model, example, out)
         else:
@@ -156,9 +171,85 @@ def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
+def deploy_record(model: nn.Module, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a deployment needs besides the weights: the model file's preprocessing and class
+    names, else the model's `pretrained_cfg` (published weights), else the defaults."""
+    from .data.preprocess import Preprocess
+    from .predict import class_names, default_preprocess, get_preprocess
+
+    record = record or {}
+    cfg = getattr(model, "pretrained_cfg", None)
+    cfg = cfg if isinstance(cfg, dict) else {}
+    pp = get_preprocess(record, model)
+    if not record.get("preprocess") and cfg:
+        stored = cfg.get("preprocess") if isinstance(cfg.get("preprocess"), dict) else cfg
+        try:
+            pp = Preprocess.from_record(stored, default_preprocess(model))
+        except CnnzooError:
+            pass  # a cfg without preprocessing keeps the default
+    n = int(getattr(model, "num_classes", 0) or 0)
+    classes = record.get("classes") or cfg.get("classes")
+    classes = [str(c) for c in classes] if classes and len(classes) == n else class_names(None, n)
+    return {"model": record.get("model") or getattr(model, "model_name", type(model).__name__),
+            "num_classes": n, "in_chans": pp.in_chans, "preprocess": pp.to_record(),
+            "classes": classes}
+
+
+def set_metadata(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Store `record` as the ONNX file's "cnnzoo.record" metadata (replacing an older one)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    for k, v in keep + [(METADATA_KEY, json.dumps(record))]:
+        proto.metadata_props.add(key=k, value=v)
+    with atomic_path(Path(path)) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The "cnnzoo.record" of an ONNX file, or None."""
+    import onnx
+
+    for p in onnx.load(str(path), load_external_data=False).metadata_props:
+        if p.key == METADATA_KEY:
+            return json.loads(p.value)
+    return None
+
+
+def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
+                calibration: torch.Tensor | None = None,
+                labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
+                input_size: tuple[int, int, int] | None = None,
+                metadata: dict[str, Any] | None = None,
+                speed_batches: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
+    """Export fp32 ONNX (checked against the model), quantize it to `out`, then compare the
+    two files side by side: accuracy on `labelled` (x, y) and interleaved speed."""
+    from .quantize import accuracy_change, quantize_onnx, session, speed_ratio
+
+    input_size = input_size or _native_size(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        base = export_model(model, fp32, "onnx", input_size=input_size)
+        report: dict[str, Any] = {"format": "onnx-int8", "out": str(out),
+                                  "input_size": list(input_size),
+                                  "fp32_max_abs_diff": base["max_abs_diff"]}
+        report.update(quantize_onnx(fp32, out, mode, calibration))
+        if metadata is not None:
+            set_metadata(out, metadata)
+        s32, s8 = session(fp32), session(out)
+        if labelled is not None:
+            report["accuracy"] = accuracy_change(s32, s8, *labelled)
+        report["speed"] = speed_ratio(s32, s8, input_size, speed_batches)
+        report["fp32_bytes"] = fp32.stat().st_size
+    report["bytes"] = Path(out).stat().st_size
+    return report
+
+
 def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor) -> torch.Tensor:
     """Run an exported file on `x` (CPU, float32); returns the logits."""
-    path = str(path)
+    path, fmt = str(path), ALIASES.get(fmt, fmt)
     if fmt == "onnx":
         import onnxruntime as ort
 

@@ -159,6 +159,8 @@ def create_model(
     in_chans: int | None = None,
     weights: str | None = None,
     pretrained: bool | str = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
     **arch_kwargs: Any,
 ) -> nn.Module:
     """Build a registered model. `arch_kwargs` override the registered architecture arguments.
@@ -170,8 +172,14 @@ def create_model(
     `pretrained` (True, "tv", "timm" or a tag) fetches published ImageNet weights (cnnzoo.hub),
     cached under $CNNZOO_CACHE, and attaches their preprocessing and class names to the model
     (`model.pretrained_cfg`); another num_classes gets a new classifier.
+
+    `features_only=True` gives the multi-scale backbone instead (timm's API): a module returning
+    the feature maps of the stages `out_indices` picks; see cnnzoo.features.
     """
     entry = get_entry(name)
+    if out_indices is not None and not features_only:
+        raise InvalidArgumentError("out_indices picks the stages of a backbone: pass "
+                                   "features_only=True with it")
     num_classes = entry.num_classes if num_classes is None else num_classes
     in_chans = entry.input_size[0] if in_chans is None else in_chans
     for arg, value in (("num_classes", num_classes), ("in_chans", in_chans)):
@@ -204,6 +212,10 @@ def create_model(
         load_pretrained(model, published, num_classes, path=weights)
     elif weights is not None:
         load_weights(model, weights)
+    if features_only:
+        from .features import features_only as backbone
+
+        return backbone(model, out_indices, tuple(entry.input_size[1:]))
     return model
 
 

@@ -1,7 +1,10 @@
 """The inference fast paths (cnnzoo.fastpath) against torchvision's eager float32 model.
 
 Same weights, same batch, NCHW input: torchvision eager is what a user gets by default. The
-fast paths and the eager reference are timed interleaved at each batch size.
+fast paths and the eager reference are timed interleaved at each batch size. The int8 path
+(onnxruntime/int8) is our fp32 ONNX file quantized by ONNX Runtime (static, QDQ) with a
+random-normal calibration batch: fine for its speed, not for its accuracy (`cnnzoo export
+--int8 --calibrate DATA` measures that on real images).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 from torch import nn
 
 from ..fastpath import FastModel, FastPathError, optimize
+from ..quantize import QuantizeError
 from ..registry import create_model, list_models
 from .cases import transfer_weights
 from .settings import Settings
@@ -27,8 +31,8 @@ def _default_plan(cuda: bool, quick: bool) -> tuple[tuple[int, ...], tuple[tuple
     elif quick:
         paths = (("onnxruntime", "fp32"),)
     else:
-        paths = (("onnxruntime", "fp32"), ("compile", "fp32"), ("jit", "fp32"),
-                 ("compile", "bf16"))
+        paths = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("compile", "fp32"),
+                 ("jit", "fp32"), ("compile", "bf16"))
     return batches, paths
 
 
@@ -59,8 +63,9 @@ def _time_batch(ref: nn.Module, ours: nn.Module, ours_name: str, x: torch.Tensor
         if progress:
             progress(f"fast path: building {key} for {ours_name}, batch {batch}")
         try:
-            fasts[key] = optimize(ours, x, backend, precision=precision)
-        except FastPathError as err:
+            fasts[key] = (_int8(ours, x, s.threads) if precision == "int8"
+                          else optimize(ours, x, backend, precision=precision))
+        except (FastPathError, QuantizeError) as err:
             skipped.append(f"{key} at batch {batch}: {err}")
 
     def eager() -> Any:
@@ -83,6 +88,35 @@ def _time_batch(ref: nn.Module, ours: nn.Module, ours_name: str, x: torch.Tensor
                      "eager_ms": [1e3 * v for v in t["eager"]],
                      "fast_ms": [1e3 * v for v in t[key]]})
     return rows
+
+
+def _int8(model: nn.Module, x: torch.Tensor, threads: int | None) -> FastModel:
+    """ONNX Runtime static int8 (QDQ) of `model`; max_abs_diff is against eager fp32 (int8
+    rounding, so larger than the fp32 paths' and not checked against their tolerance)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..export import export_model
+    from ..quantize import quantize_onnx, session
+
+    if x.device.type != "cpu":
+        raise FastPathError("the int8 path runs on the CPU (ONNX Runtime)")
+    gen = torch.Generator().manual_seed(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, q = Path(tmp) / "m.onnx", Path(tmp) / "m.int8.onnx"
+        export_model(model, fp32, "onnx", input_size=tuple(x.shape[1:]), check=False)
+        quantize_onnx(fp32, q, "static", torch.randn(16, *x.shape[1:], generator=gen))
+        sess = session(q, threads)
+    name = sess.get_inputs()[0].name
+
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        arr = inp.detach().cpu().float().contiguous().numpy()
+        return torch.from_numpy(sess.run(None, {name: arr})[0])
+
+    fast = FastModel(run, "onnxruntime", "int8", torch.device("cpu"), False)
+    with torch.inference_mode():
+        fast.max_abs_diff = float((run(x) - model.eval()(x)).abs().max())
+    return fast
 
 
 def bench_fastpath(s: Settings, quick: bool = False, model: str = "resnet50",

@@ -69,7 +69,8 @@ VERBS: dict[str, Verb] = {
     "export": Verb("export", "Export a model file (ONNX, TorchScript, ExportedProgram) with a dynamic "
                    "batch size, checked against the model.", (
         "cnnzoo export runs/lenet5-1 --out lenet5.onnx",
-        "cnnzoo export digits04.safetensors --out digits04.torchscript --json",
+        "cnnzoo export digits04.safetensors --to torchscript --out digits04.torchscript --json",
+        "cnnzoo export runs/lenet5-1 --int8 --calibrate mnist:~/data/mnist",
     )),
     "predict": Verb("predict", "Classify images with the preprocessing the model was trained with.", (
         "cnnzoo predict runs/lenet5-1 digit.png",
@@ -121,6 +122,11 @@ SUB_EXAMPLES: dict[str, tuple[str, ...]] = {
     "visualize deconv": (
         "cnnzoo visualize deconv runs/lenet5-1 three.png --layer c5 --out deconv.png",
         "cnnzoo visualize deconv runs/lenet5-1 three.png --layer c3 --channel 4 --out deconv.png",
+    ),
+    "visualize occlusion": (
+        "cnnzoo visualize occlusion runs/lenet5-1 three.png --out occlusion.png",
+        "cnnzoo visualize occlusion runs/lenet5-1 three.png --size 8 --stride 2 --format json",
+        "cnnzoo visualize --pretrained occlusion resnet50 cat.jpg --size 32 --stride 8 --target 281",
     ),
     "visualize gradcam": (
         "cnnzoo visualize gradcam runs/lenet5-1 three.png --out cam.png",

@@ -1,10 +1,10 @@
-"""`cnnzoo export`: ONNX / TorchScript / ExportedProgram, checked against the model."""
+"""`cnnzoo export`: ONNX / TorchScript / ExportedProgram / int8 ONNX, checked against the model."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -12,22 +12,38 @@ from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_op
 from ._common import console, print_json
 
 
-class ExportFormat(str, Enum):
+class Target(str, Enum):
     onnx = "onnx"
     torchscript = "torchscript"
-    exported_program = "exported-program"
+    exported = "exported"
+
+
+_TARGETS = ("onnx", "torchscript", "exported", "exported-program")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record)"),
-        to: ExportFormat = typer.Option(ExportFormat.onnx, "--format", "-f",
-                                        help="onnx, torchscript or exported-program"),
+        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) "
+                                          "or run folder"),
+        int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="static|dynamic",
+                                                  help="static or dynamic, after --int8"),
+        to: Target = typer.Option(Target.onnx, "--to", "-t",
+                                  help="onnx, torchscript or exported (ExportedProgram .pt2)"),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="file to write (default: beside CHECKPOINT)"),
         atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
-        json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+        int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
+                                  "(QDQ, needs --calibrate) or `--int8 dynamic`"),
+        calibrate: Optional[str] = typer.Option(None, "--calibrate", help="calibration images "
+                                                "(train split): mnist:PATH, folder:PATH, embedded"),
+        calib_images: int = typer.Option(256, help="how many calibration images"),
+        check_data: Optional[str] = typer.Option(None, "--check-data", help="labelled images "
+                                                 "(test split) for the accuracy change; default: "
+                                                 "--calibrate's data"),
+        check_images: int = typer.Option(2000, help="how many images the accuracy check uses"),
+        fmt: str = typer.Option("table", "--format", help="table or json (the report)"),
+        json_out: bool = typer.Option(False, "--json", help="same as --format json"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
     ) -> None:
         """Export a model file for deployment with a dynamic batch size, then check it.
@@ -35,20 +51,113 @@ def register(app: typer.Typer) -> None:
         The export is loaded back (ONNX through onnxruntime) and run on the same inputs as
         the model at two batch sizes; the max absolute difference is printed and must be
         within --atol (exit 1 otherwise). The input size is the recorded preprocessing's.
-        (--format names the export format here; --json prints the report as JSON.)
-        """
-        from ..export import SUFFIX, export_model
-        from ..predict import get_preprocess, load_for_inference
+        ONNX files carry the preprocessing and class names (metadata "cnnzoo.record").
 
-        model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
-        size = get_preprocess(record, model).input_size
-        dest = out or Path(checkpoint).with_suffix(SUFFIX[to.value])
-        report = export_model(model, dest, to.value, input_size=size, atol=atol)  # exit 1 if the check fails
-        if json_out:
-            print_json(report)
+        With --int8 the ONNX file is quantized by ONNX Runtime; the report gives the accuracy
+        change on labelled data and the int8 / fp32 speed, timed interleaved.
+        """
+        from ..errors import InvalidArgumentError
+
+        if fmt in _TARGETS:
+            raise InvalidArgumentError(
+                f"--format is the report's format (table or json); the export target is "
+                f"--to: use `--to {'exported' if fmt.startswith('exported') else fmt}`")
+        if fmt not in ("table", "json"):
+            raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
+        if int8_mode is not None and not int8:
+            raise InvalidArgumentError(f"unexpected argument {int8_mode!r} (did you mean "
+                                       f"`--int8 {int8_mode}`?)")
+        if calibrate and not int8:
+            raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
+        as_json = json_out or fmt == "json"
+        choice = pretrained_choice(pretrained, pretrained_tag)
+        if checkpoint.is_dir() and (checkpoint / "model.safetensors").is_file():
+            checkpoint = checkpoint / "model.safetensors"  # a run folder means its model file
+        if int8:
+            report = _int8(checkpoint, int8_mode or "static", to, out, calibrate, calib_images,
+                           check_data, check_images, choice)
+            _print_int8(report, as_json)
             return
-        console.print(
-            f"wrote {report['out']} ({to.value}, {report['bytes']:,} bytes, input "
-            f"Nx{'x'.join(map(str, size))}); max |difference| vs the model at batch sizes "
-            f"{report['checked_batches']}: {report['max_abs_diff']:.3g} (<= {atol:g})",
-            highlight=False)
+        _plain(checkpoint, to, out, atol, as_json, choice)
+
+
+def _plain(checkpoint: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,
+           choice: bool | str) -> None:
+    from ..export import ALIASES, SUFFIX, deploy_record, export_model
+    from ..predict import get_preprocess, load_for_inference
+
+    fmt = ALIASES.get(to.value, to.value)
+    model, record = load_for_inference(checkpoint, choice)
+    size = get_preprocess(record, model).input_size
+    dest = out or Path(checkpoint).with_suffix(SUFFIX[fmt])
+    meta = deploy_record(model, record) if fmt == "onnx" else None
+    report = export_model(model, dest, fmt, input_size=size, atol=atol,
+                          metadata=meta)  # exit 1 if the check fails
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"wrote {report['out']} ({to.value}, {report['bytes']:,} bytes, input "
+        f"Nx{'x'.join(map(str, size))}); max |difference| vs the model at batch sizes "
+        f"{report['checked_batches']}: {report['max_abs_diff']:.3g} (<= {atol:g})",
+        highlight=False, soft_wrap=True)
+
+
+def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],
+          calib_images: int, check_data: Optional[str], check_images: int,
+          choice: bool | str) -> dict[str, Any]:
+    from ..errors import InvalidArgumentError
+    from ..export import deploy_record, export_int8
+    from ..predict import get_preprocess, load_for_inference
+    from ..transfer import load_image_set
+
+    if to is not Target.onnx:
+        raise InvalidArgumentError(f"--int8 makes an ONNX file (ONNX Runtime quantization); "
+                                   f"drop --to {to.value}")
+    if mode not in ("static", "dynamic"):
+        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (the default, with "
+                                   "--calibrate DATA) or dynamic")
+    if mode == "static" and not calibrate:
+        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
+                                   "(mnist:PATH, folder:PATH or embedded), or use --int8 dynamic")
+    model, record = load_for_inference(checkpoint, choice)
+    pp = get_preprocess(record, model)
+    calib = (load_image_set(calibrate, "train", pp, limit=calib_images).x
+             if mode == "static" else None)
+    spec = check_data or calibrate
+    labelled, skipped = None, None
+    if spec:
+        data = load_image_set(spec, "test", pp, limit=check_images)
+        labelled = (data.x, data.y)
+        if len(data.classes) != model.num_classes:
+            labelled, skipped = None, (f"{spec} has {len(data.classes)} classes and the model "
+                                       f"{model.num_classes}: no accuracy to compare")
+            if check_data:
+                raise InvalidArgumentError(f"--check-data {skipped}")
+    dest = out or Path(checkpoint).with_suffix(".int8.onnx")
+    report = export_int8(model, dest, mode, calib, labelled, pp.input_size,
+                         deploy_record(model, record))
+    if skipped:
+        report["accuracy_skipped"] = skipped
+    return report
+
+
+def _print_int8(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"wrote {report['out']} (int8 {report['mode']}, {report['bytes']:,} bytes; "
+                  f"fp32 ONNX {report['fp32_bytes']:,} bytes; {report['quant_nodes']} "
+                  f"quantization nodes)", highlight=False, soft_wrap=True)
+    acc = report.get("accuracy")
+    if acc:
+        console.print(f"top-1 on {acc['images']} test images: fp32 {acc['fp32_top1_pct']:.2f}%, "
+                      f"int8 {acc['int8_top1_pct']:.2f}% ({acc['change_points']:+.2f} points; "
+                      f"predictions differ on {acc['disagree_pct']:.2f}%)", highlight=False, soft_wrap=True)
+    else:
+        console.print("accuracy not checked: " + report.get(
+            "accuracy_skipped", "no labelled data (--check-data DATA)"), highlight=False, soft_wrap=True)
+    for r in report["speed"]:
+        console.print(f"batch {r['batch']}: fp32 ONNX Runtime {r['fp32_ms']:.2f} ms, int8 "
+                      f"{r['int8_ms']:.2f} ms: int8 is {r['speedup']:.2f}x the fp32 speed "
+                      "(timed interleaved)", highlight=False, soft_wrap=True)

@@ -153,5 +153,75 @@ def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
     _done(out, info, json_out)
 
 
+@vis.command("occlusion")
+def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run folder or model "
+                                                   "name (random weights)"),
+                  image: Path = typer.Argument(..., help="image file"),
+                  size: Optional[int] = typer.Option(None, "--size", help="occluder side in "
+                                                     "input pixels (default: a fifth of the input)"),
+                  stride: Optional[int] = typer.Option(None, "--stride", help="step between "
+                                                       "positions (default: a third of --size)"),
+                  target: Optional[str] = typer.Option(None, "--target", help="correct class "
+                                                       "(index or name; default: the prediction)"),
+                  batch_size: int = typer.Option(64, help="occluded images per forward pass"),
+                  out: Path = typer.Option(Path("occlusion.png"), "--out", "-o", help="PNG"),
+                  fmt: str = typer.Option("table", "--format", help="table or json (the maps)"),
+                  json_out: bool = typer.Option(False, "--json", help="same as --format json"),
+                  ) -> None:
+    """Occlusion sensitivity (Zeiler & Fergus 2014, Fig. 7): a grey square slides over the
+    image; the PNG shows the image, the correct class's probability map and the most probable
+    class map."""
+    from ..errors import InvalidArgumentError
+    from ..occlusion import as_json, occlusion_maps, save_occlusion
+    from ..predict import class_names
+
+    if fmt not in ("table", "json"):
+        raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
+    folder = Path(checkpoint)
+    if folder.is_dir() and (folder / "model.safetensors").is_file():
+        checkpoint = str(folder / "model.safetensors")
+    model, record, pp = _load(checkpoint)
+    x, disp = _image(image, pp)
+    names = class_names(record, model.num_classes)
+    idx = None
+    if target is not None:
+        idx = names.index(target) if target in names else (
+            int(target) if target.lstrip("-").isdigit() else None)
+        if idx is None or not 0 <= idx < len(names):
+            raise InvalidArgumentError(f"--target {target!r}: not a class of this model "
+                                       f"(0..{len(names) - 1} or a name: {', '.join(names[:10])}"
+                                       f"{', ...' if len(names) > 10 else ''})")
+    res = occlusion_maps(model, x, size, stride, idx, batch_size=batch_size,
+                         progress=_progress_printer())
+    save_occlusion(res, disp, out, names)
+    info = as_json(res, names)
+    if json_out or fmt == "json":
+        print_json({"out": str(out), **info})
+        return
+    console.print(f"wrote {out}: p({info['target_name']}) {info['unoccluded_prob']:.3f} "
+                  f"unoccluded, down to {info['min_prob']:.3f} with the square at row "
+                  f"{info['most_sensitive_square']['row']}, col "
+                  f"{info['most_sensitive_square']['col']} ({len(res['rows'])}x"
+                  f"{len(res['cols'])} positions, {res['size']}px square, stride "
+                  f"{res['stride']})", highlight=False, soft_wrap=True)
+
+
+def _progress_printer() -> Any:
+    """A progress line on stderr every ~10 s (long runs: big models, small strides)."""
+    import sys
+    import time
+
+    start = last = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= 10 or (done == total and now - start >= 10):
+            last = now
+            print(f"occlusion: {done}/{total} positions, {now - start:.0f} s", file=sys.stderr)
+
+    return show
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(vis, name="visualize")

@@ -1,0 +1,152 @@
+"""int8 on the CPU: ONNX Runtime quantization of an exported fp32 ONNX file, and its check.
+
+  static   QDQ format (QuantizeLinear/DequantizeLinear pairs around each Conv/MatMul/Gemm),
+           int8 weights per output channel, uint8 activations whose ranges are calibrated
+           (min/max) on images of the task: ONNX Runtime's CPU provider fuses the pairs into
+           integer kernels.
+  dynamic  int8 weights; activation ranges found per batch at run time (no calibration).
+
+The check runs the fp32 and the int8 file on the same labelled images (the accuracy change,
+in points) and times them interleaved, batch by batch (the speed ratio, >1: int8 is faster).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .errors import InvalidArgumentError, JobFailedError
+from .files import atomic_path
+
+MODES = ("static", "dynamic")
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger",
+              "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul"}
+
+
+class QuantizeError(JobFailedError):
+    """ONNX Runtime could not quantize this model; the message says why."""
+
+
+class _Batches:
+    """ONNX Runtime's CalibrationDataReader over a tensor of images."""
+
+    def __init__(self, name: str, x: torch.Tensor, batch: int = 16) -> None:
+        self.items = [{name: x[i:i + batch].numpy()} for i in range(0, len(x), batch)]
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return self.items.pop(0) if self.items else None
+
+
+def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "static",
+                  calibration: torch.Tensor | None = None) -> dict[str, Any]:
+    """Write the int8 version of ONNX file `fp32` to `out`; `calibration`: preprocessed
+    images (N, C, H, W) for static mode. Returns what was quantized."""
+    if mode not in MODES:
+        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (with --calibrate DATA) "
+                                   "or dynamic")
+    if mode == "static" and (calibration is None or len(calibration) == 0):
+        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
+                                   "(e.g. mnist:PATH, folder:PATH or embedded), or use "
+                                   "--int8 dynamic")
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_dynamic, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        try:  # shape inference and graph fusions (Conv+BN) that quantization relies on
+            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        except Exception as err:  # noqa: BLE001  (any failure is reported, with its cause)
+            raise QuantizeError(f"ONNX Runtime's pre-processing failed on {fp32}: "
+                                f"{type(err).__name__}: {_first_line(err)}") from None
+        name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+        with atomic_path(Path(out)) as dest:
+            try:
+                if mode == "static":
+                    quantize_static(str(pre), str(dest), _Batches(name, calibration),
+                                    quant_format=QuantFormat.QDQ, per_channel=True,
+                                    activation_type=QuantType.QUInt8,
+                                    weight_type=QuantType.QInt8,
+                                    calibrate_method=CalibrationMethod.MinMax)
+                else:
+                    quantize_dynamic(str(pre), str(dest), weight_type=QuantType.QInt8)
+            except Exception as err:  # noqa: BLE001
+                raise QuantizeError(f"ONNX Runtime could not quantize {fp32} ({mode}): "
+                                    f"{type(err).__name__}: {_first_line(err)}") from None
+            ops = [n.op_type for n in onnx.load(str(dest)).graph.node]
+            quantized = sum(op in _QUANT_OPS for op in ops)
+            if not quantized:
+                raise QuantizeError(
+                    f"nothing in {fp32} was quantized: ONNX Runtime quantizes Conv, MatMul and "
+                    f"Gemm, and this graph's operators are {', '.join(sorted(set(ops)))}")
+    return {"mode": mode, "format": "QDQ" if mode == "static" else "dynamic",
+            "quant_nodes": quantized,
+            "calibration_images": int(len(calibration)) if mode == "static" else 0}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def session(path: str | os.PathLike, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session with every graph optimisation."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _run(sess: Any, x: torch.Tensor) -> np.ndarray:
+    return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+
+
+def accuracy_change(fp32: Any, int8: Any, x: torch.Tensor, y: torch.Tensor,
+                    batch: int = 64) -> dict[str, Any]:
+    """Top-1 accuracy of both sessions on labelled images, in percent, and how often the two
+    disagree."""
+    hits = {"fp32": 0, "int8": 0}
+    disagree = 0
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch], y[i:i + batch].numpy()
+        p32, p8 = _run(fp32, xb).argmax(1), _run(int8, xb).argmax(1)
+        hits["fp32"] += int((p32 == yb).sum())
+        hits["int8"] += int((p8 == yb).sum())
+        disagree += int((p32 != p8).sum())
+    n = len(x)
+    a32, a8 = 100.0 * hits["fp32"] / n, 100.0 * hits["int8"] / n
+    return {"images": n, "fp32_top1_pct": a32, "int8_top1_pct": a8,
+            "change_points": a8 - a32, "disagree_pct": 100.0 * disagree / n}
+
+
+def speed_ratio(fp32: Any, int8: Any, input_size: Sequence[int],
+                batches: Sequence[int] = (1, 32), reps: int = 7) -> list[dict[str, Any]]:
+    """Median ms per batch of each session, timed interleaved (ABBA), and fp32/int8."""
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for b in batches:
+        x = torch.randn(b, *input_size, generator=gen)
+        sides = {"fp32": fp32, "int8": int8}
+        for s in sides.values():  # warm-up: first runs allocate
+            _run(s, x)
+        times: dict[str, list[float]] = {k: [] for k in sides}
+        for r in range(reps):
+            for k in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+                t0 = time.perf_counter()
+                _run(sides[k], x)
+                times[k].append(time.perf_counter() - t0)
+        m32, m8 = statistics.median(times["fp32"]), statistics.median(times["int8"])
+        rows.append({"batch": b, "fp32_ms": 1e3 * m32, "int8_ms": 1e3 * m8,
+                     "speedup": m32 / m8})
+    return rows
