@@ -56,6 +56,8 @@ else
     say "no MNIST found (MNIST=, ../shared/data/mnist, .mnist): skipped"
 fi
 
+timeout 240 "$PY" benchmarks/speedrun_cifar_epoch.py --device cuda >"$OUT/speedrun_cifar.json" 2>>"$LOG"  # CIFAR speedrun s/epoch (synthetic data)
+
 "$PY" - "$OUT" "$TESTS_RC" "$BENCH_RC" "$MNIST_RC" <<'EOF' | tee -a "$LOG"
 import csv, json, sys
 import xml.etree.ElementTree as ET
