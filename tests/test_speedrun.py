@@ -64,10 +64,10 @@ def test_speednet_cifar_takes_a_training_step():
 
 
 def test_to_accuracy_returns_both_arms_on_a_tiny_budget():
-    res = to_accuracy(data="embedded", target=20.0, max_images=1024, epochs=2, seed=0)
+    res = to_accuracy(data="embedded", target=20.0, max_images=512, epochs=2, seed=0)
     for key in ("ours_s", "plain_s", "ratio", "ours_acc", "plain_acc", "per_epoch", "machine"):
         assert key in res
-    assert res["train_images"] == 1024 and res["model"] == "speednet" and res["recipe"] == "speedrun"
+    assert res["train_images"] == 512 and res["model"] == "speednet" and res["recipe"] == "speedrun"
     for arm in ("ours", "plain"):
         assert 1 <= len(res["per_epoch"][arm]) <= 2
         assert 0 <= res[f"{arm}_acc"] <= 100
