@@ -59,6 +59,8 @@ else
     say "no MNIST found (MNIST=, ../shared/data/mnist, .mnist): skipped"
 fi
 
+timeout 240 "$PY" benchmarks/speedrun_cifar_epoch.py --device cuda >"$OUT/speedrun_cifar.json" 2>>"$LOG"  # CIFAR speedrun s/epoch (synthetic data)
+
 say "4/4 image-folder loader (1024 photo-like 500x375 JPEGs, 12 workers, batch 128)"
 PHOTOS=${TMPDIR:-/tmp}/cnnzoo_gpu_check_photos
 timeout 240 "$PY" -m cnnzoo bench --loader "folder:$PHOTOS" --make-folder 1024 --images 1024 --workers 12 \

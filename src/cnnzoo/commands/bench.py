@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -46,9 +46,19 @@ def register(app: typer.Typer) -> None:
         images: int = typer.Option(1024, "--images", help="with --loader: images per timed pass"),
         out: Optional[Path] = typer.Option(None, help="also write the JSON result to this file"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+        to_accuracy: Optional[float] = typer.Option(
+            None, "--to-accuracy", help="instead: seconds of training to this test accuracy (percent), "
+            "our loop against a plain PyTorch loop (needs --data)"),
+        data: Optional[str] = typer.Option(None, help="with --to-accuracy: mnist:PATH, cifar10:PATH or embedded"),
+        model: str = typer.Option("speednet", help="with --to-accuracy: the model"),
+        recipe: Optional[str] = typer.Option(None, help="with --to-accuracy: the recipe (default: the model's)"),
+        epochs: Optional[int] = typer.Option(None, help="with --to-accuracy: at most this many epochs"),
+        seed: int = typer.Option(0, help="with --to-accuracy: the seed"),
+        max_images: Optional[int] = typer.Option(None, help="with --to-accuracy: the first N training images"),
     ) -> None:
         """Time ours against the reference (same architecture, same weights), interleaved;
-        print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
+        print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU. With
+        --to-accuracy: seconds of training to a test accuracy, ours against a plain loop."""
         _passive_openmp()
         if loader is not None:
             from ..bench.loader_bench import run_loader_cli
@@ -58,6 +68,10 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 atomic_write_text(out, json.dumps(res, indent=2, default=str))
             print_json(res) if fmt is Format.json else print(text)
+            return
+        if to_accuracy is not None or data is not None:
+            _to_accuracy(to_accuracy, data, model=model, recipe=recipe, epochs=epochs, seed=seed,
+                         max_images=max_images, device=device, threads=threads, out=out, fmt=fmt)
             return
         # here, not at the top: every CLI start loads commands/, only `bench` needs the harness
         from ..bench import format_report, run, settings_from
@@ -72,12 +86,37 @@ def register(app: typer.Typer) -> None:
         names = [m.strip() for m in models.split(",") if m.strip()] if models else None
         res = run(settings=s, models=names, quick=quick, modes=mode_list, fastpath=fastpath,
                   loop=loop, progress=lambda m: print(m, file=sys.stderr, flush=True))
-        if out is not None:
-            atomic_write_text(out, json.dumps(res, indent=2, default=str))
-        if fmt is Format.json:
-            print_json(res)
-        else:
-            print(format_report(res))
+        _emit(res, out, fmt, format_report)
+
+
+def _to_accuracy(target: float | None, data: str | None, *, model: str, recipe: str | None,
+                 epochs: int | None, seed: int, max_images: int | None, device: str, threads: int,
+                 out: Path | None, fmt: Format) -> None:
+    if target is None or data is None:
+        raise InvalidArgumentError("--to-accuracy A and --data SPEC go together "
+                                   "(e.g. cnnzoo bench --to-accuracy 99 --data mnist:PATH)")
+    if threads < 1:
+        raise InvalidArgumentError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    from ..bench.to_accuracy import format_to_accuracy, to_accuracy
+
+    if device == "cpu":
+        torch.set_num_threads(threads)
+    res = to_accuracy(data=data, target=target, model_name=model, recipe_name=recipe, epochs=epochs, seed=seed,
+                      max_images=max_images, device=device,
+                      progress=lambda m: print(m, file=sys.stderr, flush=True))
+    _emit(res, out, fmt, format_to_accuracy)
+
+
+def _emit(res: dict, out: Path | None, fmt: Format, table: Callable[[dict], str]) -> None:
+    """The result: to --out as JSON, and on stdout as JSON or the table."""
+    if out is not None:
+        atomic_write_text(out, json.dumps(res, indent=2, default=str))
+    if fmt is Format.json:
+        print_json(res)
+    else:
+        print(table(res))
 
 
 def _passive_openmp() -> None:

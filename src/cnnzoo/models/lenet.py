@@ -125,10 +125,24 @@ class PartialConv2d(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv2d(fan * n, n, kernel_size, groups=n) for fan, n in runs)
         self.table = [list(t) for t in table]
+        # where each connected kernel sits in the dense (out, in) grid, in the convs' order
+        self.register_buffer("dense_slot", torch.tensor(
+            [o * in_chs + i for o, ins in enumerate(self.table) for i in ins]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not torch.jit.is_scripting():
+            # Training: one dense convolution whose weight is zero off the table. The same
+            # outputs and gradients (the zeros get none), half the step time of the three
+            # grouped convolutions on a CPU (measured: their backward took half of LeNet-5's
+            # step). Inference keeps the grouped layers, which hooks and cost tables see.
+            return F.conv2d(x, self._scatter_dense(), torch.cat([c.bias for c in self.convs]))
         parts = torch.split(torch.index_select(x, 1, self.index), self.splits, dim=1)
         return torch.cat([conv(p) for conv, p in zip(self.convs, parts)], dim=1)
+
+    def _scatter_dense(self) -> torch.Tensor:
+        w = torch.cat([c.weight.flatten(0, 1) for c in self.convs])  # (connections, k, k)
+        dense = w.new_zeros(self.out_chs * self.in_chs, self.k, self.k).index_copy(0, self.dense_slot, w)
+        return dense.view(self.out_chs, self.in_chs, self.k, self.k)
 
     def dense_weight(self) -> torch.Tensor:
         """The equivalent (out, in, k, k) weight, zero where the table has no connection."""

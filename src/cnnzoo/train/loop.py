@@ -14,6 +14,7 @@ goes on up (the CLI exits 130), and `--resume` continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -67,6 +68,8 @@ class LoopState:
     skipped_named: int = 0  # how many skipped paths were printed (the first 5 of the run)
     progress: bool = False  # the same on every rank: progress costs a collective
     started: float = field(default_factory=time.perf_counter)
+    plotted: float = field(default_factory=time.perf_counter)  # when training_curves.png was last drawn
+    plotted_rows: int = 0  # ... and how many epochs it showed
     seconds: float = 0.0
 
 
@@ -156,6 +159,9 @@ def train_epochs(run: TrainingRun) -> LoopState:
         raise KeyboardInterrupt from None
     finally:
         run.reporter.run_ends()
+        if run.info.is_main and len(run.trainer.history) > state.plotted_rows:
+            with contextlib.suppress(Exception):  # stopped early: best-effort curves, never masking why
+                _write_logs(run, state)
         run.logs.close()
     return state
 
@@ -208,8 +214,9 @@ def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> N
     t.history.append(row)
     keep_this = recipe.keep == "last" or data.val is None or improved or not run.best
     save_checkpoint(run, step=step, final_metrics=_kept_metrics(row, epoch + 1) if keep_this else None)
-    with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
-        run.logs.epoch_done(t.history)
+    # the curves (0.4 s a PNG) at most every 30 s: short epochs would spend a fifth of the run
+    # drawing; the last epoch's are drawn by _final_test, with the test score
+    _write_logs(run, state, plot=not is_last and time.perf_counter() - state.plotted >= 30)
     done = max(1, step - t.start_step)
     eta = (time.perf_counter() - state.started) / done * (data.total_steps - step)
     run.reporter.message(
@@ -219,6 +226,13 @@ def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> N
         + f"  {tm['img_s']:,.0f} img/s  {tm['time']:.1f}s" + (f"  ETA {eta:.0f}s" if not is_last else "")
         + (f"  (train loss/acc over steps {tm['partial_from'] + 1}-{data.steps_per_epoch} only: resumed "
            "mid-epoch)" if tm.get("partial_from") else ""))
+
+
+def _write_logs(run: TrainingRun, state: LoopState, plot: bool = True) -> None:
+    with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
+        run.logs.epoch_done(run.trainer.history, plot=plot)
+    if plot:
+        state.plotted, state.plotted_rows = time.perf_counter(), len(run.trainer.history)
 
 
 def _score(run: TrainingRun, split: str) -> dict:
@@ -263,8 +277,7 @@ def _final_test(run: TrainingRun, state: LoopState) -> None:
             save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
                        data=str(data.spec), metrics=_kept_metrics(row, last, test), classes=list(data.classes),
                        preprocess=data.prep.to_record(), step=row["step"], split=_split_summary(data.split))
-        with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
-            run.logs.epoch_done(t.history)
+        _write_logs(run, state)
     which = ("the last epoch" if kept is None or kept == last else f"epoch {kept}, the best by validation")
     run.reporter.message(
         f"test (scored once, on the weights of {which}): acc {100 * test['acc']:.2f}%, top-1 error "

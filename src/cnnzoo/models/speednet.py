@@ -1,0 +1,98 @@
+"""Small nets chosen together with the `speedrun` recipes (train/recipes.py): the most accuracy
+per second of training, not a paper's architecture.
+
+`speednet` (MNIST, 28x28, no padding): LeNet's conv5 - pool - conv5 - pool layout with batch
+norm, 16 and 32 maps and a linear output. Measured on 2 CPU cores in fp32 against wider (32/64),
+narrower (8/16, 12/24) and 3-conv 3x3 variants: it was the smallest that reached 99% on MNIST in
+one epoch (docs/speed.md). 1.05M multiply-adds, 18.4K parameters.
+
+`speednet_cifar` (CIFAR-10, 32x32): the layout of Jordan's airbench (2024): a stem conv, then
+three blocks of conv - max pool - BN - GELU - conv - BN - GELU at 64, 256, 256 maps, a global
+max pool and a scaled linear output. Without airbench's whitening init, lookahead and TTA.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..contract import ZooModel
+from ..registry import Paper, register
+
+LENET = Paper(title="Gradient-Based Learning Applied to Document Recognition",
+              authors="Y. LeCun, L. Bottou, Y. Bengio, P. Haffner", year=1998,
+              url="https://doi.org/10.1109/5.726791")
+AIRBENCH = Paper(title="94% on CIFAR-10 in 3.29 Seconds on a Single GPU", authors="K. Jordan",
+                 year=2024, url="https://arxiv.org/abs/2404.00498")
+
+
+def _conv_bn(cin: int, cout: int, k: int, padding: int = 0) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, padding=padding, bias=False), nn.BatchNorm2d(cout)]
+
+
+class SpeedNet(ZooModel):
+    """conv5 16 - BN - ReLU - max pool - conv5 32 - BN - ReLU - max pool - linear."""
+
+    classifier_name = "fc"
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, widths: tuple[int, int] = (16, 32)) -> None:
+        super().__init__(num_classes, in_chans)
+        a, b = widths
+        self.features = nn.Sequential(*_conv_bn(in_chans, a, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+                                      *_conv_bn(a, b, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+        # 4x4 maps at 28x28 (identity there); larger inputs are averaged down to 4x4
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.num_features = b
+        self.head_hidden_size = b * 16  # the flattened 4x4 maps the linear output reads
+        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
+        self.feature_info = [dict(num_chs=a, reduction=2, module="features.3"),
+                             dict(num_chs=b, reduction=4, module="features.7")]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.flatten(1)
+        return x if pre_logits else self.fc(x)
+
+
+class SpeedNetCifar(ZooModel):
+    """stem conv 32 - three blocks (64, 256, 256) - global max pool - linear / 9."""
+
+    classifier_name = "fc"
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, widths: tuple[int, ...] = (64, 256, 256)) -> None:
+        super().__init__(num_classes, in_chans)
+        layers: list[nn.Module] = [*_conv_bn(in_chans, 32, 3, 1), nn.GELU()]
+        cin = 32
+        self.feature_info = []
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w),
+                       nn.GELU(), *_conv_bn(w, w, 3, 1), nn.GELU()]
+            self.feature_info.append(dict(num_chs=w, reduction=2 ** (i + 1), module=f"features.{len(layers) - 1}"))
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.num_features = cin
+        self.fc = nn.Linear(cin, num_classes, bias=False) if num_classes else nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.amax((2, 3))
+        # airbench scales the logits down (1/9): a calmer start with its high learning rate
+        return x if pre_logits else self.fc(x) / 9
+
+
+def speednet(num_classes: int = 10, in_chans: int = 1) -> SpeedNet:
+    return SpeedNet(num_classes, in_chans)
+
+
+def speednet_cifar(num_classes: int = 10, in_chans: int = 3) -> SpeedNetCifar:
+    return SpeedNetCifar(num_classes, in_chans)
+
+
+register("speednet", speednet, family="speedrun", paper=LENET, input_size=(1, 28, 28), num_classes=10,
+         description="LeNet layout with batch norm, 16/32 maps, 28x28: the MNIST speedrun's net")
+register("speednet_cifar", speednet_cifar, family="speedrun", paper=AIRBENCH, input_size=(3, 32, 32),
+         num_classes=10, description="airbench's layout (64/256/256, GELU, BN): the CIFAR-10 speedrun's net")
