@@ -45,6 +45,8 @@ MEANING: dict[str, str] = {
     "eval_every": "evaluate on the validation split every N epochs",
     "limit_train": "train on the first N images only (quick experiments)",
     "val_split": "validation held out of the training set: fraction F, N images, or 0 (none)",
+    "loader": "image folders: auto, torch (decode_jpeg, batched augmentation), dali (CUDA, if "
+              "installed) or pil (one image at a time)",
     "keep": "model.safetensors keeps the best epoch by validation (best) or the last (last)",
 }
 
