@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import cnnzoo
+from cnnzoo.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.cli import main
 from cnnzoo.hub import TABLE, WeightsDownloadError, WeightsEntry, fetch
 from cnnzoo.hub.download import MIRROR_ENV
@@ -267,6 +268,15 @@ def test_train_starts_from_the_published_weights(lenet_published, tmp_path, caps
     fresh = cnnzoo.create_model("lenet5_modern").state_dict()  # another init is far away
     assert not torch.allclose(fresh[convs[0]], state[convs[0]], atol=1e-2)
     assert record["pretrained"]["tag"] == "test" and len(record["classes"]) == 10
+    # the data is normalised as the weights were trained (ImageNet's statistics, grey = mean of
+    # R, G, B), not with MNIST's own, and a resumed run keeps doing so
+    gray = [sum(IMAGENET_MEAN) / 3, sum(IMAGENET_STD) / 3]
+    assert record["preprocess"]["mean"] + record["preprocess"]["std"] == pytest.approx(gray)
+    code, _, err = _run(["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--no-progress",
+                         "--format", "json"], capsys)
+    assert code == 0, err
+    _, again = cnnzoo.load_model(tmp_path / "run" / "model.safetensors")
+    assert again["preprocess"]["mean"] + again["preprocess"]["std"] == pytest.approx(gray)
 
 
 def test_a_second_download_of_the_same_file_waits_its_turn(published, env):

@@ -114,9 +114,13 @@ def load_run_data(plan: Plan, *, world: int, device: torch.device) -> RunData:
             raise InvalidArgumentError(
                 f"--data {spec}: the training images are constant (zero variance in channel(s) "
                 f"{', '.join(map(str, flat))}): nothing to learn from, and normalising them would divide by zero")
+        if plan.pretrained_stats:
+            mean, std = _published_stats(plan.model_name, plan.pretrained_stats, train.shape[0])
         prep = fit_input(plan.model_name, plan.input_size, train.shape, mean, std)
     else:
-        prep = fit_input(plan.model_name, plan.input_size, None, IMAGENET_MEAN, IMAGENET_STD)
+        mean, std = ((IMAGENET_MEAN, IMAGENET_STD) if not plan.pretrained_stats else
+                     _published_stats(plan.model_name, plan.pretrained_stats, 3))
+        prep = fit_input(plan.model_name, plan.input_size, None, mean, std)
     if recipe.batch_size % (world * recipe.accum_steps):
         raise InvalidArgumentError(
             f"batch_size {recipe.batch_size} (the global batch) must be divisible by "
@@ -136,6 +140,15 @@ def load_run_data(plan: Plan, *, world: int, device: torch.device) -> RunData:
         total_steps = epochs * steps_per_epoch
     return RunData(spec=spec, train=train, test=test, prep=prep, steps_per_epoch=steps_per_epoch,
                    epochs=epochs, total_steps=total_steps, val=val, split=split)
+
+
+def _published_stats(model: str, pretrained: bool | str, chans: int) -> tuple[list[float], list[float]]:
+    """The mean/std published weights were trained with: fine-tuning feeds them what they know,
+    not the new data's own statistics."""
+    from ..hub import pretrained_cfg, resolve
+
+    pp = pretrained_cfg(resolve(model, pretrained), chans, 0)["preprocess"]
+    return pp["mean"], pp["std"]
 
 
 def _aug_seed(seed: int, epoch: int, step: int, rank: int) -> int:

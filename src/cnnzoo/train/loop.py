@@ -86,7 +86,8 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
         return
     plan, data, t = run.plan, run.data, run.trainer
     record = {"model": plan.model_name, "data": str(data.spec), "seed": plan.seed,
-              "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict()}
+              "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict(),
+              "pretrained": plan.pretrained_stats}
     with writing("training checkpoint", run.out_dir, run.saved_step):
         ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
                         epoch=step // data.steps_per_epoch, step=step, rng=rng,

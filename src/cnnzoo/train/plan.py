@@ -35,6 +35,8 @@ class Plan:
     overwrite: bool = False  # replace a run already in `out`
     resume_changes: list[str] = dataclasses.field(default_factory=list)  # "lr 0.1 -> 0.01", applied
     pretrained: bool | str = False  # published weights to start from (cnnzoo.hub); not on resume
+    # the published weights' mean/std normalise the data: kept by the run, so a resume uses them too
+    pretrained_stats: bool | str = False
 
 
 # What a resumed run may change: the learning rate, the run length and bookkeeping. Anything
@@ -74,7 +76,8 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
     return Plan(model_name=model_name, input_size=input_size, recipe=recipe, data=data, seed=seed,
                 deterministic=deterministic, out=out, resume=resume, saved_weights=saved_weights,
                 saved_state=saved_state, torch_checkpoint=torch_checkpoint, overwrite=overwrite,
-                resume_changes=changes)
+                resume_changes=changes,
+                pretrained_stats=(saved_state or {}).get("run", {}).get("pretrained", False))
 
 
 def _check_same_run(resume: str | Path, saved: dict[str, Any], *, model_name: str | None, data: str | None,

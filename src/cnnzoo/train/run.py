@@ -65,6 +65,8 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
                             config=config, out=out, resume=resume, seed=seed,
                             deterministic=deterministic, epochs=epochs, overwrite=overwrite)
         plan.pretrained = pretrained if resume is None else False
+        if resume is None:
+            plan.pretrained_stats = pretrained
         return _train(plan, info=info, device=dev, reporter=rep)
     finally:
         cleanup(info)
