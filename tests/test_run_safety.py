@@ -295,3 +295,23 @@ def test_corrupt_images_fail_with_file_and_reason_or_are_named_and_counted(tmp_p
     assert len(named) == 5 and "skipped 7 unreadable image(s) this epoch, 7 in all" in " ".join(out.split())
     code, _, err = cli(["eval", tmp_path / "skip", "--format", "json"], capsys)  # eval reads folders too
     assert code == 0, err
+
+
+def test_slow_steps_still_report_progress_on_time(monkeypatch):
+    """log_every counts steps; when they are slow, a report still comes every PROGRESS_SECONDS
+    (here 0: every step) so a run without a terminal never goes quiet."""
+    import cnnzoo.train.engine as engine
+    from torch import nn
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    ctx = _step_ctx(m)
+    ctx.recipe = Recipe(**{**SGD, "batch_size": 8, "log_every": 10_000})
+    seen: list[int] = []
+    ctx.on_progress = lambda done, metrics: seen.append(done)
+    batches = [(torch.randn(8, 1, 2, 2), torch.randint(0, 2, (8,))) for _ in range(3)]
+    train_one_epoch(m, batches, ctx, 0, 0)
+    assert seen == []  # 3 fast steps, log_every 10,000: nothing before the epoch ends
+    monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)
+    train_one_epoch(m, batches, ctx, 0, 3)
+    assert seen == [1, 2, 3]

@@ -154,6 +154,9 @@ class StepContext:
     stop_requested: Callable[[], bool] | None = None  # checked after each step (Ctrl-C seen)
 
 
+PROGRESS_SECONDS = 10.0
+
+
 def _sync_metrics(acc: torch.Tensor, info: DistInfo) -> dict:
     v = all_reduce_sum(acc.clone(), info).tolist() if info.enabled else acc.tolist()
     loss_sum, correct, n = v[0], v[1], v[2]
@@ -170,7 +173,10 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
     first_bad = torch.full((), -1, device=dev, dtype=torch.int64)
     bad_input = torch.zeros((), device=dev, dtype=torch.bool)  # a NaN/inf in an input batch
     step = start_step
-    t0 = time.perf_counter()
+    t0 = t_line = time.perf_counter()
+    # a line every PROGRESS_SECONDS even when log_every steps take longer; one process only, as
+    # a progress report all-reduces and ranks' clocks would not agree on when
+    timed = ctx.on_progress is not None and not ctx.info.enabled
     seen = 0
     is_ddp = hasattr(model, "no_sync")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -211,7 +217,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
             ctx.scheduler.step()
         step += 1
         seen += len(y)
-        log_now = (i + 1) % max(1, r.log_every) == 0
+        log_now = (i + 1) % max(1, r.log_every) == 0 or (timed and time.perf_counter() - t_line >= PROGRESS_SECONDS)
         ckpt_now = r.ckpt_every and step % r.ckpt_every == 0
         if log_now or ckpt_now:  # the only host syncs of the loop
             check_finite(first_bad, ctx.info, dev, bad_input)
@@ -219,6 +225,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
                 m = _sync_metrics(acc, ctx.info)
                 m["img_s"] = seen * ctx.info.world / max(time.perf_counter() - t0, 1e-9)
                 ctx.on_progress(i + 1, m)
+                t_line = time.perf_counter()
             if ckpt_now and ctx.on_step_checkpoint is not None:
                 ctx.on_step_checkpoint(step)
         if ctx.stop_requested is not None and ctx.stop_requested():
