@@ -248,7 +248,7 @@ def test_eval_and_visualize_take_a_name_with_pretrained(lenet_published, tmp_pat
                            "--format", "json"], capsys)
     assert code == 0, err
     res = json.loads(out)
-    assert res["model"] == "lenet5_modern" and 0 <= res["top1_err"] <= 100
+    assert res["model"] == "lenet5_modern" and 0 <= res["top1_err_pct"] <= 100
     png = tmp_path / "filters.png"
     code, _, err = _run(["visualize", "--pretrained", "filters", "lenet5_modern", "--out", str(png)],
                         capsys)

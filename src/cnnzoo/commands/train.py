@@ -12,7 +12,7 @@ from rich.console import Console
 
 from ..errors import InvalidArgumentError
 from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option
-from ._common import Format, make_console, print_json
+from ._common import Format, make_console, print_json, with_units
 
 
 def register(app: typer.Typer) -> None:
@@ -124,7 +124,7 @@ def _register_train(app: typer.Typer) -> None:
         if res is None:
             return
         if fmt is Format.json:
-            print_json(res)
+            print_json(with_units(res))
             return
         _print_result(con, res)
 
@@ -177,7 +177,7 @@ def _register_eval(app: typer.Typer) -> None:
 
             res = evaluate_ensemble(checkpoints, data, combine=combine, ten_crop=ten_crop, device=device,
                                     batch_size=batch_size, amp=amp)
-            print_json(res) if fmt is Format.json else _print_ensemble(res)
+            print_json(with_units(res)) if fmt is Format.json else _print_ensemble(res)
             return
         with as_model_file(checkpoints[0], pretrained_choice(pretrained, pretrained_tag)) as path:
             _eval_one(path, data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
@@ -223,7 +223,7 @@ def _eval_one(checkpoint: Path, data: str | None, *, ten_crop: bool, plot_confus
         plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
         res["confusion_png"] = str(plot_confusion)
     if fmt is Format.json:
-        print_json(res)
+        print_json(with_units(res))
         return
     from rich.table import Table
 
