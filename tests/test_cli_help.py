@@ -123,3 +123,17 @@ def test_output_through_a_pipe_is_not_wrapped(capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert any("VGG configuration A with BatchNorm (torchvision-compatible)" in ln for ln in lines)
     assert max(map(len, lines)) > 80
+
+
+def test_json_names_the_unit_of_accuracies_and_errors(capsys):
+    """One vocabulary: JSON accuracies and errors are percent, and the key says so."""
+    from cnnzoo.commands._common import with_units
+
+    with pytest.raises(SystemExit):
+        main(["info", "lenet5", "--format", "json"])
+    published = json.loads(capsys.readouterr().out)["published"][0]
+    assert published["top1_err_pct"] == 0.95 and "top1_err" not in published
+    res = with_units({"test_acc": 0.9712, "val_top1_err": 3.1, "per_class_acc": {"0": 0.5},
+                      "members": [{"top1_err": 2.0}], "images": 10, "top1_acc_pct": 97.0})
+    assert res == {"test_acc_pct": 97.12, "val_top1_err_pct": 3.1, "per_class_acc_pct": {"0": 50.0},
+                   "members": [{"top1_err_pct": 2.0}], "images": 10, "top1_acc_pct": 97.0}
