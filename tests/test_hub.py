@@ -288,3 +288,23 @@ def test_a_second_download_of_the_same_file_waits_its_turn(published, env):
         with pytest.raises(WeightsDownloadError, match="another process is downloading"):
             fetch(_entry((root / final.name).as_uri(), sha[:8]), progress=False)
     assert fetch(_entry((root / final.name).as_uri(), sha[:8]), progress=False).is_file()
+
+
+def test_weights_fetched_by_hand_work_offline(published, env, monkeypatch, tmp_path, capsys):
+    """`--weights PATH`: the published file downloaded elsewhere is verified, cached and used
+    with no server at all; another file under that name is refused and nothing is cached."""
+    root, final, sha, state = published
+    _inject(monkeypatch, _entry("http://127.0.0.1:9/" + final.name, sha[:8]))  # nothing listens
+    img = tmp_path / "x.png"
+    Image.new("RGB", (300, 200), (120, 80, 40)).save(img)
+    code, _, err = _run(["predict", NAME, str(img), "--pretrained", "--format", "json"], capsys)
+    assert code == 2 and "--weights PATH" in err and final.name in err
+    fake = tmp_path / final.name
+    fake.write_bytes(final.read_bytes()[:-10])
+    code, _, err = _run(["predict", NAME, str(img), "--weights", str(fake)], capsys)
+    assert code == 2 and "is not" in err and "SHA-256" in err and _cache_files(env) == []
+    code, out, err = _run(["predict", NAME, str(img), "--weights", str(final), "--format", "json"], capsys)
+    assert code == 0, err
+    assert _cache_files(env) == [final.name] and len(json.loads(out)[0]["top"]) == 5
+    code, _, err = _run(["predict", str(final), str(img), "--weights", str(final)], capsys)
+    assert code == 2 and "model NAME" in err

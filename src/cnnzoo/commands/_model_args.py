@@ -1,5 +1,6 @@
-"""Options shared by the verbs that build a model by name: `--pretrained` and
-`--pretrained-tag tv|timm|TAG` (typer's parser has no option with an optional value)."""
+"""Options shared by the verbs that build a model by name: `--pretrained`,
+`--pretrained-tag tv|timm|TAG` (typer's parser has no option with an optional value) and
+`--weights PATH` (the published file, fetched by hand)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,28 @@ def pretrained_tag_option() -> Any:
                              "tag such as imagenet1k_v1")
 
 
-def pretrained_choice(flag: bool, tag: str | None) -> bool | str:
-    """What create_model(pretrained=...) gets: False, True or the tag."""
-    return tag if tag else bool(flag)
+def weights_option() -> Any:
+    return typer.Option(None, "--weights", metavar="PATH",
+                        help="the published weights file, downloaded by hand (implies "
+                             "--pretrained): verified against the table, then cached")
+
+
+def pretrained_choice(flag: bool, tag: str | None, weights: Path | None = None,
+                      name: str | Path | None = None) -> bool | str:
+    """What create_model(pretrained=...) gets: False, True or the tag. With `weights`, that
+    file is checked against the published digest and put in the cache first, so the model
+    then loads offline exactly as after a download."""
+    choice: bool | str = tag if tag else bool(flag)
+    if weights is None:
+        return choice
+    from ..errors import InvalidArgumentError
+    from ..hub import place, resolve
+
+    if name is None or Path(name).exists():
+        raise InvalidArgumentError("--weights PATH gives the published weights of a model NAME; "
+                                   "a model file or run folder already holds its weights")
+    place(resolve(str(name), choice or True), Path(weights))
+    return choice or True
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 from ._common import console, print_json
 
 
@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("table", "--format", help="table or json (the report)"),
         json_out: bool = typer.Option(False, "--json", help="same as --format json"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+        weights: Optional[Path] = weights_option(),
     ) -> None:
         """Export a model file for deployment with a dynamic batch size, then check it.
 
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
         if calibrate and not int8:
             raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
         as_json = json_out or fmt == "json"
-        choice = pretrained_choice(pretrained, pretrained_tag)
+        choice = pretrained_choice(pretrained, pretrained_tag, weights, checkpoint)
         if checkpoint.is_dir() and (checkpoint / "model.safetensors").is_file():
             checkpoint = checkpoint / "model.safetensors"  # a run folder means its model file
         if int8:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ._common import Format, console, print_json
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print JSON"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+        weights: Optional[Path] = weights_option(),
     ) -> None:
         """Classify images with the preprocessing the model was trained with (from its file).
 
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 return
             _print_ensemble(results, members)
             return
-        model, record = load_for_inference(members[0], pretrained_choice(pretrained, pretrained_tag))
+        model, record = load_for_inference(members[0], pretrained_choice(pretrained, pretrained_tag, weights, members[0]))
         results = predict(model, images, record, topk=top)
         if json_out or fmt is Format.json:
             print_json(results)

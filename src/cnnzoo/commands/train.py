@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import InvalidArgumentError
-from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option
+from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 from ._common import Format, make_console, print_json, with_units
 
 
@@ -89,6 +89,7 @@ def _register_train(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json (the result, on stdout)"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+        weights: Optional[Path] = weights_option(),
         list_fields: bool = typer.Option(False, "--list-fields", help="list every --set field (type, default, "
                                          "meaning) and exit"),
     ) -> None:
@@ -120,7 +121,7 @@ def _register_train(app: typer.Typer) -> None:
         res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
                   out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
                   reporter=rep, epochs=epochs, overwrite=overwrite,
-                  pretrained=pretrained_choice(pretrained, pretrained_tag))  # a NaN loss raises NonFiniteLossError: exit 1
+                  pretrained=pretrained_choice(pretrained, pretrained_tag, weights, model))  # a NaN loss raises NonFiniteLossError: exit 1
         if res is None:
             return
         if fmt is Format.json:
@@ -163,6 +164,7 @@ def _register_eval(app: typer.Typer) -> None:
         amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA and AMX CPUs), bf16 or off"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+        weights: Optional[Path] = weights_option(),
     ) -> None:
         """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix;
         with several models, each member's errors and their ensemble's."""
@@ -179,7 +181,8 @@ def _register_eval(app: typer.Typer) -> None:
                                     batch_size=batch_size, amp=amp)
             print_json(with_units(res)) if fmt is Format.json else _print_ensemble(res)
             return
-        with as_model_file(checkpoints[0], pretrained_choice(pretrained, pretrained_tag)) as path:
+        with as_model_file(checkpoints[0], pretrained_choice(pretrained, pretrained_tag, weights,
+                                                                          checkpoints[0])) as path:
             _eval_one(path, data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
                       batch_size=batch_size, amp=amp, fmt=fmt)
 

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import InvalidArgumentError
 from ._common import console, print_json
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     from torch import nn
@@ -66,12 +66,13 @@ def features_cmd(
     pool: str = typer.Option("avg", help="reduce 4-D maps: avg, max or flatten"),
     json_out: bool = typer.Option(False, "--json"),
     pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+    weights: Optional[Path] = weights_option(),
 ) -> None:
     """Write the activations of a layer for a dataset (features + labels, safetensors)."""
     from ..predict import get_preprocess, load_for_inference
     from ..transfer import extract_features, load_image_set, save_features
 
-    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
+    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag, weights, checkpoint))
     pp = get_preprocess(record, model)
     ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
     f = extract_features(model, ds, layer, pool=pool)
@@ -147,6 +148,7 @@ def finetune_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
     json_out: bool = typer.Option(False, "--json"),
     pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
+    weights: Optional[Path] = weights_option(),
 ) -> None:
     """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
     evaluated on the test split of the same classes."""
@@ -157,7 +159,7 @@ def finetune_cmd(
     from ..registry import create_model
     from ..transfer import fit_image_set, load_image_set, param_groups, prepare_transfer
 
-    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag))
+    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag, weights, checkpoint))
     pp = _fresh_preprocess(model, data) if record.get("untrained") else \
         get_preprocess(record, model)
     cls = parse_classes(classes)

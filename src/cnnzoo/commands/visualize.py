@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from ._common import console, print_json
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option
+from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     import numpy as np
@@ -27,14 +27,19 @@ _PRETRAINED: dict[str, Any] = {"choice": False}  # set by the group's options, p
 
 @vis.callback()
 def _group_options(pretrained: bool = pretrained_option(),
-                   pretrained_tag: Optional[str] = pretrained_tag_option()) -> None:
+                   pretrained_tag: Optional[str] = pretrained_tag_option(),
+                   weights: Optional[Path] = weights_option()) -> None:
     _PRETRAINED["choice"] = pretrained_choice(pretrained, pretrained_tag)
+    _PRETRAINED["weights"] = weights
 
 
 def _load(checkpoint: str) -> tuple[nn.Module, dict[str, Any], Preprocess]:
     from ..predict import get_preprocess, load_for_inference
 
-    model, record = load_for_inference(checkpoint, _PRETRAINED["choice"])
+    choice = _PRETRAINED["choice"]
+    if _PRETRAINED.get("weights") is not None:
+        choice = pretrained_choice(bool(choice), choice or None, _PRETRAINED["weights"], checkpoint)
+    model, record = load_for_inference(checkpoint, choice)
     return model, record, get_preprocess(record, model)
 
 

@@ -14,10 +14,10 @@ from torch import nn
 from ..data.classnames import imagenet_classes
 from ..errors import CnnzooError, InvalidArgumentError, UnknownModelError
 from ..weights import LoadReport, load_weights
-from .download import WeightsDownloadError, cache_dir, check_file, fetch, source_url
+from .download import WeightsDownloadError, cache_dir, check_file, fetch, place, source_url
 from .table import TABLE, WeightsEntry
 
-__all__ = ["TABLE", "WeightsEntry", "WeightsDownloadError", "cache_dir", "check_file", "fetch",
+__all__ = ["TABLE", "WeightsEntry", "WeightsDownloadError", "cache_dir", "check_file", "fetch", "place",
            "source_url", "entries_for", "resolve", "load_pretrained", "pretrained_cfg"]
 
 _SOURCES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm"}

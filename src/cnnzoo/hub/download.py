@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.parse
@@ -101,9 +102,29 @@ def fetch(entry: WeightsEntry, cache: Path | None = None, progress: bool = True,
     return dest
 
 
+def place(entry: WeightsEntry, path: Path, cache: Path | None = None) -> Path:
+    """Put a published file fetched by hand into the cache, verified as a download would be;
+    a file that fails the check is refused and nothing is copied."""
+    if not path.is_file():
+        raise WeightsDownloadError(f"--weights {path}: no such file")
+    why = check_file(path, entry)
+    if why is not None:
+        raise WeightsDownloadError(
+            f"--weights {path} is not {entry.model}'s published {entry.tag} weights "
+            f"({entry.file_name}): {why}; nothing was copied into the cache")
+    dest = (cache or cache_dir()) / entry.file_name
+    if dest.resolve() != path.resolve():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".placing")
+        shutil.copyfile(path, part)
+        os.replace(part, dest)
+    return dest
+
+
 def _offline_hint(entry_url: str, dest: Path) -> str:
-    return (f"To work offline, download {entry_url} elsewhere and copy it to {dest} (it is "
-            f"verified on first use), or set {MIRROR_ENV} to a folder or server holding it. "
+    return (f"To work offline, download {entry_url} elsewhere and pass it with --weights PATH "
+            f"(or copy it to {dest}; it is verified on first use), or set {MIRROR_ENV} to a "
+            "folder or server holding it. "
             "Any weights file also loads directly: create_model(name, weights=PATH) in Python, "
             "`cnnzoo convert PATH OUT.safetensors --model NAME` on the command line")
 
