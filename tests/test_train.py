@@ -135,13 +135,13 @@ def test_cli_train_and_eval_json(tmp_path, capsys):
               "--set", "limit_train=1024", "--batch-size", "32", "--no-progress"])
     assert e.value.code == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["model"] == "tiny_cnn" and res["test_acc"] > 0.5
+    assert res["model"] == "tiny_cnn" and res["test_acc_pct"] > 50  # the CLI gives percent, the unit in the key
     png = tmp_path / "cm.png"
     with pytest.raises(SystemExit) as e:
         main(["eval", str(tmp_path / "model.safetensors"), "--plot-confusion", str(png), "--format", "json"])
     ev = json.loads(capsys.readouterr().out)
     assert e.value.code == 0 and png.read_bytes()[:4] == b"\x89PNG"
-    assert ev["top1_err"] == pytest.approx(res["test_top1_err"], abs=0.5)  # eval runs fp32
+    assert ev["top1_err_pct"] == pytest.approx(res["test_top1_err_pct"], abs=0.5)  # eval runs fp32
     with pytest.raises(SystemExit) as e:
         main(["train", "tiny_cnn", "--set", "lr=abc", "--out", str(tmp_path / "x")])
     assert e.value.code == 2
