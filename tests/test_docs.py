@@ -70,14 +70,15 @@ def _blocks(page: Path) -> list[Block]:
     out: list[Block] = []
     i = 0
     while i < len(lines):
-        if not lines[i].startswith("```"):
+        if not lines[i].lstrip().startswith("```"):
             i += 1
             continue
+        indent = len(lines[i]) - len(lines[i].lstrip())  # a fence inside a list item
         start = i
         i += 1
         body = []
-        while i < len(lines) and not lines[i].startswith("```"):
-            body.append(lines[i])
+        while i < len(lines) and not lines[i].lstrip().startswith("```"):
+            body.append(lines[i][indent:])
             i += 1
         i += 1
         if not any(b.startswith("$ cnnzoo") for b in body):
@@ -100,6 +101,10 @@ def _blocks(page: Path) -> list[Block]:
 
 
 BLOCKS = [b for page in PAGES for b in _blocks(page)]
+
+
+def test_fences_inside_list_items_are_read_too():
+    assert any(b.id.startswith("docs/serve.md:") for b in BLOCKS)
 
 
 def _matches(expected: list[str], got: list[str]) -> bool:

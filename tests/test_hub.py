@@ -308,3 +308,18 @@ def test_weights_fetched_by_hand_work_offline(published, env, monkeypatch, tmp_p
     assert _cache_files(env) == [final.name] and len(json.loads(out)[0]["top"]) == 5
     code, _, err = _run(["predict", str(final), str(img), "--weights", str(final)], capsys)
     assert code == 2 and "model NAME" in err
+
+
+def test_a_cache_that_cannot_be_made_and_every_row_of_a_source(published, monkeypatch, tmp_path, capsys):
+    root, final, sha, _ = published
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CNNZOO_CACHE", str(blocker / "cache"))
+    _inject(monkeypatch, _entry((root / final.name).as_uri(), sha[:8]))
+    img = tmp_path / "x.png"
+    Image.new("RGB", (64, 64)).save(img)
+    for argv in (["predict", NAME, str(img), "--pretrained"], ["predict", NAME, str(img), "--weights", str(final)]):
+        code, _, err = _run(argv, capsys)
+        assert code == 2 and "cache" in err and "Traceback" not in err, argv
+    code, out, _ = _run(["weights", "resnet50", "--tag", "tv", "--format", "json"], capsys)
+    assert code == 0 and {r["tag"] for r in json.loads(out)} == {"imagenet1k_v1", "imagenet1k_v2"}

@@ -65,7 +65,8 @@ def test_maps_cover_the_image_and_batching_does_not_change_them(trained):
     assert a["rows"][-1] == 32 - 7 and a["cols"][0] == 0  # the last square touches the border
     assert (a["top_prob"] >= a["prob"] - 1e-6).all()
     assert default_window(32, 32) == (6, 2) and default_window(224, 224) == (45, 15)
-    for bad in [dict(size=0), dict(size=33), dict(stride=0), dict(target=10)]:
+    for bad in [dict(size=0), dict(size=33), dict(stride=0), dict(target=10), dict(batch_size=0),
+                dict(batch_size=-1)]:
         with pytest.raises(InvalidArgumentError):
             occlusion_maps(model, x, **bad)
 

@@ -105,3 +105,6 @@ def test_to_accuracy_refuses_a_recipe_the_plain_loop_cannot_follow():
     with pytest.raises(InvalidArgumentError, match="augmentation"):
         to_accuracy(data="embedded", target=50, model_name="lenet5_modern", recipe_name="cifar_resnet",
                     max_images=256)
+    with pytest.raises(InvalidArgumentError, match="auxiliary classifiers"):  # ours trains them
+        to_accuracy(data="embedded", target=10, model_name="googlenet", recipe_name="lenet",
+                    max_images=32, epochs=1)

@@ -62,6 +62,8 @@ def occlusion_maps(model: nn.Module, x: torch.Tensor, size: int | None = None,
     target = int(base.argmax()) if target is None else target
     if not 0 <= target < n_cls:
         raise InvalidArgumentError(f"target class {target} not in 0..{n_cls - 1}")
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch size must be >= 1, got {batch_size}")
     ys, xs = _starts(h, size, stride), _starts(w, size, stride)
     spots = [(i, j) for i in ys for j in xs]
     probs = torch.empty(len(spots))

@@ -78,8 +78,8 @@ def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict 
     return results
 
 
-def load_for_inference(checkpoint: str | os.PathLike,
-                       pretrained: bool | str = False) -> tuple[nn.Module, dict[str, Any]]:
+def load_for_inference(checkpoint: str | os.PathLike, pretrained: bool | str = False,
+                       allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """(model, record) from a model file (or an .onnx export, see cnnzoo.predict_onnx); a
     registered model name gives its published weights with `pretrained` (record with their
     preprocessing and ImageNet class names), else a randomly initialised model (useful for
@@ -92,6 +92,9 @@ def load_for_inference(checkpoint: str | os.PathLike,
         model = create_model(str(checkpoint), pretrained=pretrained)  # unknown: the registry's hint
         return model.eval(), model_record(model)
     if path.suffix == ".onnx":
+        if not allow_onnx:
+            raise InvalidArgumentError(f"{checkpoint} is an ONNX export, which only `predict` and "
+                                       "`visualize occlusion` run; give the model file it was exported from")
         from .predict_onnx import load_onnx
 
         return load_onnx(path)

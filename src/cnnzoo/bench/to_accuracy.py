@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..contract import AuxModel
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess, fit_input
 from ..errors import InvalidArgumentError
@@ -138,6 +139,9 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     total = r.epochs * steps
     torch.manual_seed(seed)
     base = create_model(model_name, num_classes=len(train.classes), in_chans=prep.in_chans).to(dev)
+    if isinstance(base, AuxModel):  # ours would train the aux heads too: not the same job
+        raise InvalidArgumentError(f"{model_name} has auxiliary classifiers, which a plain loop does "
+                                   "not train; time a model without them")
     arms = []
     for name in ("ours", "plain"):
         model = copy.deepcopy(base)

@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
                 return
             _print_ensemble(results, members)
             return
-        model, record = load_for_inference(members[0], pretrained_choice(pretrained, pretrained_tag, weights, members[0]))
+        model, record = load_for_inference(members[0], pretrained_choice(pretrained, pretrained_tag, weights, members[0]),
+                                           allow_onnx=True)
         results = predict(model, images, record, topk=top)
         if json_out or fmt is Format.json:
             print_json(results)

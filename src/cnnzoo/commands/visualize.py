@@ -33,13 +33,13 @@ def _group_options(pretrained: bool = pretrained_option(),
     _PRETRAINED["weights"] = weights
 
 
-def _load(checkpoint: str) -> tuple[nn.Module, dict[str, Any], Preprocess]:
+def _load(checkpoint: str, allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any], Preprocess]:
     from ..predict import get_preprocess, load_for_inference
 
     choice = _PRETRAINED["choice"]
     if _PRETRAINED.get("weights") is not None:
         choice = pretrained_choice(bool(choice), choice or None, _PRETRAINED["weights"], checkpoint)
-    model, record = load_for_inference(checkpoint, choice)
+    model, record = load_for_inference(checkpoint, choice, allow_onnx=allow_onnx)
     return model, record, get_preprocess(record, model)
 
 
@@ -185,7 +185,7 @@ def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run fo
     folder = Path(checkpoint)
     if folder.is_dir() and (folder / "model.safetensors").is_file():
         checkpoint = str(folder / "model.safetensors")
-    model, record, pp = _load(checkpoint)
+    model, record, pp = _load(checkpoint, allow_onnx=True)
     x, disp = _image(image, pp)
     names = class_names(record, model.num_classes)
     idx = None

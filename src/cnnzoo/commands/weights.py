@@ -51,8 +51,13 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             return
         get_entry(model)  # an unknown name: the registry's message
-        entries = [resolve(model, tag or True)] if (download or tag) else \
-            [resolve(model, e.tag) for e in TABLE.get(model, [])] or [resolve(model, True)]
+        if download or not tag:
+            entries = [resolve(model, tag or True)] if download else \
+                [resolve(model, e.tag) for e in TABLE.get(model, [])] or [resolve(model, True)]
+        else:  # every row the tag names: "tv" is all of torchvision's
+            first = resolve(model, tag)  # an unknown tag: its message
+            entries = [e for e in TABLE.get(model, []) if e.source == first.source
+                       and (e.tag == tag.lower() or tag.lower() in ("tv", "torchvision", "timm"))]
         info = []
         for e in entries:
             d = e.as_dict()

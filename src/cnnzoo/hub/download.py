@@ -89,7 +89,7 @@ def fetch(entry: WeightsEntry, cache: Path | None = None, progress: bool = True,
         _say(progress, f"{dest}: {why}; deleted, downloading again")
     url = source_url(entry)
     part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _make_cache(dest.parent)
     _transfer(url, part, dest, progress, timeout)
     why = check_file(part, entry)
     if why is not None:
@@ -114,11 +114,25 @@ def place(entry: WeightsEntry, path: Path, cache: Path | None = None) -> Path:
             f"({entry.file_name}): {why}; nothing was copied into the cache")
     dest = (cache or cache_dir()) / entry.file_name
     if dest.resolve() != path.resolve():
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _make_cache(dest.parent)
         part = dest.with_name(dest.name + ".placing")
-        shutil.copyfile(path, part)
-        os.replace(part, dest)
+        try:
+            shutil.copyfile(path, part)
+            os.replace(part, dest)
+        except OSError as err:
+            part.unlink(missing_ok=True)
+            raise WeightsDownloadError(f"could not copy {path} into the cache {dest.parent}: "
+                                       f"{err.strerror or err}") from None
     return dest
+
+
+def _make_cache(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightsDownloadError(f"the weights cache {folder} cannot be created "
+                                   f"({err.strerror or err}); point {CACHE_ENV} at a writable "
+                                   "folder") from None
 
 
 def _offline_hint(entry_url: str, dest: Path) -> str:
