@@ -84,10 +84,10 @@ def test_training_experiment_smoke_path(name, tmp_path):
     r = _smoke(name, tmp_path)
     runs = r["measured"]["runs"]
     runs = runs if isinstance(runs, list) else list(runs.values())
-    assert runs and all(run["train_err"] and run["test_err"] is not None for run in runs)
+    assert runs and all(run["train_err_pct"] and run["test_err_pct"] is not None for run in runs)
     if name == "degradation":
         assert {"plain20", "plain56", "resnet20", "resnet56"} == set(r["measured"]["runs"])
-        assert all(len(run["train_err"]) == 2 for run in runs)  # a curve: one point per epoch
+        assert all(len(run["train_err_pct"]) == 2 for run in runs)  # a curve: one point per epoch
 
 
 def test_aux_head_net_returns_aux_outputs_in_training_only():
@@ -109,8 +109,8 @@ def test_ensemble_is_no_worse_than_its_members_mean_on_real_mnist(real_mnist_dir
     runs = [train(ctx, "lenet5", tag=f"s{i}", recipe="lenet", budget=Budget(1000, 1, 32), seed=i)
             for i in range(3)]
     e = ensemble_errors([Path(r["out"]) / "model.safetensors" for r in runs], runs[0]["data"])
-    assert len(e["members"]) == 3 and max(e["members"]) < 75  # the members learned (chance: 90)
-    assert e["ensemble"] <= e["member_mean"]
+    assert len(e["members_err_pct"]) == 3 and max(e["members_err_pct"]) < 75  # the members learned (chance: 90)
+    assert e["ensemble_err_pct"] <= e["member_mean_err_pct"]
 
 
 @pytest.mark.slow

@@ -94,14 +94,14 @@ def stacked_3x3(ctx: Context) -> dict[str, Any]:
              and counts["two_3x3"]["macs"] == 18 * c * c * hw * hw
              and counts["one_5x5"]["receptive_field"] == counts["two_3x3"]["receptive_field"] == [5, 5])
     runs = _stack_runs(ctx)
-    tol = noise_pts(runs["3x3"]["test_err"], count_test_images(runs["3x3"]["data"]))
-    gap = runs["5x5"]["test_err"] - runs["3x3"]["test_err"]
+    tol = noise_pts(runs["3x3"]["test_err_pct"], count_test_images(runs["3x3"]["data"]))
+    gap = runs["5x5"]["test_err_pct"] - runs["3x3"]["test_err_pct"]
     status, said = compare(gap, tol, shown="the two-3x3 net is the more accurate, as VGG found",
                            absent="the two nets' test errors are within noise at this size",
                            opposite="the single-5x5 net is the more accurate here")
     text = (f"counts: 25C^2 vs 18C^2 params and MACs, receptive field 5 for both: "
-            f"{'exact' if exact else 'NOT exact'}; training: 5x5 {runs['5x5']['test_err']:.2f}% vs "
-            f"3x3 {runs['3x3']['test_err']:.2f}% test error: {said}")
+            f"{'exact' if exact else 'NOT exact'}; training: 5x5 {runs['5x5']['test_err_pct']:.2f}% vs "
+            f"3x3 {runs['3x3']['test_err_pct']:.2f}% test error: {said}")
     plot = _stack_plot(ctx, counts, runs)
     return {"paper": {"params": "25C^2 vs 18C^2", "macs": "25C^2HW vs 18C^2HW", "receptive_field": 5,
                       "error": "VGG sec. 4.1: a net with 5x5 convs in place of B's 3x3 pairs had "
@@ -136,8 +136,8 @@ def _stack_plot(ctx: Context, counts: dict[str, Any], runs: dict[str, dict[str, 
     a1.legend()
     for block, style in (("5x5", "tab:red"), ("3x3", "tab:blue")):
         r = runs[block]
-        a2.plot(r["epochs"], r["train_err"], "o-", color=style, label=f"{block} train")
-        a2.axhline(r["test_err"], color=style, ls="--", lw=1, label=f"{block} test {r['test_err']:.2f}%")
+        a2.plot(r["epochs"], r["train_err_pct"], "o-", color=style, label=f"{block} train")
+        a2.axhline(r["test_err_pct"], color=style, ls="--", lw=1, label=f"{block} test {r['test_err_pct']:.2f}%")
     a2.set_xlabel("epoch")
     a2.set_ylabel("error (%)")
     a2.set_title("small nets on MNIST")

@@ -24,7 +24,7 @@ def degradation(ctx: Context) -> dict[str, Any]:
                                 budget=budget, overrides=extra)
             for kind in ("plain", "resnet") for d in DEPTHS}
     lo, hi = DEPTHS
-    last = {k: r["train_err"][-1] for k, r in runs.items()}
+    last = {k: r["train_err_pct"][-1] for k, r in runs.items()}
     tol = noise_pts(last[f"plain{lo}"], budget.limit_train or 50000)
     plain_gap = last[f"plain{hi}"] - last[f"plain{lo}"]
     res_gap = last[f"resnet{hi}"] - last[f"resnet{lo}"]
@@ -40,9 +40,9 @@ def degradation(ctx: Context) -> dict[str, Any]:
     text = (f"final training error: plain-{lo} {last[f'plain{lo}']:.2f}%, plain-{hi} {last[f'plain{hi}']:.2f}%, "
             f"ResNet-{lo} {last[f'resnet{lo}']:.2f}%, ResNet-{hi} {last[f'resnet{hi}']:.2f}%: {said}")
     return {"paper": {"figure": "He et al. 2016, Fig. 6 (CIFAR-10 training error)",
-                      "test_err": {"plain20": 7.5, "plain56": 9.5, "resnet20": 8.75, "resnet56": 6.97},
+                      "test_err_pct": {"plain20": 7.5, "plain56": 9.5, "resnet20": 8.75, "resnet56": 6.97},
                       "note": "plain test errors read off Fig. 6 (approximate); ResNet's from Table 6"},
-            "measured": {"runs": runs, "final_train_err": last, "plain_gap_pts": round(plain_gap, 3),
+            "measured": {"runs": runs, "final_train_err_pct": last, "plain_gap_pts": round(plain_gap, 3),
                          "resnet_gap_pts": round(res_gap, 3), "noise_pts": tol},
             "plot": _curves(ctx, runs, "degradation",
                             "training error (solid), final test error (dashed)", ("plain", "resnet")),
@@ -60,8 +60,8 @@ def _curves(ctx: Context, runs: dict[str, dict[str, Any]], name: str, title: str
             if not key.startswith(group):
                 continue
             c = next(colors)
-            ax.plot(r["epochs"], r["train_err"], "o-", color=c, label=f"{key} train")
-            ax.axhline(r["test_err"], color=c, ls="--", lw=1, label=f"{key} test {r['test_err']:.2f}%")
+            ax.plot(r["epochs"], r["train_err_pct"], "o-", color=c, label=f"{key} train")
+            ax.axhline(r["test_err_pct"], color=c, ls="--", lw=1, label=f"{key} test {r['test_err_pct']:.2f}%")
         ax.set_xlabel("epoch")
         ax.set_title(group or name)
         ax.grid(alpha=0.3)
@@ -91,8 +91,9 @@ def ensemble_errors(files: Sequence[str | Path], data: str | None) -> dict[str, 
             wrong[:-1] += (logits.argmax(-1) != y).sum(1).float()
             wrong[-1] += (combine_logits(logits, "mean").argmax(-1) != y).sum().float()
     errs = [round(100 * w / len(test), 3) for w in wrong.tolist()]
-    return {"members": errs[:-1], "ensemble": errs[-1], "member_mean": round(sum(errs[:-1]) / len(loaded), 3),
-            "best_member": min(errs[:-1]), "images": len(test)}
+    return {"members_err_pct": errs[:-1], "ensemble_err_pct": errs[-1],
+            "member_mean_err_pct": round(sum(errs[:-1]) / len(loaded), 3),
+            "best_member_err_pct": min(errs[:-1]), "images": len(test)}
 
 
 def ensemble(ctx: Context) -> dict[str, Any]:
@@ -102,17 +103,17 @@ def ensemble(ctx: Context) -> dict[str, Any]:
     runs = [train(ctx, "lenet5", tag=f"lenet5-seed{ctx.seed + i}", recipe="lenet", budget=budget,
                   seed=ctx.seed + i) for i in range(n)]
     errs = ensemble_errors([Path(r["out"]) / "model.safetensors" for r in runs], runs[0]["data"])
-    tol = noise_pts(errs["member_mean"], errs["images"])
-    gain = errs["member_mean"] - errs["ensemble"]
-    if errs["ensemble"] > errs["member_mean"]:
+    tol = noise_pts(errs["member_mean_err_pct"], errs["images"])
+    gain = errs["member_mean_err_pct"] - errs["ensemble_err_pct"]
+    if errs["ensemble_err_pct"] > errs["member_mean_err_pct"]:
         status = "contradicted"
-    elif errs["ensemble"] <= errs["best_member"] and gain > tol:
+    elif errs["ensemble_err_pct"] <= errs["best_member_err_pct"] and gain > tol:
         status = "reproduced"
     else:
         status = "partly"
-    text = (f"{n} members {', '.join(f'{e:.2f}' for e in errs['members'])}% (mean "
-            f"{errs['member_mean']:.2f}%), ensemble {errs['ensemble']:.2f}%: "
-            f"{gain:+.2f} points vs the members' mean, best member {errs['best_member']:.2f}%")
+    text = (f"{n} members {', '.join(f'{e:.2f}' for e in errs['members_err_pct'])}% (mean "
+            f"{errs['member_mean_err_pct']:.2f}%), ensemble {errs['ensemble_err_pct']:.2f}%: "
+            f"{gain:+.2f} points vs the members' mean, best member {errs['best_member_err_pct']:.2f}%")
     return {"paper": {"figure": "Szegedy et al. 2015, Table 3: 1 model 10.07% top-5 -> 7 models 8.09% "
                                 "(144 crops: 7.89% -> 6.67%); Krizhevsky et al. 2012: 5 CNNs 16.4% vs 18.2%"},
             "measured": {**errs, "runs": runs, "gain_pts": round(gain, 3), "noise_pts": tol},
@@ -125,10 +126,10 @@ def ensemble(ctx: Context) -> dict[str, Any]:
 def _ensemble_plot(ctx: Context, errs: dict[str, Any]) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    labels = [f"member {i + 1}" for i in range(len(errs["members"]))] + ["ensemble"]
-    ax.bar(labels, errs["members"] + [errs["ensemble"]],
-           color=["tab:gray"] * len(errs["members"]) + ["tab:blue"])
-    ax.axhline(errs["member_mean"], color="k", ls="--", lw=1, label=f"members' mean {errs['member_mean']:.2f}%")
+    labels = [f"member {i + 1}" for i in range(len(errs["members_err_pct"]))] + ["ensemble"]
+    ax.bar(labels, errs["members_err_pct"] + [errs["ensemble_err_pct"]],
+           color=["tab:gray"] * len(errs["members_err_pct"]) + ["tab:blue"])
+    ax.axhline(errs["member_mean_err_pct"], color="k", ls="--", lw=1, label=f"members' mean {errs['member_mean_err_pct']:.2f}%")
     ax.set_ylabel("top-1 test error (%)")
     ax.legend()
     ax.set_title(f"lenet5 ensemble (mean softmax), {errs['images']} test images")
@@ -149,10 +150,10 @@ def lrn(ctx: Context) -> dict[str, Any]:
         runs = _pair(ctx, "lrn", {key: Scratch(f"exp_lrn_{key}", SmallConvNet, (1, 28, 28),
                                                 {"lrn": key == "with"}) for key in ("without", "with")},
                      "lenet", ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL))
-    tol = noise_pts(runs["without"]["test_err"], count_test_images(runs["without"]["data"]))
-    help_pts = runs["without"]["test_err"] - runs["with"]["test_err"]
+    tol = noise_pts(runs["without"]["test_err_pct"], count_test_images(runs["without"]["data"]))
+    help_pts = runs["without"]["test_err_pct"] - runs["with"]["test_err_pct"]
     status = "contradicted" if help_pts > tol else "reproduced"
-    text = (f"without LRN {runs['without']['test_err']:.2f}%, with LRN {runs['with']['test_err']:.2f}% "
+    text = (f"without LRN {runs['without']['test_err_pct']:.2f}%, with LRN {runs['with']['test_err_pct']:.2f}% "
             f"test error: " + ("LRN helped here, unlike VGG's A-LRN" if help_pts > tol else
                                "LRN does not improve the net, as VGG found"))
     return {"paper": {"figure": "Simonyan & Zisserman 2015, Table 3: A 29.6% / 10.4%, A-LRN 29.7% / "
@@ -181,12 +182,12 @@ def aux_heads(ctx: Context) -> dict[str, Any]:
                 for key in ("off", "on")}
         recipe, budget = "lenet", ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL)
     runs = _pair(ctx, "aux", pair, recipe, budget)
-    tol = noise_pts(runs["off"]["test_err"], count_test_images(runs["off"]["data"]))
-    gain = runs["off"]["test_err"] - runs["on"]["test_err"]
+    tol = noise_pts(runs["off"]["test_err_pct"], count_test_images(runs["off"]["data"]))
+    gain = runs["off"]["test_err_pct"] - runs["on"]["test_err_pct"]
     status, said = compare(gain, tol, shown="the auxiliary classifier lowers the test error",
                            absent="the auxiliary classifier makes no measurable difference at this size",
                            opposite="the net without the auxiliary classifier is the more accurate here")
-    text = f"aux off {runs['off']['test_err']:.2f}%, on {runs['on']['test_err']:.2f}% test error: {said}"
+    text = f"aux off {runs['off']['test_err_pct']:.2f}%, on {runs['on']['test_err_pct']:.2f}% test error: {said}"
     return {"paper": {"figure": "Szegedy et al. 2015 (GoogLeNet): the auxiliary networks' effect is "
                                 "'relatively minor (around 0.5%)'; Szegedy et al. 2016 (Inception v3) "
                                 "sec. 4: they act as regularizers, no faster early training"},
