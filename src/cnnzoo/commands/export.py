@@ -72,8 +72,9 @@ def register(app: typer.Typer) -> None:
             raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
         as_json = json_out or fmt == "json"
         choice = pretrained_choice(pretrained, pretrained_tag, weights, checkpoint)
-        if checkpoint.is_dir() and (checkpoint / "model.safetensors").is_file():
-            checkpoint = checkpoint / "model.safetensors"  # a run folder means its model file
+        from ..checkpoint import model_path
+
+        checkpoint = model_path(checkpoint)  # a run folder means its model file
         if int8:
             report = _int8(checkpoint, int8_mode or "static", to, out, calibrate, calib_images,
                            check_data, check_images, choice)

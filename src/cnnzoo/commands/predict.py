@@ -31,13 +31,14 @@ def register(app: typer.Typer) -> None:
         are refused with exit code 2. Several model files (`predict A B C IMAGE...`) make an
         ensemble: each member uses its own preprocessing; the members must agree on the classes.
         """
+        from ..checkpoint import model_path
         from ..predict import load_for_inference, predict
 
         files = [checkpoint, *images]
         n = 1
         while n < len(files) - 1 and _is_model_file(files[n]):
             n += 1
-        members, images = [_model_file(f) for f in files[:n]], files[n:]
+        members, images = [model_path(f) for f in files[:n]], files[n:]
         if len(members) > 1:
             from ..ensemble import members_from_files, predict_ensemble
 
@@ -69,12 +70,9 @@ def _top_table(top: list[dict], key: str, header: str) -> Table:
 
 
 def _is_model_file(p: Path) -> bool:
-    return p.suffix in (".safetensors", ".onnx") or (p.is_dir() and (p / "model.safetensors").is_file())
+    from ..checkpoint import model_path
 
-
-def _model_file(p: Path) -> Path:
-    """A run folder means its model.safetensors."""
-    return p / "model.safetensors" if p.is_dir() else p
+    return model_path(p).suffix in (".safetensors", ".onnx")
 
 
 def _print_ensemble(results: list[dict], members: list[Path]) -> None:

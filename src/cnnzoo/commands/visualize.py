@@ -22,23 +22,21 @@ vis = typer.Typer(help="PNG figures of what a network learned (ZFNet's visualisa
 
 CKPT = typer.Argument(..., help="model file (.safetensors), or a model name (random weights; "
                                  "published ones with `cnnzoo visualize --pretrained ...`)")
-_PRETRAINED: dict[str, Any] = {"choice": False}  # set by the group's options, per invocation
+_PRETRAINED: dict[str, Any] = {}  # the group's options (pretrained, tag, weights), per invocation
 
 
 @vis.callback()
 def _group_options(pretrained: bool = pretrained_option(),
                    pretrained_tag: Optional[str] = pretrained_tag_option(),
                    weights: Optional[Path] = weights_option()) -> None:
-    _PRETRAINED["choice"] = pretrained_choice(pretrained, pretrained_tag)
-    _PRETRAINED["weights"] = weights
+    _PRETRAINED.update(pretrained=pretrained, tag=pretrained_tag, weights=weights)
 
 
 def _load(checkpoint: str, allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any], Preprocess]:
     from ..predict import get_preprocess, load_for_inference
 
-    choice = _PRETRAINED["choice"]
-    if _PRETRAINED.get("weights") is not None:
-        choice = pretrained_choice(bool(choice), choice or None, _PRETRAINED["weights"], checkpoint)
+    choice = pretrained_choice(_PRETRAINED.get("pretrained", False), _PRETRAINED.get("tag"),
+                               _PRETRAINED.get("weights"), checkpoint)
     model, record = load_for_inference(checkpoint, choice, allow_onnx=allow_onnx)
     return model, record, get_preprocess(record, model)
 
@@ -182,10 +180,9 @@ def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run fo
 
     if fmt not in ("table", "json"):
         raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
-    folder = Path(checkpoint)
-    if folder.is_dir() and (folder / "model.safetensors").is_file():
-        checkpoint = str(folder / "model.safetensors")
-    model, record, pp = _load(checkpoint, allow_onnx=True)
+    from ..checkpoint import model_path
+
+    model, record, pp = _load(str(model_path(checkpoint)), allow_onnx=True)
     x, disp = _image(image, pp)
     names = class_names(record, model.num_classes)
     idx = None
