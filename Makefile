@@ -24,7 +24,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
 
-# The default suite with bf16 autocast forced off (an AMD or older Intel CPU) or on (AMX):
+# The default suite with bf16 autocast forced off (a CPU without AMX or avx512_bf16) or on:
 # results asserted by the learning tests must hold under both.
 test-fp32: $(STAMP)
 	CNNZOO_BF16=off $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"

@@ -8,24 +8,54 @@ import os
 import torch
 
 
-def cpu_has_amx_bf16() -> bool:
-    """CPUs with AMX-BF16 run bf16 convolutions several times faster than fp32 (measured here:
-    ResNet-20 training 2.5x, LeNet-5 1.7x less CPU time), so 'auto' turns bf16 on there."""
-    f = getattr(torch.cpu, "_is_amx_tile_supported", None)
+def _cpu_flag(name: str) -> bool:
+    f = getattr(torch.cpu, name, None)
     try:
         return bool(f()) if f is not None else False
     except Exception:
         return False
 
 
-def fast_low_precision(device: torch.device) -> bool:
-    """Whether bf16 and channels_last are the better default on `device` (CUDA, AMX CPUs).
-    CNNZOO_BF16=on|off decides it everywhere instead: the test suite runs both ways, so that
-    a result that holds on one CPU holds on the other (`make test-fp32`, `make test-bf16`)."""
+def cpu_has_amx_bf16() -> bool:
+    """CPUs with AMX-BF16 run bf16 convolutions several times faster than fp32 (measured: ResNet-20
+    training 2.5x, LeNet-5 1.7x less CPU time)."""
+    return _cpu_flag("_is_amx_tile_supported")
+
+
+# On avx512_bf16 without AMX, bf16 pays only where a step is bound by arithmetic: speednet in
+# channels_last gained 1.07x at batch 32 and 1.24-1.26x at 64-256; the LeNet-5 demo (batch 32)
+# trained no faster (benchmarks/bf16_by_cpu.py)
+AVX512_BF16_MIN_BATCH = 64
+
+
+def cpu_fast_bf16() -> str | None:
+    """Which fast-bf16 feature the CPU has: "amx", "avx512_bf16" or None.
+
+    Both were measured to win (docs/speed.md, "bf16 by CPU feature"): on a 2-core AMD EPYC with
+    avx512_bf16 and no AMX, one training step of 128 in bf16 autocast + channels_last against
+    fp32 + contiguous took 2.9x less time for speednet, 1.9x ResNet-20, 2.4x speednet_cifar, 1.4x
+    LeNet-5 and AlexNet, and 1.5x MobileNetV2 (whose depthwise convolutions are faster in fp32 +
+    channels_last, 2.1x). CPUs with neither (AVX2, older AVX-512) convert bf16 in software."""
+    if cpu_has_amx_bf16():
+        return "amx"
+    if _cpu_flag("_is_avx512_bf16_supported"):
+        return "avx512_bf16"
+    return None
+
+
+def fast_low_precision(device: torch.device, batch: int | None = None) -> bool:
+    """Whether bf16 and channels_last are the better default on `device` for steps of `batch`
+    images: on CUDA and CPUs with AMX always, on CPUs with avx512_bf16 from a batch of
+    AVX512_BF16_MIN_BATCH (None: a large one). CNNZOO_BF16=on|off decides it everywhere
+    instead: the test suite runs both ways, so that a result that holds on one CPU holds on the
+    other (`make test-fp32`, `make test-bf16`)."""
     forced = os.environ.get("CNNZOO_BF16", "").lower()
     if forced in ("on", "off"):
         return forced == "on"
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16())
+    if device.type == "cuda":
+        return True
+    kind = cpu_fast_bf16() if device.type == "cpu" else None
+    return kind == "amx" or (kind == "avx512_bf16" and (batch is None or batch >= AVX512_BF16_MIN_BATCH))
 
 
 def autocast(device: torch.device | str, bf16: bool) -> contextlib.AbstractContextManager:

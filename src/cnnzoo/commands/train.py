@@ -161,7 +161,7 @@ def _register_eval(app: typer.Typer) -> None:
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
         device: Optional[str] = typer.Option(None, "--device"),
         batch_size: int = typer.Option(500, "--batch-size"),
-        amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA and AMX CPUs), bf16 or off"),
+        amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA, AMX CPUs, and avx512_bf16 CPUs at batch >= 64), bf16 or off"),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
         pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
         weights: Optional[Path] = weights_option(),

@@ -109,7 +109,7 @@ def loss_fn(out: Any, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.T
 
 def uses_bf16(r: Recipe, device: torch.device) -> bool:
     """Whether the recipe's amp setting means bf16 autocast on `device`."""
-    return r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device))
+    return r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device, r.batch_size))
 
 
 def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextManager:
@@ -117,7 +117,7 @@ def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextM
 
 
 def use_channels_last(r: Recipe, device: torch.device) -> bool:
-    return r.channels_last == "on" or (r.channels_last == "auto" and fast_low_precision(device))
+    return r.channels_last == "on" or (r.channels_last == "auto" and fast_low_precision(device, r.batch_size))
 
 
 def set_deterministic(seed: int, deterministic: bool) -> None:

@@ -24,7 +24,8 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
                   amp: str = "auto") -> dict:
     """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
     of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
-    recipes (auto: bf16 on CUDA and AMX CPUs, fp32 elsewhere); the result says which ran."""
+    recipes (auto: bf16 on CUDA, on AMX CPUs and on avx512_bf16 CPUs for batches of 64 or more, fp32
+    elsewhere); the result says which ran."""
     check_eval_args(batch_size, workers)
     dev = resolve_device(device)
     path = model_file(path)

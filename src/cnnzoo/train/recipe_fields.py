@@ -35,7 +35,7 @@ MEANING: dict[str, str] = {
     "augment": "training augmentation: one of " + ", ".join(AUGMENTATIONS) + " (flips are wrong on digits)",
     "on_corrupt": "image folders: skip (and count) or fail on an unreadable image",
     "workers": "image folders: DataLoader worker processes",
-    "amp": "auto (bf16 autocast on CUDA and AMX CPUs), bf16 or off",
+    "amp": "auto (bf16 autocast on CUDA, on AMX CPUs, and on avx512_bf16 CPUs at batch >= 64), bf16 or off",
     "channels_last": "auto (where amp's auto is on), on or off",
     "compile": "torch.compile the model",
     "fused": "fused optimizer kernels: auto (on CUDA), on, off",

@@ -57,7 +57,7 @@ class Recipe:
     workers: int = 4
     loader: str = "auto"  # image folders: auto, torch (fast JPEG path), dali (CUDA) or pil (see docs/training.md)
     # speed
-    amp: str = "auto"           # auto: bf16 autocast on CUDA and on CPUs with AMX-BF16; bf16; off
+    amp: str = "auto"           # auto: bf16 autocast on CUDA, AMX CPUs, avx512_bf16 CPUs at batch >= 64; bf16; off
     channels_last: str = "auto"  # auto: where amp's auto is on; on; off
     compile: bool = False
     fused: str = "auto"          # fused optimizer kernels: auto (on CUDA), on, off
