@@ -1,14 +1,17 @@
 """Seconds of training to a test accuracy: our training engine against a plain PyTorch loop.
 
 Both arms train the same model from the same initial weights with the same hyper-parameters
-(recipe: optimizer and its parameter groups, lr schedule, batch, label smoothing, epochs,
-precision). They differ only in how the steps run:
-  ours   cnnzoo.train.engine: uint8 images resident on the device, each batch converted and
-         normalised there in one go; the recipe's memory format (channels_last); no host sync
-         inside an epoch
+(recipe: optimizer and its parameter groups, lr schedule, batch, label smoothing, epochs).
+They differ only in how the steps run:
+  ours   cnnzoo.train.engine with the recipe's settings: uint8 images resident on the device,
+         each batch converted and normalised there in one go; the recipe's memory format
+         (channels_last) and precision (bf16 autocast where the device has fast bf16: CUDA, CPUs
+         with AMX, or avx512_bf16 at batch >= 64; CNNZOO_BF16=off makes it fp32); no host sync inside an epoch
   plain  the loop a tutorial writes: a DataLoader over the in-memory tensors (per-sample
-         conversion and normalisation, default collate), contiguous tensors, `loss.item()`
-         every step for the running loss
+         conversion and normalisation, default collate), float32, contiguous tensors,
+         `loss.item()` every step for the running loss
+So the ratio is what the engine's choices buy together; run with CNNZOO_BF16=off to see the
+share of everything but precision.
 The arms alternate epoch by epoch (ours, plain, ours, plain, ...), so a change in the machine's
 load hits both. Only the training steps are timed; after each epoch the test split is scored
 (untimed) and an arm stops at the first epoch end at or above the target. Nothing is selected
@@ -30,7 +33,7 @@ from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, t
 from ..data.preprocess import Preprocess, fit_input
 from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry
-from ..train.engine import (StepContext, autocast_ctx, build_optimizer, build_scheduler, evaluate,
+from ..train.engine import (StepContext, build_optimizer, build_scheduler, evaluate,
                             train_one_epoch, use_channels_last, uses_bf16)
 from ..train.recipes import Recipe, default_recipe_for, get_recipe
 from .loop import _PerSampleDataset
@@ -80,7 +83,6 @@ def _plain(arm: _Arm, train: TensorData, prep: Preprocess, r: Recipe, device: to
         _PerSampleDataset(train.images, train.labels, prep), batch_size=r.batch_size, shuffle=True,
         drop_last=True, num_workers=0, generator=torch.Generator().manual_seed(seed))
     criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
-    amp = autocast_ctx(r, device)
 
     def run_epoch(epoch: int) -> None:
         model, opt = arm.model, arm.optimizer
@@ -88,8 +90,7 @@ def _plain(arm: _Arm, train: TensorData, prep: Preprocess, r: Recipe, device: to
         running = 0.0
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            with amp:
-                loss = criterion(model(x).float(), y)
+            loss = criterion(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -160,14 +161,14 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     return {
         "model": model_name, "recipe": r.name, "data": str(spec), "target_acc": target,
         "train_images": steps * r.batch_size, "batch": r.batch_size, "max_epochs": r.epochs, "seed": seed,
-        "precision": "bf16" if uses_bf16(r, dev) else "fp32", "threads": torch.get_num_threads(),
+        "ours_precision": "bf16" if uses_bf16(r, dev) else "fp32", "plain_precision": "fp32", "threads": torch.get_num_threads(),
         "ours_s": ours.reached_s, "plain_s": plain.reached_s,
         "ratio": plain.reached_s / ours.reached_s if ours.reached_s and plain.reached_s else None,
         "ours_acc": ours.acc, "plain_acc": plain.acc,
         "ours_epochs": ours.reached_epoch, "plain_epochs": plain.reached_epoch,
         "per_epoch": {a.name: a.epochs for a in arms},
         "plain_loop": "DataLoader over the in-memory tensors (per-sample conversion, num_workers=0), "
-                      "contiguous tensors, loss.item() every step",
+                      "float32, contiguous tensors, loss.item() every step",
         "machine": machine_info(device),
     }
 
@@ -197,7 +198,7 @@ def format_to_accuracy(res: dict[str, Any]) -> str:
         return f"{s:.1f}s" if s is not None else "not reached"
 
     lines = [f"time to {res['target_acc']:g}% test accuracy: {res['model']} with recipe {res['recipe']} on "
-             f"{res['data']} ({res['train_images']} training images, batch {res['batch']}, {res['precision']}, "
+             f"{res['data']} ({res['train_images']} training images, batch {res['batch']}, ours {res['ours_precision']} and plain {res['plain_precision']}, "
              f"{res['threads']} threads, seed {res['seed']})",
              f"{'loop':<6} {'training':>12} {'epochs':>7} {'test acc':>9}"]
     for name in ("ours", "plain"):

@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
         """Time ours against the reference (same architecture, same weights), interleaved;
         print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU. With
         --to-accuracy: seconds of training to a test accuracy, ours against a plain loop."""
-        _passive_openmp()
+        if to_accuracy is None:  # the to-accuracy bench times training as `cnnzoo train` runs it
+            _passive_openmp()
         if loader is not None:
             from ..bench.loader_bench import run_loader_cli
 
