@@ -190,8 +190,11 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_same_weights(tmp_path):
     sets = [x for k, v in o.items() for x in ("--set", f"{k}={v}")]
     cmd = [sys.executable, str(HELPER), "train", "tiny_bn", "--recipe", "lenet", "--epochs", "4", "--deterministic",
            "--threads", "1", "--no-progress", "--out", str(tmp_path / "run"), *sets]
+    # as from a terminal: SIGINT at its default in the child, whatever this test process inherited
+    # (a pytest worker can hold it ignored, and an ignored SIGINT passes across exec)
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state, deadline = tmp_path / "run" / "checkpoint.safetensors", time.time() + 240
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
