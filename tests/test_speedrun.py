@@ -141,3 +141,43 @@ def test_to_accuracy_refuses_a_recipe_the_plain_loop_cannot_follow():
     with pytest.raises(InvalidArgumentError, match="auxiliary classifiers"):  # ours trains them
         to_accuracy(data="embedded", target=10, model_name="googlenet", recipe_name="lenet",
                     max_images=32, epochs=1)
+
+
+def test_the_plain_arm_is_scored_in_float32_too(monkeypatch):
+    import cnnzoo.bench.to_accuracy as ta
+
+    seen = []
+    real = ta.evaluate
+
+    def spy(model, batches, **kw):
+        seen.append((kw["recipe"].amp, kw["channels_last"]))
+        return real(model, batches, **kw)
+
+    monkeypatch.setattr(ta, "evaluate", spy)
+    monkeypatch.setenv("CNNZOO_BF16", "on")  # ours in bf16 on any CPU
+    res = to_accuracy(data="embedded", target=99.9, max_images=256, epochs=1, seed=0)
+    assert res["ours_precision"] == "bf16" and res["plain_precision"] == "fp32"
+    assert seen[0] == ("auto", True) and seen[1] == ("off", False)  # ours, then plain
+
+
+def test_a_resumed_run_keeps_the_precision_it_started_with(monkeypatch):
+    from cnnzoo.train import plan
+
+    auto = get_recipe("speedrun")
+    kept = plan._keep_precision(auto, {"amp": "bf16", "channels_last": "on"})
+    assert (kept.amp, kept.channels_last) == ("bf16", "on")
+    explicit = plan._keep_precision(get_recipe("speedrun", {"amp": "off"}), {"amp": "bf16", "channels_last": "off"})
+    assert (explicit.amp, explicit.channels_last) == ("off", "on")  # an explicit setting stands
+    # runs saved before the record held it: the rule of that time (CUDA and AMX only)
+    monkeypatch.setattr(plan, "cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    legacy = plan._keep_precision(get_recipe("lenet"), None)
+    assert (legacy.amp, legacy.channels_last) == ("off", "off")
+
+
+def test_eval_weighs_the_precision_rule_at_the_training_batch():
+    from cnnzoo.train.evaluation import scoring_recipe
+
+    assert scoring_recipe("auto", {"recipe": {"batch_size": 32}}, 500).batch_size == 32
+    assert scoring_recipe("auto", {"recipe": {"batch_size": 256, "accum_steps": 4}}, 500).batch_size == 64
+    assert scoring_recipe("auto", {}, 500).batch_size == 500  # converted or pretrained files

@@ -317,7 +317,8 @@ def fit_image_set(model: nn.Module, groups: Iterable[dict[str, Any]], train: Ima
     """SGD (Nesterov) with a cosine schedule over the given param groups, on an in-memory set
     (small transfer sets), one epoch at a time through the trainer's engine
     (cnnzoo.train.engine.train_one_epoch: auxiliary-classifier losses, bf16 autocast and
-    channels_last on CUDA, a NaN/inf loss stops the run naming the step).
+    channels_last where the amp rule turns them on (CUDA, AMX CPUs, avx512_bf16 CPUs at batch
+    >= 64), a NaN/inf loss stops the run naming the step).
 
     augment: random shifts of up to 2 pixels (padding 2, random crop), enough to keep a tiny
     labelled set from being memorised. Batch norms of frozen stages stay in eval mode."""

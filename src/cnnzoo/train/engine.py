@@ -107,9 +107,15 @@ def loss_fn(out: Any, y: torch.Tensor, r: Recipe) -> tuple[torch.Tensor, torch.T
     return classification_loss(out, y, label_smoothing=r.label_smoothing, aux_weight=r.aux_weight)
 
 
+def step_batch(r: Recipe) -> int:
+    """Images per forward pass (a micro-batch with gradient accumulation): what the precision
+    rule weighs."""
+    return max(1, r.batch_size // max(1, r.accum_steps))
+
+
 def uses_bf16(r: Recipe, device: torch.device) -> bool:
     """Whether the recipe's amp setting means bf16 autocast on `device`."""
-    return r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device, r.batch_size))
+    return r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device, step_batch(r)))
 
 
 def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextManager:
@@ -117,7 +123,7 @@ def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextM
 
 
 def use_channels_last(r: Recipe, device: torch.device) -> bool:
-    return r.channels_last == "on" or (r.channels_last == "auto" and fast_low_precision(device, r.batch_size))
+    return r.channels_last == "on" or (r.channels_last == "auto" and fast_low_precision(device, step_batch(r)))
 
 
 def set_deterministic(seed: int, deterministic: bool) -> None:

@@ -17,7 +17,7 @@ from ..devices import resolve_device
 from ..ensemble import COMBINE, combine_summaries, member_summary, members_from_files
 from ..errors import InvalidArgumentError
 from .engine import autocast_ctx, uses_bf16
-from .evaluation import check_eval_args, model_file, scoring_batches
+from .evaluation import check_eval_args, model_file, scoring_batches, scoring_recipe
 from .recipes import Recipe
 
 
@@ -40,7 +40,7 @@ def evaluate_ensemble(paths: Sequence[str | os.PathLike], data: str | None = Non
     if len(test.classes) != len(classes):
         raise InvalidArgumentError(f"the members were trained on {len(classes)} classes; --data {spec} has "
                                    f"{len(test.classes)}")
-    recipe = Recipe(amp=amp)
+    recipe = scoring_recipe(amp, members[0][1], batch_size)  # one precision for the whole ensemble
     rows, summaries, labels = [], [], None
     for path, (model, record) in zip(files, members):
         summary, own, labels = _member_scores(model.to(dev).eval(), record, path, test, spec, recipe, dev,

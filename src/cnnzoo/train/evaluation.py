@@ -24,8 +24,9 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
                   amp: str = "auto") -> dict:
     """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
     of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
-    recipes (auto: bf16 on CUDA, on AMX CPUs and on avx512_bf16 CPUs for batches of 64 or more, fp32
-    elsewhere); the result says which ran."""
+    recipes (auto: bf16 on CUDA, on AMX CPUs and on avx512_bf16 CPUs for batches of 64 or more,
+    fp32 elsewhere; weighed at the batch the model was trained with, so `auto` scores it in the
+    precision it trained in on this machine); the result says which ran."""
     check_eval_args(batch_size, workers)
     dev = resolve_device(device)
     path = model_file(path)
@@ -37,7 +38,7 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
         raise InvalidArgumentError(
             f"{path} was trained on {len(classes)} classes; --data {spec} has {len(test.classes)}")
     model.to(dev)
-    recipe = Recipe(amp=amp)
+    recipe = scoring_recipe(amp, record, batch_size)
     batches = scoring_batches(test, record, path, spec, ten_crop=ten_crop, device=dev, batch_size=batch_size,
                            workers=workers)
     res = evaluate(model, batches, device=dev, num_classes=len(classes), confusion=True, recipe=recipe)
@@ -50,6 +51,17 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
             "loss": res["loss"], "classes": list(classes),
             "per_class_acc": {c: round(a, 6) for c, a in zip(classes, per_class)},
             "confusion": cm.tolist()}
+
+
+def scoring_recipe(amp: str, record: dict, batch_size: int) -> Recipe:
+    """The `amp` rule for scoring a model file: weighed at the micro-batch of the recipe it was
+    trained with (the LeNet-5 demo, trained fp32 at batch 32 on an avx512_bf16 CPU, is scored in
+    fp32 there too), or at the scoring batch for files without one (converted, pretrained)."""
+    trained = record.get("recipe") or {}
+    b = trained.get("batch_size")
+    if isinstance(b, int) and b > 0:
+        return Recipe(amp=amp, batch_size=max(1, b // max(1, int(trained.get("accum_steps") or 1))))
+    return Recipe(amp=amp, batch_size=batch_size)
 
 
 def check_eval_args(batch_size: int, workers: int) -> None:

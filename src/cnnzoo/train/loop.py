@@ -30,7 +30,7 @@ from ..checkpoint import load_state, save_model
 from . import checkpoint as ckpt
 from .build import Trainer
 from .distributed import DistInfo, barrier, broadcast_flag
-from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch
+from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch, uses_bf16
 from .feed import Feed, RunData
 from .logs import RunLogs
 from .plan import Plan
@@ -87,7 +87,10 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
     plan, data, t = run.plan, run.data, run.trainer
     record = {"model": plan.model_name, "data": str(data.spec), "seed": plan.seed,
               "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict(),
-              "pretrained": plan.pretrained_stats}
+              "pretrained": plan.pretrained_stats,
+              # what amp/channels_last "auto" resolved to, kept on resume (the rule may change)
+              "precision": {"amp": "bf16" if uses_bf16(plan.recipe, run.device) else "off",
+                            "channels_last": "on" if t.channels_last else "off"}}
     with writing("training checkpoint", run.out_dir, run.saved_step):
         ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
                         epoch=step // data.steps_per_epoch, step=step, rng=rng,

@@ -14,6 +14,7 @@ import torch
 
 from ..data.datasets import parse_spec
 from ..errors import CheckpointError, InvalidArgumentError
+from ..precision import cpu_has_amx_bf16
 from ..registry import get_entry
 from . import checkpoint as ckpt
 from .recipes import Recipe, default_recipe_for, get_recipe, recipe_from_dict, validate, with_overrides
@@ -65,6 +66,7 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
             before = recipe_from_dict(saved["recipe"])
             recipe = _with_epochs(with_overrides(before, overrides, config), epochs)
             changes = _resume_changes(resume, before, recipe)
+            recipe = _keep_precision(recipe, saved.get("precision"))
             out = out or (rpath if rpath.is_dir() else rpath.parent)
     if model_name is None:
         raise InvalidArgumentError("name a model to train (see `cnnzoo list`)")
@@ -78,6 +80,18 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
                 saved_state=saved_state, torch_checkpoint=torch_checkpoint, overwrite=overwrite,
                 resume_changes=changes,
                 pretrained_stats=(saved_state or {}).get("run", {}).get("pretrained", False))
+
+
+def _keep_precision(recipe: Recipe, saved: dict[str, str] | None) -> Recipe:
+    """A resumed run keeps the precision and memory format its "auto" settings resolved to when
+    it started, so a change of the rule (or a resume on another machine) does not switch them
+    mid-run. Runs saved before the record held them resolved to the rule of that time: bf16 and
+    channels_last on CUDA and on AMX CPUs only."""
+    if saved is None:
+        old = torch.cuda.is_available() or cpu_has_amx_bf16()
+        saved = {"amp": "bf16" if old else "off", "channels_last": "on" if old else "off"}
+    keep = {k: saved[k] for k in ("amp", "channels_last") if getattr(recipe, k) == "auto" and k in saved}
+    return dataclasses.replace(recipe, **keep) if keep else recipe
 
 
 def _check_same_run(resume: str | Path, saved: dict[str, Any], *, model_name: str | None, data: str | None,

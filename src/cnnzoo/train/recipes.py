@@ -118,10 +118,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
       no_decay_norm_bias=True, schedule="onecycle", pct_start=0.2, label_smoothing=0.1,
       augment="none", amp="auto"),
     # Chosen together with `speednet` for 99% MNIST test accuracy in one epoch on 2 CPU cores
-    # (docs/speed.md): lr (0.3 of 0.1-0.4) picked on a held-out validation split, after the
-    # width and batch were compared on one seed; then fixed. One epoch, so nothing is selected
-    # on the fly: all 60k images train (val_split 0), the last weights are kept.
-    # channels_last measured faster on the CPU too (5.8-6.3 s vs 8.4-8.6 s an epoch).
+    # (docs/speed.md): layout, width, lr (0.3) and batch (128) read on a held-out validation
+    # split, then fixed. One epoch, so nothing is selected on the fly: all 60k images train
+    # (val_split 0), the last weights are kept. channels_last measured faster on the CPU too
+    # (5.8-6.3 s vs 8.4-8.6 s an epoch, BN-first net).
     R(name="speedrun", source="chosen with speednet: 99% on MNIST in one CPU epoch",
       epochs=1, batch_size=128, lr=0.3, momentum=0.9, nesterov=True, weight_decay=5e-4,
       no_decay_norm_bias=True, schedule="onecycle", pct_start=0.2, label_smoothing=0.1,
