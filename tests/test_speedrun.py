@@ -181,3 +181,18 @@ def test_eval_weighs_the_precision_rule_at_the_training_batch():
     assert scoring_recipe("auto", {"recipe": {"batch_size": 32}}, 500).batch_size == 32
     assert scoring_recipe("auto", {"recipe": {"batch_size": 256, "accum_steps": 4}}, 500).batch_size == 64
     assert scoring_recipe("auto", {}, 500).batch_size == 500  # converted or pretrained files
+
+
+def test_repeated_races_report_medians():
+    res = to_accuracy(data="embedded", target=20.0, max_images=256, epochs=1, seed=0, repeats=3)
+    assert res["repeats"] == 3 and len(res["races"]) == 3
+    for arm in ("ours", "plain"):
+        each = [race[f"{arm}_s"] for race in res["races"]]
+        if None not in each:
+            assert res[f"{arm}_s"] == sorted(each)[1]
+    ratios = [race["ratio"] for race in res["races"]]
+    if None not in ratios:
+        assert res["ratio"] == sorted(ratios)[1]
+        assert "medians of 3 races" in format_to_accuracy(res)
+    with pytest.raises(InvalidArgumentError, match="--repeats must be an integer >= 1"):
+        to_accuracy(data="embedded", target=20.0, repeats=0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -102,7 +103,9 @@ def _plain(arm: _Arm, train: TensorData, prep: Preprocess, r: Recipe, device: to
     arm.run_epoch = run_epoch
 
 
-def _check(target: float, epochs: int | None, max_images: int | None) -> None:
+def _check(target: float, epochs: int | None, max_images: int | None, repeats: int = 1) -> None:
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise InvalidArgumentError(f"--repeats must be an integer >= 1, got {repeats!r}")
     if not 0 < target <= 100:
         raise InvalidArgumentError(f"--to-accuracy takes a test accuracy in percent, 0 < A <= 100, got {target:g}")
     if epochs is not None and epochs < 1:
@@ -113,11 +116,13 @@ def _check(target: float, epochs: int | None, max_images: int | None) -> None:
 
 def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recipe_name: str | None = None,
                 epochs: int | None = None, seed: int = 0, max_images: int | None = None, device: str = "cpu",
-                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                repeats: int = 1, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train ours and the plain loop, interleaved epoch by epoch, until each reaches `target`
     percent test accuracy or runs out of epochs; seconds of training to the target for each
-    (None where not reached) and the ratio plain / ours (> 1: ours is faster)."""
-    _check(target, epochs, max_images)
+    (None where not reached) and the ratio plain / ours (> 1: ours is faster). With `repeats`
+    > 1 the race is run that many times from the same start and the seconds and the ratio are
+    medians (one epoch on a shared machine moves by +-10%); `races` lists every race."""
+    _check(target, epochs, max_images, repeats)
     entry = get_entry(model_name)
     r = get_recipe(recipe_name or default_recipe_for(model_name, entry.input_size),
                    {"epochs": epochs} if epochs else None)
@@ -138,40 +143,64 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     dev = torch.device(device)
     mean, std = train.stats()
     prep = fit_input(model_name, entry.input_size, train.shape, mean, std)
-    total = r.epochs * steps
     torch.manual_seed(seed)
     base = create_model(model_name, num_classes=len(train.classes), in_chans=prep.in_chans).to(dev)
     if isinstance(base, AuxModel):  # ours would train the aux heads too: not the same job
         raise InvalidArgumentError(f"{model_name} has auxiliary classifiers, which a plain loop does "
                                    "not train; time a model without them")
-    arms = []
-    for name in ("ours", "plain"):
-        model = copy.deepcopy(base)
-        opt = build_optimizer(model, r, dev)
-        arms.append(_Arm(name, model, opt, build_scheduler(opt, r, steps, total)))
-    _ours(arms[0], train.subset(steps * r.batch_size), prep, r, dev, seed, steps)
-    _plain(arms[1], train, prep, r, dev, seed)
     test_dev = test.to(dev)
-    for epoch in range(r.epochs):
-        for arm in arms:
-            if arm.reached_s is None:
-                _epoch(arm, epoch, test_dev, prep, r, dev, target, progress)
-        if all(a.reached_s is not None for a in arms):
-            break
-    ours, plain = arms
+    races = []
+    for i in range(repeats):
+        if progress and repeats > 1:
+            progress(f"race {i + 1} of {repeats}")
+        races.append(_race(base, train, test_dev, prep, r, dev, seed, steps, target, progress))
+    ours, plain = races[0]
     return {
         "model": model_name, "recipe": r.name, "data": str(spec), "target_acc": target,
         "train_images": steps * r.batch_size, "batch": r.batch_size, "max_epochs": r.epochs, "seed": seed,
         "ours_precision": "bf16" if uses_bf16(r, dev) else "fp32", "plain_precision": "fp32", "threads": torch.get_num_threads(),
-        "ours_s": ours.reached_s, "plain_s": plain.reached_s,
-        "ratio": plain.reached_s / ours.reached_s if ours.reached_s and plain.reached_s else None,
+        **_medians(races), "repeats": repeats,
+        "races": [{"ours_s": o.reached_s, "plain_s": p.reached_s, "ratio": _ratio(o, p)} for o, p in races],
         "ours_acc": ours.acc, "plain_acc": plain.acc,
         "ours_epochs": ours.reached_epoch, "plain_epochs": plain.reached_epoch,
-        "per_epoch": {a.name: a.epochs for a in arms},
+        "per_epoch": {a.name: a.epochs for a in (ours, plain)},
         "plain_loop": "DataLoader over the in-memory tensors (per-sample conversion, num_workers=0), "
                       "float32, contiguous tensors, loss.item() every step",
         "machine": machine_info(device),
     }
+
+
+def _race(base: nn.Module, train: TensorData, test: TensorData, prep: Preprocess, r: Recipe,
+          dev: torch.device, seed: int, steps: int, target: float,
+          progress: Callable[[str], None] | None) -> tuple[_Arm, _Arm]:
+    """One race from `base`'s weights: both arms, alternating epoch by epoch."""
+    arms = []
+    for name in ("ours", "plain"):
+        model = copy.deepcopy(base)
+        opt = build_optimizer(model, r, dev)
+        arms.append(_Arm(name, model, opt, build_scheduler(opt, r, steps, r.epochs * steps)))
+    _ours(arms[0], train.subset(steps * r.batch_size), prep, r, dev, seed, steps)
+    _plain(arms[1], train, prep, r, dev, seed)
+    for epoch in range(r.epochs):
+        for arm in arms:
+            if arm.reached_s is None:
+                _epoch(arm, epoch, test, prep, r, dev, target, progress)
+        if all(a.reached_s is not None for a in arms):
+            break
+    return arms[0], arms[1]
+
+
+def _ratio(ours: _Arm, plain: _Arm) -> float | None:
+    return plain.reached_s / ours.reached_s if ours.reached_s and plain.reached_s else None
+
+
+def _medians(races: list[tuple[_Arm, _Arm]]) -> dict[str, float | None]:
+    """Seconds of each arm and the ratio: medians over the races (None unless every race has one)."""
+    def med(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else statistics.median(values)
+
+    return {"ours_s": med([o.reached_s for o, _ in races]), "plain_s": med([p.reached_s for _, p in races]),
+            "ratio": med([_ratio(o, p) for o, p in races])}
 
 
 def _epoch(arm: _Arm, epoch: int, test: TensorData, prep: Preprocess, r: Recipe, dev: torch.device,
@@ -211,5 +240,9 @@ def format_to_accuracy(res: dict[str, Any]) -> str:
     ratio = res["ratio"]
     lines.append(f"ratio plain / ours: {ratio:.2f}x" if ratio else
                  "ratio: not defined (an arm did not reach the target in the recipe's epochs)")
+    if res.get("repeats", 1) > 1:
+        each = ", ".join(f"{x['ratio']:.2f}x" if x["ratio"] else "-" for x in res["races"])
+        lines.append(f"medians of {res['repeats']} races from the same start (ratios: {each}); "
+                     "the accuracies are the first race's")
     lines.append(f"plain loop: {res['plain_loop']}")
     return "\n".join(lines)

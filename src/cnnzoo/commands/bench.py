@@ -55,6 +55,8 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, help="with --to-accuracy: at most this many epochs"),
         seed: int = typer.Option(0, help="with --to-accuracy: the seed"),
         max_images: Optional[int] = typer.Option(None, help="with --to-accuracy: the first N training images"),
+        repeats: int = typer.Option(1, "--repeats", help="with --to-accuracy: race N times from the same start "
+                                    "and report medians"),
     ) -> None:
         """Time ours against the reference (same architecture, same weights), interleaved;
         print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU. With
@@ -72,7 +74,8 @@ def register(app: typer.Typer) -> None:
             return
         if to_accuracy is not None or data is not None:
             _to_accuracy(to_accuracy, data, model=model, recipe=recipe, epochs=epochs, seed=seed,
-                         max_images=max_images, device=device, threads=threads, out=out, fmt=fmt)
+                         max_images=max_images, device=device, threads=threads, out=out, fmt=fmt,
+                         repeats=repeats)
             return
         # here, not at the top: every CLI start loads commands/, only `bench` needs the harness
         from ..bench import format_report, run, settings_from
@@ -92,7 +95,7 @@ def register(app: typer.Typer) -> None:
 
 def _to_accuracy(target: float | None, data: str | None, *, model: str, recipe: str | None,
                  epochs: int | None, seed: int, max_images: int | None, device: str, threads: int,
-                 out: Path | None, fmt: Format) -> None:
+                 out: Path | None, fmt: Format, repeats: int = 1) -> None:
     if target is None or data is None:
         raise InvalidArgumentError("--to-accuracy A and --data SPEC go together "
                                    "(e.g. cnnzoo bench --to-accuracy 99 --data mnist:PATH)")
@@ -105,7 +108,7 @@ def _to_accuracy(target: float | None, data: str | None, *, model: str, recipe: 
     if device == "cpu":
         torch.set_num_threads(threads)
     res = to_accuracy(data=data, target=target, model_name=model, recipe_name=recipe, epochs=epochs, seed=seed,
-                      max_images=max_images, device=device,
+                      max_images=max_images, device=device, repeats=repeats,
                       progress=lambda m: print(m, file=sys.stderr, flush=True))
     _emit(res, out, fmt, format_to_accuracy)
 
