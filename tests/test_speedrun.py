@@ -196,3 +196,15 @@ def test_repeated_races_report_medians():
         assert "medians of 3 races" in format_to_accuracy(res)
     with pytest.raises(InvalidArgumentError, match="--repeats must be an integer >= 1"):
         to_accuracy(data="embedded", target=20.0, repeats=0)
+
+
+def test_a_file_of_the_earlier_speednet_layout_is_refused_with_the_reason(tmp_path):
+    from cnnzoo.checkpoint import save_model
+    from cnnzoo.errors import CheckpointError
+    from cnnzoo.models.speednet import SpeedNet
+
+    m = cnnzoo.create_model("speednet")
+    m.features = SpeedNet(pool_first=False).features  # BN before the pools, as written before 2026-11-28
+    save_model(tmp_path / "old.safetensors", m)
+    with pytest.raises(CheckpointError, match="written for an earlier layout of speednet"):
+        cnnzoo.load_model(tmp_path / "old.safetensors")
