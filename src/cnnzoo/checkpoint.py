@@ -188,15 +188,16 @@ def check_shapes(path: str | os.PathLike, record: dict[str, Any],
     """The file's tensors against the architecture its record describes: the first missing,
     unexpected or differently shaped tensor is named (CheckpointError)."""
     found = tensor_shapes(path)
-    saved_with = (record.get("versions") or {}).get("cnnzoo", "an unknown version")
-    # same names, other positions: a layout that changed between versions (speednet's BN moved
-    # behind its pools on 2026-11-28) rather than a damaged file
-    moved = sorted(set(found) - set(expected)) and len(found) == len(expected)
     for key, shape in expected.items():
         if key not in found:
-            hint = (f"; the file holds the same number of tensors under other names, as a file "
-                    f"written for an earlier layout of {record['model']} does (written by cnnzoo "
-                    f"{saved_with}): retrain it or use the cnnzoo that wrote it") if moved else ""
+            # as many tensors, one of them under another name: a layout that changed between
+            # versions (speednet's BN moved behind its pools on 2026-11-28), not a damaged file
+            hint = ""
+            if len(found) == len(expected):
+                saved_with = (record.get("versions") or {}).get("cnnzoo", "an unknown version")
+                hint = (f"; the file holds the same number of tensors under other names, as a file "
+                        f"written for an earlier layout of {record['model']} does (written by cnnzoo "
+                        f"{saved_with}): retrain it or use the cnnzoo that wrote it")
             raise CheckpointError(f"{path} does not match its record ({record['model']}): "
                                   f"tensor {key} is missing from the file{hint}")
         if tuple(found[key]) != tuple(shape):

@@ -14,7 +14,7 @@ from ..devices import resolve_device
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
 from ..registry import load_model
 from . import checkpoint as ckpt
-from .engine import evaluate, uses_bf16
+from .engine import evaluate, step_batch, uses_bf16
 from .feed import worker_count
 from .recipes import Recipe
 
@@ -60,7 +60,8 @@ def scoring_recipe(amp: str, record: dict, batch_size: int) -> Recipe:
     trained = record.get("recipe") or {}
     b = trained.get("batch_size")
     if isinstance(b, int) and b > 0:
-        return Recipe(amp=amp, batch_size=max(1, b // max(1, int(trained.get("accum_steps") or 1))))
+        accum = int(trained.get("accum_steps") or 1)
+        return Recipe(amp=amp, batch_size=step_batch(Recipe(batch_size=b, accum_steps=accum)))
     return Recipe(amp=amp, batch_size=batch_size)
 
 
