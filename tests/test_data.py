@@ -181,8 +181,13 @@ def test_folder_fails_on_corrupt_image_naming_it(tmp_path):
     data = load_split(parse_spec(f"folder:{_folder(tmp_path)}"), "train")
     tf = folder_transform("none", (16, 16), 18, [0.5] * 3, [0.25] * 3, False)
     idx = shard_indices(len(data), 4, 0, 0, False, 0, 1, False)
-    with pytest.raises(CorruptImageError, match="broken.png"):
+    with pytest.raises(CorruptImageError, match="broken.png.*; remove it or train with --set on_corrupt=skip$"):
         list(FolderLoader(data, tf, idx, 0, "fail", torch.device("cpu")).iterate())
+    # a caller without that option gives its own advice (transfer reads every image), workers or not
+    for workers in (0, 1):
+        with pytest.raises(CorruptImageError, match=r"broken.png .*\); read them all$") as e:
+            list(FolderLoader(data, tf, idx, workers, "fail", torch.device("cpu"), advice="read them all").iterate())
+        assert "--set on_corrupt" not in str(e.value)
 
 
 def test_folder_without_split_dirs(tmp_path):

@@ -290,7 +290,7 @@ def test_corrupt_images_fail_with_file_and_reason_or_are_named_and_counted(tmp_p
     args = ["train", "tiny_rgb", "--data", f"folder:{data}", "--epochs", "1", "--batch-size", "19",
             "--set", "workers=1", "--set", "amp=off", "--set", "channels_last=off", "--no-progress"]
     code, _, err = cli([*args, "--out", tmp_path / "fail", "--set", "on_corrupt=fail"], capsys)
-    assert code == 2 and "cannot read image" in err and "broken" in err
+    assert code == 2 and "cannot read image" in err and "broken" in err and "on_corrupt=skip" in err
     assert "worker process" not in err and "worker.py" not in err and "suggested max" not in err
     code, out, err = cli([*args, "--out", tmp_path / "skip"], capsys)
     assert code == 0, err

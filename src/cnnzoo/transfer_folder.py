@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 import torch
 
 from .data.datasets import FolderData
-from .data.folder import CorruptImageError, FolderLoader
+from .data.folder import FolderLoader
 from .data.preprocess import Preprocess
 
 
@@ -44,13 +44,10 @@ class FolderSet:
                                 [(p, int(t)) for (p, _), t in zip(self.data.samples, self.y)],
                                 self.data.in_chans, dict(self.data.extra))
         loader = FolderLoader(relabelled, self.preprocess.prepare_image, list(index_batches),
-                              workers=_workers(), on_error="fail", device=torch.device(device))
-        try:
-            yield from loader.iterate()
-        except CorruptImageError as err:  # the loader's hint names a training option
-            raise CorruptImageError(str(err).replace("or train with --set on_corrupt=skip",
-                                                     "(features and labels are kept in step, so "
-                                                     "transfer reads every image)")) from None
+                              workers=_workers(), on_error="fail", device=torch.device(device),
+                              advice="remove it (features and labels are kept in step, so transfer "
+                                     "reads every image)")
+        yield from loader.iterate()
 
     @property
     def x(self) -> torch.Tensor:

@@ -51,9 +51,8 @@ def read_or_mark(path: str, read: Callable[[str], Any], on_error: str) -> Any:
         return read(path)  # L -> RGB; over the pixel cap: refused
     except ImageError as err:
         if on_error == "fail":
-            raise CorruptImageError(
-                f"cannot read image {path} ({err}); "
-                "remove it or train with --set on_corrupt=skip") from None
+            # what to do about it depends on the caller: FolderLoader.iterate appends its advice
+            raise CorruptImageError(f"cannot read image {path} ({err})") from None
         return ("__corrupt__", path)
 
 
@@ -81,8 +80,9 @@ class FolderLoader:
 
     def __init__(self, data: FolderData, transform: Callable[[Any], torch.Tensor],
                  index_batches: Iterable[torch.Tensor], workers: int, on_error: str,
-                 device: torch.device):
+                 device: torch.device, advice: str = "remove it or train with --set on_corrupt=skip"):
         self.ds = _Images(data, transform, on_error)
+        self.advice = advice  # ends the message of an unreadable image (on_error "fail")
         self.root = data.root
         self.index_batches = list(index_batches)
         self.workers, self.device = workers, device
@@ -108,10 +108,10 @@ class FolderLoader:
                 if len(x):
                     yield x, y
         except CorruptImageError as err:  # from a worker, its traceback is in the message
-            raise CorruptImageError(_worker_message(err)) from None
+            raise CorruptImageError(f"{_worker_message(err)}; {self.advice}") from None
         except RuntimeError as err:  # or re-wrapped, by older PyTorch versions
             if "CorruptImageError" in str(err) or "cannot read image" in str(err):
-                raise CorruptImageError(_worker_message(err)) from None
+                raise CorruptImageError(f"{_worker_message(err)}; {self.advice}") from None
             raise
         if tried and not read:
             raise NoReadableImageError(
