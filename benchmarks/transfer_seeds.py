@@ -21,7 +21,7 @@ import statistics
 import torch
 
 import cnnzoo
-from cnnzoo.transfer import fit_image_set, load_image_set, param_groups, prepare_transfer
+from cnnzoo.transfer.core import fit_image_set, load_image_set, param_groups, prepare_transfer
 
 PP = {"input_size": [1, 32, 32], "resize": 28, "mean": [0.1307], "std": [0.3081],
       "grayscale": True, "pad": 2}

@@ -88,7 +88,7 @@ class _Stop(Exception):
 
 def _fit_until(out, overrides, stop_at, device=None):
     """A run that dies right after its step-`stop_at` checkpoint (like kill -9)."""
-    from cnnzoo.train import checkpoint as ckpt
+    from cnnzoo.train import state as ckpt
     from cnnzoo.train.run import fit
 
     real = ckpt.save_state

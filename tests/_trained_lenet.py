@@ -5,7 +5,7 @@ import torch
 
 import cnnzoo
 from cnnzoo.data.preprocess import Preprocess
-from cnnzoo.transfer import load_image_set
+from cnnzoo.transfer.core import load_image_set
 
 PP = {"input_size": [1, 32, 32], "resize": None, "mean": [0.1307], "std": [0.3081],
       "grayscale": True}

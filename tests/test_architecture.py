@@ -16,12 +16,11 @@ PKG = SRC / "cnnzoo"
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision", "cnnzoo.devices"),
     ("cnnzoo.data",),
-    ("cnnzoo.checkpoint", "cnnzoo.weights", "cnnzoo.hub"),
+    ("cnnzoo.modelfile", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry", "cnnzoo.features"),
     ("cnnzoo.contract", "cnnzoo.layers", "cnnzoo.models"),
-    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.transfer_folder", "cnnzoo.export",
-     "cnnzoo.predict", "cnnzoo.predict_onnx", "cnnzoo.quantize", "cnnzoo.occlusion", "cnnzoo.visualize",
-     "cnnzoo.visual_checks", "cnnzoo.bench", "cnnzoo.fastpath", "cnnzoo.ensemble", "cnnzoo.experiments"),
+    ("cnnzoo.analysis", "cnnzoo.train", "cnnzoo.transfer", "cnnzoo.deploy", "cnnzoo.visual",
+     "cnnzoo.bench", "cnnzoo.ensemble", "cnnzoo.experiments"),
     ("cnnzoo.commands", "cnnzoo.cli", "cnnzoo.serve", "cnnzoo.__main__", "cnnzoo"),
 )
 # The two discoveries that may look upward: the registry loads models/, the CLI loads commands/.

@@ -18,7 +18,7 @@ from cnnzoo.bench import (Case, Settings, flop_counter_macs, loss_of, time_inter
 from cnnzoo.bench import side_by_side
 from cnnzoo.bench.cases import _plain_lenet5
 from cnnzoo.contract import AuxOutputs
-from cnnzoo.fastpath import FastModel, FastPathError, check_against, optimize
+from cnnzoo.deploy.fastpath import FastModel, FastPathError, check_against, optimize
 
 TINY = Settings(infer_batch=2, train_batch=3, warmup=1, reps=2, iters=1, threads=1)
 # LeNet-5 sizes on 32x32: conv 6*28*28*25 + 16*10*10*6*25 + 120*16*25, fc 120*84 + 84*10

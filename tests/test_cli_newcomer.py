@@ -82,7 +82,7 @@ def test_training_curves_say_what_they_plot(tmp_path):
 
 
 def _capture_figures(monkeypatch) -> list:
-    import cnnzoo.visualize as vis
+    import cnnzoo.visual.visualize as vis
 
     figs: list = []
     monkeypatch.setattr(vis, "_save", lambda fig, out: figs.append(fig))
@@ -90,7 +90,7 @@ def _capture_figures(monkeypatch) -> list:
 
 
 def test_feature_maps_share_one_scale_with_a_colorbar(monkeypatch):
-    from cnnzoo.visualize import save_feature_maps
+    from cnnzoo.visual.visualize import save_feature_maps
 
     figs = _capture_figures(monkeypatch)
     m = cnnzoo.create_model("lenet5_modern").eval()
@@ -104,7 +104,7 @@ def test_feature_maps_share_one_scale_with_a_colorbar(monkeypatch):
 
 
 def test_untrained_filters_say_random_initialisation(monkeypatch):
-    from cnnzoo.visualize import save_filters
+    from cnnzoo.visual.visualize import save_filters
 
     figs = _capture_figures(monkeypatch)
     save_filters(cnnzoo.create_model("lenet5_modern"), "x.png", untrained=True)
@@ -112,7 +112,7 @@ def test_untrained_filters_say_random_initialisation(monkeypatch):
 
 
 def test_gradcam_default_layer_is_spatial_and_said():
-    from cnnzoo.visualize import grad_cam
+    from cnnzoo.visual.visualize import grad_cam
 
     m = cnnzoo.create_model("lenet5").eval()  # forward_features is 1x1 here
     cam, info = grad_cam(m, torch.rand(1, 1, 32, 32))
@@ -120,7 +120,7 @@ def test_gradcam_default_layer_is_spatial_and_said():
 
 
 def test_top9_says_what_it_ranks_and_warns_about_a_dead_channel():
-    from cnnzoo.visual_checks import top9_notes
+    from cnnzoo.visual.checks import top9_notes
 
     m = cnnzoo.create_model("lenet5_modern").eval()
     x = torch.rand(1, 1, 32, 32)

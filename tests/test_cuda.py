@@ -24,7 +24,7 @@ import cnnzoo  # noqa: E402
 from cnnzoo.contract import classification_loss  # noqa: E402
 from cnnzoo.data.preprocess import Preprocess  # noqa: E402
 from cnnzoo.data.transforms import AUGMENTATIONS  # noqa: E402
-from cnnzoo.train import checkpoint as ckpt  # noqa: E402
+from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
 
 pytestmark = pytest.mark.cuda
@@ -149,7 +149,7 @@ def test_compiled_training_then_eval_with_a_smaller_last_batch(dev, tmp_path):
 
 
 def test_fast_path_serves_new_batch_sizes(dev):
-    from cnnzoo.fastpath import optimize
+    from cnnzoo.deploy.fastpath import optimize
 
     m = cnnzoo.create_model("resnet18", num_classes=10).to(dev).eval()
     fast = optimize(m, torch.randn(4, 3, 64, 64, device=dev), "compile", check=True)
@@ -178,7 +178,7 @@ def test_evaluate_on_cuda_equals_the_cpu(dev, trained_file):
 
 
 def test_export_leaves_a_cuda_model_on_cuda(dev, tmp_path):
-    from cnnzoo.export import export_model
+    from cnnzoo.deploy.export import export_model
 
     m = cnnzoo.create_model("lenet5_modern").to(dev)
     export_model(m, tmp_path / "m.onnx", fmt="onnx")
@@ -190,7 +190,7 @@ def test_export_leaves_a_cuda_model_on_cuda(dev, tmp_path):
 def test_predict_on_cuda(dev, trained_file, tmp_path):
     from PIL import Image
 
-    from cnnzoo.predict import load_for_inference, predict
+    from cnnzoo.deploy.predict import load_for_inference, predict
 
     img = tmp_path / "digit.png"
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(img)

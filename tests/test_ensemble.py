@@ -31,7 +31,7 @@ def test_members_must_agree_and_the_module_exports(tmp_path):
     with torch.no_grad():
         want = (a.eval()(x).softmax(1) + b.eval()(x).softmax(1)) / 2
         torch.testing.assert_close(e(x).exp(), want)
-    from cnnzoo.export import export_model
+    from cnnzoo.deploy.export import export_model
 
     report = export_model(e, tmp_path / "e.onnx", fmt="onnx", input_size=(1, 32, 32))
     assert report["max_abs_diff"] < 1e-4
@@ -134,7 +134,7 @@ def test_cli_eval_several_files_table_and_json(members, capsys):
 
 
 def test_cli_eval_refuses_members_with_other_classes(members, tmp_path, capsys):
-    from cnnzoo.checkpoint import read_record, save_model
+    from cnnzoo.modelfile import read_record, save_model
     from cnnzoo.cli import main
     from cnnzoo.registry import load_model
 

@@ -7,7 +7,7 @@ import torch
 
 import cnnzoo
 from cnnzoo.cli import main
-from cnnzoo.export import ExportCheckError, export_model, run_exported
+from cnnzoo.deploy.export import ExportCheckError, export_model, run_exported
 from cnnzoo.errors import InvalidArgumentError
 
 from _zoo_testmodels import ensure_registered
@@ -61,7 +61,7 @@ def test_resnet_with_batchnorm_exports_to_onnx_within_tolerance(tmp_path):
 
 
 def test_a_disagreeing_export_fails_the_check(small_file, tmp_path, monkeypatch):
-    import cnnzoo.export as ex
+    import cnnzoo.deploy.export as ex
 
     real = ex.run_exported
     monkeypatch.setattr(ex, "run_exported", lambda p, f, x: real(p, f, x) + 1e-3)
@@ -97,7 +97,7 @@ def test_old_format_flag_says_to_use_to(small_file, tmp_path, capsys, old):
 
 
 def test_onnx_file_carries_preprocessing_and_class_names(small_file, tmp_path, capsys):
-    from cnnzoo.export import METADATA_KEY, read_metadata
+    from cnnzoo.deploy.export import METADATA_KEY, read_metadata
 
     out = tmp_path / "m.onnx"
     with pytest.raises(SystemExit) as ex:
@@ -114,7 +114,7 @@ def test_onnx_file_carries_preprocessing_and_class_names(small_file, tmp_path, c
 
 
 def test_metadata_falls_back_to_pretrained_cfg_then_defaults():
-    from cnnzoo.export import deploy_record
+    from cnnzoo.deploy.export import deploy_record
 
     model = cnnzoo.create_model("_small_cnn_test", num_classes=3, in_chans=1)
     rec = deploy_record(model)

@@ -175,7 +175,7 @@ def _image_run_folder(root: Path, seed: int) -> Path:
 def _killed_then_resumed_matches(tmp_path: Path, monkeypatch, overrides: dict, device: str = "cpu") -> None:
     """A run that dies right after its step-4 checkpoint (like kill -9), resumed, ends with the
     weights of an uninterrupted run."""
-    from cnnzoo.train import checkpoint as ckpt
+    from cnnzoo.train import state as ckpt
 
     kw = dict(data=f"folder:{_image_run_folder(tmp_path / 'imgs', 4)}", recipe="lenet", epochs=2,
               deterministic=True, device=device)

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 import cnnzoo
-from cnnzoo.checkpoint import RECORD_KEY, model_record
+from cnnzoo.modelfile import RECORD_KEY, model_record
 from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle, write_cifar_batch
 from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
 from cnnzoo.data.mnist import load_mnist, read_idx, write_idx
@@ -135,7 +135,7 @@ def test_a_good_model_file_still_loads(tmp_path):
 
 
 def test_preprocessing_with_another_channel_count_than_the_model(tmp_path):
-    from cnnzoo.predict import get_preprocess
+    from cnnzoo.deploy.predict import get_preprocess
 
     pre = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.2] * 3, "resize": None}
     path = _model_file(tmp_path / "m.safetensors", edit=lambda r: r.update(preprocess=pre))

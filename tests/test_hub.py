@@ -87,7 +87,7 @@ def test_model_file_records_classes_and_preprocess(published, env, monkeypatch, 
     root, final, sha, _ = published
     _inject(monkeypatch, _entry((root / final.name).as_uri(), sha))  # a full digest
     model = cnnzoo.create_model(NAME, pretrained=True)
-    cnnzoo.checkpoint.save_model(tmp_path / "m.safetensors", model)
+    cnnzoo.modelfile.save_model(tmp_path / "m.safetensors", model)
     _, record = cnnzoo.load_model(tmp_path / "m.safetensors")
     assert record["classes"][0] == "tench" and record["preprocess"]["resize"] == 256
     assert record["pretrained"]["tag"] == "test"

@@ -11,8 +11,8 @@ import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.occlusion import default_window, occlusion_maps
-from cnnzoo.transfer import load_image_set
+from cnnzoo.visual.occlusion import default_window, occlusion_maps
+from cnnzoo.transfer.core import load_image_set
 
 from _trained_lenet import PP, train_lenet
 

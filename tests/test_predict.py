@@ -11,7 +11,7 @@ import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.data.images import ImageError, load_image
 from cnnzoo.data.preprocess import Preprocess
-from cnnzoo.predict import get_preprocess, predict
+from cnnzoo.deploy.predict import get_preprocess, predict
 
 from _zoo_testmodels import ensure_registered
 

@@ -9,7 +9,7 @@ import torch
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.quantize import QuantizeError, quantize_onnx
+from cnnzoo.deploy.quantize import QuantizeError, quantize_onnx
 
 from _trained_lenet import train_lenet
 
@@ -81,7 +81,7 @@ def test_a_graph_without_conv_or_matmul_says_why(tmp_path):
         def forward(self, x):
             return torch.relu(x).mean((2, 3))
 
-    from cnnzoo.export import export_model
+    from cnnzoo.deploy.export import export_model
 
     export_model(Pool(), tmp_path / "p.onnx", "onnx", input_size=(1, 8, 8))
     with pytest.raises(QuantizeError, match="nothing .* was quantized: ONNX Runtime quantizes Conv"):

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32, tiny_rgb)
 
 from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.train import checkpoint as ckpt  # noqa: E402
+from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.train.engine import NonFiniteLossError, StepContext, train_one_epoch  # noqa: E402
 from cnnzoo.train.recipes import Recipe  # noqa: E402
 from cnnzoo.train.reporter import Reporter  # noqa: E402

@@ -199,7 +199,7 @@ def test_repeated_races_report_medians():
 
 
 def test_a_file_of_the_earlier_speednet_layout_is_refused_with_the_reason(tmp_path):
-    from cnnzoo.checkpoint import save_model
+    from cnnzoo.modelfile import save_model
     from cnnzoo.errors import CheckpointError
     from cnnzoo.models.speednet import SpeedNet
 

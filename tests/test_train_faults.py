@@ -17,11 +17,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
 
-from cnnzoo.checkpoint import read_record
+from cnnzoo.modelfile import read_record
 from cnnzoo.registry import load_model  # noqa: E402
 from cnnzoo.errors import CheckpointError, InputShapeError, InvalidArgumentError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
-from cnnzoo.train import checkpoint as ckpt  # noqa: E402
+from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.precision import fast_low_precision  # noqa: E402
 from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402
 from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402

@@ -7,7 +7,7 @@ import torch
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.transfer import (ImageSet, accuracy, extract_features, fit_image_set, freeze,
+from cnnzoo.transfer.core import (ImageSet, accuracy, extract_features, fit_image_set, freeze,
                              load_image_set, param_groups, prepare_transfer, select,
                              set_train_mode, train_linear_probe)
 
@@ -209,7 +209,7 @@ def _image_folder(root, per_class=6):
 
 
 def test_folders_stream_with_the_pretrained_preprocessing(pretrained_tiny, tmp_path, capsys):
-    from cnnzoo.transfer_folder import FolderSet
+    from cnnzoo.transfer.folder import FolderSet
 
     data = _image_folder(tmp_path / "imgs")
     model = cnnzoo.create_model("mobilenet_v1_025", pretrained=True)

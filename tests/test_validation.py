@@ -17,7 +17,7 @@ import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_rgb)
 
 from cnnzoo.data.datasets import load_split, parse_spec, stratified_split, val_count  # noqa: E402
 from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.train import checkpoint as ckpt  # noqa: E402
+from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.train import loop  # noqa: E402
 from cnnzoo.train.feed import Feed, load_data  # noqa: E402
 from cnnzoo.train.recipes import get_recipe  # noqa: E402

@@ -9,7 +9,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.visualize import (grad_cam, layer_activations, reconstruct, save_filters,
+from cnnzoo.visual.visualize import (grad_cam, layer_activations, reconstruct, save_filters,
                               top_activations)
 
 from _zoo_testmodels import ensure_registered

@@ -10,7 +10,7 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .analysis import analyze
-    from .checkpoint import save_model
+    from .modelfile import save_model
     from .registry import create_model, list_models, load_model, model_info
 
 __all__ = [

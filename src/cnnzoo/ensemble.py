@@ -124,7 +124,7 @@ def predict_ensemble(members: Sequence[tuple[nn.Module, dict[str, Any]]], images
     """Top-k of the combined prediction for each image, each member seeing the image through
     its own recorded preprocessing; with each member's top-1 beside it."""
     from .data.images import load_image
-    from .predict import class_names, get_preprocess
+    from .deploy.predict import class_names, get_preprocess
 
     if topk < 1:
         raise InvalidArgumentError(f"topk must be >= 1, got {topk}")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoint import check_shapes, load_state, model_path, read_record, tensor_shapes
+from .modelfile import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .errors import CheckpointError, CnnzooError, InvalidArgumentError, UnknownModelError, closest
 from .weights import load_weights
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import RECORD_KEY
+from .modelfile import RECORD_KEY
 from .errors import CheckpointError
 
 # Wrappers other tools put around a state dict ({"state_dict": ...} from Lightning/our trainer,

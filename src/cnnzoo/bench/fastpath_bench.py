@@ -1,4 +1,4 @@
-"""The inference fast paths (cnnzoo.fastpath) against torchvision's eager float32 model.
+"""The inference fast paths (cnnzoo.deploy.fastpath) against torchvision's eager float32 model.
 
 Same weights, same batch, NCHW input: torchvision eager is what a user gets by default. The
 fast paths and the eager reference are timed interleaved at each batch size. The int8 path
@@ -15,8 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..fastpath import FastModel, FastPathError, optimize
-from ..quantize import QuantizeError
+from ..deploy.fastpath import FastModel, FastPathError, optimize
+from ..deploy.quantize import QuantizeError
 from ..registry import create_model, list_models
 from .cases import transfer_weights
 from .settings import Settings
@@ -96,8 +96,8 @@ def _int8(model: nn.Module, x: torch.Tensor, threads: int | None) -> FastModel:
     import tempfile
     from pathlib import Path
 
-    from ..export import export_model
-    from ..quantize import quantize_onnx, session
+    from ..deploy.export import export_model
+    from ..deploy.quantize import quantize_onnx, session
 
     if x.device.type != "cpu":
         raise FastPathError("the int8 path runs on the CPU (ONNX Runtime)")

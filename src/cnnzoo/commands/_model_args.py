@@ -56,8 +56,8 @@ def as_model_file(checkpoint: Path, pretrained: bool | str) -> Iterator[Path]:
         return
     import tempfile
 
-    from ..checkpoint import save_model
-    from ..predict import load_for_inference
+    from ..modelfile import save_model
+    from ..deploy.predict import load_for_inference
 
     model, _ = load_for_inference(str(checkpoint), pretrained)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-") as tmp:

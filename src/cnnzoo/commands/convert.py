@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
         """
         import torch
 
-        from ..checkpoint import save_model
-        from ..predict import default_preprocess
+        from ..modelfile import save_model
+        from ..deploy.predict import default_preprocess
         from ..registry import create_model
         from ..weights import infer_num_classes, load_weights
 

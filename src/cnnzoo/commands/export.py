@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
         as_json = json_out or fmt == "json"
         choice = pretrained_choice(pretrained, pretrained_tag, weights, checkpoint)
-        from ..checkpoint import model_path
+        from ..modelfile import model_path
 
         checkpoint = model_path(checkpoint)  # a run folder means its model file
         if int8:
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
 
 def _plain(checkpoint: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,
            choice: bool | str) -> None:
-    from ..export import ALIASES, SUFFIX, deploy_record, export_model
-    from ..predict import get_preprocess, load_for_inference
+    from ..deploy.export import ALIASES, SUFFIX, deploy_record, export_model
+    from ..deploy.predict import get_preprocess, load_for_inference
 
     fmt = ALIASES.get(to.value, to.value)
     model, record = load_for_inference(checkpoint, choice)
@@ -109,9 +109,9 @@ def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrat
           calib_images: int, check_data: Optional[str], check_images: int,
           choice: bool | str) -> dict[str, Any]:
     from ..errors import InvalidArgumentError
-    from ..export import deploy_record, export_int8
-    from ..predict import get_preprocess, load_for_inference
-    from ..transfer import load_image_set
+    from ..deploy.export import deploy_record, export_int8
+    from ..deploy.predict import get_preprocess, load_for_inference
+    from ..transfer.core import load_image_set
 
     if to is not Target.onnx:
         raise InvalidArgumentError(f"--int8 makes an ONNX file (ONNX Runtime quantization); "

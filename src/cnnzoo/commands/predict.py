@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
         are refused with exit code 2. Several model files (`predict A B C IMAGE...`) make an
         ensemble: each member uses its own preprocessing; the members must agree on the classes.
         """
-        from ..checkpoint import model_path
-        from ..predict import load_for_inference, predict
+        from ..modelfile import model_path
+        from ..deploy.predict import load_for_inference, predict
 
         files = [checkpoint, *images]
         n = 1
@@ -70,7 +70,7 @@ def _top_table(top: list[dict], key: str, header: str) -> Table:
 
 
 def _is_model_file(p: Path) -> bool:
-    from ..checkpoint import model_path
+    from ..modelfile import model_path
 
     return model_path(p).suffix in (".safetensors", ".onnx")
 

@@ -188,7 +188,7 @@ def _register_eval(app: typer.Typer) -> None:
 
 
 def _refuse_mirrors(data: str | None, checkpoints: List[Path]) -> None:
-    from ..checkpoint import read_record
+    from ..modelfile import read_record
     from ..data.nature import mirror_problem
 
     spec = data if data is not None else read_record(checkpoints[0]).get("data")

@@ -41,7 +41,7 @@ def _fresh_preprocess(model: nn.Module, data: str | None) -> Preprocess:
     data's own mean/std), so that the model file written afterwards records it."""
     from ..data.datasets import TensorData, load_split, parse_spec
     from ..data.preprocess import fit_input
-    from ..predict import default_preprocess
+    from ..deploy.predict import default_preprocess
     from ..registry import get_entry
 
     split = load_split(parse_spec(data), "train")
@@ -69,8 +69,8 @@ def features_cmd(
     weights: Optional[Path] = weights_option(),
 ) -> None:
     """Write the activations of a layer for a dataset (features + labels, safetensors)."""
-    from ..predict import get_preprocess, load_for_inference
-    from ..transfer import extract_features, load_image_set, save_features
+    from ..deploy.predict import get_preprocess, load_for_inference
+    from ..transfer.core import extract_features, load_image_set, save_features
 
     model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag, weights, checkpoint))
     pp = get_preprocess(record, model)
@@ -97,7 +97,7 @@ def linear_probe_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train a linear classifier on extracted features; print train/val accuracy."""
-    from ..transfer import accuracy, load_features, train_linear_probe
+    from ..transfer.core import accuracy, load_features, train_linear_probe
 
     f, y, meta = load_features(train)
     probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
@@ -154,10 +154,10 @@ def finetune_cmd(
     evaluated on the test split of the same classes."""
     import torch
 
-    from ..checkpoint import save_model
-    from ..predict import get_preprocess, load_for_inference
+    from ..modelfile import save_model
+    from ..deploy.predict import get_preprocess, load_for_inference
     from ..registry import create_model
-    from ..transfer import fit_image_set, load_image_set, param_groups, prepare_transfer
+    from ..transfer.core import fit_image_set, load_image_set, param_groups, prepare_transfer
 
     model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag, weights, checkpoint))
     pp = _fresh_preprocess(model, data) if record.get("untrained") else \

@@ -33,7 +33,7 @@ def _group_options(pretrained: bool = pretrained_option(),
 
 
 def _load(checkpoint: str, allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any], Preprocess]:
-    from ..predict import get_preprocess, load_for_inference
+    from ..deploy.predict import get_preprocess, load_for_inference
 
     choice = pretrained_choice(_PRETRAINED.get("pretrained", False), _PRETRAINED.get("tag"),
                                _PRETRAINED.get("weights"), checkpoint)
@@ -44,7 +44,7 @@ def _load(checkpoint: str, allow_onnx: bool = False) -> tuple[nn.Module, dict[st
 def _image(path: Path, pp: Preprocess) -> tuple[torch.Tensor, np.ndarray]:
     """One image file as a model input batch (1, C, H, W), and as the picture it shows."""
     from ..data.images import load_image
-    from ..visualize import to_display
+    from ..visual.visualize import to_display
 
     x = pp.prepare_image(load_image(path))[None]
     return x, to_display(x[0], pp.mean, pp.std)
@@ -63,8 +63,8 @@ def filters_cmd(checkpoint: str = CKPT,
                 json_out: bool = typer.Option(False, "--json")) -> None:
     """The first convolution's kernels as an image grid (alexnet_original: 96 kernels, 8 x 12). A
     model name gives its random initialisation, and the title says so."""
-    from ..visual_checks import untrained
-    from ..visualize import first_conv, save_filters
+    from ..visual.checks import untrained
+    from ..visual.visualize import first_conv, save_filters
 
     model, record, _ = _load(checkpoint)
     save_filters(model, out, untrained=untrained(record))
@@ -81,7 +81,7 @@ def features_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(..., help=
                                               "(default: one colour scale for all, with a colorbar)"),
                  json_out: bool = typer.Option(False, "--json")) -> None:
     """Feature maps of any layer for one image, on one shared colour scale."""
-    from ..visualize import save_feature_maps
+    from ..visual.visualize import save_feature_maps
 
     model, _, pp = _load(checkpoint)
     x, disp = _image(image, pp)
@@ -103,9 +103,9 @@ def top9_cmd(checkpoint: str = CKPT,
     """The top-9 images of a dataset for one channel: reconstructions and image patches. Ranked by
     the layer's output (pre-activation where an activation follows; the same order after it);
     warns about a channel that never fires."""
-    from ..transfer import load_image_set
-    from ..visual_checks import top9_notes
-    from ..visualize import save_top_activations
+    from ..transfer.core import load_image_set
+    from ..visual.checks import top9_notes
+    from ..visual.visualize import save_top_activations
 
     model, _, pp = _load(checkpoint)
     data_set = load_image_set(data, split, pp, limit=limit)
@@ -127,7 +127,7 @@ def deconv_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
                out: Path = typer.Option(..., "--out", "-o"),
                json_out: bool = typer.Option(False, "--json")) -> None:
     """Deconvnet and guided-backprop reconstructions of one activation, side by side."""
-    from ..visualize import save_reconstruction
+    from ..visual.visualize import save_reconstruction
 
     model, _, pp = _load(checkpoint)
     x, disp = _image(image, pp)
@@ -143,8 +143,8 @@ def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
                 out: Path = typer.Option(..., "--out", "-o"),
                 json_out: bool = typer.Option(False, "--json")) -> None:
     """Grad-CAM heat map over the image for a class."""
-    from ..predict import class_names
-    from ..visualize import save_grad_cam
+    from ..deploy.predict import class_names
+    from ..visual.visualize import save_grad_cam
 
     model, record, pp = _load(checkpoint)
     x, disp = _image(image, pp)
@@ -175,12 +175,12 @@ def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run fo
     image; the PNG shows the image, the correct class's probability map and the most probable
     class map."""
     from ..errors import InvalidArgumentError
-    from ..occlusion import as_json, occlusion_maps, save_occlusion
-    from ..predict import class_names
+    from ..visual.occlusion import as_json, occlusion_maps, save_occlusion
+    from ..deploy.predict import class_names
 
     if fmt not in ("table", "json"):
         raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
-    from ..checkpoint import model_path
+    from ..modelfile import model_path
 
     model, record, pp = _load(str(model_path(checkpoint)), allow_onnx=True)
     x, disp = _image(image, pp)

@@ -1,6 +1,6 @@
 """The Playground: a drawn digit through the playground LeNet-5, an uploaded image through a
-trained run's model. The numbers come from cnnzoo.predict (preprocessing, class names) and
-cnnzoo.visualize (feature maps, first-layer filters, Grad-CAM); this module only turns them
+trained run's model. The numbers come from cnnzoo.deploy.predict (preprocessing, class names) and
+cnnzoo.visual.visualize (feature maps, first-layer filters, Grad-CAM); this module only turns them
 into small PNGs (data: URLs) the page shows as they are."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from torch import nn
 from ..contract import logits_of
 from ..data.images import load_image
 from ..errors import InvalidArgumentError
-from ..predict import class_names, get_preprocess
+from ..deploy.predict import class_names, get_preprocess
 from ..registry import load_model
-from ..visualize import first_conv, grad_cam, layer_activations, resolve_layer, to_display
+from ..visual.visualize import first_conv, grad_cam, layer_activations, resolve_layer, to_display
 from .state import ModelCache
 
 PLAYGROUND_LAYERS = ("c1", "s2", "c3")

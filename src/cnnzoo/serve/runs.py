@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import read_record
+from ..modelfile import read_record
 from ..errors import CnnzooError
 from .state import MODEL_FILE, NotFoundError, safe_run_path
 

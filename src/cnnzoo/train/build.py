@@ -22,7 +22,7 @@ from ..data.preprocess import Preprocess
 from ..errors import CheckpointError, InputShapeError
 from ..precision import set_tf32
 from ..registry import create_model
-from . import checkpoint as ckpt
+from . import state as ckpt
 from .distributed import DistInfo, wrap_model
 from .engine import build_optimizer, build_scheduler, use_channels_last
 from .feed import RunData

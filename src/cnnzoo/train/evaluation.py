@@ -13,7 +13,7 @@ from ..data.preprocess import Preprocess
 from ..devices import resolve_device
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
 from ..registry import load_model
-from . import checkpoint as ckpt
+from . import state as ckpt
 from .engine import evaluate, step_batch, uses_bf16
 from .feed import worker_count
 from .recipes import Recipe

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from ..checkpoint import load_state, save_model
-from . import checkpoint as ckpt
+from ..modelfile import load_state, save_model
+from . import state as ckpt
 from .build import Trainer
 from .distributed import DistInfo, barrier, broadcast_flag
 from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch, uses_bf16

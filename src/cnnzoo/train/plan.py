@@ -16,7 +16,7 @@ from ..data.datasets import parse_spec
 from ..errors import CheckpointError, InvalidArgumentError
 from ..precision import cpu_has_amx_bf16
 from ..registry import get_entry
-from . import checkpoint as ckpt
+from . import state as ckpt
 from .recipes import Recipe, default_recipe_for, get_recipe, recipe_from_dict, validate, with_overrides
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint as ckpt
+from . import state as ckpt
 from .build import _check_fits, build_trainer  # noqa: F401  (_check_fits: tests import it from here)
 from ..errors import CnnzooError, InvalidArgumentError
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import CnnzooError, JobFailedError
-from . import checkpoint as ckpt
+from . import state as ckpt
 from .logs import CURVES_FILE, METRICS_FILE
 from .plan import Plan
 from .reporter import Reporter

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .contract import logits_of
-from .visual_checks import default_cam_layer, top9_notes
-from .errors import InvalidArgumentError, closest
+from ..contract import logits_of
+from .checks import default_cam_layer, top9_notes
+from ..errors import InvalidArgumentError, closest
 
 METHODS = ("deconvnet", "guided", "gradient")
 
@@ -271,7 +271,7 @@ def _signed_display(r: torch.Tensor) -> np.ndarray:
 
 
 def _save(fig, out: str | os.PathLike) -> Path:
-    from .files import atomic_path
+    from ..files import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -15,11 +15,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .data.images import load_image
-from .data.preprocess import Preprocess
-from .checkpoint import model_record
-from .errors import CheckpointError, CnnzooError, InvalidArgumentError
-from .registry import create_model, get_entry, list_models, load_model
+from ..data.images import load_image
+from ..data.preprocess import Preprocess
+from ..modelfile import model_record
+from ..errors import CheckpointError, CnnzooError, InvalidArgumentError
+from ..registry import create_model, get_entry, list_models, load_model
 
 
 def default_preprocess(model: nn.Module) -> Preprocess:
@@ -80,7 +80,7 @@ def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict 
 
 def load_for_inference(checkpoint: str | os.PathLike, pretrained: bool | str = False,
                        allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """(model, record) from a model file (or an .onnx export, see cnnzoo.predict_onnx); a
+    """(model, record) from a model file (or an .onnx export, see cnnzoo.deploy.predict_onnx); a
     registered model name gives its published weights with `pretrained` (record with their
     preprocessing and ImageNet class names), else a randomly initialised model (useful for
     visualisation and smoke tests), said so in the record."""

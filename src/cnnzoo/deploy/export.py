@@ -5,7 +5,7 @@ Formats:
   torchscript       torch.jit.trace, reloaded with torch.jit.load
   exported-program  torch.export.export + torch.export.save (.pt2), reloaded with torch.export.load
                     ("exported" for short)
-  int8 ONNX         the fp32 ONNX file quantized by ONNX Runtime (cnnzoo.quantize), `export_int8`
+  int8 ONNX         the fp32 ONNX file quantized by ONNX Runtime (cnnzoo.deploy.quantize), `export_int8`
 
 An ONNX file is deployable on its own: its metadata_props key "cnnzoo.record" holds the JSON of
 {"model", "num_classes", "in_chans", "preprocess", "classes"} (preprocess: the dict of
@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .contract import logits_of
-from .errors import CnnzooError, InvalidArgumentError, JobFailedError
-from .files import atomic_path
-from .registry import get_entry
+from ..contract import logits_of
+from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
+from ..files import atomic_path
+from ..registry import get_entry
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
@@ -174,7 +174,7 @@ def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
 def deploy_record(model: nn.Module, record: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a deployment needs besides the weights: the model file's preprocessing and class
     names, else the model's `pretrained_cfg` (published weights), else the defaults."""
-    from .data.preprocess import Preprocess
+    from ..data.preprocess import Preprocess
     from .predict import class_names, default_preprocess, get_preprocess
 
     record = record or {}

@@ -12,9 +12,9 @@ from typing import Iterable, Iterator
 
 import torch
 
-from .data.datasets import FolderData
-from .data.folder import FolderLoader
-from .data.preprocess import Preprocess
+from ..data.datasets import FolderData
+from ..data.folder import FolderLoader
+from ..data.preprocess import Preprocess
 
 
 def _workers() -> int:

@@ -1,6 +1,6 @@
 """Fast inference paths, each checked against the eager model before it is handed out.
 
-    fast = cnnzoo.fastpath.optimize(model, example)          # backend="auto"
+    fast = cnnzoo.deploy.fastpath.optimize(model, example)          # backend="auto"
     logits = fast(x)                                          # any batch size
 
 Backends:
@@ -32,9 +32,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .contract import logits_of
-from .errors import CnnzooError, InvalidArgumentError
-from .precision import autocast
+from ..contract import logits_of
+from ..errors import CnnzooError, InvalidArgumentError
+from ..precision import autocast
 
 # what every backend builds: a batch in, the model's main logits out
 _Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import InvalidArgumentError, JobFailedError
-from .files import atomic_path
+from ..errors import InvalidArgumentError, JobFailedError
+from ..files import atomic_path
 
 MODES = ("static", "dynamic")
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger",

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .contract import logits_of
-from .errors import InvalidArgumentError
+from ..contract import logits_of
+from ..errors import InvalidArgumentError
 
 
 def default_window(h: int, w: int) -> tuple[int, int]:

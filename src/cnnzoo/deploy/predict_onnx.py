@@ -3,7 +3,7 @@
 The export carries the model file's record in the ONNX metadata (key "cnnzoo.record": model,
 num_classes, in_chans, preprocess, classes), so the same preprocessing and class names apply
 and the top-5 equals the safetensors model's. The session is wrapped as an nn.Module so that
-cnnzoo.predict.predict runs it unchanged.
+cnnzoo.deploy.predict.predict runs it unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 RECORD_PROP = "cnnzoo.record"
 
@@ -71,7 +71,7 @@ def read_onnx_record(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_onnx(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """(model, record) for an .onnx export, as cnnzoo.predict.load_for_inference gives them."""
+    """(model, record) for an .onnx export, as cnnzoo.deploy.predict.load_for_inference gives them."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no such ONNX file: {path}")

@@ -22,7 +22,7 @@ from ..files import atomic_path
 from ..errors import CheckpointError
 
 STATE_FILE = "checkpoint.safetensors"
-MODEL_FILE = "model.safetensors"  # the run's model file (cnnzoo.checkpoint format), beside the state
+MODEL_FILE = "model.safetensors"  # the run's model file (cnnzoo.modelfile format), beside the state
 TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files, read by `load_torch_file` only
 META_KEY = "cnnzoo_train"
 
@@ -132,7 +132,7 @@ def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.
 
 def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(model state_dict, everything else with tensors restored) of a training checkpoint:
-    a run folder or its checkpoint.safetensors. Model files (cnnzoo.checkpoint) hold weights only."""
+    a run folder or its checkpoint.safetensors. Model files (cnnzoo.modelfile) hold weights only."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 

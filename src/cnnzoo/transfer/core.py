@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from .contract import logits_of
-from .data.datasets import TensorData, load_split, parse_spec
-from .data.preprocess import Preprocess
-from .errors import CheckpointError, InvalidArgumentError, closest
-from .files import atomic_path
+from ..contract import logits_of
+from ..data.datasets import TensorData, load_split, parse_spec
+from ..data.preprocess import Preprocess
+from ..errors import CheckpointError, InvalidArgumentError, closest
+from ..files import atomic_path
 
 
 class _StopForward(Exception):
@@ -111,7 +111,7 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
         y = torch.tensor([remap[int(v)] for v in y], dtype=torch.long)
         names = [names[i] for i in classes]
     if not isinstance(data, TensorData):  # an image folder: streamed, decoded batch by batch
-        from .transfer_folder import folder_set
+        from .folder import folder_set
 
         return folder_set(data, idx, pp, y, names)
     x = pp.prepare(data.images[idx].float() / 255.0)
@@ -322,8 +322,8 @@ def fit_image_set(model: nn.Module, groups: Iterable[dict[str, Any]], train: Ima
 
     augment: random shifts of up to 2 pixels (padding 2, random crop), enough to keep a tiny
     labelled set from being memorised. Batch norms of frozen stages stay in eval mode."""
-    from .train.engine import StepContext, train_one_epoch, use_channels_last
-    from .train.recipes import Recipe
+    from ..train.engine import StepContext, train_one_epoch, use_channels_last
+    from ..train.recipes import Recipe
 
     _check_schedule(epochs=epochs, batch_size=batch_size, momentum=momentum)
     if len(train) == 0:
