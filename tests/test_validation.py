@@ -156,7 +156,7 @@ def test_keep_best_keeps_the_best_validation_epoch(tmp_path, spy):
         assert torch.equal(v, spy.weights[3][k]), k  # ... are the ones the test set scored
     assert not all(torch.equal(v, spy.weights[2][k]) for k, v in kept.items())
     assert res["kept_epoch"] == 2 and res["val_acc"] == 0.9
-    rec = json.loads(json.dumps(__import__("cnnzoo").checkpoint.read_record(tmp_path / "model.safetensors")))
+    rec = json.loads(json.dumps(__import__("cnnzoo.modelfile").modelfile.read_record(tmp_path / "model.safetensors")))
     m = rec["metrics"]
     assert m["kept_epoch"] == 2 and m["val_acc"] == 0.9 and m["test_acc"] == res["test_acc"] and m["epochs"] == 3
     assert rec["split"]["source"] == "held out" and rec["split"]["val_index"] == 1000

@@ -29,7 +29,7 @@ __all__ = [
 
 # Imported on first use, so `import cnnzoo.cli` (and `cnnzoo --help`) does not import torch.
 _LAZY = {"create_model": ".registry", "list_models": ".registry", "model_info": ".registry",
-         "load_model": ".registry", "save_model": ".checkpoint", "analyze": ".analysis"}
+         "load_model": ".registry", "save_model": ".modelfile", "analyze": ".analysis"}
 
 
 def __getattr__(name: str) -> object:
