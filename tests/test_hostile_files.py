@@ -28,7 +28,7 @@ from cnnzoo.modelfile import RECORD_KEY, model_record
 from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle, write_cifar_batch
 from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
 from cnnzoo.data.mnist import load_mnist, read_idx, write_idx
-from cnnzoo.errors import CheckpointError, CnnzooError, InvalidArgumentError
+from cnnzoo.errors import CnnzooError, InvalidArgumentError, ModelFileError
 from cnnzoo.files import atomic_write_bytes
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -83,7 +83,7 @@ def test_a_record_claiming_a_trillion_classes_is_refused_before_building(tmp_pat
     assert "num_classes" in done.stderr and "Traceback" not in done.stderr + done.stdout
     # under the bound, the file's classifier tensor tells the real class count
     path = _model_file(tmp_path / "more.safetensors", edit=lambda r: r.update(num_classes=500_000))
-    with time_limit(20), pytest.raises(CheckpointError, match=r"num_classes=500000 but its "
+    with time_limit(20), pytest.raises(ModelFileError, match=r"num_classes=500000 but its "
                                                                 r"classifier tensor output.codes has 10"):
         cnnzoo.load_model(path)
 
@@ -101,7 +101,7 @@ def test_a_record_claiming_a_trillion_classes_is_refused_before_building(tmp_pat
 ])
 def test_malformed_records_are_checkpoint_errors(tmp_path, raw, words):
     path = _model_file(tmp_path / "m.safetensors", raw=raw)
-    with pytest.raises(CheckpointError, match=words.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ModelFileError, match=words.replace("(", r"\(").replace("[", r"\[")):
         cnnzoo.load_model(path)
 
 
@@ -110,14 +110,14 @@ def test_tensor_shapes_that_disagree_with_the_architecture_name_the_tensor(tmp_p
         state["c5.weight"] = torch.zeros(120, 16, 3, 3)
 
     path = _model_file(tmp_path / "m.safetensors", state_edit=widen)
-    with pytest.raises(CheckpointError, match=r"tensor c5.weight has shape \(120, 16, 3, 3\) in the "
+    with pytest.raises(ModelFileError, match=r"tensor c5.weight has shape \(120, 16, 3, 3\) in the "
                                               r"file but \(120, 16, 5, 5\) in the architecture"):
         cnnzoo.load_model(path)
     path = _model_file(tmp_path / "gone.safetensors", state_edit=lambda s: s.pop("f6.bias"))
-    with pytest.raises(CheckpointError, match="f6.bias is missing"):
+    with pytest.raises(ModelFileError, match="f6.bias is missing"):
         cnnzoo.load_model(path)
     path = _model_file(tmp_path / "rgb.safetensors", edit=lambda r: r.update(in_chans=3))
-    with pytest.raises(CheckpointError, match=r"c1.weight has shape \(6, 1, 5, 5\)"):
+    with pytest.raises(ModelFileError, match=r"c1.weight has shape \(6, 1, 5, 5\)"):
         cnnzoo.load_model(path)
     # the CLI says so, exit 2, no traceback
     done = _run_cli(["predict", str(path), str(path)])
@@ -140,7 +140,7 @@ def test_preprocessing_with_another_channel_count_than_the_model(tmp_path):
     pre = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.2] * 3, "resize": None}
     path = _model_file(tmp_path / "m.safetensors", edit=lambda r: r.update(preprocess=pre))
     model, record = cnnzoo.load_model(path)
-    with pytest.raises(CheckpointError, match="3-channel inputs but the model takes 1"):
+    with pytest.raises(ModelFileError, match="3-channel inputs but the model takes 1"):
         get_preprocess(record, model)
 
 
@@ -359,7 +359,7 @@ def test_every_error_here_is_a_cnnzoo_error():
     # the CLI turns CnnzooError into "error: ..." and exit 2: the classes used above are such
     from cnnzoo.data.folder import CorruptImageError, NoReadableImageError
 
-    for cls in (CheckpointError, InvalidArgumentError, UnsafePickleError, CorruptImageError,
+    for cls in (ModelFileError, InvalidArgumentError, UnsafePickleError, CorruptImageError,
                 NoReadableImageError):
         assert issubclass(cls, CnnzooError) and cls.exit_code == 2
 

@@ -26,7 +26,7 @@ from cnnzoo.train.engine import NonFiniteLossError, StepContext, train_one_epoch
 from cnnzoo.train.recipes import Recipe  # noqa: E402
 from cnnzoo.train.reporter import Reporter  # noqa: E402
 from cnnzoo.train.run import fit  # noqa: E402
-from cnnzoo.train.runfolder import LOCK_FILE, RunFolderError  # noqa: E402
+from cnnzoo.runfolder import LOCK_FILE, RunFolderError  # noqa: E402
 
 from _train_models import SGD, _one_thread, _weights  # noqa: E402,F401
 

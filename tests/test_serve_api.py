@@ -16,6 +16,7 @@ import cnnzoo.serve.state as state  # noqa: E402
 from _serve_fixtures import ZOO, bomb_bytes, digit_one, png_bytes, serve_app  # noqa: E402
 from cnnzoo import analyze  # noqa: E402
 from cnnzoo.analysis.explain import explain  # noqa: E402
+from cnnzoo.runfolder import MODEL_FILE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +210,7 @@ def test_playground_weights_are_trained_once(tmp_path, monkeypatch):
         calls.append(root)
         d = root / state.PLAYGROUND_DIR
         d.mkdir()
-        (d / state.MODEL_FILE).write_bytes(b"x")
+        (d / MODEL_FILE).write_bytes(b"x")
 
     monkeypatch.setattr(state, "_train_playground", fake_train)
 
@@ -219,7 +220,7 @@ def test_playground_weights_are_trained_once(tmp_path, monkeypatch):
 
     with ThreadPoolExecutor(4) as pool:
         paths = set(pool.map(get, range(4)))
-    assert len(calls) == 1 and paths == {tmp_path / state.PLAYGROUND_DIR / state.MODEL_FILE}
+    assert len(calls) == 1 and paths == {tmp_path / state.PLAYGROUND_DIR / MODEL_FILE}
 
 
 def test_serve_command_prints_the_url_and_warns_for_other_hosts(monkeypatch, tmp_path, capsys):

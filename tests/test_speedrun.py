@@ -200,11 +200,11 @@ def test_repeated_races_report_medians():
 
 def test_a_file_of_the_earlier_speednet_layout_is_refused_with_the_reason(tmp_path):
     from cnnzoo.modelfile import save_model
-    from cnnzoo.errors import CheckpointError
+    from cnnzoo.errors import ModelFileError
     from cnnzoo.models.speednet import SpeedNet
 
     m = cnnzoo.create_model("speednet")
     m.features = SpeedNet(pool_first=False).features  # BN before the pools, as written before 2026-11-28
     save_model(tmp_path / "old.safetensors", m)
-    with pytest.raises(CheckpointError, match="written for an earlier layout of speednet"):
+    with pytest.raises(ModelFileError, match="written for an earlier layout of speednet"):
         cnnzoo.load_model(tmp_path / "old.safetensors")

@@ -19,7 +19,7 @@ import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux,
 
 from cnnzoo.modelfile import read_record
 from cnnzoo.registry import load_model  # noqa: E402
-from cnnzoo.errors import CheckpointError, InputShapeError, InvalidArgumentError  # noqa: E402
+from cnnzoo.errors import InputShapeError, InvalidArgumentError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
 from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402

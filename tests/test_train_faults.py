@@ -19,7 +19,7 @@ import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux,
 
 from cnnzoo.modelfile import read_record
 from cnnzoo.registry import load_model  # noqa: E402
-from cnnzoo.errors import CheckpointError, InputShapeError, InvalidArgumentError  # noqa: E402
+from cnnzoo.errors import InputShapeError, InvalidArgumentError, TrainingStateError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
 from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.precision import fast_low_precision  # noqa: E402
@@ -99,7 +99,7 @@ def test_malicious_torch_checkpoint_is_refused(tmp_path, capsys):
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
         torch.save({"model": {}, "epoch": _Evil(marker)}, f, pickle_module=pickle)
-    with pytest.raises(CheckpointError, match="refusing to load .*evil.pth"):
+    with pytest.raises(TrainingStateError, match="refusing to load .*evil.pth"):
         fit("tiny_cnn", resume=evil, out=tmp_path / "o")
     from cnnzoo.cli import main
 

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 import cnnzoo
 from cnnzoo.cli import main
-from cnnzoo.errors import CheckpointError
+from cnnzoo.errors import ModelFileError
 from cnnzoo.weights import load_weights
 
 from _zoo_testmodels import ensure_registered
@@ -84,7 +84,7 @@ def test_timm_vgg_conv_pre_logits_become_linear_layers(tmp_path):
 def test_timm_vgg_into_our_vgg11_with_another_class_count(tmp_path, capsys):
     src = timm.create_model("vgg11", pretrained=False, num_classes=5).eval()
     save_file(src.state_dict(), str(tmp_path / "v.safetensors"))
-    with pytest.raises(CheckpointError, match=r"(?s)by position.*only the classifier \(classifier.6\) "
+    with pytest.raises(ModelFileError, match=r"(?s)by position.*only the classifier \(classifier.6\) "
                                               r"differs: the file has 5 classes"):
         cnnzoo.create_model("vgg11", weights=str(tmp_path / "v.safetensors"))
     with pytest.raises(SystemExit) as ex:  # convert reads the class count from the file
@@ -98,7 +98,7 @@ def test_timm_vgg_into_our_vgg11_with_another_class_count(tmp_path, capsys):
 def test_classifier_mismatch_is_reported_with_a_hint_and_partial_load(tmp_path):
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r.pth")
     ours = cnnzoo.create_model("_tv_resnet18_test", num_classes=3)
-    with pytest.raises(CheckpointError) as err:
+    with pytest.raises(ModelFileError) as err:
         load_weights(ours, tmp_path / "r.pth")
     msg = str(err.value)
     assert "fc.weight file (10, 512) vs model (3, 512)" in msg
@@ -116,7 +116,7 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path):
     del state["layer4.1.bn2.weight"]
     state["extra.head.weight"] = torch.zeros(3)
     torch.save(state, tmp_path / "r.pth")
-    with pytest.raises(CheckpointError, match=r"(?s)missing from the file \(1\): layer4.1.bn2.weight"
+    with pytest.raises(ModelFileError, match=r"(?s)missing from the file \(1\): layer4.1.bn2.weight"
                        r".*unexpected in the file \(1\): extra.head.weight"):
         cnnzoo.create_model("_tv_resnet18_test", weights=str(tmp_path / "r.pth"))
 
@@ -144,25 +144,25 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as f:  # protocol 2, as torch.save writes
         pickle.dump({"conv1.weight": _Evil(marker)}, f, protocol=2)
-    with pytest.raises(CheckpointError, match=r"refusing to load .*evil.pth: it is a pickle that "
+    with pytest.raises(ModelFileError, match=r"refusing to load .*evil.pth: it is a pickle that "
                                               r"would run code .*GLOBAL posix.system"):
         cnnzoo.create_model("_tv_resnet18_test", weights=str(tmp_path / "evil.pth"))
     assert not marker.exists()
     with open(tmp_path / "evil4.pth", "wb") as f:  # newer protocols are refused outright
         pickle.dump({"conv1.weight": _Evil(marker)}, f, protocol=4)
-    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
+    with pytest.raises(ModelFileError, match="not a readable PyTorch weights file"):
         load_weights(torchvision.models.resnet18(), tmp_path / "evil4.pth")
     assert not marker.exists()
 
 
 def test_not_a_weights_file(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"\x00not a pickle at all")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
+    with pytest.raises(ModelFileError, match="not a readable PyTorch weights file"):
         load_weights(torchvision.models.resnet18(), tmp_path / "junk.pth")
     torch.save({"epoch": 3, "optimizer": "sgd", "lr": 0.1}, tmp_path / "other.pth")
-    with pytest.raises(CheckpointError, match="not a state dict"):
+    with pytest.raises(ModelFileError, match="not a state dict"):
         load_weights(torchvision.models.resnet18(), tmp_path / "other.pth")
-    with pytest.raises(CheckpointError, match="no such weights file"):
+    with pytest.raises(ModelFileError, match="no such weights file"):
         load_weights(torchvision.models.resnet18(), tmp_path / "absent.pth")
 
 
@@ -230,7 +230,7 @@ def test_timm_inception_v3_lacks_the_aux_head_partial_load(tmp_path):
         pytest.skip("inception_v3 not on this branch")
     src = timm.create_model("inception_v3", pretrained=False)
     torch.save(src.state_dict(), tmp_path / "inc.pth")
-    with pytest.raises(CheckpointError, match=r"missing from the file \(\d+\): AuxLogits"):
+    with pytest.raises(ModelFileError, match=r"missing from the file \(\d+\): AuxLogits"):
         cnnzoo.create_model("inception_v3", weights=str(tmp_path / "inc.pth"))
     ours = cnnzoo.create_model("inception_v3")
     report = load_weights(ours, tmp_path / "inc.pth", strict=False)

@@ -34,8 +34,14 @@ class InputShapeError(CnnzooError, ValueError):
     pass
 
 
-class CheckpointError(CnnzooError, ValueError):
-    pass
+class ModelFileError(CnnzooError, ValueError):
+    """A model file (weights and record), a plain weights file or an ONNX export that cannot be
+    read, or whose tensors do not fit the model."""
+
+
+class TrainingStateError(CnnzooError, ValueError):
+    """A training state for --resume (a run's checkpoint.safetensors, or a torch.save checkpoint
+    of another trainer) that cannot be read, is unsafe, or does not fit the run."""
 
 
 def closest(name: str, options: Iterable[str], n: int = 5) -> list[str]:

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import ModelFileError
 from .files import atomic_path
+from .runfolder import MODEL_FILE, STATE_FILE
 from .version import __version__
 
 RECORD_KEY = "cnnzoo"
@@ -37,7 +38,7 @@ def model_record(model: nn.Module, **extra: Any) -> dict[str, Any]:
     (recipe, data spec, metrics, preprocessing...)."""
     name = getattr(model, "model_name", None)
     if name is None:
-        raise CheckpointError("only models made by cnnzoo.create_model can be saved with a record")
+        raise ModelFileError("only models made by cnnzoo.create_model can be saved with a record")
     record = {
         "format": FORMAT_VERSION,
         "model": name,
@@ -69,15 +70,11 @@ def save_model(path: str | os.PathLike, model: nn.Module, **extra: Any) -> dict[
     return record
 
 
-RUN_MODEL_FILE = "model.safetensors"  # what a run folder (`cnnzoo train --out`) holds for eval/predict/export
-RUN_STATE_FILE = "checkpoint.safetensors"  # the run's training state, for --resume only
-
-
 def model_path(path: str | os.PathLike) -> Path:
-    """A model-file argument as every verb reads it: a run folder means its model.safetensors."""
+    """A model-file argument as every verb reads it: a run folder means its model file."""
     path = Path(path)
-    if path.is_dir() and (path / RUN_MODEL_FILE).is_file():
-        return path / RUN_MODEL_FILE
+    if path.is_dir() and (path / MODEL_FILE).is_file():
+        return path / MODEL_FILE
     return path
 
 
@@ -87,35 +84,35 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
 
     path = model_path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder without a {RUN_MODEL_FILE}; pass a model file or a run folder")
-    if path.name == RUN_STATE_FILE and (path.parent / RUN_MODEL_FILE).is_file():
-        raise CheckpointError(f"{path} is a run's training state: use the run's {RUN_MODEL_FILE} "
-                              f"({path.parent / RUN_MODEL_FILE}, or just the folder {path.parent}), "
-                              "or --resume for training state")
+        raise ModelFileError(f"{path} is a folder without a {MODEL_FILE}; pass a model file or a run folder")
+    if path.name == STATE_FILE and (path.parent / MODEL_FILE).is_file():
+        raise ModelFileError(f"{path} is a run's training state: use the run's {MODEL_FILE} "
+                             f"({path.parent / MODEL_FILE}, or just the folder {path.parent}), "
+                             "or --resume for training state")
     if not path.is_file():
-        raise CheckpointError(f"no such model file: {path}")
+        raise ModelFileError(f"no such model file: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+        raise ModelFileError(f"{path} is not a readable safetensors file ({err})") from None
     if RECORD_KEY not in meta:
-        raise CheckpointError(
+        raise ModelFileError(
             f"{path} has no cnnzoo record; for a plain weights file use "
             "create_model(name, weights=path) or `cnnzoo convert`"
         )
     try:
         record = json.loads(meta[RECORD_KEY])
     except (json.JSONDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{path}: its cnnzoo record is not valid JSON ({err})") from None
+        raise ModelFileError(f"{path}: its cnnzoo record is not valid JSON ({err})") from None
     check_record(record, path)
     return record
 
 
 def check_record(record: Any, path: str | os.PathLike) -> None:
-    """A model record's structure and every size it declares, bounded (CheckpointError)."""
-    def bad(what: str) -> CheckpointError:
-        return CheckpointError(f"{path}: its cnnzoo record is malformed: {what}")
+    """A model record's structure and every size it declares, bounded (ModelFileError)."""
+    def bad(what: str) -> ModelFileError:
+        return ModelFileError(f"{path}: its cnnzoo record is malformed: {what}")
 
     if not isinstance(record, dict):
         raise bad(f"a JSON {type(record).__name__} where an object {{\"model\": ...}} belongs")
@@ -180,13 +177,13 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+        raise ModelFileError(f"{path} is not a readable safetensors file ({err})") from None
 
 
 def check_shapes(path: str | os.PathLike, record: dict[str, Any],
                  expected: dict[str, tuple[int, ...]]) -> None:
     """The file's tensors against the architecture its record describes: the first missing,
-    unexpected or differently shaped tensor is named (CheckpointError)."""
+    unexpected or differently shaped tensor is named (ModelFileError)."""
     found = tensor_shapes(path)
     for key, shape in expected.items():
         if key not in found:
@@ -198,16 +195,16 @@ def check_shapes(path: str | os.PathLike, record: dict[str, Any],
                 hint = (f"; the file holds the same number of tensors under other names, as a file "
                         f"written for an earlier layout of {record['model']} does (written by cnnzoo "
                         f"{saved_with}): retrain it or use the cnnzoo that wrote it")
-            raise CheckpointError(f"{path} does not match its record ({record['model']}): "
-                                  f"tensor {key} is missing from the file{hint}")
+            raise ModelFileError(f"{path} does not match its record ({record['model']}): "
+                                 f"tensor {key} is missing from the file{hint}")
         if tuple(found[key]) != tuple(shape):
-            raise CheckpointError(
+            raise ModelFileError(
                 f"{path} does not match its record ({record['model']}): tensor {key} has shape "
                 f"{tuple(found[key])} in the file but {tuple(shape)} in the architecture")
     extra = sorted(set(found) - set(expected))
     if extra:
-        raise CheckpointError(f"{path} does not match its record ({record['model']}): "
-                              f"unexpected tensor(s) {', '.join(extra[:5])}")
+        raise ModelFileError(f"{path} does not match its record ({record['model']}): "
+                             f"unexpected tensor(s) {', '.join(extra[:5])}")
 
 
 def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -216,4 +213,4 @@ def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as err:
-        raise CheckpointError(f"{path}: cannot read weights ({err})") from None
+        raise ModelFileError(f"{path}: cannot read weights ({err})") from None

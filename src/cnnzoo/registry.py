@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .modelfile import check_shapes, load_state, model_path, read_record, tensor_shapes
-from .errors import CheckpointError, CnnzooError, InvalidArgumentError, UnknownModelError, closest
+from .errors import CnnzooError, InvalidArgumentError, ModelFileError, UnknownModelError, closest
 from .weights import load_weights
 
 
@@ -203,7 +203,7 @@ def create_model(
     kwargs = {**entry.kwargs, **arch_kwargs}
     model = entry.builder(num_classes=published.num_classes if published else num_classes,
                           in_chans=in_chans, **kwargs)
-    # Recorded so a checkpoint can rebuild exactly this model.
+    # Recorded so a model file can rebuild exactly this model.
     model.model_name = name
     model.arch_kwargs = dict(arch_kwargs)
     if published is not None:  # a `weights` file stands in for the download
@@ -224,7 +224,7 @@ def load_model(path: str | os.PathLike,
     """Rebuild the model recorded in `path` and load its weights. Returns (model, record).
 
     Nothing is allocated from what the record declares until the file's own tensors agree:
-    the record is bounded (checkpoint.check_record), its class count is checked against the
+    the record is bounded (modelfile.check_record), its class count is checked against the
     classifier tensor in the file, and every tensor shape against the architecture built on
     the meta device (no memory). A run folder means its model.safetensors."""
     path = model_path(path)
@@ -237,7 +237,7 @@ def load_model(path: str | os.PathLike,
     n_file = shapes[cls_keys[0]][0] if cls_keys and len(shapes.get(cls_keys[0], ())) else None
     n_rec = record.get("num_classes") or get_entry(name).num_classes
     if n_file is not None and n_file != n_rec:
-        raise CheckpointError(
+        raise ModelFileError(
             f"{path}: its record says num_classes={n_rec} but its classifier tensor "
             f"{cls_keys[0]} has {n_file} rows; the file is damaged or was edited")
     skeleton = _skeleton(path, record, num_classes=record.get("num_classes"))
@@ -255,8 +255,8 @@ def _skeleton(path: str | os.PathLike, record: dict[str, Any], num_classes: int 
             return create_model(record["model"], num_classes=num_classes,
                                 in_chans=record.get("in_chans"), **record.get("arch_kwargs", {}))
     except CnnzooError as err:
-        raise CheckpointError(f"{path}: its record does not describe a model we can build ({err})") \
+        raise ModelFileError(f"{path}: its record does not describe a model we can build ({err})") \
             from None
     except Exception as err:  # a builder's own check on its arguments (ValueError, TypeError...)
-        raise CheckpointError(f"{path}: its record's architecture arguments do not build "
-                              f"{record['model']} ({type(err).__name__}: {err})") from None
+        raise ModelFileError(f"{path}: its record's architecture arguments do not build "
+                             f"{record['model']} ({type(err).__name__}: {err})") from None

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .modelfile import RECORD_KEY
-from .errors import CheckpointError
+from .errors import ModelFileError
 
 # Wrappers other tools put around a state dict ({"state_dict": ...} from Lightning/our trainer,
 # {"model": ...} from many training scripts, {"model_ema": ...} from timm's train.py).
@@ -94,7 +94,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no such weights file: {path}")
+        raise ModelFileError(f"no such weights file: {path}")
     record: dict[str, Any] = {}
     if _is_safetensors(path):
         from safetensors import safe_open
@@ -105,7 +105,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 # safetensors stores keys sorted by name; restore module order for positional maps
                 state = {k: f.get_tensor(k) for k in sorted(f.keys(), key=_module_order_key(f.keys()))}
         except Exception as err:
-            raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+            raise ModelFileError(f"{path} is not a readable safetensors file ({err})") from None
         if RECORD_KEY in meta:
             import json
 
@@ -122,17 +122,17 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         text = str(err)
         glob = re.search(r"(unsupported GLOBAL [^\s]+|Unsupported global: [^\s]+)", text, re.I)
         if glob:
-            raise CheckpointError(
+            raise ModelFileError(
                 f"refusing to load {path}: it is a pickle that would run code or build objects "
                 f"other than tensors ({glob.group(1)}). Only plain state dicts are accepted; "
                 "re-save it with torch.save(model.state_dict(), ...) or as .safetensors") from None
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-        raise CheckpointError(
+        raise ModelFileError(
             f"{path} is not a readable PyTorch weights file (the safe unpickler stopped: "
             f"{detail.group(1).strip()[:120] if detail else 'unsupported content'}); nothing "
             "from it was run") from None
     except Exception as err:
-        raise CheckpointError(
+        raise ModelFileError(
             f"{path} is not a readable PyTorch weights file ({type(err).__name__}: "
             f"{str(err)[:200]})") from None
     return _unwrap(obj, path), record
@@ -192,7 +192,7 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not _is_state(obj):
         kind = type(obj).__name__
         keys = list(obj)[:8] if isinstance(obj, dict) else []
-        raise CheckpointError(
+        raise ModelFileError(
             f"{path} holds a {kind}{' with keys ' + str(keys) if keys else ''}, not a state dict "
             f"of tensors (looked inside {', '.join(_WRAPPER_KEYS)})")
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
@@ -260,7 +260,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True,
                  adapt_in_chans: bool = True) -> LoadReport:
     """Load a torchvision/timm/cnnzoo weights file into `model`; returns a `LoadReport`.
 
-    strict=True (default) raises CheckpointError, with the report, unless every tensor of the
+    strict=True (default) raises ModelFileError, with the report, unless every tensor of the
     model is in the file with the right shape and the file has nothing else. strict=False loads
     what fits and leaves the rest as initialised (the report says what).
 
@@ -293,7 +293,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True,
     report.loaded = len(to_load)
     if strict and not report.ok:
         hint = _classifier_hint(model, report)
-        raise CheckpointError(
+        raise ModelFileError(
             "weights do not fit the model:\n" + report.summary() + hint
             + "\n  (pass strict=False / --allow-partial to load only what fits)")
     model.load_state_dict(to_load, strict=False)

@@ -18,7 +18,7 @@ from torch import nn
 from ..data.images import load_image
 from ..data.preprocess import Preprocess
 from ..modelfile import model_record
-from ..errors import CheckpointError, CnnzooError, InvalidArgumentError
+from ..errors import CnnzooError, InvalidArgumentError, ModelFileError
 from ..registry import create_model, get_entry, list_models, load_model
 
 
@@ -40,7 +40,7 @@ def get_preprocess(record: dict[str, Any] | None, model: nn.Module) -> Preproces
     pp = Preprocess.from_record(stored, default_preprocess(model))
     chans = int(getattr(model, "in_chans", pp.in_chans))
     if pp.in_chans != chans:
-        raise CheckpointError(
+        raise ModelFileError(
             f"the model file's preprocessing makes {pp.in_chans}-channel inputs but the model "
             f"takes {chans}; the record is damaged or was edited")
     return pp
@@ -104,6 +104,6 @@ def load_for_inference(checkpoint: str | os.PathLike, pretrained: bool | str = F
         model = create_model(str(checkpoint))
         record = {**model_record(model), "untrained": True}
     else:
-        raise CheckpointError(f"{checkpoint}: no such model file, and not a model name "
-                              "(`cnnzoo list` shows the names)")
+        raise ModelFileError(f"{checkpoint}: no such model file, and not a model name "
+                             "(`cnnzoo list` shows the names)")
     return model.eval(), record

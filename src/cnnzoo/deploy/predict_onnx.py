@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import ModelFileError
 
 RECORD_PROP = "cnnzoo.record"
 
@@ -55,10 +55,10 @@ def read_onnx_record(path: str | os.PathLike) -> dict[str, Any]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable ONNX file ({type(err).__name__})") from None
+        raise ModelFileError(f"{path} is not a readable ONNX file ({type(err).__name__})") from None
     props = {p.key: p.value for p in proto.metadata_props}
     if RECORD_PROP not in props:
-        raise CheckpointError(
+        raise ModelFileError(
             f"{path} has no {RECORD_PROP!r} metadata (it was not written by `cnnzoo export`, or "
             "by an older version): predict with the model file instead")
     try:
@@ -66,7 +66,7 @@ def read_onnx_record(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError:
         record = None
     if not isinstance(record, dict):
-        raise CheckpointError(f"{path}: its {RECORD_PROP!r} metadata is not a JSON object")
+        raise ModelFileError(f"{path}: its {RECORD_PROP!r} metadata is not a JSON object")
     return record
 
 
@@ -74,6 +74,6 @@ def load_onnx(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """(model, record) for an .onnx export, as cnnzoo.deploy.predict.load_for_inference gives them."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no such ONNX file: {path}")
+        raise ModelFileError(f"no such ONNX file: {path}")
     record = read_onnx_record(path)
     return OnnxModel(path, record).eval(), record

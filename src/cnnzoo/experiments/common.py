@@ -4,7 +4,6 @@ network through `cnnzoo.train.fit`, the per-epoch curves it wrote, tolerances, v
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Callable, Iterator
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from ..runfolder import read_metrics
 
 SIZES = ("smoke", "quick", "full")  # smoke: the tests' seconds-long path; quick: CPU minutes; full: GPU
 SMOKE_TRAIN, SMOKE_TEST = 256, 100  # images of the smoke size's own small copy of the data
@@ -119,19 +119,14 @@ def train(ctx: Context, model: str | Scratch, *, tag: str, recipe: str, budget: 
     with (contextlib.nullcontext(model) if isinstance(model, str) else registered(model)) as name:
         result = fit(name, data=data_spec(ctx), recipe=recipe, overrides=settings, out=out,
                      epochs=budget.epochs, seed=ctx.seed if seed is None else seed, device=ctx.device)
-    history = read_metrics(out / "metrics.csv")
+    history = read_metrics(out)
     return {"tag": tag, "model": name, "out": str(out), "test_err_pct": result["test_top1_err"],
             "train_err_pct": [train_err(row) for row in history],
-            "epochs": [int(row["epoch"]) for row in history], "seconds": result["train_time_s"],
+            "epochs": [row["epoch"] for row in history], "seconds": result["train_time_s"],
             "images": budget.limit_train, "data": result["data"]}
 
 
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-
-
-def train_err(row: dict[str, float]) -> float:
+def train_err(row: dict[str, Any]) -> float:
     """Training error (%) of an epoch: 100 - its running training accuracy, as He et al. plot."""
     return round(100 * (1 - row["train_acc"]), 3)
 

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..runfolder import MODEL_FILE
 from .common import QUICK_SMALL, Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
 from .common import save_figure, train, verdict
 from .nets import SmallConvNet, SmallGoogLeNet
@@ -102,7 +103,7 @@ def ensemble(ctx: Context) -> dict[str, Any]:
     budget = ctx.pick(smoke=Budget(256, 1, 32), quick=Budget(2000, 2, 32), full=Budget(None, 6, 32))
     runs = [train(ctx, "lenet5", tag=f"lenet5-seed{ctx.seed + i}", recipe="lenet", budget=budget,
                   seed=ctx.seed + i) for i in range(n)]
-    errs = ensemble_errors([Path(r["out"]) / "model.safetensors" for r in runs], runs[0]["data"])
+    errs = ensemble_errors([Path(r["out"]) / MODEL_FILE for r in runs], runs[0]["data"])
     tol = noise_pts(errs["member_mean_err_pct"], errs["images"])
     gain = errs["member_mean_err_pct"] - errs["ensemble_err_pct"]
     if errs["ensemble_err_pct"] > errs["member_mean_err_pct"]:

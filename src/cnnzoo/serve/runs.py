@@ -3,20 +3,15 @@ the model file's record, the PNG figures), nothing kept in memory."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
-from ..modelfile import read_record
 from ..errors import CnnzooError
-from .state import MODEL_FILE, NotFoundError, safe_run_path
+from ..modelfile import read_record
+from ..runfolder import METRICS_FILE, MODEL_FILE, is_run_folder, read_metrics
+from .state import NotFoundError, safe_run_path
 
-METRICS = "metrics.csv"
 FIGURE_SUFFIXES = (".png", ".svg")
-
-
-def _is_run(path: Path) -> bool:
-    return path.is_dir() and ((path / METRICS).is_file() or (path / MODEL_FILE).is_file())
 
 
 def list_runs(runs: Path) -> list[dict[str, Any]]:
@@ -26,10 +21,10 @@ def list_runs(runs: Path) -> list[dict[str, Any]]:
     root = runs.resolve()
     found = []
     for p in sorted(runs.iterdir()):
-        cands = [p] + (sorted(q for q in p.iterdir() if q.is_dir()) if p.is_dir() and not _is_run(p) else [])
+        cands = [p] + (sorted(q for q in p.iterdir() if q.is_dir()) if p.is_dir() and not is_run_folder(p) else [])
         for c in cands:
             real = c.resolve()
-            if _is_run(c) and (real == root or root in real.parents):  # no symlinks out
+            if is_run_folder(c) and (real == root or root in real.parents):  # no symlinks out
                 found.append(c)
     out = []
     for c in found:
@@ -43,24 +38,6 @@ def list_runs(runs: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _num(v: str) -> float | int | None:
-    if v in ("", None):
-        return None
-    try:
-        f = float(v)
-    except ValueError:
-        return None
-    return int(f) if f.is_integer() and "." not in v and "e" not in v else f
-
-
-def read_metrics(folder: Path) -> list[dict[str, Any]]:
-    path = folder / METRICS
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def _record(folder: Path) -> dict[str, Any] | None:
     try:
         return read_record(folder / MODEL_FILE) if (folder / MODEL_FILE).is_file() else None
@@ -70,8 +47,8 @@ def _record(folder: Path) -> dict[str, Any] | None:
 
 def run_detail(runs: Path, name: str) -> dict[str, Any]:
     folder = safe_run_path(runs, name)
-    if not _is_run(folder):
-        raise NotFoundError(f"{name!r} is not a run folder (no {METRICS} or {MODEL_FILE})")
+    if not is_run_folder(folder):
+        raise NotFoundError(f"{name!r} is not a run folder (no {METRICS_FILE} or {MODEL_FILE})")
     rec = _record(folder)
     figures = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                      if p.suffix in FIGURE_SUFFIXES and p.is_file() and not p.is_symlink())
@@ -95,5 +72,5 @@ def run_model_file(runs: Path, name: str) -> Path:
     if path.name != MODEL_FILE and path.suffix != ".safetensors":
         raise NotFoundError(f"{name!r}: no model file")
     if not path.is_file():
-        raise NotFoundError(f"run {name!r} has no {MODEL_FILE} (still training, or no kept checkpoint)")
+        raise NotFoundError(f"run {name!r} has no {MODEL_FILE} (still training, or no kept model yet)")
     return safe_run_path(runs, path.relative_to(runs.resolve()).as_posix())

@@ -21,8 +21,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import CnnzooError, InvalidArgumentError
-
-MODEL_FILE = "model.safetensors"
+from ..runfolder import MODEL_FILE, STATE_FILE
 PLAYGROUND_DIR = "lenet5-playground"
 # Quick recipe: 2 epochs over 4,000 of the embedded digits (~95% on its test split).
 PLAYGROUND_TRAINING: dict[str, Any] = {"epochs": 2, "overrides": {"limit_train": 4000}}
@@ -123,7 +122,7 @@ def _train_playground(root: Path) -> None:
     tmp = root / f"{PLAYGROUND_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     fit("lenet5", data="embedded", out=tmp, seed=0, **PLAYGROUND_TRAINING)
-    (tmp / "checkpoint.safetensors").unlink(missing_ok=True)  # keep the model file only
+    (tmp / STATE_FILE).unlink(missing_ok=True)  # keep the model file only
     dest = root / PLAYGROUND_DIR
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)

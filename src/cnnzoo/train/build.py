@@ -19,7 +19,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..data.nature import flip_warning
 from ..data.preprocess import Preprocess
-from ..errors import CheckpointError, InputShapeError
+from ..errors import InputShapeError, TrainingStateError
 from ..precision import set_tf32
 from ..registry import create_model
 from . import state as ckpt
@@ -93,8 +93,8 @@ def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: R
         try:
             model.load_state_dict(plan.torch_checkpoint["model"])
         except RuntimeError as err:
-            raise CheckpointError(f"{plan.resume}: its 'model' weights do not fit {plan.model_name} "
-                                  f"({str(err)[:300]})") from None
+            raise TrainingStateError(f"{plan.resume}: its 'model' weights do not fit {plan.model_name} "
+                                     f"({str(err)[:300]})") from None
     return model.to(device)
 
 

@@ -11,8 +11,9 @@ import torch
 from ..data.datasets import FolderData, TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess
 from ..devices import resolve_device
-from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
+from ..errors import InputShapeError, InvalidArgumentError, ModelFileError
 from ..registry import load_model
+from ..runfolder import MODEL_FILE
 from . import state as ckpt
 from .engine import evaluate, step_batch, uses_bf16
 from .feed import worker_count
@@ -73,13 +74,13 @@ def check_eval_args(batch_size: int, workers: int) -> None:
 
 
 def model_file(path: str | Path) -> Path:
-    """The cnnzoo model file at `path` (a run folder means its model.safetensors)."""
+    """The cnnzoo model file at `path` (a run folder means its model file)."""
     path = Path(path)
     if path.suffix in ckpt.TORCH_SUFFIXES:
         ckpt.load_torch_file(path)  # refuses unsafe pickles with a clear message
-        raise CheckpointError(f"{path}: evaluation needs a cnnzoo model file (.safetensors with a "
-                              "record); convert torch checkpoints with create_model(name, weights=...)")
-    return path / ckpt.MODEL_FILE if path.is_dir() else path
+        raise ModelFileError(f"{path}: evaluation needs a cnnzoo model file (.safetensors with a "
+                             "record); convert torch checkpoints with create_model(name, weights=...)")
+    return path / MODEL_FILE if path.is_dir() else path
 
 
 def scoring_batches(test: TensorData | FolderData, record: dict, path: Path, spec: object, *, ten_crop: bool,
@@ -88,7 +89,7 @@ def scoring_batches(test: TensorData | FolderData, record: dict, path: Path, spe
     or (10, N, C, H, W) for 10-crop testing."""
     pre = record.get("preprocess")
     if not pre:
-        raise CheckpointError(f"{path} has no preprocess record; was it written by `cnnzoo train`?")
+        raise ModelFileError(f"{path} has no preprocess record; was it written by `cnnzoo train`?")
     prep = Preprocess.from_record(pre)
     idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
     if isinstance(test, TensorData):

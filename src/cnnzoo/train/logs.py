@@ -1,5 +1,5 @@
-"""A run's logs on disk: metrics.csv, training_curves.png, TensorBoard scalars, and the
-confusion-matrix plot of `cnnzoo eval --plot-confusion`.
+"""A run's logs on disk: metrics.csv (written by cnnzoo.runfolder), the training curves,
+TensorBoard scalars, and the confusion-matrix plot of `cnnzoo eval --plot-confusion`.
 
 Files are written atomically and rewritten whole each epoch, so a run killed at any moment
 leaves complete logs of the epochs it finished.
@@ -7,28 +7,11 @@ leaves complete logs of the epochs it finished.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_path, atomic_write_text
-
-# val_*: the validation split, every `eval_every` epochs; test_*: the test split, scored once at the
-# end on the kept weights, so only the kept epoch's row has them
-CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5",
-              "test_loss", "test_acc", "test_top5", "img_per_s", "epoch_time_s")
-METRICS_FILE = "metrics.csv"
-CURVES_FILE = "training_curves.png"
-
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+from ..files import atomic_path
+from ..runfolder import CURVES_FILE, TENSORBOARD_DIR, write_metrics
 
 
 def _pyplot():  # matplotlib only when a plot is drawn, and never an interactive backend
@@ -113,7 +96,7 @@ class TensorBoardLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.w = SummaryWriter(str(out_dir / "tensorboard"))
+                self.w = SummaryWriter(str(out_dir / TENSORBOARD_DIR))
             except Exception:  # tensorboard not installed
                 self.w = None
 
@@ -142,7 +125,7 @@ class RunLogs:
         """metrics.csv and TensorBoard; the curves too with `plot` (a PNG costs ~0.4 s)."""
         if not self.enabled:
             return
-        write_metrics_csv(self.out_dir / METRICS_FILE, history)
+        write_metrics(self.out_dir, history)
         if plot:
             plot_curves(self.out_dir / CURVES_FILE, history, self.title, self.label_smoothing)
         self.tb.log(history[-1])

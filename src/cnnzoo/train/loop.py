@@ -27,6 +27,7 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..modelfile import load_state, save_model
+from ..runfolder import CURVES_FILE, METRICS_FILE, MODEL_FILE, writing
 from . import state as ckpt
 from .build import Trainer
 from .distributed import DistInfo, barrier, broadcast_flag
@@ -35,7 +36,6 @@ from .feed import Feed, RunData
 from .logs import RunLogs
 from .plan import Plan
 from .reporter import Reporter
-from .runfolder import writing
 
 
 @dataclass
@@ -98,7 +98,7 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
     run.saved_step = step
     if final_metrics is not None:
         with writing("model file", run.out_dir, run.saved_step):
-            save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
+            save_model(run.out_dir / MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
                        data=str(data.spec), metrics=final_metrics, classes=list(data.classes),
                        preprocess=data.prep.to_record(), step=step, split=_split_summary(data.split))
 
@@ -233,7 +233,7 @@ def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> N
 
 
 def _write_logs(run: TrainingRun, state: LoopState, plot: bool = True) -> None:
-    with writing("logs (metrics.csv, training_curves.png)", run.out_dir, run.saved_step):
+    with writing(f"logs ({METRICS_FILE}, {CURVES_FILE})", run.out_dir, run.saved_step):
         run.logs.epoch_done(run.trainer.history, plot=plot)
     if plot:
         state.plotted, state.plotted_rows = time.perf_counter(), len(run.trainer.history)
@@ -265,7 +265,7 @@ def _final_test(run: TrainingRun, state: LoopState) -> None:
     last = t.history[-1]["epoch"] if t.history else None
     barrier(run.info)
     if kept is not None and kept != last:
-        t.model.load_state_dict(load_state(run.out_dir / ckpt.MODEL_FILE))
+        t.model.load_state_dict(load_state(run.out_dir / MODEL_FILE))
     state.kept_epoch = kept if kept is not None else last
     state.last_test = _score(run, "test")
     row = next((r for r in t.history if r["epoch"] == state.kept_epoch), None)
@@ -278,7 +278,7 @@ def _final_test(run: TrainingRun, state: LoopState) -> None:
     row.update(test_loss=test["loss"], test_acc=test["acc"], test_top5=test["top5"])
     if run.info.is_main:
         with writing("model file", run.out_dir, run.saved_step):
-            save_model(run.out_dir / ckpt.MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
+            save_model(run.out_dir / MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
                        data=str(data.spec), metrics=_kept_metrics(row, last, test), classes=list(data.classes),
                        preprocess=data.prep.to_record(), step=row["step"], split=_split_summary(data.split))
         _write_logs(run, state)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..data.datasets import parse_spec
-from ..errors import CheckpointError, InvalidArgumentError
+from ..errors import InvalidArgumentError, TrainingStateError
 from ..precision import cpu_has_amx_bf16
 from ..registry import get_entry
 from . import state as ckpt
@@ -127,8 +127,8 @@ def _resume_changes(resume: str | Path, before: Recipe, after: Recipe) -> list[s
 def _read_torch_checkpoint(path: Path) -> dict[str, Any]:
     found = ckpt.load_torch_file(path)
     if not isinstance(found, dict) or "model" not in found:
-        raise CheckpointError(f"{path}: expected a dict with a 'model' state_dict (torchvision "
-                              "reference checkpoint layout)")
+        raise TrainingStateError(f"{path}: expected a dict with a 'model' state_dict (torchvision "
+                                 "reference checkpoint layout)")
     return found
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from . import state as ckpt
 from .build import _check_fits, build_trainer  # noqa: F401  (_check_fits: tests import it from here)
 from ..errors import CnnzooError, InvalidArgumentError
+from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, unlock
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
 from .engine import set_deterministic
 from .evaluation import evaluate_file  # noqa: F401  (public here, as before the split)
@@ -34,9 +34,6 @@ from .loop import LoopState, TrainingRun, error_pct, train_epochs
 from .plan import Plan, resolve_plan
 from .recipes import Recipe
 from .reporter import Reporter
-from .runfolder import RunFolderError, open_run_folder, unlock
-
-MODEL_FILE = ckpt.MODEL_FILE
 
 
 def fit(model_name: str | None = None, *, data: str | None = None, recipe: str | Recipe | None = None,
@@ -115,7 +112,8 @@ def _open_run_folder(plan: Plan, out_dir: Path, info: DistInfo, device: torch.de
     lock, err = None, None
     if info.is_main:
         try:
-            lock = open_run_folder(plan, out_dir, reporter)
+            lock = open_run_folder(out_dir, resumed=Path(plan.resume) if plan.saved_state is not None else None,
+                                   overwrite=plan.overwrite, note=reporter.message)
         except CnnzooError as e:
             err = e
     if broadcast_flag(err is not None, info, device):

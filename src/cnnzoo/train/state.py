@@ -18,11 +18,9 @@ from typing import Any
 
 import torch
 
+from ..errors import TrainingStateError
 from ..files import atomic_path
-from ..errors import CheckpointError
-
-STATE_FILE = "checkpoint.safetensors"
-MODEL_FILE = "model.safetensors"  # the run's model file (cnnzoo.modelfile format), beside the state
+from ..runfolder import STATE_FILE
 TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files, read by `load_torch_file` only
 META_KEY = "cnnzoo_train"
 
@@ -41,7 +39,7 @@ def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
         return {"__tuple__": out} if isinstance(obj, tuple) else out
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise CheckpointError(f"cannot store {type(obj).__name__} at {prefix} in a checkpoint")
+    raise TrainingStateError(f"cannot store {type(obj).__name__} at {prefix} in a checkpoint")
 
 
 def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -110,7 +108,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: Any, epoch: int, step: int, extra: dict[str, Any],
                rng: list[dict[str, Any]] | None = None) -> Path:
-    """Write the full training state to `out_dir`/checkpoint.safetensors (atomically); `rng`
+    """Write the full training state to `out_dir`/STATE_FILE (atomically); `rng`
     holds every rank's random state (default: this process's)."""
     from safetensors.torch import save_file
 
@@ -132,7 +130,7 @@ def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.
 
 def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(model state_dict, everything else with tensors restored) of a training checkpoint:
-    a run folder or its checkpoint.safetensors. Model files (cnnzoo.modelfile) hold weights only."""
+    a run folder or its STATE_FILE. Model files (cnnzoo.modelfile) hold weights only."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -140,15 +138,15 @@ def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     if path.is_dir():
         path = path / STATE_FILE
     if not path.is_file():
-        raise CheckpointError(f"no training checkpoint at {path} (a run writes {STATE_FILE} in its --out folder)")
+        raise TrainingStateError(f"no training checkpoint at {path} (a run writes {STATE_FILE} in its --out folder)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err})") from None
+        raise TrainingStateError(f"{path} is not a readable safetensors file ({err})") from None
     if META_KEY not in meta:
-        raise CheckpointError(f"{path} is not a cnnzoo training checkpoint (no {META_KEY} record)")
+        raise TrainingStateError(f"{path} is not a cnnzoo training checkpoint (no {META_KEY} record)")
     state = _unflatten(json.loads(meta[META_KEY]), tensors)
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     return model_sd, state
@@ -175,15 +173,15 @@ def load_torch_file(path: str | Path) -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no such checkpoint file: {path}")
+        raise TrainingStateError(f"no such checkpoint file: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()
         detail = next((ln for ln in first if "Unsupported global" in ln or "GLOBAL" in ln), first[0] if first else "")
-        raise CheckpointError(
+        raise TrainingStateError(
             f"refusing to load {path}: it contains pickled objects other than tensors and plain "
             f"numbers/strings/containers, which could run code when unpickled ({detail.strip()})"
         ) from None
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+        raise TrainingStateError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from None

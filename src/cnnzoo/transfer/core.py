@@ -24,7 +24,7 @@ from torch import nn
 from ..contract import logits_of
 from ..data.datasets import TensorData, load_split, parse_spec
 from ..data.preprocess import Preprocess
-from ..errors import CheckpointError, InvalidArgumentError, closest
+from ..errors import InvalidArgumentError, closest
 from ..files import atomic_path
 
 
@@ -399,10 +399,10 @@ def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, 
             meta = json.loads((f.metadata() or {}).get("cnnzoo_features", "{}"))
             return f.get_tensor("features"), f.get_tensor("labels"), meta
     except (OSError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a features file written by `cnnzoo features` ({err})") \
+        raise InvalidArgumentError(f"{path}: not a features file written by `cnnzoo features` ({err})") \
             from None
     except Exception as err:  # safetensors' own errors for corrupt headers
-        raise CheckpointError(f"{path}: not a readable features file ({err})") from None
+        raise InvalidArgumentError(f"{path}: not a readable features file ({err})") from None
 
 
 def _check_schedule(**values: float) -> None:

@@ -1,6 +1,14 @@
-"""The run folder (--out): checked before any training, locked while a run trains, never
-overwritten by accident, and a failed write reported with the way back.
+"""A run folder (`cnnzoo train --out`): the one home of its file names, of metrics.csv (written
+and read here, with one set of types for every reader), and of the folder's guard while a run
+trains.
 
+Two kinds of file, never to be confused:
+- the model file (`MODEL_FILE`): weights and record (cnnzoo.modelfile), what eval, predict,
+  export and serve read; a run folder given to them means this file;
+- the training state (`STATE_FILE`, "checkpoint"): weights, optimizer, scheduler, random states
+  (cnnzoo.train.state), what `--resume` reads and nothing else.
+
+The guard:
 - `open_run_folder` creates the folder and proves it writable (a file created, linked as the
   lock and removed), locks it (a lock file holding the owner's pid: a live owner is refused,
   a dead one's lock is taken over with a note), and refuses a folder that holds another run
@@ -12,30 +20,77 @@ overwritten by accident, and a failed write reported with the way back.
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from ..errors import CnnzooError, JobFailedError
-from . import state as ckpt
-from .logs import CURVES_FILE, METRICS_FILE
-from .plan import Plan
-from .reporter import Reporter
+from .errors import CnnzooError, JobFailedError
+from .files import atomic_write_text
 
-LOCK_FILE = ".cnnzoo-train.lock"
-RUN_FILES = (ckpt.STATE_FILE, ckpt.MODEL_FILE, METRICS_FILE, CURVES_FILE)
-RUN_DIRS = ("tensorboard",)
+MODEL_FILE = "model.safetensors"  # the kept weights and record, for eval/predict/export/serve
+STATE_FILE = "checkpoint.safetensors"  # the full training state, for --resume only
+METRICS_FILE = "metrics.csv"  # one row per epoch
+CURVES_FILE = "training_curves.png"
+TENSORBOARD_DIR = "tensorboard"
+LOCK_FILE = ".cnnzoo-train.lock"  # held while a run trains
+RUN_FILES = (STATE_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE)  # any of them: the folder holds a run
+RUN_DIRS = (TENSORBOARD_DIR,)
+
+# val_*: the validation split, every `eval_every` epochs; test_*: the test split, scored once at the
+# end on the kept weights, so only the kept epoch's row has them
+METRICS_FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5",
+                  "test_loss", "test_acc", "test_top5", "img_per_s", "epoch_time_s")
+INT_FIELDS = ("epoch", "step")  # read back as int; every other column as float
+
+def write_metrics(folder: Path, history: list[dict]) -> Path:
+    """metrics.csv of `folder` rewritten whole (atomically) from the run's history."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRICS_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    path = Path(folder) / METRICS_FILE
+    atomic_write_text(path, buf.getvalue())
+    return path
 
 
+def _value(field: str, text: str | None) -> int | float | None:
+    if text is None or text == "":
+        return None  # a column this epoch has no value for (test_* outside the kept epoch)
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if field in INT_FIELDS and number.is_integer() else number
+
+
+def read_metrics(folder: Path) -> list[dict[str, int | float | None]]:
+    """The rows of `folder`'s metrics.csv ([] if there is none yet): every column of the file in
+    every row, epoch and step as int, the rest as float, an empty cell as None."""
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: _value(k, v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder a run has written to: it has metrics or a model file."""
+    return path.is_dir() and ((path / METRICS_FILE).is_file() or (path / MODEL_FILE).is_file())
+
+
+# -- the guard while a run trains -------------------------------------------------------------
 class RunFolderError(CnnzooError):
     """--out cannot take this run: not writable, in use by another training, or another run's."""
 
 
 class OutputWriteError(JobFailedError):
-    """A checkpoint, model file or log could not be written during training (exit 1)."""
+    """A training state, model file or log could not be written during training (exit 1)."""
 
 
 def _reason(err: OSError) -> str:
@@ -74,7 +129,7 @@ def _lock_owner(path: Path) -> int | None:
         return None
 
 
-def _lock(out_dir: Path, reporter: Reporter) -> Path:
+def _lock(out_dir: Path, note: Callable[[str], None]) -> Path:
     """Take the folder's lock. The pid is written to a private file first, which is then linked
     as the lock (atomic, fails if a lock exists): creating and removing that file also proves
     the folder writable before any training."""
@@ -92,7 +147,7 @@ def _lock(out_dir: Path, reporter: Reporter) -> Path:
                         f"--out {out_dir} is in use by another training (pid {owner}, lock file {path}); "
                         "wait for it to finish or stop it, or choose another --out") from None
                 why = f"pid {owner} is not running" if owner is not None else "it names no process"
-                reporter.message(f"[yellow]note:[/] taking over the stale lock of {out_dir} ({why})")
+                note(f"[yellow]note:[/] taking over the stale lock of {out_dir} ({why})")
                 path.unlink(missing_ok=True)
         raise RunFolderError(f"could not lock --out {out_dir}: other processes keep taking it")
     except OSError as err:
@@ -110,18 +165,13 @@ def unlock(lock: Path) -> None:
         lock.unlink(missing_ok=True)
 
 
-def _is_resumed_folder(plan: Plan, out_dir: Path) -> bool:
-    if plan.saved_state is None or plan.resume is None:
-        return False
-    rpath = Path(plan.resume)
-    return (rpath if rpath.is_dir() else rpath.parent).resolve() == out_dir.resolve()
-
-
-def _check_run_files(plan: Plan, out_dir: Path) -> None:
+def _check_run_files(out_dir: Path, resumed: Path | None, overwrite: bool) -> None:
     found = [f for f in RUN_FILES if (out_dir / f).exists()]
-    if not found or _is_resumed_folder(plan, out_dir):
+    if not found:
         return
-    if plan.overwrite:
+    if resumed is not None and (resumed if resumed.is_dir() else resumed.parent).resolve() == out_dir.resolve():
+        return
+    if overwrite:
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
         for name in RUN_DIRS:
@@ -132,12 +182,15 @@ def _check_run_files(plan: Plan, out_dir: Path) -> None:
         "replace it with --overwrite, or choose another --out")
 
 
-def open_run_folder(plan: Plan, out_dir: Path, reporter: Reporter) -> Path:
-    """Create, probe and lock `out_dir` for `plan`; returns the lock (give it to `unlock`)."""
+def open_run_folder(out_dir: Path, *, resumed: Path | None, overwrite: bool,
+                    note: Callable[[str], None]) -> Path:
+    """Create, probe and lock `out_dir`; returns the lock (give it to `unlock`). `resumed` is the
+    run folder (or its training state) this run continues, if any: that folder may hold a run.
+    `note` receives a message when a dead run's lock is taken over."""
     _create(out_dir)
-    lock = _lock(out_dir, reporter)
+    lock = _lock(out_dir, note)
     try:
-        _check_run_files(plan, out_dir)
+        _check_run_files(out_dir, resumed, overwrite)
     except BaseException:
         unlock(lock)
         raise
