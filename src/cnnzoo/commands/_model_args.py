@@ -48,19 +48,19 @@ def pretrained_choice(flag: bool, tag: str | None, weights: Path | None = None,
 
 
 @contextmanager
-def as_model_file(checkpoint: Path, pretrained: bool | str) -> Iterator[Path]:
+def as_model_file(model_file: Path, pretrained: bool | str) -> Iterator[Path]:
     """For verbs that read model files (eval): a model name with --pretrained becomes a
     temporary model file recording the weights' preprocessing and class names."""
     if not pretrained:
-        yield checkpoint
+        yield model_file
         return
     import tempfile
 
     from ..modelfile import save_model
     from ..deploy.predict import load_for_inference
 
-    model, _ = load_for_inference(str(checkpoint), pretrained)
+    model, _ = load_for_inference(str(model_file), pretrained)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-") as tmp:
-        path = Path(tmp) / f"{checkpoint}.safetensors"
+        path = Path(tmp) / f"{model_file}.safetensors"
         save_model(path, model)
         yield path

@@ -24,14 +24,14 @@ _TARGETS = ("onnx", "torchscript", "exported", "exported-program")
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) "
+        model_file: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                           "or run folder"),
         int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="static|dynamic",
                                                   help="static or dynamic, after --int8"),
         to: Target = typer.Option(Target.onnx, "--to", "-t",
                                   help="onnx, torchscript or exported (ExportedProgram .pt2)"),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="file to write (default: beside CHECKPOINT)"),
+                                           help="file to write (default: beside MODEL_FILE)"),
         atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
         int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
                                   "(QDQ, needs --calibrate) or `--int8 dynamic`"),
@@ -71,27 +71,27 @@ def register(app: typer.Typer) -> None:
         if calibrate and not int8:
             raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
         as_json = json_out or fmt == "json"
-        choice = pretrained_choice(pretrained, pretrained_tag, weights, checkpoint)
+        choice = pretrained_choice(pretrained, pretrained_tag, weights, model_file)
         from ..modelfile import model_path
 
-        checkpoint = model_path(checkpoint)  # a run folder means its model file
+        model_file = model_path(model_file)  # a run folder means its model file
         if int8:
-            report = _int8(checkpoint, int8_mode or "static", to, out, calibrate, calib_images,
+            report = _int8(model_file, int8_mode or "static", to, out, calibrate, calib_images,
                            check_data, check_images, choice)
             _print_int8(report, as_json)
             return
-        _plain(checkpoint, to, out, atol, as_json, choice)
+        _plain(model_file, to, out, atol, as_json, choice)
 
 
-def _plain(checkpoint: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,
+def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,
            choice: bool | str) -> None:
     from ..deploy.export import ALIASES, SUFFIX, deploy_record, export_model
     from ..deploy.predict import get_preprocess, load_for_inference
 
     fmt = ALIASES.get(to.value, to.value)
-    model, record = load_for_inference(checkpoint, choice)
+    model, record = load_for_inference(model_file, choice)
     size = get_preprocess(record, model).input_size
-    dest = out or Path(checkpoint).with_suffix(SUFFIX[fmt])
+    dest = out or Path(model_file).with_suffix(SUFFIX[fmt])
     meta = deploy_record(model, record) if fmt == "onnx" else None
     report = export_model(model, dest, fmt, input_size=size, atol=atol,
                           metadata=meta)  # exit 1 if the check fails
@@ -105,7 +105,7 @@ def _plain(checkpoint: Path, to: Target, out: Optional[Path], atol: float, as_js
         highlight=False, soft_wrap=True)
 
 
-def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],
+def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],
           calib_images: int, check_data: Optional[str], check_images: int,
           choice: bool | str) -> dict[str, Any]:
     from ..errors import InvalidArgumentError
@@ -122,7 +122,7 @@ def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrat
     if mode == "static" and not calibrate:
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
                                    "(mnist:PATH, folder:PATH or embedded), or use --int8 dynamic")
-    model, record = load_for_inference(checkpoint, choice)
+    model, record = load_for_inference(model_file, choice)
     pp = get_preprocess(record, model)
     calib = (load_image_set(calibrate, "train", pp, limit=calib_images).x
              if mode == "static" else None)
@@ -136,7 +136,7 @@ def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrat
                                        f"{model.num_classes}: no accuracy to compare")
             if check_data:
                 raise InvalidArgumentError(f"--check-data {skipped}")
-    dest = out or Path(checkpoint).with_suffix(".int8.onnx")
+    dest = out or Path(model_file).with_suffix(".int8.onnx")
     report = export_int8(model, dest, mode, calib, labelled, pp.input_size,
                          deploy_record(model, record))
     if skipped:

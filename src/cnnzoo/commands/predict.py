@@ -15,7 +15,7 @@ from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_op
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
-        checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record), .onnx export, run folder, or a model name with --pretrained"),
+        model_file: Path = typer.Argument(..., help="model file (.safetensors with a record), .onnx export, run folder, or a model name with --pretrained"),
         images: List[Path] = typer.Argument(..., help="image files (any size/mode PIL reads); model "
                                             "files before them make an ensemble"),
         top: int = typer.Option(5, "--top", "-k", help="how many classes to show"),
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from ..modelfile import model_path
         from ..deploy.predict import load_for_inference, predict
 
-        files = [checkpoint, *images]
+        files = [model_file, *images]
         n = 1
         while n < len(files) - 1 and _is_model_file(files[n]):
             n += 1

@@ -75,8 +75,9 @@ def _register_train(app: typer.Typer) -> None:
         sets: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: key=value (repeatable)"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
         out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/MODEL-TIME)"),
-        resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run: its folder (or a torch "
-                                              ".pt/.pth checkpoint, read with weights_only=True)"),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run: its folder or its "
+                                              "training state (checkpoint.safetensors), or a torch .pt/.pth "
+                                              "checkpoint, read with weights_only=True"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in --out "
                                        "(refused without it)"),
         device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)"),
@@ -149,7 +150,7 @@ def _print_fields(fmt: Format) -> None:
 def _register_eval(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        checkpoints: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
+        model_files: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
                                                  "folders); several: an ensemble"),
         data: Optional[str] = typer.Option(None, "--data", help="data spec (default: the one it was trained on)"),
         ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors); "
@@ -171,27 +172,27 @@ def _register_eval(app: typer.Typer) -> None:
         if amp not in ("auto", "bf16", "off"):
             raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
         if ten_crop and not allow_mirror:
-            _refuse_mirrors(data, checkpoints)
-        if len(checkpoints) > 1:
+            _refuse_mirrors(data, model_files)
+        if len(model_files) > 1:
             if plot_confusion is not None:
                 raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
             from ..train.ensemble_eval import evaluate_ensemble
 
-            res = evaluate_ensemble(checkpoints, data, combine=combine, ten_crop=ten_crop, device=device,
+            res = evaluate_ensemble(model_files, data, combine=combine, ten_crop=ten_crop, device=device,
                                     batch_size=batch_size, amp=amp)
             print_json(with_units(res)) if fmt is Format.json else _print_ensemble(res)
             return
-        with as_model_file(checkpoints[0], pretrained_choice(pretrained, pretrained_tag, weights,
-                                                                          checkpoints[0])) as path:
+        with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
+                                                                          model_files[0])) as path:
             _eval_one(path, data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
                       batch_size=batch_size, amp=amp, fmt=fmt)
 
 
-def _refuse_mirrors(data: str | None, checkpoints: List[Path]) -> None:
+def _refuse_mirrors(data: str | None, model_files: List[Path]) -> None:
     from ..modelfile import read_record
     from ..data.nature import mirror_problem
 
-    spec = data if data is not None else read_record(checkpoints[0]).get("data")
+    spec = data if data is not None else read_record(model_files[0]).get("data")
     problem = mirror_problem(spec)
     if problem is not None:
         raise InvalidArgumentError(f"--ten-crop averages mirrored views, and {problem} (see "
@@ -216,12 +217,12 @@ def _print_ensemble(res: dict) -> None:
               f"{res['best_member_top1_err']:.2f}%, ensemble {e['top1_err']:.2f}%", highlight=False)
 
 
-def _eval_one(checkpoint: Path, data: str | None, *, ten_crop: bool, plot_confusion: Path | None,
+def _eval_one(model_file: Path, data: str | None, *, ten_crop: bool, plot_confusion: Path | None,
               device: str | None, batch_size: int, amp: str, fmt: Format) -> None:
     from ..train.evaluation import evaluate_file
     from ..train.logs import plot_confusion as plot
 
-    res = evaluate_file(checkpoint, data, ten_crop=ten_crop, device=device, batch_size=batch_size, amp=amp)
+    res = evaluate_file(model_file, data, ten_crop=ten_crop, device=device, batch_size=batch_size, amp=amp)
     if plot_confusion is not None:
         plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
         res["confusion_png"] = str(plot_confusion)

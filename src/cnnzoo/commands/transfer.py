@@ -53,7 +53,7 @@ def _fresh_preprocess(model: nn.Module, data: str | None) -> Preprocess:
 
 
 def features_cmd(
-    checkpoint: str = typer.Argument(..., help="model file (or a model name: random weights)"),
+    model_file: str = typer.Argument(..., help="model file (or a model name: random weights)"),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     layer: str = typer.Option("pre_logits", "--layer", "-l",
                               help="module name (e.g. classifier.4 = AlexNet fc7), or "
@@ -72,11 +72,11 @@ def features_cmd(
     from ..deploy.predict import get_preprocess, load_for_inference
     from ..transfer.core import extract_features, load_image_set, save_features
 
-    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag, weights, checkpoint))
+    model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
     pp = get_preprocess(record, model)
     ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
     f = extract_features(model, ds, layer, pool=pool)
-    meta = {"model": record.get("model"), "checkpoint": str(checkpoint), "layer": layer,
+    meta = {"model": record.get("model"), "checkpoint": str(model_file), "layer": layer,
             "pool": pool, "data": data or "embedded", "split": split, "classes": ds.classes}
     save_features(out, f, ds.y, **meta)
     info = {"out": str(out), "shape": list(f.shape), **meta}
@@ -130,7 +130,7 @@ def linear_probe_cmd(
 
 
 def finetune_cmd(
-    checkpoint: str = typer.Argument(..., help="pre-trained model file"),
+    model_file: str = typer.Argument(..., help="pre-trained model file"),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
     per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
@@ -159,7 +159,7 @@ def finetune_cmd(
     from ..registry import create_model
     from ..transfer.core import fit_image_set, load_image_set, param_groups, prepare_transfer
 
-    model, record = load_for_inference(checkpoint, pretrained_choice(pretrained, pretrained_tag, weights, checkpoint))
+    model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
     pp = _fresh_preprocess(model, data) if record.get("untrained") else \
         get_preprocess(record, model)
     cls = parse_classes(classes)
@@ -176,7 +176,7 @@ def finetune_cmd(
     trainable = sum(p.numel() for g in groups for p in g["params"])
     result = fit_image_set(model, groups, train, test, epochs=epochs, batch_size=batch_size,
                            seed=seed, augment=augment)
-    res = {"checkpoint": str(checkpoint), "mode": "scratch" if scratch else
+    res = {"checkpoint": str(model_file), "mode": "scratch" if scratch else
            f"transfer (freeze_until={freeze_until})", "n_train": len(train),
            "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
            "train_acc_pct": 100 * result.train_acc, "test_acc_pct": 100 * result.val_acc}
@@ -187,7 +187,7 @@ def finetune_cmd(
                            "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
                    data={"spec": data or "embedded", "classes": cls, "per_class": per_class},
                    metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
-                   transfer={"from": None if scratch else str(checkpoint)})
+                   transfer={"from": None if scratch else str(model_file)})
         res["out"] = str(out)
     if json_out:
         print_json(res)

@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
 vis = typer.Typer(help="PNG figures of what a network learned (ZFNet's visualisations, Grad-CAM).",
                   no_args_is_help=True)
 
-CKPT = typer.Argument(..., help="model file (.safetensors), or a model name (random weights; "
-                                 "published ones with `cnnzoo visualize --pretrained ...`)")
+MODEL_FILE_ARG = typer.Argument(..., help="model file (.safetensors), or a model name (random weights; "
+                                           "published ones with `cnnzoo visualize --pretrained ...`)")
 _PRETRAINED: dict[str, Any] = {}  # the group's options (pretrained, tag, weights), per invocation
 
 
@@ -32,12 +32,12 @@ def _group_options(pretrained: bool = pretrained_option(),
     _PRETRAINED.update(pretrained=pretrained, tag=pretrained_tag, weights=weights)
 
 
-def _load(checkpoint: str, allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any], Preprocess]:
+def _load(model_file: str, allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any], Preprocess]:
     from ..deploy.predict import get_preprocess, load_for_inference
 
     choice = pretrained_choice(_PRETRAINED.get("pretrained", False), _PRETRAINED.get("tag"),
-                               _PRETRAINED.get("weights"), checkpoint)
-    model, record = load_for_inference(checkpoint, choice, allow_onnx=allow_onnx)
+                               _PRETRAINED.get("weights"), model_file)
+    model, record = load_for_inference(model_file, choice, allow_onnx=allow_onnx)
     return model, record, get_preprocess(record, model)
 
 
@@ -58,7 +58,7 @@ def _done(out: Path, info: dict, json_out: bool) -> None:
 
 
 @vis.command("filters")
-def filters_cmd(checkpoint: str = CKPT,
+def filters_cmd(model_file: str = MODEL_FILE_ARG,
                 out: Path = typer.Option(..., "--out", "-o", help="PNG to write"),
                 json_out: bool = typer.Option(False, "--json")) -> None:
     """The first convolution's kernels as an image grid (alexnet_original: 96 kernels, 8 x 12). A
@@ -66,14 +66,14 @@ def filters_cmd(checkpoint: str = CKPT,
     from ..visual.checks import untrained
     from ..visual.visualize import first_conv, save_filters
 
-    model, record, _ = _load(checkpoint)
+    model, record, _ = _load(model_file)
     save_filters(model, out, untrained=untrained(record))
     name, conv = first_conv(model)
     _done(out, {"layer": name, "filters": list(conv.weight.shape), "untrained": untrained(record)}, json_out)
 
 
 @vis.command("features")
-def features_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(..., help="image file"),
+def features_cmd(model_file: str = MODEL_FILE_ARG, image: Path = typer.Argument(..., help="image file"),
                  layer: str = typer.Option(..., "--layer", "-l", help="module name, e.g. c1"),
                  out: Path = typer.Option(..., "--out", "-o"),
                  max_channels: int = typer.Option(64, help="show at most this many channels"),
@@ -83,14 +83,14 @@ def features_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(..., help=
     """Feature maps of any layer for one image, on one shared colour scale."""
     from ..visual.visualize import save_feature_maps
 
-    model, _, pp = _load(checkpoint)
+    model, _, pp = _load(model_file)
     x, disp = _image(image, pp)
     save_feature_maps(model, x, layer, out, image=disp, max_channels=max_channels, per_map=per_map)
     _done(out, {"layer": layer}, json_out)
 
 
 @vis.command("top9")
-def top9_cmd(checkpoint: str = CKPT,
+def top9_cmd(model_file: str = MODEL_FILE_ARG,
              layer: str = typer.Option(..., "--layer", "-l"),
              channel: int = typer.Option(..., "--channel", "-c"),
              data: Optional[str] = typer.Option(None, "--data", help="mnist:PATH, folder:PATH, "
@@ -107,7 +107,7 @@ def top9_cmd(checkpoint: str = CKPT,
     from ..visual.checks import top9_notes
     from ..visual.visualize import save_top_activations
 
-    model, _, pp = _load(checkpoint)
+    model, _, pp = _load(model_file)
     data_set = load_image_set(data, split, pp, limit=limit)
     _, top = save_top_activations(model, data_set.x, layer, channel, out, pp.mean, pp.std,
                                   method=method)
@@ -120,7 +120,7 @@ def top9_cmd(checkpoint: str = CKPT,
 
 
 @vis.command("deconv")
-def deconv_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
+def deconv_cmd(model_file: str = MODEL_FILE_ARG, image: Path = typer.Argument(...),
                layer: str = typer.Option(..., "--layer", "-l"),
                channel: Optional[int] = typer.Option(None, "--channel", "-c",
                                                      help="default: the strongest channel"),
@@ -129,14 +129,14 @@ def deconv_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
     """Deconvnet and guided-backprop reconstructions of one activation, side by side."""
     from ..visual.visualize import save_reconstruction
 
-    model, _, pp = _load(checkpoint)
+    model, _, pp = _load(model_file)
     x, disp = _image(image, pp)
     _, info = save_reconstruction(model, x, layer, out, channel, image=disp)
     _done(out, info, json_out)
 
 
 @vis.command("gradcam")
-def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
+def gradcam_cmd(model_file: str = MODEL_FILE_ARG, image: Path = typer.Argument(...),
                 target: Optional[int] = typer.Option(None, "--class", help="default: predicted"),
                 layer: Optional[str] = typer.Option(None, "--layer", "-l",
                                                     help="default: the last layer whose map is larger than 1x1"),
@@ -146,7 +146,7 @@ def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
     from ..deploy.predict import class_names
     from ..visual.visualize import save_grad_cam
 
-    model, record, pp = _load(checkpoint)
+    model, record, pp = _load(model_file)
     x, disp = _image(image, pp)
     _, info = save_grad_cam(model, x, out, disp, target, layer,
                             class_names(record, model.num_classes))
@@ -157,7 +157,7 @@ def gradcam_cmd(checkpoint: str = CKPT, image: Path = typer.Argument(...),
 
 
 @vis.command("occlusion")
-def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run folder or model "
+def occlusion_cmd(model_file: str = typer.Argument(..., help="model file, run folder or model "
                                                    "name (random weights)"),
                   image: Path = typer.Argument(..., help="image file"),
                   size: Optional[int] = typer.Option(None, "--size", help="occluder side in "
@@ -182,7 +182,7 @@ def occlusion_cmd(checkpoint: str = typer.Argument(..., help="model file, run fo
         raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
     from ..modelfile import model_path
 
-    model, record, pp = _load(str(model_path(checkpoint)), allow_onnx=True)
+    model, record, pp = _load(str(model_path(model_file)), allow_onnx=True)
     x, disp = _image(image, pp)
     names = class_names(record, model.num_classes)
     idx = None

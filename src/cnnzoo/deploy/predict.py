@@ -78,32 +78,32 @@ def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict 
     return results
 
 
-def load_for_inference(checkpoint: str | os.PathLike, pretrained: bool | str = False,
+def load_for_inference(model_file: str | os.PathLike, pretrained: bool | str = False,
                        allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """(model, record) from a model file (or an .onnx export, see cnnzoo.deploy.predict_onnx); a
     registered model name gives its published weights with `pretrained` (record with their
     preprocessing and ImageNet class names), else a randomly initialised model (useful for
     visualisation and smoke tests), said so in the record."""
-    path = Path(checkpoint)
+    path = Path(model_file)
     if pretrained:
         if path.exists():
             raise InvalidArgumentError(f"--pretrained applies to a model name, not a file "
-                                       f"({checkpoint})")
-        model = create_model(str(checkpoint), pretrained=pretrained)  # unknown: the registry's hint
+                                       f"({model_file})")
+        model = create_model(str(model_file), pretrained=pretrained)  # unknown: the registry's hint
         return model.eval(), model_record(model)
     if path.suffix == ".onnx":
         if not allow_onnx:
-            raise InvalidArgumentError(f"{checkpoint} is an ONNX export, which only `predict` and "
+            raise InvalidArgumentError(f"{model_file} is an ONNX export, which only `predict` and "
                                        "`visualize occlusion` run; give the model file it was exported from")
         from .predict_onnx import load_onnx
 
         return load_onnx(path)
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
-    elif str(checkpoint) in list_models():
-        model = create_model(str(checkpoint))
+    elif str(model_file) in list_models():
+        model = create_model(str(model_file))
         record = {**model_record(model), "untrained": True}
     else:
-        raise ModelFileError(f"{checkpoint}: no such model file, and not a model name "
+        raise ModelFileError(f"{model_file}: no such model file, and not a model name "
                              "(`cnnzoo list` shows the names)")
     return model.eval(), record
