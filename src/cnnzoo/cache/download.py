@@ -95,6 +95,8 @@ def download(urls: str | Iterable[str], dest: Path, check: Check | None = None,
                 continue
             why = check(part) if check is not None else None
             if why is None:
+                if os.name == "nt":  # Windows renames no open file (and has no lock to keep)
+                    out.close()
                 replace_durably(part, dest)
                 return dest
             out.truncate(0)  # refused: nothing of it is kept, not even to resume

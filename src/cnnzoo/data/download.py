@@ -18,7 +18,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from ..cache import cache_dir, make_dir
+from ..cache import CacheError, cache_dir, make_dir
 from ..cache.download import Check, DownloadError, Progress, download, stderr_progress
 
 __all__ = ["MNIST_MIRRORS", "MNIST_SHA256", "DownloadError", "download_mnist"]
@@ -74,6 +74,6 @@ if __name__ == "__main__":
         sys.exit("usage: python -m cnnzoo.data.download mnist [DIR] [--mirror URL]")
     try:
         print(download_mnist(rest[1] if len(rest) > 1 else None, mirror, progress=stderr_progress()))
-    except DownloadError as err:
+    except CacheError as err:  # a download that failed, or a folder that cannot be made
         print(err, file=sys.stderr)
         sys.exit(err.exit_code)
