@@ -14,8 +14,8 @@ PKG = SRC / "cnnzoo"
 
 # Lowest first. A module's floor is that of the longest prefix listed here.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision", "cnnzoo.devices",
-     "cnnzoo.runfolder"),
+    ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.cache", "cnnzoo.version", "cnnzoo.precision",
+     "cnnzoo.devices", "cnnzoo.runfolder"),
     ("cnnzoo.data",),
     ("cnnzoo.modelfile", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry", "cnnzoo.features"),
@@ -152,3 +152,16 @@ def test_public_functions_are_typed():
                 if node.returns is None or missing:
                     untyped.append(f"{m}.{node.name}" + (f" ({', '.join(missing)})" if missing else " (return)"))
     assert not untyped, f"public functions without full type hints: {untyped}"
+
+
+# A normalisation constant has one home; everywhere else imports it by name.
+NORMALISATION_HOME = "cnnzoo.data.preprocess"
+NORMALISATION_VALUES = {0.485, 0.456, 0.406, 0.229, 0.224, 0.225}  # ImageNet's mean, std
+
+
+def test_normalisation_constants_are_written_once():
+    stray = sorted({f"{m}:{node.lineno}" for m, path in MODULES.items() if m != NORMALISATION_HOME
+                    for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Constant) and node.value in NORMALISATION_VALUES
+                    and isinstance(node.value, float)})
+    assert not stray, f"normalisation constants outside {NORMALISATION_HOME}: {stray}"

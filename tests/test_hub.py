@@ -40,10 +40,10 @@ def published(tmp_path_factory):
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("CNNZOO_CACHE", str(cache))
+    """The weights folder of a cache made for the test."""
+    monkeypatch.setenv("CNNZOO_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(MIRROR_ENV, raising=False)
-    return cache
+    return tmp_path / "cache" / "weights"
 
 
 def _entry(url: str, sha: str | None, **kw) -> WeightsEntry:
@@ -120,7 +120,7 @@ def test_truncated_transfer_keeps_only_a_part_file_then_resumes(published, env, 
 
 def test_server_ignoring_range_restarts_cleanly(published, env):
     root, final, sha, _ = published
-    env.mkdir()
+    env.mkdir(parents=True)
     (env / (final.name + ".part")).write_bytes(b"garbage")
     with WeightsServer(root) as srv:
         srv.mode = "norange"
@@ -151,7 +151,7 @@ def test_connection_refused_and_a_file_placed_by_hand(published, env, monkeypatc
     with pytest.raises(WeightsDownloadError, match="could not download .*refused"):
         cnnzoo.create_model(NAME, pretrained=True)
     # the message's advice works: the file copied into the cache is verified and used
-    env.mkdir(exist_ok=True)
+    env.mkdir(parents=True, exist_ok=True)
     (env / final.name).write_bytes(final.read_bytes())
     assert torch.equal(cnnzoo.create_model(NAME, pretrained=True).state_dict()["fc.bias"],
                        state["fc.bias"])
@@ -162,7 +162,7 @@ def test_connection_refused_and_a_file_placed_by_hand(published, env, monkeypatc
 
 def test_tampered_cache_file_is_not_trusted(published, env, monkeypatch):
     root, final, sha, _ = published
-    env.mkdir()
+    env.mkdir(parents=True)
     (env / final.name).write_bytes(final.read_bytes()[:-10] + b"0123456789")
     with WeightsServer(root) as srv:
         path = fetch(_entry(srv.url + final.name, sha[:8]), progress=False)  # fetched again
@@ -282,7 +282,7 @@ def test_train_starts_from_the_published_weights(lenet_published, tmp_path, caps
 def test_a_second_download_of_the_same_file_waits_its_turn(published, env):
     fcntl = pytest.importorskip("fcntl")
     root, final, sha, _ = published
-    env.mkdir()
+    env.mkdir(parents=True)
     with open(env / (final.name + ".part"), "ab") as held:  # another process's download
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         with pytest.raises(WeightsDownloadError, match="another process is downloading"):

@@ -27,21 +27,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.chmod(tmp_path, _final_mode(path))
-        with open(tmp_path, "rb+") as f:
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-        try:  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+        replace_durably(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def replace_durably(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Rename a complete file written beside `dest` (a temporary, a download's `.part`) over
+    `dest`, with its bytes and the rename on disk first: after a crash `dest` is old or new."""
+    with open(src, "rb+") as f:
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(src, dest)
+    try:  # make the rename itself durable
+        dfd = os.open(Path(dest).parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def _final_mode(path: Path) -> int:

@@ -18,10 +18,9 @@ from typing import Any, Callable
 
 import torch
 
+from ..data.preprocess import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
 from .machine import machine_info
 from .timing import summarize, time_interleaved
-
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def make_folder(root: str | Path, n: int, classes: int = 10, size: tuple[int, int] = (500, 375),

@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
         fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
     ) -> None:
         """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
-        (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE (default
-        ~/.cache/cnnzoo); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
+        (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE/weights (default
+        ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
         from ..hub import TABLE, cache_dir, fetch, resolve, source_url
         from ..registry import get_entry
 

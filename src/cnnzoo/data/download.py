@@ -1,7 +1,9 @@
 """Fetch the official MNIST files, verified by SHA-256. Runs only when called explicitly:
 
-    python -m cnnzoo.data.download mnist DIR [--mirror URL]
+    python -m cnnzoo.data.download mnist [DIR] [--mirror URL]
 
+DIR defaults to the cache's `datasets/mnist` (`cnnzoo.cache`); the transfer is the download
+core's (`cnnzoo.cache.download`: resumable, locked, atomic, the next mirror on failure).
 Nothing in cnnzoo calls this on import, in training or in tests (the tests point `mirror` at a
 local file:// folder). The hashes are of the decompressed IDX bytes, so any mirror's gzip
 (different compression, same data) verifies; they were computed from the original files
@@ -14,11 +16,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import sys
-import urllib.request
 from pathlib import Path
 
-from ..files import atomic_write_bytes
-from ..errors import CnnzooError
+from ..cache import CacheError, cache_dir, make_dir
+from ..cache.download import Check, DownloadError, Progress, download, stderr_progress
+
+__all__ = ["MNIST_MIRRORS", "MNIST_SHA256", "DownloadError", "download_mnist"]
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -30,38 +33,29 @@ MNIST_SHA256 = {  # of the decompressed files
 }
 
 
-class DownloadError(CnnzooError):
-    pass
-
-
-def download_mnist(root: str | Path, mirror: str | None = None, timeout: float = 60) -> Path:
-    """Download the four MNIST .gz files into `root`, verify each, write each atomically.
-    Files already present and verified are kept."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+def download_mnist(root: str | Path | None = None, mirror: str | None = None,
+                   timeout: float = 60, progress: Progress | None = None) -> Path:
+    """Download the four MNIST .gz files into `root` (default: the cache's datasets/mnist),
+    verify each, write each atomically. Files already present and verified are kept."""
+    root = Path(root) if root is not None else cache_dir("datasets") / "mnist"
+    make_dir(root, "the MNIST folder")
     mirrors = (mirror,) if mirror else MNIST_MIRRORS
     for name, sha in MNIST_SHA256.items():
         dest = root / f"{name}.gz"
-        if dest.is_file() and _sha_of_gz(dest.read_bytes()) == sha:
+        check = _content_check(sha)
+        if dest.is_file() and check(dest) is None:
             continue
-        errors = []
-        for base in mirrors:
-            url = base.rstrip("/") + f"/{name}.gz"
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as r:
-                    data = r.read()
-            except Exception as err:  # URLError, timeouts, HTTP errors
-                errors.append(f"{url}: {err}")
-                continue
-            got = _sha_of_gz(data)
-            if got != sha:
-                errors.append(f"{url}: SHA-256 of its content is {got}, expected {sha}")
-                continue
-            atomic_write_bytes(dest, data)
-            break
-        else:
-            raise DownloadError(f"could not fetch a verified {name}.gz: " + "; ".join(errors))
+        download([base.rstrip("/") + f"/{name}.gz" for base in mirrors], dest, check=check,
+                 progress=progress, timeout=timeout)
     return root
+
+
+def _content_check(sha: str) -> Check:
+    def check(path: Path) -> str | None:
+        got = _sha_of_gz(path.read_bytes())
+        return None if got == sha else f"SHA-256 of its content is {got}, expected {sha}"
+
+    return check
 
 
 def _sha_of_gz(data: bytes) -> str:
@@ -74,7 +68,12 @@ def _sha_of_gz(data: bytes) -> str:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) < 2 or args[0] != "mnist":
-        sys.exit("usage: python -m cnnzoo.data.download mnist DIR [--mirror URL]")
-    mirror = args[args.index("--mirror") + 1] if "--mirror" in args else None
-    print(download_mnist(args[1], mirror))
+    mirror = args[args.index("--mirror") + 1] if "--mirror" in args[:-1] else None
+    rest = [a for a in args if a not in ("--mirror", mirror)]
+    if not rest or rest[0] != "mnist" or len(rest) > 2:
+        sys.exit("usage: python -m cnnzoo.data.download mnist [DIR] [--mirror URL]")
+    try:
+        print(download_mnist(rest[1] if len(rest) > 1 else None, mirror, progress=stderr_progress()))
+    except CacheError as err:  # a download that failed, or a folder that cannot be made
+        print(err, file=sys.stderr)
+        sys.exit(err.exit_code)

@@ -21,8 +21,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
 INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # TF-slim's [-1, 1] inputs
 
 

@@ -33,11 +33,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..cache import cache_dir
 from ..commands.analyze import parse_input
 from ..data.images import ImageError
 from ..errors import CnnzooError, UnknownModelError
 from . import inference, runs, zoo
-from .state import ForbiddenPathError, ModelCache, NotFoundError, cache_dir, playground_file
+from .state import ForbiddenPathError, ModelCache, NotFoundError, playground_file
 
 MAX_UPLOAD_BYTES = int(os.environ.get("CNNZOO_MAX_UPLOAD", 8 * 2**20))
 STATIC = resources.files("cnnzoo.serve") / "static"
@@ -175,7 +176,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
 def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | None = None,
                cache: str | os.PathLike | None = None, max_upload: int = MAX_UPLOAD_BYTES) -> Starlette:
     """The app. `models`: the names the Zoo lists (default: every registered model);
-    `cache`: where the playground LeNet-5 is kept (default: CNNZOO_CACHE or ~/.cache/cnnzoo)."""
+    `cache`: where the playground LeNet-5 is kept (default: the cache's playground/)."""
     routes = [
         Route("/", index),
         Route("/api/zoo", _json(_zoo)),
@@ -192,7 +193,7 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
     app = Starlette(routes=routes, exception_handlers={404: not_found})
     app.state.runs = Path(runs_dir)
     app.state.models = list(models) if models is not None else None
-    app.state.cache_dir = Path(cache) if cache is not None else cache_dir()
+    app.state.cache_dir = Path(cache) if cache is not None else cache_dir("playground")
     app.state.models_cache = ModelCache()
     app.state.max_upload = max_upload
     return app

@@ -4,9 +4,9 @@
   symlinks that lead out of the folder.
 - `ModelCache`: loaded models (keyed by file and modification time) behind one lock; a
   restart loses nothing, it only reloads.
-- `playground_model`: the LeNet-5 of the playground, trained by cnnzoo itself on the embedded
-  MNIST subset on first use and cached in CNNZOO_CACHE (default ~/.cache/cnnzoo), guarded by a
-  thread lock and a file lock so two servers never train it twice at once.
+- `playground_file`: the LeNet-5 of the playground, trained by cnnzoo itself on the embedded
+  MNIST subset on first use and kept in the cache's `playground/` folder (`cnnzoo.cache`),
+  guarded by a thread lock and a file lock so two servers never train it twice at once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..cache import cache_dir, lock_file, make_dir
 from ..errors import CnnzooError, InvalidArgumentError
 from ..runfolder import MODEL_FILE, STATE_FILE
 PLAYGROUND_DIR = "lenet5-playground"
@@ -33,10 +34,6 @@ class NotFoundError(CnnzooError, LookupError):
 
 class ForbiddenPathError(CnnzooError, PermissionError):
     """A path that leads out of --runs (HTTP 403)."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CNNZOO_CACHE", Path.home() / ".cache" / "cnnzoo"))
 
 
 def safe_run_path(runs: Path, rel: str) -> Path:
@@ -87,32 +84,19 @@ class ModelCache:
 _TRAIN_LOCK = threading.Lock()
 
 
-def _file_lock(path: Path) -> Any:
-    """An exclusive lock file (fcntl where available; a no-op elsewhere)."""
-    f = open(path, "a+")
-    try:
-        import fcntl
-
-        fcntl.flock(f, fcntl.LOCK_EX)
-    except ImportError:  # pragma: no cover - Windows: the thread lock still holds in-process
-        pass
-    return f
-
-
 def playground_file(cache: Path | None = None) -> Path:
-    """The playground LeNet-5's model file; trained now if it is not in the cache yet."""
-    root = cache or cache_dir()
+    """The playground LeNet-5's model file; trained now if it is not in the cache yet.
+    `cache`: the folder it is kept in (default: the cache's `playground/`)."""
+    root = cache or cache_dir("playground")
     final = root / PLAYGROUND_DIR / MODEL_FILE
     if final.is_file():
         return final
     with _TRAIN_LOCK:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = _file_lock(root / f"{PLAYGROUND_DIR}.lock")
-        try:
+        make_dir(root, "the playground cache")
+        with open(root / f"{PLAYGROUND_DIR}.lock", "a+") as lock:
+            lock_file(lock, wait=True)
             if not final.is_file():  # another thread or process may have finished meanwhile
                 _train_playground(root)
-        finally:
-            lock.close()
     return final
 
 
