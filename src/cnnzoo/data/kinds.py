@@ -4,28 +4,47 @@ A descriptor holds everything the rest of cnnzoo asks about a kind: how to read 
 channels and class names where fixed, whether its images may be mirrored, whether cnnzoo can
 fetch it, whether it is held in memory, and its help text. Every help and error string that
 lists kinds is generated here (`spec_list`, `spec_help`), so adding a kind is one entry below.
-Readers import their modules when called: listing kinds (the CLI's help) reads no file.
+A reader returns what the files hold (`InMemory` arrays or image `Files`), which
+datasets.load_split turns into the trainer's sets. Readers import their modules when called:
+listing kinds (the CLI's help) imports neither numpy nor torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from ..errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from .datasets import LabelledImages
+    import numpy as np
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 DIGITS = tuple(str(i) for i in range(10))
 
 
+class InMemory(NamedTuple):
+    """A split small enough to hold: uint8 images (N, H, W) or (N, C, H, W), labels (N), names."""
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+
+
+class Files(NamedTuple):
+    """A split of image files: its folder, class names and (path, class index) samples."""
+    root: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+
+
+Reader = Callable[[Path | None, str], "InMemory | Files"]
+
+
 @dataclass(frozen=True)
 class DataKind:
     name: str
-    reader: Callable[[Path | None, str], LabelledImages]  # (PATH or None, split) -> that split
+    reader: Reader                  # (PATH or None, split) -> that split's images and labels
     help: str                       # what PATH holds (or what the kind is, without a PATH)
     channels: int | None = None     # None: decided by the files
     class_names: tuple[str, ...] | None = None  # None: read from the data
@@ -42,28 +61,25 @@ class DataKind:
         return f"{self.name}:PATH" if self.takes_path else self.name
 
 
-def _mnist(path: Path | None, split: str) -> LabelledImages:
-    from .datasets import tensor_data
+def _mnist(path: Path | None, split: str) -> InMemory:
     from .mnist import load_mnist
 
     x, y = load_mnist(path or EMBEDDED_DIR, split)
-    return tensor_data(x, y, list(DIGITS))
+    return InMemory(x, y, list(DIGITS))
 
 
-def _cifar(classes: int) -> Callable[[Path | None, str], LabelledImages]:
-    def read(path: Path | None, split: str) -> LabelledImages:
+def _cifar(classes: int) -> Reader:
+    def read(path: Path | None, split: str) -> InMemory:
         from .cifar import load_cifar
-        from .datasets import tensor_data
 
-        x, y, names = load_cifar(path, classes, split)
-        return tensor_data(x, y, names)
+        return InMemory(*load_cifar(path, classes, split))
     return read
 
 
-def _folder(path: Path | None, split: str) -> LabelledImages:
-    from .datasets import folder_split
+def _folder(path: Path | None, split: str) -> Files:
+    from .imagefolder import read_split
 
-    return folder_split(path, split)
+    return Files(*read_split(path, split))
 
 
 DEFAULT_KIND = "embedded"
