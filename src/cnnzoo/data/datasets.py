@@ -1,6 +1,6 @@
 """`--data` specs and the labelled image sets the trainer and transfer see.
 
-The kinds a spec may name (mnist:PATH, folder:PATH, ...) are described in data/kinds.py.
+The kinds a spec may name are described in data/kinds.py, one descriptor each.
 Small sets (MNIST, CIFAR) become `TensorData`: uint8 images held in memory, moved once to the
 training device, batched and augmented there. Image folders become `FolderData`: paths and
 labels, read by a multi-worker DataLoader. Both are `LabelledImages`, the protocol every set of

@@ -13,6 +13,7 @@ from ..data.nature import check_ten_crop
 from ..data.preprocess import Preprocess
 from ..devices import resolve_device
 from ..errors import CheckpointError, InputShapeError, InvalidArgumentError
+from ..modelfile import read_record
 from ..registry import load_model
 from . import state as ckpt
 from .engine import evaluate, step_batch, uses_bf16
@@ -32,10 +33,10 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
     check_eval_args(batch_size, workers)
     dev = resolve_device(device)
     path = model_file(path)
+    if ten_crop:  # before loading anything: the data named, else the data the model was trained on
+        check_ten_crop(data if data is not None else read_record(path).get("data"), allow_mirror)
     model, record = load_model(path)
     spec = parse_spec(data if data is not None else record.get("data"))
-    if ten_crop:
-        check_ten_crop(str(spec), allow_mirror)
     test = load_split(spec, "test")
     classes = record.get("classes") or test.classes
     if len(test.classes) != len(classes):
