@@ -156,7 +156,7 @@ def _register_eval(app: typer.Typer) -> None:
         ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors); "
                                       "refused on digits, where a mirror image is another digit"),
         allow_mirror: bool = typer.Option(False, "--allow-mirror", help="--ten-crop even on data that is not "
-                                          "mirror-symmetric (MNIST)"),
+                                          f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})"),
         combine: str = typer.Option("mean", "--combine", help="ensembles: mean (of the softmax, the papers' way), "
                                     "logits (their mean) or vote"),
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),

@@ -181,7 +181,8 @@ class FastFolderLoader(FolderLoader):
 def choose_decoder(loader: str, augment: str, device: torch.device) -> str | None:
     """The recipe's `loader` for an image folder -> the fast loader's decode ('cpu', 'cuda',
     'dali') or None for the PIL loader. auto: DALI when installed and the device is CUDA, else
-    torch's decoders; PIL for the augmentations the fast path does not do (cifar, shift)."""
+    torch's decoders; PIL for the augmentations the fast path does not do (no `box` in
+    transforms.AUGMENTS: cifar, shift)."""
     from .dali_decode import dali_available, require_dali
 
     cuda = device.type == "cuda"
