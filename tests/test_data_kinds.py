@@ -19,7 +19,7 @@ import torch
 from cnnzoo.data import kinds, transforms
 from cnnzoo.data.datasets import LabelledImages, load_split, parse_spec, stratified_sample
 from cnnzoo.data.fast_loader import choose_decoder
-from cnnzoo.data.kinds import KINDS, DataKind, InMemory, register_kind, spec_help, spec_list
+from cnnzoo.data.kinds import KINDS, DataKind, InMemory, spec_help, spec_list
 from cnnzoo.data.nature import MirrorError, check_ten_crop, flip_warning
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.errors import InvalidArgumentError
