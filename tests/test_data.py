@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle, write_cifar_batch
-from cnnzoo.data.datasets import EMBEDDED_DIR, load_split, parse_spec, shard_indices
+from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
+from cnnzoo.data.kinds import EMBEDDED_DIR
 from cnnzoo.data.mnist import load_mnist, read_idx, write_idx
 from cnnzoo.data.preprocess import fit_input
 from cnnzoo.data import transforms as T

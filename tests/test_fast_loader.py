@@ -18,7 +18,8 @@ from _train_models import SGD, _Stop, _weights  # noqa: E402
 
 from cnnzoo.data.datasets import load_split, parse_spec, shard_indices  # noqa: E402
 from cnnzoo.data.fast_loader import FastFolderLoader, FastSpec, choose_decoder  # noqa: E402
-from cnnzoo.data.fastjpeg import crop_box, crop_resize, decode_cpu, read_encoded, rrc_box  # noqa: E402
+from cnnzoo.data.fastjpeg import crop_resize, decode_cpu, read_encoded, rrc_box  # noqa: E402
+from cnnzoo.data.transforms import crop_box  # noqa: E402
 from cnnzoo.data.folder import CorruptImageError, NoReadableImageError  # noqa: E402
 from cnnzoo.data.images import load_image  # noqa: E402
 from cnnzoo.errors import InvalidArgumentError  # noqa: E402

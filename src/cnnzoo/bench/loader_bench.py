@@ -144,9 +144,12 @@ def run_loader_cli(spec: str, *, make: int, device: str, batch: int | None, work
 
     from ..errors import InvalidArgumentError
 
-    if not spec.startswith("folder:") or not spec[7:]:
-        raise InvalidArgumentError(f"--loader takes folder:PATH, got {spec!r}")
-    root = Path(spec[7:]).expanduser()
+    from ..data.kinds import KINDS, spec_list
+
+    name, _, path = spec.partition(":")
+    if name not in KINDS or KINDS[name].in_memory or not path:
+        raise InvalidArgumentError(f"--loader takes {spec_list(lambda k: not k.in_memory)}, got {spec!r}")
+    root = Path(path).expanduser()
     if make < 0 or workers < 0 or images < 1 or (batch is not None and batch < 1):
         raise InvalidArgumentError("--make-folder and --workers must be >= 0, --images and --batch >= 1")
     if make:

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..contract import AuxModel
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
+from ..data.kinds import spec_list
 from ..data.preprocess import Preprocess, fit_input
 from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry
@@ -132,9 +133,9 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
                                    "(--set augment=none accum_steps=1 is not offered here)")
     spec = parse_spec(data)
     train, test = load_split(spec, "train"), load_split(spec, "test")
-    if not isinstance(train, TensorData) or not isinstance(test, TensorData):
+    if not train.in_memory or not test.in_memory:
         raise InvalidArgumentError(f"--data {spec}: the to-accuracy bench needs in-memory data "
-                                   "(mnist:PATH, cifar10:PATH, cifar100:PATH or embedded), not a folder")
+                                   f"({spec_list(lambda k: k.in_memory)}), not image files")
     if max_images:
         train = train.subset(max_images)
     steps = len(train) // r.batch_size

@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 import typer
 
+from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError
 from ..files import atomic_write_text
 from ._common import Format, print_json
@@ -38,7 +39,8 @@ def register(app: typer.Typer) -> None:
         loop: bool = typer.Option(True, "--loop/--no-loop",
                                   help="also time our training loop against a plain PyTorch loop"),
         loader: Optional[str] = typer.Option(
-            None, "--loader", help="time only the image-folder loader: folder:PATH, ours against torchvision's "
+            None, "--loader", help="time only the image-folder loader: "
+            f"{spec_list(lambda k: not k.in_memory)}, ours against torchvision's "
             "reference pipeline (images/s of ready training batches)"),
         make_folder: int = typer.Option(0, "--make-folder", help="with --loader: first write N photo-like "
                                         "500x375 JPEGs into PATH (kept; existing files are reused)"),
@@ -49,7 +51,8 @@ def register(app: typer.Typer) -> None:
         to_accuracy: Optional[float] = typer.Option(
             None, "--to-accuracy", help="instead: seconds of training to this test accuracy (percent), "
             "our loop against a plain PyTorch loop (needs --data)"),
-        data: Optional[str] = typer.Option(None, help="with --to-accuracy: mnist:PATH, cifar10:PATH or embedded"),
+        data: Optional[str] = typer.Option(None, help="with --to-accuracy: "
+                                           f"{spec_list(lambda k: k.in_memory)}"),
         model: str = typer.Option("speednet", help="with --to-accuracy: the model"),
         recipe: Optional[str] = typer.Option(None, help="with --to-accuracy: the recipe (default: the model's)"),
         epochs: Optional[int] = typer.Option(None, help="with --to-accuracy: at most this many epochs"),

@@ -7,10 +7,11 @@ from typing import Any, Optional
 
 import typer
 
+from ..data.kinds import spec_help
 from ..errors import InvalidArgumentError
 from ._common import Format, console, print_json
 
-DATA_HELP = "mnist:PATH, cifar10:PATH, folder:PATH, or embedded (the default: 10k real MNIST digits)"
+DATA_HELP = spec_help()
 
 
 def register(app: typer.Typer) -> None:

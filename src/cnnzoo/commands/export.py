@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..data.kinds import spec_list
 from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 from ._common import console, print_json
 
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
                                   "(QDQ, needs --calibrate) or `--int8 dynamic`"),
         calibrate: Optional[str] = typer.Option(None, "--calibrate", help="calibration images "
-                                                "(train split): mnist:PATH, folder:PATH, embedded"),
+                                                f"(train split): {spec_list()}"),
         calib_images: int = typer.Option(256, help="how many calibration images"),
         check_data: Optional[str] = typer.Option(None, "--check-data", help="labelled images "
                                                  "(test split) for the accuracy change; default: "
@@ -121,7 +122,7 @@ def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrat
                                    "--calibrate DATA) or dynamic")
     if mode == "static" and not calibrate:
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   "(mnist:PATH, folder:PATH or embedded), or use --int8 dynamic")
+                                   f"({spec_list()}), or use --int8 dynamic")
     model, record = load_for_inference(model_file, choice)
     pp = get_preprocess(record, model)
     calib = (load_image_set(calibrate, "train", pp, limit=calib_images).x

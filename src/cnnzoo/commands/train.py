@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from ..data.kinds import spec_help, spec_list
 from ..errors import InvalidArgumentError
 from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 from ._common import Format, make_console, print_json, with_units
@@ -62,8 +63,7 @@ def _register_train(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         model: Optional[str] = typer.Argument(None, help="model name (see `cnnzoo list`); optional with --resume"),
-        data: Optional[str] = typer.Option(None, "--data", help="mnist:PATH, cifar10:PATH, cifar100:PATH, "
-                                           "folder:PATH, or embedded (default: the built-in MNIST subset)"),
+        data: Optional[str] = typer.Option(None, "--data", help=spec_help()),
         recipe: Optional[str] = typer.Option(None, "--recipe", help="lenet, alexnet, vgg, googlenet, "
                                              "cifar_resnet, resnet, fast (default: the model's paper recipe)"),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="number of epochs (replaces a recipe's iterations)"),
@@ -152,11 +152,12 @@ def _register_eval(app: typer.Typer) -> None:
     def eval_cmd(
         model_files: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
                                                  "folders); several: an ensemble"),
-        data: Optional[str] = typer.Option(None, "--data", help="data spec (default: the one it was trained on)"),
+        data: Optional[str] = typer.Option(None, "--data", help=f"{spec_list()} (default: the one it was "
+                                           "trained on)"),
         ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors); "
                                       "refused on digits, where a mirror image is another digit"),
         allow_mirror: bool = typer.Option(False, "--allow-mirror", help="--ten-crop even on data that is not "
-                                          "mirror-symmetric (MNIST)"),
+                                          f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})"),
         combine: str = typer.Option("mean", "--combine", help="ensembles: mean (of the softmax, the papers' way), "
                                     "logits (their mean) or vote"),
         plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
@@ -171,32 +172,20 @@ def _register_eval(app: typer.Typer) -> None:
         with several models, each member's errors and their ensemble's."""
         if amp not in ("auto", "bf16", "off"):
             raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
-        if ten_crop and not allow_mirror:
-            _refuse_mirrors(data, model_files)
         if len(model_files) > 1:
             if plot_confusion is not None:
                 raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
             from ..train.ensemble_eval import evaluate_ensemble
 
-            res = evaluate_ensemble(model_files, data, combine=combine, ten_crop=ten_crop, device=device,
+            res = evaluate_ensemble(model_files, data, combine=combine, ten_crop=ten_crop,
+                                    allow_mirror=allow_mirror, device=device,
                                     batch_size=batch_size, amp=amp)
             print_json(with_units(res)) if fmt is Format.json else _print_ensemble(res)
             return
         with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
                                                                           model_files[0])) as path:
-            _eval_one(path, data, ten_crop=ten_crop, plot_confusion=plot_confusion, device=device,
-                      batch_size=batch_size, amp=amp, fmt=fmt)
-
-
-def _refuse_mirrors(data: str | None, model_files: List[Path]) -> None:
-    from ..modelfile import read_record
-    from ..data.nature import mirror_problem
-
-    spec = data if data is not None else read_record(model_files[0]).get("data")
-    problem = mirror_problem(spec)
-    if problem is not None:
-        raise InvalidArgumentError(f"--ten-crop averages mirrored views, and {problem} (see "
-                                   "docs/training.md); --allow-mirror forces it")
+            _eval_one(path, data, ten_crop=ten_crop, allow_mirror=allow_mirror, plot_confusion=plot_confusion,
+                      device=device, batch_size=batch_size, amp=amp, fmt=fmt)
 
 
 def _print_ensemble(res: dict) -> None:
@@ -217,12 +206,13 @@ def _print_ensemble(res: dict) -> None:
               f"{res['best_member_top1_err']:.2f}%, ensemble {e['top1_err']:.2f}%", highlight=False)
 
 
-def _eval_one(model_file: Path, data: str | None, *, ten_crop: bool, plot_confusion: Path | None,
-              device: str | None, batch_size: int, amp: str, fmt: Format) -> None:
+def _eval_one(model_file: Path, data: str | None, *, ten_crop: bool, allow_mirror: bool,
+              plot_confusion: Path | None, device: str | None, batch_size: int, amp: str, fmt: Format) -> None:
     from ..train.evaluation import evaluate_file
     from ..train.logs import plot_confusion as plot
 
-    res = evaluate_file(model_file, data, ten_crop=ten_crop, device=device, batch_size=batch_size, amp=amp)
+    res = evaluate_file(model_file, data, ten_crop=ten_crop, allow_mirror=allow_mirror, device=device,
+                        batch_size=batch_size, amp=amp)
     if plot_confusion is not None:
         plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
         res["confusion_png"] = str(plot_confusion)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from ..data.kinds import DEFAULT_KIND, spec_help
 from ..errors import InvalidArgumentError
 from ._common import console, print_json
 from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
@@ -16,7 +17,7 @@ if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
 
     from ..data.preprocess import Preprocess
 
-DATA_HELP = "mnist:PATH, cifar10:PATH, folder:PATH, or embedded (default)"
+DATA_HELP = spec_help()
 CLASSES_HELP = "keep only these labels, renumbered from 0 (e.g. 5-9 or 5,6,7,8,9)"
 
 
@@ -39,13 +40,13 @@ def _fresh_preprocess(model: nn.Module, data: str | None) -> Preprocess:
     """For a model name (no model file yet): fit the data to the model as the trainer does
     (cnnzoo.data.preprocess.fit_input: MNIST 28x28 zero-padded into LeNet's 32x32, the
     data's own mean/std), so that the model file written afterwards records it."""
-    from ..data.datasets import TensorData, load_split, parse_spec
+    from ..data.datasets import load_split, parse_spec
     from ..data.preprocess import fit_input
     from ..deploy.predict import default_preprocess
     from ..registry import get_entry
 
     split = load_split(parse_spec(data), "train")
-    if not isinstance(split, TensorData):
+    if not split.in_memory:
         return default_preprocess(model)
     mean, std = split.stats()
     native = get_entry(model.model_name).input_size
@@ -76,8 +77,8 @@ def features_cmd(
     pp = get_preprocess(record, model)
     ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
     f = extract_features(model, ds, layer, pool=pool)
-    meta = {"model": record.get("model"), "checkpoint": str(model_file), "layer": layer,
-            "pool": pool, "data": data or "embedded", "split": split, "classes": ds.classes}
+    meta = {"model": record.get("model"), "model_file": str(model_file), "layer": layer,
+            "pool": pool, "data": data or DEFAULT_KIND, "split": split, "classes": ds.classes}
     save_features(out, f, ds.y, **meta)
     info = {"out": str(out), "shape": list(f.shape), **meta}
     if json_out:
@@ -185,7 +186,7 @@ def finetune_cmd(
                    recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
                            "batch_size": batch_size, "freeze_until": freeze_until, "augment": augment,
                            "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
-                   data={"spec": data or "embedded", "classes": cls, "per_class": per_class},
+                   data={"spec": data or DEFAULT_KIND, "classes": cls, "per_class": per_class},
                    metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
                    transfer={"from": None if scratch else str(model_file)})
         res["out"] = str(out)

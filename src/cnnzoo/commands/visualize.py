@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from ..data.kinds import spec_help
 from ._common import console, print_json
 from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 
@@ -93,8 +94,7 @@ def features_cmd(model_file: str = MODEL_FILE_ARG, image: Path = typer.Argument(
 def top9_cmd(model_file: str = MODEL_FILE_ARG,
              layer: str = typer.Option(..., "--layer", "-l"),
              channel: int = typer.Option(..., "--channel", "-c"),
-             data: Optional[str] = typer.Option(None, "--data", help="mnist:PATH, folder:PATH, "
-                                                "embedded (default)"),
+             data: Optional[str] = typer.Option(None, "--data", help=spec_help()),
              split: str = typer.Option("test", help="train or test"),
              limit: int = typer.Option(2000, help="search the first N images"),
              method: str = typer.Option("deconvnet", help="deconvnet, guided or gradient"),

@@ -11,19 +11,19 @@ from typing import Sequence
 
 import torch
 
-from .fastjpeg import FLIPPED
-from .transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC, device_pca
+from .transforms import IMAGENET_EIGVAL, IMAGENET_EIGVEC, augmentation, device_pca
 
 
 def finish_batch(x: torch.Tensor, kind: str, seed: int, mean: Sequence[float], std: Sequence[float],
                  device: torch.device) -> torch.Tensor:
     """uint8 crops (N, 3, H, W) (any device; flipped in place on the CPU) -> the model's float32
     input on `device`.
-    Training kinds flip half the images; 'alexnet' adds PCA lighting (std 0.1)."""
+    Augmentations that flip flip half the images; those with lighting add PCA lighting (std 0.1)."""
+    aug = augmentation(kind)
     x = x.to(device, non_blocking=True)
     g = torch.Generator(device=device)
     g.manual_seed(seed)
-    if kind in FLIPPED:  # on uint8: a quarter of the bytes of float
+    if aug.flips:  # on uint8: a quarter of the bytes of float
         flip = torch.rand(x.shape[0], device=device, generator=g) < 0.5
         if device.type == "cpu":  # in place, only the flipped half (x is the caller's fresh batch)
             sel = flip.nonzero().flatten()
@@ -33,7 +33,7 @@ def finish_batch(x: torch.Tensor, kind: str, seed: int, mean: Sequence[float], s
     m, s = _norm_consts(tuple(mean), tuple(std), device)
     # (x / 255 - mean) / std as x * (1 / (255 std)) - mean / std, in place on one new float tensor
     out = x.float().mul_(1.0 / (255.0 * s)).sub_(m / s)
-    if kind == "alexnet":
+    if aug.lighting:
         val, vec = device_pca(IMAGENET_EIGVAL, IMAGENET_EIGVEC, device)
         alpha = torch.randn(x.shape[0], 3, device=device, generator=g) * 0.1
         rgb = (alpha * val) @ vec.T  # the lighting shift in [0, 1] units, then normalised

@@ -2,7 +2,7 @@
 
 DALI decodes only the crop box of each JPEG (fn.decoders.image_slice, nvJPEG/nvImageCodec on the
 GPU, the hardware decoder where the card has one) and resizes it on the GPU. The boxes are ours
-(data/fastjpeg.crop_box, from each image's seed), so batches are the same as the torch path's up to
+(data/transforms.crop_box, from each image's seed), so batches are the same as the torch path's up to
 the decoders' rounding, and a resumed run repeats them. Files that are not colour JPEGs arrive
 already decoded by PIL and are cropped by torch; a batch DALI refuses is decoded by the torch path
 (data/fast_loader.py), file by file.

@@ -1,31 +1,47 @@
-"""`--data` specs and the two kinds of dataset the trainer sees.
+"""`--data` specs and the labelled image sets the trainer and transfer see.
 
-    mnist:PATH      the four MNIST IDX files (gz or not) in PATH
-    cifar10:PATH    CIFAR-10 python batches (PATH or PATH/cifar-10-batches-py)
-    cifar100:PATH   CIFAR-100 python batches (PATH or PATH/cifar-100-python)
-    folder:PATH     PATH/train/<class>/*.jpg, PATH/val/<class>/* (validation) and/or PATH/test/<class>/*
-    embedded        (the default) the small real MNIST subset shipped in the package
-
+The kinds a spec may name are described in data/kinds.py, one descriptor each.
 Small sets (MNIST, CIFAR) become `TensorData`: uint8 images held in memory, moved once to the
-training device, batched and augmented there. Image folders become `FolderData`: a
-torchvision ImageFolder read by a multi-worker DataLoader.
+training device, batched and augmented there. Image folders become `FolderData`: paths and
+labels, read by a multi-worker DataLoader. Both are `LabelledImages`, the protocol every set of
+labelled images follows (transfer's prepared sets too).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
+from .kinds import KINDS, Files, kind_of, missing_path
 
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
-KINDS = ("mnist", "cifar10", "cifar100", "folder", "embedded")
+S = TypeVar("S", bound="LabelledImages")
+
+
+@runtime_checkable
+class LabelledImages(Protocol):
+    """A set of labelled images, whatever holds them: what training and transfer ask of data.
+
+    `in_memory` says how its images travel: as tensors (batched, and augmented, where the model
+    runs) or as files read by loader workers; `limit(n)` keeps n images with every class kept in
+    proportion where the order is by class (image folders)."""
+
+    classes: list[str]
+    in_memory: ClassVar[bool]
+
+    def __len__(self) -> int: ...
+
+    @property
+    def labels(self) -> torch.Tensor: ...  # int64 (N,)
+
+    def select(self: S, index: torch.Tensor) -> S: ...
+
+    def limit(self: S, n: int) -> S: ...
 
 
 @dataclass(frozen=True)
@@ -38,17 +54,14 @@ class DataSpec:
 
 
 def parse_spec(spec: str | None) -> DataSpec:
-    if spec is None or spec in ("", "embedded", "embedded:mnist"):
-        return DataSpec("embedded", None)
-    kind, sep, path = spec.partition(":")
-    if not sep or kind not in KINDS or not path:
-        raise InvalidArgumentError(
-            f"bad --data {spec!r}: write KIND:PATH with KIND one of mnist, cifar10, cifar100, folder "
-            "(e.g. mnist:../shared/data/mnist), or 'embedded' for the built-in MNIST subset")
-    p = Path(path).expanduser()
+    """A `--data` string checked against the registered kinds (data/kinds.py) and its PATH."""
+    kind = kind_of(spec)
+    if not kind.takes_path:
+        return DataSpec(kind.name, None)
+    p = Path(spec.partition(":")[2]).expanduser()
     if not p.exists():
-        raise InvalidArgumentError(f"--data {spec}: {p} does not exist")
-    return DataSpec(kind, p)
+        raise InvalidArgumentError(missing_path(spec, kind, p))
+    return DataSpec(kind.name, p)
 
 
 @dataclass
@@ -58,6 +71,7 @@ class TensorData:
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    in_memory: ClassVar[bool] = True
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -80,8 +94,9 @@ class TensorData:
     def select(self, index: torch.Tensor) -> TensorData:
         return TensorData(self.images[index], self.labels[index], self.classes)
 
-    def label_list(self) -> torch.Tensor:
-        return self.labels
+    def limit(self, n: int) -> TensorData:
+        """The first n images: MNIST's and CIFAR's files store the classes mixed."""
+        return self.subset(n)
 
 
 @dataclass
@@ -91,6 +106,7 @@ class FolderData:
     samples: list[tuple[str, int]]
     in_chans: int = 3
     extra: dict = field(default_factory=dict)
+    in_memory: ClassVar[bool] = False
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -99,11 +115,19 @@ class FolderData:
         return FolderData(self.root, self.classes, [self.samples[i] for i in index.tolist()],
                           self.in_chans, dict(self.extra))
 
-    def label_list(self) -> torch.Tensor:
+    @property
+    def labels(self) -> torch.Tensor:
         return torch.tensor([y for _, y in self.samples], dtype=torch.int64)
 
+    def limit(self, n: int) -> FolderData:
+        """n images drawn with a fixed seed, each class in proportion to its size: the files are
+        sorted by class, so the first n would be the first classes only."""
+        if n >= len(self):
+            return self
+        return self.select(stratified_sample(self.labels, n))
 
-def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> TensorData:
+
+def tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> TensorData:
     if images.ndim == 3:
         images = images[:, None]
     # np.array copies: the IDX reader's arrays are read-only views of the file's bytes
@@ -111,102 +135,13 @@ def _tensor_data(images: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
                       torch.from_numpy(np.array(labels, dtype=np.int64)), classes)
 
 
-def load_split(spec: DataSpec, split: str) -> TensorData | FolderData:
-    """The 'train' or 'test' split of a spec, as TensorData or FolderData (an image folder's
-    'val' split too: see `folder_layout`)."""
-    if spec.kind in ("mnist", "embedded"):
-        from .mnist import load_mnist
-
-        x, y = load_mnist(spec.path or EMBEDDED_DIR, split)
-        return _tensor_data(x, y, [str(i) for i in range(10)])
-    if spec.kind in ("cifar10", "cifar100"):
-        from .cifar import load_cifar
-
-        x, y, names = load_cifar(spec.path, 10 if spec.kind == "cifar10" else 100, split)
-        return _tensor_data(x, y, names)
-    return _folder_split(spec.path, split)
-
-
-def _folder_split(root: Path, split: str) -> FolderData:
-    """One split of an image folder. The val/test split must have the train split's class
-    names (not only as many), or every label would mean another class."""
-    sub = _split_dir(root, split)
-    classes, samples = _scan(sub)
-    if split != "train" and (root / "train").is_dir():
-        train_classes = _class_names(root / "train")
-        if train_classes != classes:
-            only_train = sorted(set(train_classes) - set(classes))
-            only_here = sorted(set(classes) - set(train_classes))
-            raise InvalidArgumentError(
-                f"image folder {root}: {sub.name}/ and train/ have different classes "
-                f"(only in train/: {_few(only_train)}; only in {sub.name}/: {_few(only_here)}); "
-                "both must hold one folder per class, with the same names")
-    return FolderData(sub, classes, samples)
-
-
-def folder_layout(root: Path) -> tuple[str | None, str]:
-    """(validation folder, test folder) of an image folder: val/ validates and test/, when
-    present, is the test set; with only val/ (ImageNet's layout) val/ is both; with only test/
-    there is no validation folder (it is held out of train/)."""
-    has_val, has_test = (root / "val").is_dir(), (root / "test").is_dir()
-    return ("val" if has_val else None), ("test" if has_test or not has_val else "val")
-
-
-def _split_dir(root: Path, split: str) -> Path:
-    names = {"train": ("train",), "val": ("val",)}.get(split, ("test", "val"))
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    raise InvalidArgumentError(
-        f"image folder {root} has no {' or '.join(n + '/' for n in names)} folder; expected "
-        f"{root}/train/<class>/<image> and {root}/val/<class>/<image>")
-
-
-def _few(names: list[str], limit: int = 5) -> str:
-    if not names:
-        return "none"
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _class_names(sub: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(sub) if e.is_dir())
-    except OSError as err:
-        raise InvalidArgumentError(f"{sub}: {err}") from None
-
-
-def _scan(sub: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """(class names, (path, class index) samples), in torchvision ImageFolder's order.
-
-    Symbolic links are followed, but no real directory is entered twice: a link back to an
-    ancestor (a loop) or to a folder already scanned adds nothing. A class without any image
-    file is an error."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    classes = _class_names(sub)
-    if not classes:
-        raise InvalidArgumentError(f"{sub} holds no class folders; expected {sub}/<class>/<image>")
-    seen: set[tuple[int, int]] = set()
-    samples: list[tuple[str, int]] = []
-    empty = []
-    for index, name in enumerate(classes):
-        found = []
-        for top, dirs, files in os.walk(sub / name, followlinks=True):
-            st = os.stat(top)
-            if (st.st_dev, st.st_ino) in seen:
-                dirs[:] = []
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            found += [(os.path.join(top, f), index) for f in files
-                      if f.lower().endswith(IMG_EXTENSIONS)]
-        if not found:
-            empty.append(name)
-        # torchvision sorts the walk's directories, then the files in each
-        samples += sorted(found, key=lambda s: (os.path.dirname(s[0]), os.path.basename(s[0])))
-    if empty:
-        raise InvalidArgumentError(
-            f"{sub}: no image files ({', '.join(IMG_EXTENSIONS)}) for class(es) {_few(empty)}")
-    return classes, samples
+def load_split(spec: DataSpec, split: str) -> LabelledImages:
+    """The 'train' or 'test' split of a spec, read by its kind's reader (an image folder's
+    'val' split too: see imagefolder.folder_layout)."""
+    raw = KINDS[spec.kind].reader(spec.path, split)
+    if isinstance(raw, Files):
+        return FolderData(raw.root, raw.classes, raw.samples)
+    return tensor_data(raw.images, raw.labels, raw.classes)
 
 
 # -- validation split --------------------------------------------------------------------------
@@ -230,7 +165,19 @@ def stratified_split(labels: torch.Tensor, count: int, seed: int = SPLIT_SEED) -
     """(train, val) index tensors, sorted: `count` images held out, each class in proportion to
     its size (largest remainders), chosen at random with `seed`; every class keeps a training
     image. The same labels, count and seed always give the same split."""
-    labels = labels.cpu()
+    val = _draw(labels.cpu(), count, seed, keep_one=True)
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[val] = False
+    return mask.nonzero().flatten(), val
+
+
+def stratified_sample(labels: torch.Tensor, count: int, seed: int = SPLIT_SEED) -> torch.Tensor:
+    """Sorted indices of `count` images, each class in proportion to its size (largest
+    remainders), chosen at random with `seed`: the same labels, count and seed, the same images."""
+    return _draw(labels.cpu(), count, seed, keep_one=False)
+
+
+def _draw(labels: torch.Tensor, count: int, seed: int, keep_one: bool) -> torch.Tensor:
     n, classes = len(labels), int(labels.max()) + 1 if len(labels) else 0
     sizes = torch.bincount(labels, minlength=classes).double()
     exact = sizes * count / max(n, 1)
@@ -240,16 +187,13 @@ def stratified_split(labels: torch.Tensor, count: int, seed: int = SPLIT_SEED) -
         order = sorted(range(classes), key=lambda c: (-(exact[c] - take[c]).item(), c))
         for c in order[:extra]:
             take[c] += 1
-    take = torch.minimum(take, (sizes.long() - 1).clamp_min(0))
+    take = torch.minimum(take, (sizes.long() - int(keep_one)).clamp_min(0))
     g = torch.Generator().manual_seed(seed)
     held = []
     for c in range(classes):
         members = (labels == c).nonzero().flatten()
         held.append(members[torch.randperm(len(members), generator=g)[: int(take[c])]])
-    val = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.int64)
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[val] = False
-    return mask.nonzero().flatten(), val
+    return torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.int64)
 
 
 # -- batching -------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 from ..errors import InvalidArgumentError
 from .batch_augment import finish_batch
 from .datasets import FolderData
-from .fastjpeg import FAST_AUGMENTS, crop_box, crop_resize, decode_cpu, decode_cuda, quiet_decoders, read_encoded
+from .fastjpeg import crop_resize, decode_cpu, decode_cuda, quiet_decoders, read_encoded
 from .folder import FolderLoader, read_or_mark
+from .transforms import augmentation, crop_box, fast_augmentations
 
 DECODERS = ("cpu", "cuda", "dali")
 
@@ -107,9 +108,9 @@ class FastFolderLoader(FolderLoader):
     def __init__(self, data: FolderData, spec: FastSpec, index_batches: Iterable[torch.Tensor],
                  batch_seeds: Sequence[int], workers: int, on_error: str, device: torch.device,
                  decode: str = "cpu") -> None:
-        if spec.kind not in FAST_AUGMENTS:
+        if not augmentation(spec.kind).fast:
             raise InvalidArgumentError(
-                f"the fast loader does the augmentations {', '.join(FAST_AUGMENTS)}, not {spec.kind!r}: "
+                f"the fast loader does the augmentations {', '.join(fast_augmentations())}, not {spec.kind!r}: "
                 "use --set loader=pil (or loader=auto, which picks it)")
         if decode not in DECODERS:
             raise InvalidArgumentError(f"decode must be one of {', '.join(DECODERS)}, got {decode!r}")
@@ -180,15 +181,17 @@ class FastFolderLoader(FolderLoader):
 def choose_decoder(loader: str, augment: str, device: torch.device) -> str | None:
     """The recipe's `loader` for an image folder -> the fast loader's decode ('cpu', 'cuda',
     'dali') or None for the PIL loader. auto: DALI when installed and the device is CUDA, else
-    torch's decoders; PIL for the augmentations the fast path does not do (cifar, shift)."""
+    torch's decoders; PIL for the augmentations the fast path does not do (no `box` in
+    transforms.AUGMENTS: cifar, shift)."""
     from .dali_decode import dali_available, require_dali
 
     cuda = device.type == "cuda"
-    if loader == "pil" or (loader == "auto" and augment not in FAST_AUGMENTS):
+    fast = augmentation(augment).fast
+    if loader == "pil" or (loader == "auto" and not fast):
         return None
-    if augment not in FAST_AUGMENTS:
+    if not fast:
         raise InvalidArgumentError(
-            f"loader={loader} does the augmentations {', '.join(FAST_AUGMENTS)}, not {augment!r}: "
+            f"loader={loader} does the augmentations {', '.join(fast_augmentations())}, not {augment!r}: "
             "use --set loader=pil or loader=auto")
     if loader == "dali":
         require_dali()

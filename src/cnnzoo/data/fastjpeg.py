@@ -25,28 +25,11 @@ import torch
 
 from .images import MAX_PIXELS, ImageError, load_image
 
-# the augmentations whose geometry is one crop box per image (the others: the PIL loader)
-FAST_AUGMENTS = ("none", "alexnet", "vgg", "imagenet")
-FLIPPED = ("alexnet", "vgg", "imagenet")
 Box = tuple[int, int, int, int]  # top, left, height, width
 
 
-def crop_box(h: int, w: int, kind: str, size: tuple[int, int], resize: int, rng: random.Random) -> Box:
-    """The region of an h x w image that becomes the model's `size` input under augmentation
-    `kind` (eval: "none"). The same geometry as transforms.folder_transform's pipelines."""
-    if kind == "imagenet":
-        return rrc_box(h, w, rng)
-    if kind == "none":  # resize the shorter side to `resize`, centre crop `size`
-        return _scaled_box(h, w, size, min(h, w) / resize, None)
-    if kind == "alexnet":  # shorter side to `resize`, random `size` crop
-        return _scaled_box(h, w, size, min(h, w) / resize, rng)
-    if kind == "vgg":  # shorter side to S ~ U{256..512} (for 224), random `size` crop
-        s = rng.randint(int(size[0] * 256 / 224), int(size[0] * 512 / 224))
-        return _scaled_box(h, w, size, min(h, w) / s, rng)
-    raise ValueError(f"augmentation {kind!r} has no crop-box form (use the PIL loader)")
-
-
-def _scaled_box(h: int, w: int, size: tuple[int, int], scale: float, rng: random.Random | None) -> Box:
+def scaled_box(h: int, w: int, size: tuple[int, int], scale: float, rng: random.Random | None) -> Box:
+    """A `size` box scaled by `scale` (clamped to the image): centred (rng None) or at a random place."""
     bh, bw = min(h, max(1, round(size[0] * scale))), min(w, max(1, round(size[1] * scale)))
     if rng is None:
         return (h - bh) // 2, (w - bw) // 2, bh, bw

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidArgumentError
-from .transforms import PCA, augment_batch, ten_crop
+from .transforms import PCA, augment_batch, augmentation, ten_crop
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 # ImageNet statistics: the normalisation of every ImageNet-trained model (and our default).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Augmentations that crop a native-size window out of a larger image (the "256" of "224 of 256").
-_BIG_BASE = ("alexnet", "vgg", "imagenet")
 
 
 @dataclass
@@ -99,7 +96,7 @@ class Preprocess:
         if self.pad:
             x = F.pad(x, (self.pad,) * 4)
         target = self.size
-        if train and augment in _BIG_BASE:
+        if train and augmentation(augment).big_base:  # a native window of a larger image (224 of 256)
             target = (round(self.size[0] * 256 / 224), round(self.size[1] * 256 / 224))
         if tuple(x.shape[-2:]) != tuple(target):
             x = F.interpolate(x, size=target, mode="bilinear", antialias=True, align_corners=False)

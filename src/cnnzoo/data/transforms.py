@@ -1,5 +1,7 @@
-"""Augmentations of the papers, batched on tensors (on the training device), plus the
-torchvision pipelines used for image folders.
+"""Augmentations of the papers, in one registry (`AUGMENTS`): each entry says how it augments
+in-memory batches on the training device, what the PIL loader of image folders does, the crop box
+the fast JPEG loader draws (if it can do it), and whether it flips images or crops out of a larger
+base. Everything that asks "which augmentations ..." reads these fields; adding one is one entry.
 
 Batched ops take uint8 or float images (N, C, H, W) and a torch.Generator on the same device,
 so one call augments a whole batch without a Python loop per image and without leaving the GPU.
@@ -9,14 +11,15 @@ from __future__ import annotations
 
 import functools
 import math
+import random
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidArgumentError
-
-AUGMENTATIONS = ("none", "shift", "cifar", "alexnet", "vgg", "imagenet")
+from .fastjpeg import Box, rrc_box, scaled_box
 
 PCA = tuple[Sequence[float], Sequence[Sequence[float]]]  # eigenvalues, eigenvectors (as columns)
 
@@ -114,30 +117,6 @@ def pixel_pca(images: torch.Tensor, max_pixels: int = 1_000_000) -> tuple[list[f
     return val.flip(0).float().tolist(), vec.flip(1).float().tolist()
 
 
-def augment_batch(x: torch.Tensor, name: str, size: tuple[int, int], g: torch.Generator,
-                  pca: PCA | None = None) -> torch.Tensor:
-    """Training augmentation of a float batch in [0, 1], already at the model's input size
-    (or larger, for crops): returns a batch of `size`."""
-    if name == "none":
-        return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear",
-                                                                          antialias=True, align_corners=False)
-    if name == "shift":  # small random translations, no flip (digits are not mirror-symmetric)
-        return random_crop(x, size, 2, g)
-    if name == "cifar":  # He et al.: pad 4, random 32x32 crop, horizontal flip
-        return random_flip(random_crop(x, size, 4, g), g)
-    if name == "alexnet":  # random 224 crops of the 256 image, flips, PCA lighting
-        big = x.shape[-2]
-        frac = torch.full((x.shape[0],), size[0] / max(big, size[0] * 256 / 224), device=x.device)
-        out = random_flip(resized_crop(x, size, frac, frac, g), g)
-        val, vec = pca if pca is not None else (IMAGENET_EIGVAL, IMAGENET_EIGVEC)
-        return pca_lighting(out, g, val, vec)
-    if name == "vgg":
-        return random_flip(scale_jitter(x, size, int(size[0] * 256 / 224), int(size[0] * 512 / 224), g), g)
-    if name == "imagenet":
-        return random_flip(random_resized_crop(x, size, g), g)
-    raise InvalidArgumentError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
-
-
 def ten_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The papers' 10-crop testing: four corners and the centre, and their mirror images.
     (N, C, H, W) -> (10, N, C, h, w)."""
@@ -166,27 +145,125 @@ class Lighting:
         return img + rgb.view(3, 1, 1)
 
 
-def folder_transform(augment: str, size: tuple[int, int], resize: int, mean: Sequence[float],
+# -- the registry -------------------------------------------------------------------------------
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """One training augmentation (a recipe's `augment`), for every data path."""
+
+    name: str
+    help: str
+    # in-memory data: a float batch in [0, 1] (at the model's size, or the larger base) -> `size`
+    batch: Callable[[torch.Tensor, Size, torch.Generator, PCA | None], torch.Tensor]
+    # image folders, PIL loader: (torchvision.transforms.v2, size, resize) -> the geometric steps
+    folder: Callable[[Any, Size, int], list]
+    flips: bool = False     # mirrors images horizontally (wrong on digits: see data/nature.py)
+    big_base: bool = False  # crops a native-size window out of an image 256/224 larger
+    lighting: bool = False  # AlexNet's PCA colour lighting
+    # the fast JPEG loader's crop box (h, w, size, resize, rng) -> box; None: the PIL loader only
+    box: Callable[[int, int, Size, int, random.Random], Box] | None = None
+
+    @property
+    def fast(self) -> bool:
+        """Whether the fast JPEG loader does it (its geometry is one crop box per image)."""
+        return self.box is not None
+
+
+def _resized(x: torch.Tensor, size: Size) -> torch.Tensor:
+    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(
+        x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def _alexnet(x: torch.Tensor, size: Size, g: torch.Generator, pca: PCA | None) -> torch.Tensor:
+    """Random 224 crops of the 256 image, flips, PCA lighting (the data's own PCA when known)."""
+    frac = torch.full((x.shape[0],), size[0] / max(x.shape[-2], size[0] * 256 / 224), device=x.device)
+    out = random_flip(resized_crop(x, size, frac, frac, g), g)
+    val, vec = pca if pca is not None else (IMAGENET_EIGVAL, IMAGENET_EIGVEC)
+    return pca_lighting(out, g, val, vec)
+
+
+def _vgg_side(size: Size) -> tuple[int, int]:
+    """VGG's scale jitter range: S in [256, 512] for 224 inputs, scaled for other sizes."""
+    return int(size[0] * 256 / 224), int(size[0] * 512 / 224)
+
+
+def _vgg_box(h: int, w: int, size: Size, resize: int, rng: random.Random) -> Box:
+    return scaled_box(h, w, size, min(h, w) / rng.randint(*_vgg_side(size)), rng)
+
+
+def _centre(T: Any, size: Size, resize: int) -> list:
+    return [T.Resize(resize, antialias=True), T.CenterCrop(size)]
+
+
+AUGMENTS: dict[str, Augmentation] = {a.name: a for a in (
+    Augmentation("none", "no augmentation (evaluation's view)",
+                 batch=lambda x, size, g, pca: _resized(x, size), folder=_centre,
+                 box=lambda h, w, size, resize, rng: scaled_box(h, w, size, min(h, w) / resize, None)),
+    Augmentation("shift", "small random translations, no flip (digits are not mirror-symmetric)",
+                 batch=lambda x, size, g, pca: random_crop(x, size, 2, g),
+                 folder=lambda T, size, resize: _centre(T, size, resize) + [
+                     T.RandomCrop(size, padding=max(1, size[0] // 14))]),
+    Augmentation("cifar", "He et al.: pad 4, random crop, horizontal flip", flips=True,
+                 batch=lambda x, size, g, pca: random_flip(random_crop(x, size, 4, g), g),
+                 folder=lambda T, size, resize: _centre(T, size, resize) + [
+                     T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]),
+    Augmentation("alexnet", "random 224 crops of the 256 image, flips, PCA lighting", flips=True,
+                 big_base=True, lighting=True, batch=_alexnet,
+                 folder=lambda T, size, resize: [T.Resize(resize, antialias=True), T.RandomCrop(size),
+                                                 T.RandomHorizontalFlip()],
+                 box=lambda h, w, size, resize, rng: scaled_box(h, w, size, min(h, w) / resize, rng)),
+    Augmentation("vgg", "scale jittering (shorter side 256..512 for 224), random crop, flips", flips=True,
+                 big_base=True, box=_vgg_box,
+                 batch=lambda x, size, g, pca: random_flip(scale_jitter(x, size, *_vgg_side(size), g), g),
+                 folder=lambda T, size, resize: [T.RandomResize(_vgg_side(size)[0], _vgg_side(size)[1] + 1,
+                                                                antialias=True),
+                                                 T.RandomCrop(size), T.RandomHorizontalFlip()]),
+    Augmentation("imagenet", "Inception's random-resized crops, flips", flips=True, big_base=True,
+                 batch=lambda x, size, g, pca: random_flip(random_resized_crop(x, size, g), g),
+                 folder=lambda T, size, resize: [T.RandomResizedCrop(size, antialias=True),
+                                                 T.RandomHorizontalFlip()],
+                 box=lambda h, w, size, resize, rng: rrc_box(h, w, rng)),
+)}
+AUGMENTATIONS = tuple(AUGMENTS)  # the names, for recipes' choices
+
+
+def augmentation(name: str) -> Augmentation:
+    """The registry entry of `name`; an unknown name is an error listing the known ones."""
+    try:
+        return AUGMENTS[name]
+    except (KeyError, TypeError):
+        raise InvalidArgumentError(
+            f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTS)}") from None
+
+
+def fast_augmentations() -> tuple[str, ...]:
+    """The augmentations the fast JPEG loader does."""
+    return tuple(a.name for a in AUGMENTS.values() if a.fast)
+
+
+def augment_batch(x: torch.Tensor, name: str, size: Size, g: torch.Generator,
+                  pca: PCA | None = None) -> torch.Tensor:
+    """Training augmentation of a float batch in [0, 1], already at the model's input size
+    (or larger, for crops): returns a batch of `size`."""
+    return augmentation(name).batch(x, size, g, pca)
+
+
+def crop_box(h: int, w: int, kind: str, size: Size, resize: int, rng: random.Random) -> Box:
+    """The region of an h x w image that becomes the model's `size` input under augmentation
+    `kind` (eval: "none") on the fast path: the same geometry as `folder_transform`'s pipelines."""
+    box = augmentation(kind).box
+    if box is None:
+        raise ValueError(f"augmentation {kind!r} has no crop-box form (use the PIL loader)")
+    return box(h, w, size, resize, rng)
+
+
+def folder_transform(augment: str, size: Size, resize: int, mean: Sequence[float],
                      std: Sequence[float], train: bool) -> Callable[[Any], torch.Tensor]:
+    """The PIL loader's per-image pipeline for image folders (run in DataLoader workers)."""
     from torchvision.transforms import v2 as T
 
-    head = [T.ToImage()]
-    tail = [T.ToDtype(torch.float32, scale=True)]
-    if not train or augment in ("none", "shift"):
-        body = [T.Resize(resize, antialias=True), T.CenterCrop(size)]
-        if train and augment == "shift":
-            body.append(T.RandomCrop(size, padding=max(1, size[0] // 14)))
-    elif augment == "cifar":
-        body = [T.Resize(resize, antialias=True), T.CenterCrop(size), T.RandomCrop(size, padding=4),
-                T.RandomHorizontalFlip()]
-    elif augment == "alexnet":
-        body = [T.Resize(resize, antialias=True), T.RandomCrop(size), T.RandomHorizontalFlip()]
-        tail.append(Lighting())
-    elif augment == "vgg":
-        body = [T.RandomResize(int(size[0] * 256 / 224), int(size[0] * 512 / 224) + 1, antialias=True),
-                T.RandomCrop(size), T.RandomHorizontalFlip()]
-    elif augment == "imagenet":
-        body = [T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip()]
-    else:
-        raise InvalidArgumentError(f"unknown augmentation {augment!r}")
-    return T.Compose(head + body + tail + [T.Normalize(mean, std)])
+    aug = augmentation(augment if train else "none")
+    tail = [T.ToDtype(torch.float32, scale=True)] + ([Lighting()] if aug.lighting else [])
+    return T.Compose([T.ToImage()] + aug.folder(T, size, resize) + tail + [T.Normalize(mean, std)])

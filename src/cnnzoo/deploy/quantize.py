@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError, JobFailedError
 from ..files import atomic_path
 
@@ -53,8 +54,7 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
                                    "or dynamic")
     if mode == "static" and (calibration is None or len(calibration) == 0):
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   "(e.g. mnist:PATH, folder:PATH or embedded), or use "
-                                   "--int8 dynamic")
+                                   f"(e.g. {spec_list()}), or use --int8 dynamic")
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)

@@ -92,14 +92,14 @@ def data_spec(ctx: Context) -> str:
     spec = ctx.data or "embedded"
     if ctx.size != "smoke":
         return spec
-    from ..data.datasets import TensorData, load_split, parse_spec
+    from ..data.datasets import load_split, parse_spec
     from ..data.mnist import SPLITS, write_idx
 
     root = ctx.out / "_smoke_data"
     root.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", SMOKE_TRAIN), ("test", SMOKE_TEST)):
         part = load_split(parse_spec(spec), split)
-        if not isinstance(part, TensorData) or part.shape[0] != 1:
+        if not part.in_memory or part.shape[0] != 1:
             raise InvalidArgumentError(f"the smoke size takes MNIST-like data, not {spec}")
         images, labels = SPLITS[split]
         write_idx(root / f"{images}.gz", part.images[:n, 0].numpy())

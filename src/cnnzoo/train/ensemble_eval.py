@@ -13,6 +13,7 @@ import torch
 
 from ..contract import logits_of
 from ..data.datasets import load_split, parse_spec
+from ..data.nature import check_ten_crop
 from ..devices import resolve_device
 from ..ensemble import COMBINE, combine_summaries, member_summary, members_from_files
 from ..errors import InvalidArgumentError
@@ -22,10 +23,11 @@ from .recipes import Recipe
 
 
 def evaluate_ensemble(paths: Sequence[str | os.PathLike], data: str | None = None, *, combine: str = "mean",
-                      ten_crop: bool = False, device: str | None = None, batch_size: int = 500,
-                      workers: int = 4, amp: str = "auto") -> dict:
+                      ten_crop: bool = False, allow_mirror: bool = False, device: str | None = None,
+                      batch_size: int = 500, workers: int = 4, amp: str = "auto") -> dict:
     """Each member's top-1/top-5 error and the ensemble's (`combine`: mean softmax, mean
-    logits or vote) on the test split of `data` (default: the data the members were trained on)."""
+    logits or vote) on the test split of `data` (default: the data the members were trained on);
+    10-crop testing as in `evaluate_file` (refused on digits unless `allow_mirror`)."""
     if combine not in COMBINE:
         raise InvalidArgumentError(f"--combine takes {', '.join(COMBINE)}, got {combine!r}")
     if len(paths) < 2:
@@ -35,6 +37,8 @@ def evaluate_ensemble(paths: Sequence[str | os.PathLike], data: str | None = Non
     files = [model_file(p) for p in paths]
     members = members_from_files(files)
     spec = parse_spec(data if data is not None else _agreed_data(files, [r for _, r in members]))
+    if ten_crop:
+        check_ten_crop(str(spec), allow_mirror)
     test = load_split(spec, "test")
     classes = members[0][1].get("classes") or test.classes
     if len(test.classes) != len(classes):

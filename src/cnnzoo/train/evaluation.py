@@ -8,10 +8,12 @@ from typing import Iterator
 
 import torch
 
-from ..data.datasets import FolderData, TensorData, load_split, parse_spec, shard_indices, tensor_batches
+from ..data.datasets import LabelledImages, load_split, parse_spec, shard_indices, tensor_batches
+from ..data.nature import check_ten_crop
 from ..data.preprocess import Preprocess
 from ..devices import resolve_device
 from ..errors import InputShapeError, InvalidArgumentError, ModelFileError
+from ..modelfile import read_record
 from ..registry import load_model
 from ..runfolder import MODEL_FILE
 from . import state as ckpt
@@ -21,16 +23,19 @@ from .recipes import Recipe
 
 
 def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool = False,
-                  device: str | None = None, batch_size: int = 500, workers: int = 4,
-                  amp: str = "auto") -> dict:
+                  allow_mirror: bool = False, device: str | None = None, batch_size: int = 500,
+                  workers: int = 4, amp: str = "auto") -> dict:
     """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
     of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
     recipes (auto: bf16 on CUDA, on AMX CPUs and on avx512_bf16 CPUs for batches of 64 or more,
     fp32 elsewhere; weighed at the batch the model was trained with, so `auto` scores it in the
-    precision it trained in on this machine); the result says which ran."""
+    precision it trained in on this machine); the result says which ran. 10-crop testing
+    mirrors images: on data that must not be mirrored (digits) it is refused unless `allow_mirror`."""
     check_eval_args(batch_size, workers)
     dev = resolve_device(device)
     path = model_file(path)
+    if ten_crop:  # before loading anything: the data named, else the data the model was trained on
+        check_ten_crop(data if data is not None else read_record(path).get("data"), allow_mirror)
     model, record = load_model(path)
     spec = parse_spec(data if data is not None else record.get("data"))
     test = load_split(spec, "test")
@@ -83,7 +88,7 @@ def model_file(path: str | Path) -> Path:
     return path / MODEL_FILE if path.is_dir() else path
 
 
-def scoring_batches(test: TensorData | FolderData, record: dict, path: Path, spec: object, *, ten_crop: bool,
+def scoring_batches(test: LabelledImages, record: dict, path: Path, spec: object, *, ten_crop: bool,
                  device: torch.device, batch_size: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """`test` as model-ready batches through the model's own recorded preprocessing: (N, C, H, W),
     or (10, N, C, H, W) for 10-crop testing."""
@@ -92,7 +97,7 @@ def scoring_batches(test: TensorData | FolderData, record: dict, path: Path, spe
         raise ModelFileError(f"{path} has no preprocess record; was it written by `cnnzoo train`?")
     prep = Preprocess.from_record(pre)
     idx = shard_indices(len(test), batch_size, 0, 0, False, 0, 1, False)
-    if isinstance(test, TensorData):
+    if test.in_memory:
         if test.shape[0] != prep.in_chans:
             raise InputShapeError(f"{path} takes {prep.in_chans}-channel images; {spec} has {test.shape[0]}")
         return ((prep.eval_batch(x, ten_crop), y) for x, y in tensor_batches(test.to(device), idx))

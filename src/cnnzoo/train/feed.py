@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from ..data.datasets import (SPLIT_SEED, DataSpec, FolderData, TensorData, folder_layout, load_split, parse_spec,
+from ..data.datasets import (SPLIT_SEED, DataSpec, FolderData, LabelledImages, load_split, parse_spec,
                              shard_indices, stratified_split, tensor_batches, val_count)
+from ..data.imagefolder import folder_layout
 from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, fit_input
 from ..errors import InvalidArgumentError
 from .distributed import DistInfo
@@ -28,8 +29,7 @@ Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
 
 def load_data(spec_str: str | None, recipe: Recipe, saved_split: dict | None = None
-              ) -> tuple[DataSpec, TensorData | FolderData, TensorData | FolderData | None,
-                         TensorData | FolderData, dict]:
+              ) -> tuple[DataSpec, LabelledImages, LabelledImages | None, LabelledImages, dict]:
     """(spec, train, validation or None, test, split record) of a --data spec: every split
     non-empty, with the same classes. The record says where validation came from; a resumed
     run passes its own (`saved_split`) and gets exactly the same images back."""
@@ -41,13 +41,13 @@ def load_data(spec_str: str | None, recipe: Recipe, saved_split: dict | None = N
         raise InvalidArgumentError(
             f"--data {spec}: train has {len(train.classes)} classes but test has {len(test.classes)}")
     train, val, split = _validation(spec, train, test, recipe, saved_split)
-    if isinstance(train, TensorData) and recipe.limit_train:  # after the split: it never moves the held-out images
-        train = train.subset(recipe.limit_train)
+    if recipe.limit_train:  # after the split: it never moves the held-out images
+        train = train.limit(recipe.limit_train)
     return spec, train, val, test, split
 
 
-def _validation(spec: DataSpec, train: TensorData | FolderData, test: TensorData | FolderData, recipe: Recipe,
-                saved: dict | None) -> tuple[TensorData | FolderData, TensorData | FolderData | None, dict]:
+def _validation(spec: DataSpec, train: LabelledImages, test: LabelledImages, recipe: Recipe,
+                saved: dict | None) -> tuple[LabelledImages, LabelledImages | None, dict]:
     """The validation split: none (val_split 0), an image folder's val/, or images held out of
     the training set (stratified, fixed seed), recorded so that a resume reuses them."""
     if recipe.val_split == 0:
@@ -60,7 +60,7 @@ def _validation(spec: DataSpec, train: TensorData | FolderData, test: TensorData
                     "validation and test are both val/ (no test/ folder, ImageNet's layout, as the papers "
                     "did): the test error is then not independent of the selection")
             return train, (test if test_dir == "val" else load_split(spec, "val")), {"source": "folder", "note": note}
-    labels = train.label_list()
+    labels = train.labels
     if saved is not None and saved.get("source") == "held out":
         val_index = saved["val_index"].long()
         if saved.get("train_total") != len(train) or (len(val_index) and int(val_index.max()) >= len(train)):
@@ -83,13 +83,13 @@ def _validation(spec: DataSpec, train: TensorData | FolderData, test: TensorData
 @dataclass
 class RunData:
     spec: DataSpec
-    train: TensorData | FolderData
-    test: TensorData | FolderData
+    train: LabelledImages
+    test: LabelledImages
     prep: Preprocess
     steps_per_epoch: int
     epochs: int
     total_steps: int
-    val: TensorData | FolderData | None = None  # None: no validation (--val-split 0)
+    val: LabelledImages | None = None  # None: no validation (--val-split 0)
     split: dict = field(default_factory=dict)  # where validation came from (saved in the checkpoint)
 
     @property
@@ -107,7 +107,7 @@ def load_run_data(plan: Plan, *, world: int, device: torch.device) -> RunData:
             f"recipe {recipe.name}: the plateau schedule lowers the learning rate when the validation "
             "accuracy stops improving, and --val-split 0 leaves no validation set (reading the test set "
             "would tune on it); give --val-split F or choose another schedule (--set schedule=multistep)")
-    if isinstance(train, TensorData):
+    if train.in_memory:
         mean, std = train.stats()
         flat = [c for c, s in enumerate(std) if not s > 1e-6]  # NaN-proof
         if flat:
@@ -166,7 +166,7 @@ class Feed:
         # (x, step) -> training input and x -> test input, for in-memory data (folders: in workers)
         self.train_prep: Callable[[torch.Tensor, int], torch.Tensor] | None = None
         self.eval_prep: Callable[[torch.Tensor], torch.Tensor] | None = None
-        self.in_memory = isinstance(data.train, TensorData)
+        self.in_memory = data.train.in_memory
         if self.in_memory:
             self._train_dev, self._test_dev = data.train.to(device), data.test.to(device)
             self._val_dev = data.val.to(device) if data.val is not None else None

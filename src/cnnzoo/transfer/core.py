@@ -16,13 +16,13 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ..contract import logits_of
-from ..data.datasets import TensorData, load_split, parse_spec
+from ..data.datasets import LabelledImages, load_split, parse_spec
 from ..data.preprocess import Preprocess
 from ..errors import InvalidArgumentError, closest
 from ..files import atomic_path
@@ -36,14 +36,26 @@ class _StopForward(Exception):
 
 @dataclass
 class ImageSet:
-    """Images already preprocessed for a model (float, normalised), their labels and names."""
+    """Images already preprocessed for a model (float, normalised), their labels and names:
+    `LabelledImages` (data/datasets.py) held in memory; folder.FolderSet is its streamed twin."""
 
     x: torch.Tensor
     y: torch.Tensor
     classes: list[str]
+    in_memory: ClassVar[bool] = True
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.y
+
+    def select(self, index: torch.Tensor) -> ImageSet:
+        return ImageSet(self.x[index], self.y[index], self.classes)
+
+    def limit(self, n: int) -> ImageSet:
+        return self.select(torch.arange(min(n, len(self))))
 
     def batches(self, index_batches: Iterable[torch.Tensor],
                 device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -53,7 +65,7 @@ class ImageSet:
 
 
 def _in_batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
-    """Batches of a tensor of images, or of an ImageSet/FolderSet (streamed), in order."""
+    """Batches of a tensor of images, or of prepared LabelledImages (ImageSet, FolderSet), in order."""
     if isinstance(images, torch.Tensor):
         yield from images.split(batch_size)
         return
@@ -91,9 +103,9 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
     for name, value in (("per_class", per_class), ("limit", limit)):
         if value is not None and (isinstance(value, bool) or value < 1):
             raise InvalidArgumentError(f"{name} must be a positive number of images, got {value}")
-    data = load_split(parse_spec(spec), split)
-    labels = data.labels if isinstance(data, TensorData) else torch.tensor(
-        [t for _, t in data.samples])
+    parsed = parse_spec(spec)
+    data: LabelledImages = load_split(parsed, split)
+    labels = data.labels
     names = list(data.classes)
     if classes is not None:
         bad = [c for c in classes if not 0 <= c < len(names)]
@@ -103,14 +115,14 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
     if limit is not None:
         idx = idx[:limit]
     if len(idx) == 0:
-        raise InvalidArgumentError(f"no {split} images of classes {list(classes)} in {spec or 'embedded'}"
-                                   if classes is not None else f"the {split} split of {spec} is empty")
+        raise InvalidArgumentError(f"no {split} images of classes {list(classes)} in {parsed}"
+                                   if classes is not None else f"the {split} split of {parsed} is empty")
     y = labels[idx]
     if classes is not None:
         remap = {int(old): new for new, old in enumerate(classes)}
         y = torch.tensor([remap[int(v)] for v in y], dtype=torch.long)
         names = [names[i] for i in classes]
-    if not isinstance(data, TensorData):  # an image folder: streamed, decoded batch by batch
+    if not data.in_memory:  # image files: streamed, decoded batch by batch
         from .folder import folder_set
 
         return folder_set(data, idx, pp, y, names)
@@ -216,11 +228,11 @@ def train_linear_probe(f: torch.Tensor, y: torch.Tensor, num_classes: int | None
 @torch.no_grad()
 def accuracy(model: nn.Module, x: Any, y: torch.Tensor | None = None,
              batch_size: int = 512) -> float:
-    """Top-1 accuracy on images `x` with labels `y`, or on an ImageSet/FolderSet `x`."""
+    """Top-1 accuracy on images `x` with labels `y`, or on prepared LabelledImages `x`."""
     model.eval()
     device = next(model.parameters()).device
     if y is None:
-        y = x.y
+        y = x.labels
     correct = 0
     for i, xb in zip(range(0, len(y), batch_size), _in_batches(x, batch_size)):
         out = model(xb.to(device))

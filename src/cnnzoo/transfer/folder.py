@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import ClassVar, Iterable, Iterator
 
 import torch
 
@@ -27,15 +27,28 @@ class FolderSet:
     """Labelled image files, decoded and preprocessed only when a batch is asked for.
 
     `y` holds the (renumbered) labels in file order; every image must be readable (a corrupt
-    file stops the run naming it: a silently skipped file would shift features and labels)."""
+    file stops the run naming it: a silently skipped file would shift features and labels).
+    `LabelledImages` (data/datasets.py), streamed; core.ImageSet is its in-memory twin."""
 
     data: FolderData
     preprocess: Preprocess
     y: torch.Tensor
     classes: list[str]
+    in_memory: ClassVar[bool] = False
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.y
+
+    def select(self, index: torch.Tensor) -> FolderSet:
+        return FolderSet(self.data.select(index), self.preprocess, self.y[index], self.classes)
+
+    def limit(self, n: int) -> FolderSet:
+        """The first n files (already a per-class selection, in file order)."""
+        return self.select(torch.arange(min(n, len(self))))
 
     def batches(self, index_batches: Iterable[torch.Tensor],
                 device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

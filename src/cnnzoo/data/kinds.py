@@ -1,0 +1,152 @@
+"""Data kinds: what `--data KIND:PATH` may name, one descriptor each in `KINDS`.
+
+A descriptor holds everything the rest of cnnzoo asks about a kind: how to read a split, its
+channels and class names where fixed, whether its images may be mirrored, whether cnnzoo can
+fetch it, whether it is held in memory, and its help text. Every help and error string that
+lists kinds is generated here (`spec_list`, `spec_help`), so adding a kind is one entry below.
+A reader returns what the files hold (`InMemory` arrays or image `Files`), which
+datasets.load_split turns into the trainer's sets. Readers import their modules when called:
+listing kinds (the CLI's help) imports neither numpy nor torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, NamedTuple
+
+from ..errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+DIGITS = tuple(str(i) for i in range(10))
+
+
+class InMemory(NamedTuple):
+    """A split small enough to hold: uint8 images (N, H, W) or (N, C, H, W), labels (N), names."""
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+
+
+class Files(NamedTuple):
+    """A split of image files: its folder, class names and (path, class index) samples."""
+    root: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+
+
+Reader = Callable[[Path | None, str], "InMemory | Files"]
+
+
+@dataclass(frozen=True)
+class DataKind:
+    name: str
+    reader: Reader                  # (PATH or None, split) -> that split's images and labels
+    help: str                       # what PATH holds (or what the kind is, without a PATH)
+    channels: int | None = None     # None: decided by the files
+    class_names: tuple[str, ...] | None = None  # None: read from the data
+    mirror_safe: bool = True        # False: a mirror image is another class (digits)
+    images: str = ""                # what the images are, for the mirror rule's message
+    fetchable: bool = False         # `python -m cnnzoo.data.download NAME DIR` fetches it
+    takes_path: bool = True         # False: the kind is the whole spec (`embedded`)
+    in_memory: bool = True          # held as tensors (False: image files, streamed)
+    aliases: tuple[str, ...] = ()   # other spellings of a spec without a PATH
+
+    @property
+    def syntax(self) -> str:
+        """How a spec of this kind is written: 'mnist:PATH', or the bare name."""
+        return f"{self.name}:PATH" if self.takes_path else self.name
+
+
+def _mnist(path: Path | None, split: str) -> InMemory:
+    from .mnist import load_mnist
+
+    x, y = load_mnist(path or EMBEDDED_DIR, split)
+    return InMemory(x, y, list(DIGITS))
+
+
+def _cifar(classes: int) -> Reader:
+    def read(path: Path | None, split: str) -> InMemory:
+        from .cifar import load_cifar
+
+        return InMemory(*load_cifar(path, classes, split))
+    return read
+
+
+def _folder(path: Path | None, split: str) -> Files:
+    from .imagefolder import read_split
+
+    return Files(*read_split(path, split))
+
+
+DEFAULT_KIND = "embedded"
+KINDS: dict[str, DataKind] = {k.name: k for k in (
+    DataKind("mnist", _mnist, "the four MNIST IDX files (gz or not) in PATH", channels=1,
+             class_names=DIGITS, mirror_safe=False, images="MNIST digits", fetchable=True),
+    DataKind("cifar10", _cifar(10), "CIFAR-10 python batches (PATH or PATH/cifar-10-batches-py)",
+             channels=3),
+    DataKind("cifar100", _cifar(100), "CIFAR-100 python batches (PATH or PATH/cifar-100-python)",
+             channels=3),
+    DataKind("folder", _folder, "PATH/train/<class>/*.jpg, PATH/val/<class>/* (validation) and/or "
+             "PATH/test/<class>/*", channels=3, in_memory=False),
+    DataKind("embedded", _mnist, "the small real MNIST subset shipped in the package, 10k digits",
+             channels=1, class_names=DIGITS, mirror_safe=False,
+             images="MNIST digits (the embedded subset)", takes_path=False, aliases=("embedded:mnist",)),
+)}
+
+
+def register_kind(kind: DataKind) -> None:
+    """Add (or replace) a data kind: `--data NAME:PATH` reads it, every help lists it."""
+    KINDS[kind.name] = kind
+
+
+def spec_list(where: Callable[[DataKind], bool] | None = None, last: str = "or") -> str:
+    """'mnist:PATH, cifar10:PATH, ... or embedded': the specs of the kinds `where` keeps."""
+    names = [k.syntax for k in KINDS.values() if where is None or where(k)]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
+def spec_help(where: Callable[[DataKind], bool] | None = None) -> str:
+    """A `--data` option's help: the specs it takes, and which one is the default."""
+    default = KINDS.get(DEFAULT_KIND)
+    note = f" (default {default.syntax}: {default.help})" if default and (where is None or where(default)) else ""
+    return spec_list(where) + note
+
+
+def spec_table() -> str:
+    """One line per kind, its syntax and help (for docs and long help)."""
+    width = max(len(k.syntax) for k in KINDS.values())
+    return "\n".join(f"  {k.syntax:<{width}}  {k.help}" for k in KINDS.values())
+
+
+def kind_of(spec: str | None) -> DataKind:
+    """The kind a spec string names, without touching the file system ('mnist:PATH' -> mnist;
+    None or '' -> the default). An unknown kind is an error listing the registered ones."""
+    if not spec:
+        return KINDS[DEFAULT_KIND]
+    for kind in KINDS.values():
+        if not kind.takes_path and spec in (kind.name, *kind.aliases):
+            return kind
+    name, sep, path = spec.partition(":")
+    kind = KINDS.get(name)
+    if kind is None or not kind.takes_path or not sep or not path:
+        raise InvalidArgumentError(bad_spec(spec))
+    return kind
+
+
+def bad_spec(spec: str) -> str:
+    """The error for a spec that names no registered kind."""
+    with_path = [k for k in KINDS.values() if k.takes_path]
+    bare = [k for k in KINDS.values() if not k.takes_path]
+    text = (f"bad --data {spec!r}: write KIND:PATH with KIND one of {', '.join(k.name for k in with_path)}"
+            + (f" (e.g. {with_path[0].name}:../shared/data/{with_path[0].name})" if with_path else ""))
+    return text + "".join(f", or {k.name!r} for {k.help}" for k in bare)
+
+
+def missing_path(spec: str, kind: DataKind, path: Path) -> str:
+    """The error for a spec whose PATH does not exist (with how to fetch the kinds cnnzoo can)."""
+    fetch = (f" (`python -m cnnzoo.data.download {kind.name} {path}` fetches it)" if kind.fetchable else "")
+    return f"--data {spec}: {path} does not exist{fetch}"
