@@ -80,3 +80,32 @@ def test_figures_shown_are_those_of_before():
                                      ("vgg16_bn", 138_365_992, 26.64, 8.484)):
         (pub,) = torchvision_published(name)
         assert (pub.params, pub.top1_err, pub.top5_err) == (params, top1, top5)
+
+
+def test_a_source_names_all_its_rows_a_tag_one_row():
+    from cnnzoo.hub import SOURCES, entries_for, entries_named
+
+    assert entries_named("resnet50") == entries_for("resnet50")
+    for key, source in SOURCES.items():
+        rows = [e for e in TABLE.get("resnet50", ()) if e.source == source]
+        if rows:
+            assert entries_named("resnet50", key.upper()) == rows
+    assert [e.tag for e in entries_named("resnet50", "imagenet1k_v1")] == ["imagenet1k_v1"]
+    assert entries_named("xception", "timm") == entries_for("xception")
+
+
+def test_cnnzoo_weights_lists_the_rows_hub_names(capsys):
+    """`cnnzoo weights MODEL --tag T` shows exactly the rows cnnzoo.hub.entries_named gives."""
+    import json
+
+    from cnnzoo.cli import main
+    from cnnzoo.hub import entries_named
+
+    for tag in ("tv", "torchvision", "imagenet1k_v2", None):
+        argv = ["weights", "resnet50", "--format", "json"] + (["--tag", tag] if tag else [])
+        with pytest.raises(SystemExit) as ex:
+            main(argv)
+        rows = json.loads(capsys.readouterr().out)
+        assert ex.value.code == 0
+        assert [(r["source"], r["tag"]) for r in rows] == \
+            [(e.source, e.tag) for e in entries_named("resnet50", tag)], tag
