@@ -8,6 +8,7 @@
 
 The check runs the fp32 and the int8 file on the same labelled images (the accuracy change,
 in points) and times them interleaved, batch by batch (the speed ratio, >1: int8 is faster).
+`quantize_model` does all of it for a model file and data specs (`cnnzoo export --int8`).
 """
 
 from __future__ import annotations
@@ -90,6 +91,48 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
     return {"mode": mode, "format": "QDQ" if mode == "static" else "dynamic",
             "quant_nodes": quantized,
             "calibration_images": int(len(calibration)) if mode == "static" else 0}
+
+
+def quantize_model(checkpoint: str | os.PathLike, mode: str = "static",
+                   calibrate: str | None = None, calib_images: int = 256,
+                   check_data: str | None = None, check_images: int = 2000,
+                   out: str | os.PathLike | None = None,
+                   pretrained: bool | str = False) -> dict[str, Any]:
+    """int8 ONNX of a model file (or of a model name: `pretrained` as in create_model), written
+    to `out` (default: beside the file, .int8.onnx). Static mode calibrates on `calib_images`
+    train-split images of data spec `calibrate`; the accuracy change is measured on
+    `check_images` test-split images of `check_data` (default: `calibrate`'s data) when their
+    classes are the model's (else `accuracy_skipped` says why). Returns export_int8's report."""
+    from ..transfer.core import load_image_set
+    from .export import deploy_record, export_int8
+    from .predict import get_preprocess, load_for_inference
+
+    if mode not in MODES:
+        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (the default, with "
+                                   "--calibrate DATA) or dynamic")
+    if mode == "static" and not calibrate:
+        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
+                                   "(mnist:PATH, folder:PATH or embedded), or use --int8 dynamic")
+    model, record = load_for_inference(checkpoint, pretrained)
+    pp = get_preprocess(record, model)
+    calib = load_image_set(calibrate, "train", pp, limit=calib_images).x if mode == "static" \
+        else None
+    spec = check_data or calibrate
+    labelled, skipped = None, None
+    if spec:
+        data = load_image_set(spec, "test", pp, limit=check_images)
+        labelled = (data.x, data.y)
+        if len(data.classes) != model.num_classes:
+            labelled, skipped = None, (f"{spec} has {len(data.classes)} classes and the model "
+                                       f"{model.num_classes}: no accuracy to compare")
+            if check_data:
+                raise InvalidArgumentError(f"--check-data {skipped}")
+    dest = out or Path(checkpoint).with_suffix(".int8.onnx")
+    report = export_int8(model, dest, mode, calib, labelled, pp.input_size,
+                         deploy_record(model, record))
+    if skipped:
+        report["accuracy_skipped"] = skipped
+    return report
 
 
 def _first_line(err: BaseException) -> str:
