@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import InvalidArgumentError, JobFailedError
 from ..files import atomic_path
@@ -104,7 +105,7 @@ def quantize_model(checkpoint: str | os.PathLike, mode: str = "static",
     `check_images` test-split images of `check_data` (default: `calibrate`'s data) when their
     classes are the model's (else `accuracy_skipped` says why). Returns export_int8's report."""
     from ..transfer.core import load_image_set
-    from .export import deploy_record, export_int8
+    from .export import deploy_record
     from .predict import get_preprocess, load_for_inference
 
     if mode not in MODES:
@@ -132,6 +133,35 @@ def quantize_model(checkpoint: str | os.PathLike, mode: str = "static",
                          deploy_record(model, record))
     if skipped:
         report["accuracy_skipped"] = skipped
+    return report
+
+
+def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
+                calibration: torch.Tensor | None = None,
+                labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
+                input_size: tuple[int, int, int] | None = None,
+                metadata: dict[str, Any] | None = None,
+                speed_batches: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
+    """Export fp32 ONNX (checked against the model), quantize it to `out`, then compare the
+    two files side by side: accuracy on `labelled` (x, y) and interleaved speed."""
+    from .export import export_model, native_size, set_metadata
+
+    input_size = input_size or native_size(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        base = export_model(model, fp32, "onnx", input_size=input_size)
+        report: dict[str, Any] = {"format": "onnx-int8", "out": str(out),
+                                  "input_size": list(input_size),
+                                  "fp32_max_abs_diff": base["max_abs_diff"]}
+        report.update(quantize_onnx(fp32, out, mode, calibration))
+        if metadata is not None:
+            set_metadata(out, metadata)
+        s32, s8 = session(fp32), session(out)
+        if labelled is not None:
+            report["accuracy"] = accuracy_change(s32, s8, *labelled)
+        report["speed"] = speed_ratio(s32, s8, input_size, speed_batches)
+        report["fp32_bytes"] = fp32.stat().st_size
+    report["bytes"] = Path(out).stat().st_size
     return report
 
 
