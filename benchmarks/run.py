@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cnnzoo.cli import main  # noqa: E402
+from cnnzoo.cli import main
 
 if __name__ == "__main__":
     main(["bench", *sys.argv[1:]])

@@ -21,12 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cnnzoo.data.datasets import TensorData, shard_indices, tensor_batches  # noqa: E402
-from cnnzoo.data.preprocess import fit_input  # noqa: E402
-from cnnzoo.registry import create_model  # noqa: E402
-from cnnzoo.train.engine import (StepContext, build_optimizer, build_scheduler, train_one_epoch,  # noqa: E402
+from cnnzoo.data.datasets import TensorData, shard_indices, tensor_batches
+from cnnzoo.data.preprocess import fit_input
+from cnnzoo.registry import create_model
+from cnnzoo.train.engine import (StepContext, build_optimizer, build_scheduler, train_one_epoch,
                                  use_channels_last, uses_bf16)
-from cnnzoo.train.recipes import get_recipe  # noqa: E402
+from cnnzoo.train.recipes import get_recipe
 
 N = 50_000
 

@@ -34,13 +34,14 @@ def render() -> str:
         "",
         "Generated from the registry by `python scripts/gen_model_docs.py`; do not edit by hand.",
         "Parameters are counted on the model as built (its default classes, auxiliary heads included);",
-        "published figures are quoted with their source. `compile` means the model runs under",
-        "`torch.compile(fullgraph=True)`; `script` means `torch.jit.script` works too.",
+        "published figures are quoted with their source; torchvision's come from its weights' rows",
+        "(`cnnzoo weights`), its 'GFLOPS' being multiply-adds. Every model runs under",
+        "`torch.compile(fullgraph=True)` (tests compile one per family).",
         "",
     ]
     for family in sorted(by_family):
-        out += [f"## {family}", "", "| model | input | params | published | paper | compiles |",
-                "|---|---|---|---|---|---|"]
+        out += [f"## {family}", "", "| model | input | params | published | paper |",
+                "|---|---|---|---|---|"]
         for name in by_family[family]:
             e = get_entry(name)
             with torch.device("meta"):
@@ -56,7 +57,7 @@ def render() -> str:
             ) or "-"
             paper = f"[{e.paper.authors.split(',')[0]} {e.paper.year}]({e.paper.url})"
             out.append(f"| `{name}` | {'x'.join(map(str, e.input_size))} | {params:,} | {pubs} | "
-                       f"{paper} | {e.compiles_with} |")
+                       f"{paper} |")
         out.append("")
     return "\n".join(out)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cnnzoo.commands.models import PARAM_COUNTS, count_params  # noqa: E402
-from cnnzoo.registry import list_models  # noqa: E402
+from cnnzoo.commands.models import PARAM_COUNTS, count_params
+from cnnzoo.registry import list_models
 
 counts = {name: count_params(name) for name in list_models()}
 PARAM_COUNTS.write_text(json.dumps(counts, indent=0, sort_keys=True) + "\n")

@@ -97,15 +97,15 @@ def test_old_format_flag_says_to_use_to(small_file, tmp_path, capsys, old):
 
 
 def test_onnx_file_carries_preprocessing_and_class_names(small_file, tmp_path, capsys):
-    from cnnzoo.deploy.export import METADATA_KEY, read_metadata
+    from cnnzoo.deploy.predict import ONNX_RECORD_KEY, read_onnx_record
 
     out = tmp_path / "m.onnx"
     with pytest.raises(SystemExit) as ex:
         main(["export", str(small_file), "--to", "onnx", "--out", str(out)])
     assert ex.value.code == 0
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    rec = json.loads(props[METADATA_KEY])
-    assert rec == read_metadata(out)
+    rec = json.loads(props[ONNX_RECORD_KEY])
+    assert rec == read_onnx_record(out)
     assert set(rec) == {"model", "num_classes", "in_chans", "preprocess", "classes"}
     assert rec["model"] == "_small_cnn_test" and rec["num_classes"] == 10 and rec["in_chans"] == 1
     assert rec["classes"] == [str(i) for i in range(10)]

@@ -104,3 +104,16 @@ def test_bench_int8_path_runs_and_agrees_roughly():
     with torch.no_grad():
         scale = float(model(x).abs().max())
     assert fast.max_abs_diff < 0.2 * scale  # int8 rounding, not a different function
+
+
+def test_calibration_and_check_through_the_library(trained, tmp_path):
+    """cnnzoo.deploy.quantize.quantize_model: what `export --int8` calls, from data specs."""
+    from cnnzoo.deploy.quantize import quantize_model
+
+    out = tmp_path / "lib.int8.onnx"
+    rep = quantize_model(trained, "static", calibrate="embedded", calib_images=64,
+                         check_images=200, out=out)
+    assert rep["out"] == str(out) and out.is_file()
+    assert rep["calibration_images"] == 64 and rep["accuracy"]["images"] == 200
+    with pytest.raises(InvalidArgumentError, match="needs calibration images"):
+        quantize_model(trained, "static")

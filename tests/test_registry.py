@@ -77,3 +77,15 @@ def test_save_and_load_roundtrip(tmp_path):
     x = torch.randn(1, 1, 28, 28)
     torch.testing.assert_close(m.eval()(x), m2.eval()(x))
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_unregister_removes_a_temporary_network():
+    from cnnzoo.registry import list_models, unregister
+
+    register("_tmp_unreg", _Tiny, family="test", paper=Paper("t", "a", 2000, "u"), input_size=(1, 28, 28))
+    assert "_tmp_unreg" in list_models()
+    unregister("_tmp_unreg")
+    unregister("_tmp_unreg")  # absent: nothing
+    assert "_tmp_unreg" not in list_models()
+    with pytest.raises(UnknownModelError):
+        cnnzoo.create_model("_tmp_unreg")

@@ -159,7 +159,6 @@ def test_torch_compile_fullgraph():
     m = cnnzoo.create_model("se_resnext50_32x4d", layers=(1, 1, 1, 1), num_classes=4).eval()
     x = torch.randn(2, 3, 64, 64)
     assert_compiles_fullgraph(m, x)
-    assert get_entry("resnet50").compiles_with == "compile"
 
 
 def _assert_loads_and_matches(src: nn.Module, ours: nn.Module, state: dict, size: int = 64) -> None:

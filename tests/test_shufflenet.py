@@ -8,7 +8,7 @@ import torchvision
 
 import cnnzoo
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.layers.shuffle import ChannelShuffle, channel_shuffle
+from cnnzoo.layers.shuffle import channel_shuffle
 from cnnzoo.registry import get_entry
 
 from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
@@ -18,7 +18,7 @@ def test_channel_shuffle():
     x = torch.arange(6.0).view(1, 6, 1, 1)
     # groups of (0 1 2)(3 4 5) interleaved: 0 3 1 4 2 5
     assert channel_shuffle(x, 2).flatten().tolist() == [0, 3, 1, 4, 2, 5]
-    assert ChannelShuffle(3)(x).flatten().tolist() == [0, 2, 4, 1, 3, 5]
+    assert channel_shuffle(x, 3).flatten().tolist() == [0, 2, 4, 1, 3, 5]
 
 
 def test_v1_g3_counts():

@@ -7,9 +7,9 @@ import torch
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.transfer.core import (ImageSet, accuracy, extract_features, fit_image_set, freeze,
-                             load_image_set, param_groups, prepare_transfer, select,
-                             set_train_mode, train_linear_probe)
+from cnnzoo.transfer.core import (ImageSet, _keep_frozen_bn_in_eval, accuracy, extract_features,
+                             fit_image_set, freeze, load_image_set, param_groups,
+                             prepare_transfer, select, train_linear_probe)
 
 from _zoo_testmodels import ensure_registered
 
@@ -55,7 +55,11 @@ def test_freeze_until_a_stage_and_param_groups():
     assert by_name["pretrained/no_wd"]["weight_decay"] == 0.0
     trainable = sum(p.numel() for g in groups for p in g["params"])
     assert trainable == sum(p.numel() for p in m.parameters() if p.requires_grad)
-    set_train_mode(m)  # frozen batch norms keep their running statistics
+    hooks = _keep_frozen_bn_in_eval(m.train())  # as fit_image_set: frozen batch norms keep
+    with torch.no_grad():                      # their running statistics, whatever train() did
+        m(torch.randn(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
     assert not m.layer2[0].bn1.training and m.layer3[0].bn1.training
     assert freeze(m, "all") and [n for n, p in m.named_parameters() if p.requires_grad] == \
         ["fc.weight", "fc.bias"]
@@ -241,3 +245,27 @@ def test_folders_stream_with_the_pretrained_preprocessing(pretrained_tiny, tmp_p
     assert tuned.num_classes == 2 and record["classes"] == ["bluish", "reddish"]
     assert record["preprocess"]["input_size"] == [3, 56, 56] and record["preprocess"]["resize"] == 64
     assert record["preprocess"]["mean"] == [0.5, 0.4, 0.3]
+
+
+def test_finetune_from_scratch_and_from_pretrained_through_the_library(tmp_path):
+    """cnnzoo.transfer.finetune: --scratch is a fresh model of the same architecture (every
+    layer trainable, at lr); the model file records the recipe with its optimizer."""
+    from cnnzoo.modelfile import read_record
+    from cnnzoo.transfer.finetune import OPTIMIZER, FinetuneSettings, finetune
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.randn(24, 1, 28, 28, generator=g), torch.arange(24) % 3, ["a", "b", "c"])
+    pre = cnnzoo.create_model("_small_cnn_test", num_classes=10, in_chans=1)
+    before = copy.deepcopy(pre.state_dict())
+    ft = finetune(pre, data, data, FinetuneSettings(epochs=1, batch_size=8, scratch=True))
+    assert ft.model is not pre and ft.model.num_classes == 3 and ft.classes == ["a", "b", "c"]
+    assert ft.trainable_params == sum(p.numel() for p in ft.model.parameters())
+    assert all(torch.equal(v, pre.state_dict()[k]) for k, v in before.items())  # untouched
+    assert 0.0 <= ft.result.val_acc <= 1.0
+    record = ft.save(tmp_path / "s.safetensors", {"input_size": [1, 28, 28]}, {"spec": "x"}, "pre")
+    assert read_record(tmp_path / "s.safetensors")["recipe"] == record["recipe"]
+    assert record["recipe"]["optimizer"] == OPTIMIZER and record["recipe"]["scratch"] is True
+    assert record["transfer"] == {"from": None} and record["classes"] == ["a", "b", "c"]
+    head = finetune(pre, data, None, FinetuneSettings(epochs=1, batch_size=8, freeze_until="all"))
+    assert head.model is pre and head.settings.mode == "transfer (freeze_until=all)"
+    assert head.trainable_params == sum(p.numel() for p in pre.head.fc2.parameters())

@@ -159,7 +159,6 @@ def test_bad_config():
 def test_train_eval_gradients_compile(name):
     """The two paper-only configurations with their real init: train mode reaches every
     parameter, eval is deterministic, torch.compile (fullgraph) gives the same logits."""
-    assert cnnzoo.model_info(name)["compiles_with"] == "compile"
     m = cnnzoo.create_model(name, num_classes=10).train()
     x = torch.randn(2, 3, 32, 32)
     F.cross_entropy(m(x), torch.tensor([0, 9])).backward()

@@ -1,5 +1,8 @@
 """The model registry: one entry per named architecture, built by one builder per family;
-`create_model` builds one, `load_model` rebuilds one from a model file."""
+`create_model` builds one, `load_model` rebuilds one from a model file.
+
+An entry's figures from papers are written beside its family (models/*.py); torchvision's are
+not: they live once, in the published weight's row (hub.table), and `register` derives them."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from torch import nn
 
 from .modelfile import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .errors import CnnzooError, InvalidArgumentError, ModelFileError, UnknownModelError, closest
+from .hub.table import TABLE as WEIGHTS_TABLE
+from .hub.table import WeightsEntry
 from .weights import load_weights
 
 
@@ -47,9 +52,6 @@ class ModelEntry:
     paper: Paper
     published: tuple[Published, ...] = ()
     description: str = ""
-    # "script" where torch.jit.script works, else "compile" (torch.compile, fullgraph); shown by
-    # `cnnzoo info` and docs/models.md, and checked by the tests
-    compiles_with: str = "compile"
     num_classes: int = 1000  # default class count (LeNet-5: 10); in_chans defaults to input_size[0]
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,7 +63,6 @@ class ModelEntry:
             "arch_kwargs": dict(self.kwargs),
             "paper": vars(self.paper).copy(),
             "published": [vars(p).copy() for p in self.published],
-            "compiles_with": self.compiles_with,
         }
 
 
@@ -78,14 +79,15 @@ def register(
     kwargs: dict[str, Any] | None = None,
     published: tuple[Published, ...] | Published = (),
     description: str = "",
-    compiles_with: str = "compile",
     num_classes: int = 1000,
 ) -> ModelEntry:
-    """Add a model. Builders take (num_classes, in_chans, **arch_kwargs)."""
+    """Add a model. Builders take (num_classes, in_chans, **arch_kwargs). `published`: the
+    papers' figures; torchvision's are appended from its weights' row (hub.table)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
     if isinstance(published, Published):
         published = (published,)
+    published = (*published, *torchvision_published(name))
     entry = ModelEntry(
         name=name,
         family=family,
@@ -95,11 +97,39 @@ def register(
         paper=paper,
         published=tuple(published),
         description=description,
-        compiles_with=compiles_with,
         num_classes=num_classes,
     )
     _REGISTRY[name] = entry
     return entry
+
+
+def unregister(name: str) -> None:
+    """Remove a registration (a temporary network, e.g. an experiment's); absent: nothing."""
+    _REGISTRY.pop(name, None)
+
+
+# torchvision's first release of a model's weights: the figures papers and the docs compare
+# with; its later recipes (IMAGENET1K_V2) are rows of their own, listed by `cnnzoo weights`.
+_TV_QUOTED = "imagenet1k_v1"
+
+
+def torchvision_published(name: str) -> tuple[Published, ...]:
+    """torchvision's figures for `name` as a `Published` entry, derived from its weights' row
+    (hub.table, tested equal to torchvision's metadata): errors = 100 - accuracy; () if none."""
+    row = next((e for e in WEIGHTS_TABLE.get(name, ())
+                if e.source == "torchvision" and e.tag == _TV_QUOTED), None)
+    return () if row is None else (_from_row(row),)
+
+
+def _from_row(row: WeightsEntry) -> Published:
+    def err(acc: float | None) -> float | None:
+        return None if acc is None else round(100 - acc, 3)
+
+    return Published(
+        source=f"torchvision {row.publisher_name} {row.tag.upper()} (ImageNet-1k val, "
+               f"{row.crop}x{row.crop} single crop)",
+        params=row.params, macs=None if row.gmacs is None else float(round(row.gmacs * 1e9)),
+        top1_err=err(row.top1), top5_err=err(row.top5))
 
 
 def _ensure_loaded() -> None:

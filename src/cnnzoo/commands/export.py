@@ -110,39 +110,13 @@ def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrat
           calib_images: int, check_data: Optional[str], check_images: int,
           choice: bool | str) -> dict[str, Any]:
     from ..errors import InvalidArgumentError
-    from ..deploy.export import deploy_record, export_int8
-    from ..deploy.predict import get_preprocess, load_for_inference
-    from ..transfer.core import load_image_set
+    from ..deploy.quantize import quantize_model
 
     if to is not Target.onnx:
         raise InvalidArgumentError(f"--int8 makes an ONNX file (ONNX Runtime quantization); "
                                    f"drop --to {to.value}")
-    if mode not in ("static", "dynamic"):
-        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (the default, with "
-                                   "--calibrate DATA) or dynamic")
-    if mode == "static" and not calibrate:
-        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   f"({spec_list()}), or use --int8 dynamic")
-    model, record = load_for_inference(model_file, choice)
-    pp = get_preprocess(record, model)
-    calib = (load_image_set(calibrate, "train", pp, limit=calib_images).x
-             if mode == "static" else None)
-    spec = check_data or calibrate
-    labelled, skipped = None, None
-    if spec:
-        data = load_image_set(spec, "test", pp, limit=check_images)
-        labelled = (data.x, data.y)
-        if len(data.classes) != model.num_classes:
-            labelled, skipped = None, (f"{spec} has {len(data.classes)} classes and the model "
-                                       f"{model.num_classes}: no accuracy to compare")
-            if check_data:
-                raise InvalidArgumentError(f"--check-data {skipped}")
-    dest = out or Path(model_file).with_suffix(".int8.onnx")
-    report = export_int8(model, dest, mode, calib, labelled, pp.input_size,
-                         deploy_record(model, record))
-    if skipped:
-        report["accuracy_skipped"] = skipped
-    return report
+    return quantize_model(model_file, mode, calibrate, calib_images, check_data, check_images,
+                          out, pretrained=choice)
 
 
 def _print_int8(report: dict[str, Any], as_json: bool) -> None:

@@ -153,12 +153,9 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
     evaluated on the test split of the same classes."""
-    import torch
-
-    from ..modelfile import save_model
     from ..deploy.predict import get_preprocess, load_for_inference
-    from ..registry import create_model
-    from ..transfer.core import fit_image_set, load_image_set, param_groups, prepare_transfer
+    from ..transfer.core import load_image_set
+    from ..transfer.finetune import FinetuneSettings, finetune
 
     model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
     pp = _fresh_preprocess(model, data) if record.get("untrained") else \
@@ -166,34 +163,22 @@ def finetune_cmd(
     cls = parse_classes(classes)
     train = load_image_set(data, "train", pp, cls, per_class, seed=seed)
     test = load_image_set(data, "test", pp, cls)
-    n = len(train.classes)
-    torch.manual_seed(seed)
-    if scratch:
-        model = create_model(model.model_name, num_classes=n, in_chans=model.in_chans,
-                             **getattr(model, "arch_kwargs", {}))
-        groups = param_groups(model, lr, 1.0)
-    else:
-        groups = prepare_transfer(model, n, freeze_until, lr, backbone_lr_mult)
-    trainable = sum(p.numel() for g in groups for p in g["params"])
-    result = fit_image_set(model, groups, train, test, epochs=epochs, batch_size=batch_size,
-                           seed=seed, augment=augment)
-    res = {"checkpoint": str(model_file), "mode": "scratch" if scratch else
-           f"transfer (freeze_until={freeze_until})", "n_train": len(train),
-           "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
+    settings = FinetuneSettings(epochs=epochs, lr=lr, backbone_lr_mult=backbone_lr_mult,
+                                batch_size=batch_size, freeze_until=freeze_until,
+                                augment=augment, scratch=scratch, seed=seed)
+    ft = finetune(model, train, test, settings)
+    result = ft.result
+    res = {"model_file": str(model_file), "mode": settings.mode, "n_train": len(train),
+           "n_test": len(test), "classes": train.classes, "trainable_params": ft.trainable_params,
            "train_acc_pct": 100 * result.train_acc, "test_acc_pct": 100 * result.val_acc}
     if out is not None:
-        save_model(out, model, classes=train.classes, preprocess=pp.to_record(),
-                   recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
-                           "batch_size": batch_size, "freeze_until": freeze_until, "augment": augment,
-                           "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
-                   data={"spec": data or DEFAULT_KIND, "classes": cls, "per_class": per_class},
-                   metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
-                   transfer={"from": None if scratch else str(model_file)})
+        ft.save(out, pp.to_record(), {"spec": data or DEFAULT_KIND, "classes": cls,
+                                      "per_class": per_class}, source=str(model_file))
         res["out"] = str(out)
     if json_out:
         print_json(res)
         return
-    console.print(f"{res['mode']}: {len(train)} labelled images, {trainable:,} trainable "
+    console.print(f"{res['mode']}: {len(train)} labelled images, {ft.trainable_params:,} trainable "
                   f"params -> test accuracy {100 * result.val_acc:.2f}% on {len(test)} images",
                   highlight=False)
 

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
         (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE/weights (default
         ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
-        from ..hub import TABLE, cache_dir, fetch, resolve, source_url
+        from ..hub import TABLE, cache_dir, entries_named, fetch, resolve, source_url
         from ..registry import get_entry
 
         if model is None:
@@ -51,13 +51,8 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             return
         get_entry(model)  # an unknown name: the registry's message
-        if download or not tag:
-            entries = [resolve(model, tag or True)] if download else \
-                [resolve(model, e.tag) for e in TABLE.get(model, [])] or [resolve(model, True)]
-        else:  # every row the tag names: "tv" is all of torchvision's
-            first = resolve(model, tag)  # an unknown tag: its message
-            entries = [e for e in TABLE.get(model, []) if e.source == first.source
-                       and (e.tag == tag.lower() or tag.lower() in ("tv", "torchvision", "timm"))]
+        # --download fetches the one file the tag picks; a listing shows every row it names
+        entries = [resolve(model, tag or True)] if download else entries_named(model, tag)
         info = []
         for e in entries:
             d = e.as_dict()

@@ -184,7 +184,7 @@ def _read_batch(path: Path, classes: int, label_key: bytes) -> tuple[np.ndarray,
     if isinstance(raw, np.ndarray):
         raw = raw.tolist() if raw.ndim == 1 and raw.dtype.kind in "iu" else None
     if not isinstance(raw, (list, tuple)) or \
-            not all(type(v) is int for v in raw):  # noqa: E721 (bool is no label)
+            not all(type(v) is int for v in raw):  # type, not isinstance: a bool is no label
         raise InvalidArgumentError(f"{path}: {label_key.decode()} must be a list of integers")
     if len(raw) != len(data):
         raise InvalidArgumentError(

@@ -5,7 +5,7 @@ Formats:
   torchscript       torch.jit.trace, reloaded with torch.jit.load
   exported-program  torch.export.export + torch.export.save (.pt2), reloaded with torch.export.load
                     ("exported" for short)
-  int8 ONNX         the fp32 ONNX file quantized by ONNX Runtime (cnnzoo.deploy.quantize), `export_int8`
+  int8 ONNX         the fp32 ONNX file quantized by ONNX Runtime: cnnzoo.deploy.quantize
 
 An ONNX file is deployable on its own: its metadata_props key "cnnzoo.record" holds the JSON of
 {"model", "num_classes", "in_chans", "preprocess", "classes"} (preprocess: the dict of
@@ -23,7 +23,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,11 @@ from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
 from ..files import atomic_path
 from ..registry import get_entry
+from .predict import ONNX_RECORD_KEY, class_names, default_preprocess, get_preprocess
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
 ALIASES = {"exported": "exported-program"}
-METADATA_KEY = "cnnzoo.record"
 
 
 class ExportCheckError(JobFailedError):
@@ -61,7 +60,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
         raise InvalidArgumentError("export batch_size must be >= 2 to keep the batch dynamic")
     model = copy.deepcopy(model).eval().float().cpu()
     if input_size is None:
-        input_size = _native_size(model)
+        input_size = native_size(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
@@ -118,7 +117,7 @@ def _check(model: nn.Module, out: Path, fmt: str, input_size: tuple[int, ...], b
     return report
 
 
-def _native_size(model: nn.Module) -> tuple[int, int, int]:
+def native_size(model: nn.Module) -> tuple[int, int, int]:
     """The model's channels at its registered H x W; 224 x 224 for a model not registered."""
     h, w = 224, 224
     name = getattr(model, "model_name", None)
@@ -175,7 +174,6 @@ def deploy_record(model: nn.Module, record: dict[str, Any] | None = None) -> dic
     """What a deployment needs besides the weights: the model file's preprocessing and class
     names, else the model's `pretrained_cfg` (published weights), else the defaults."""
     from ..data.preprocess import Preprocess
-    from .predict import class_names, default_preprocess, get_preprocess
 
     record = record or {}
     cfg = getattr(model, "pretrained_cfg", None)
@@ -200,51 +198,12 @@ def set_metadata(path: str | os.PathLike, record: dict[str, Any]) -> None:
     import onnx
 
     proto = onnx.load(str(path))
-    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != ONNX_RECORD_KEY]
     del proto.metadata_props[:]
-    for k, v in keep + [(METADATA_KEY, json.dumps(record))]:
+    for k, v in keep + [(ONNX_RECORD_KEY, json.dumps(record))]:
         proto.metadata_props.add(key=k, value=v)
     with atomic_path(Path(path)) as tmp:
         onnx.save(proto, str(tmp))
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The "cnnzoo.record" of an ONNX file, or None."""
-    import onnx
-
-    for p in onnx.load(str(path), load_external_data=False).metadata_props:
-        if p.key == METADATA_KEY:
-            return json.loads(p.value)
-    return None
-
-
-def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
-                calibration: torch.Tensor | None = None,
-                labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
-                input_size: tuple[int, int, int] | None = None,
-                metadata: dict[str, Any] | None = None,
-                speed_batches: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
-    """Export fp32 ONNX (checked against the model), quantize it to `out`, then compare the
-    two files side by side: accuracy on `labelled` (x, y) and interleaved speed."""
-    from .quantize import accuracy_change, quantize_onnx, session, speed_ratio
-
-    input_size = input_size or _native_size(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        base = export_model(model, fp32, "onnx", input_size=input_size)
-        report: dict[str, Any] = {"format": "onnx-int8", "out": str(out),
-                                  "input_size": list(input_size),
-                                  "fp32_max_abs_diff": base["max_abs_diff"]}
-        report.update(quantize_onnx(fp32, out, mode, calibration))
-        if metadata is not None:
-            set_metadata(out, metadata)
-        s32, s8 = session(fp32), session(out)
-        if labelled is not None:
-            report["accuracy"] = accuracy_change(s32, s8, *labelled)
-        report["speed"] = speed_ratio(s32, s8, input_size, speed_batches)
-        report["fp32_bytes"] = fp32.stat().st_size
-    report["bytes"] = Path(out).stat().st_size
-    return report
 
 
 def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor) -> torch.Tensor:

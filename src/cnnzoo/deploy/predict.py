@@ -4,14 +4,21 @@ The model file's record carries the preprocessing (its "preprocess" record, read
 cnnzoo.data.preprocess.Preprocess) and the class names ("classes"); where absent we fall back
 to the model's native input size and ImageNet statistics. Images are decoded by
 cnnzoo.data.images: any size and mode, unreadable files and decompression bombs refused.
+
+An ONNX export (`cnnzoo export --to onnx`) predicts in place of its model file: it carries the
+record in its metadata (key ONNX_RECORD_KEY: model, num_classes, in_chans, preprocess,
+classes), so the same preprocessing and class names apply and the top-5 equals the model
+file's; the ONNX Runtime session is wrapped as an nn.Module (OnnxModel) that `predict` runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,6 +27,8 @@ from ..data.preprocess import Preprocess
 from ..modelfile import model_record
 from ..errors import CnnzooError, InvalidArgumentError, ModelFileError
 from ..registry import create_model, get_entry, list_models, load_model
+
+ONNX_RECORD_KEY = "cnnzoo.record"  # where an ONNX export keeps its model file's record
 
 
 def default_preprocess(model: nn.Module) -> Preprocess:
@@ -80,7 +89,7 @@ def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict 
 
 def load_for_inference(model_file: str | os.PathLike, pretrained: bool | str = False,
                        allow_onnx: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """(model, record) from a model file (or an .onnx export, see cnnzoo.deploy.predict_onnx); a
+    """(model, record) from a model file (or an .onnx export: OnnxModel, allow_onnx); a
     registered model name gives its published weights with `pretrained` (record with their
     preprocessing and ImageNet class names), else a randomly initialised model (useful for
     visualisation and smoke tests), said so in the record."""
@@ -95,8 +104,6 @@ def load_for_inference(model_file: str | os.PathLike, pretrained: bool | str = F
         if not allow_onnx:
             raise InvalidArgumentError(f"{model_file} is an ONNX export, which only `predict` and "
                                        "`visualize occlusion` run; give the model file it was exported from")
-        from .predict_onnx import load_onnx
-
         return load_onnx(path)
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
@@ -107,3 +114,60 @@ def load_for_inference(model_file: str | os.PathLike, pretrained: bool | str = F
         raise ModelFileError(f"{model_file}: no such model file, and not a model name "
                              "(`cnnzoo list` shows the names)")
     return model.eval(), record
+
+
+class OnnxModel(nn.Module):
+    """An ONNX Runtime session (CPU) behind nn.Module's call: float batch in, logits out."""
+
+    def __init__(self, path: Path, record: dict[str, Any]) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        self.model_name = record.get("model")
+        self.in_chans = int(record.get("in_chans") or 3)
+        self.num_classes = record.get("num_classes")
+        # predict() asks the model's device through its parameters
+        self._device_probe = nn.Parameter(torch.zeros(0), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().float().cpu().numpy()
+        if self.fixed_batch == 1 and arr.shape[0] != 1:  # exported with a static batch of 1
+            outs = [self.session.run(None, {self.input_name: arr[i:i + 1]})[0]
+                    for i in range(arr.shape[0])]
+            return torch.from_numpy(np.concatenate(outs))
+        return torch.from_numpy(self.session.run(None, {self.input_name: arr})[0])
+
+
+def read_onnx_record(path: str | os.PathLike) -> dict[str, Any]:
+    """The cnnzoo record stored in an ONNX file's metadata_props."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise ModelFileError(f"{path} is not a readable ONNX file ({type(err).__name__})") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if ONNX_RECORD_KEY not in props:
+        raise ModelFileError(
+            f"{path} has no {ONNX_RECORD_KEY!r} metadata (it was not written by `cnnzoo export`, or "
+            "by an older version): predict with the model file instead")
+    try:
+        record = json.loads(props[ONNX_RECORD_KEY])
+    except json.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict):
+        raise ModelFileError(f"{path}: its {ONNX_RECORD_KEY!r} metadata is not a JSON object")
+    return record
+
+
+def load_onnx(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """(model, record) for an .onnx export, as cnnzoo.deploy.predict.load_for_inference gives them."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"no such ONNX file: {path}")
+    record = read_onnx_record(path)
+    return OnnxModel(path, record).eval(), record

@@ -8,6 +8,7 @@
 
 The check runs the fp32 and the int8 file on the same labelled images (the accuracy change,
 in points) and times them interleaved, batch by batch (the speed ratio, >1: int8 is faster).
+`quantize_model` does all of it for a model file and data specs (`cnnzoo export --int8`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError, JobFailedError
@@ -90,6 +92,77 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
     return {"mode": mode, "format": "QDQ" if mode == "static" else "dynamic",
             "quant_nodes": quantized,
             "calibration_images": int(len(calibration)) if mode == "static" else 0}
+
+
+def quantize_model(model_file: str | os.PathLike, mode: str = "static",
+                   calibrate: str | None = None, calib_images: int = 256,
+                   check_data: str | None = None, check_images: int = 2000,
+                   out: str | os.PathLike | None = None,
+                   pretrained: bool | str = False) -> dict[str, Any]:
+    """int8 ONNX of a model file (or of a model name: `pretrained` as in create_model), written
+    to `out` (default: beside the file, .int8.onnx). Static mode calibrates on `calib_images`
+    train-split images of data spec `calibrate`; the accuracy change is measured on
+    `check_images` test-split images of `check_data` (default: `calibrate`'s data) when their
+    classes are the model's (else `accuracy_skipped` says why). Returns export_int8's report."""
+    from ..transfer.core import load_image_set
+    from .export import deploy_record
+    from .predict import get_preprocess, load_for_inference
+
+    if mode not in MODES:
+        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (the default, with "
+                                   "--calibrate DATA) or dynamic")
+    if mode == "static" and not calibrate:
+        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
+                                   f"({spec_list()}), or use --int8 dynamic")
+    model, record = load_for_inference(model_file, pretrained)
+    pp = get_preprocess(record, model)
+    calib = load_image_set(calibrate, "train", pp, limit=calib_images).x if mode == "static" \
+        else None
+    spec = check_data or calibrate
+    labelled, skipped = None, None
+    if spec:
+        data = load_image_set(spec, "test", pp, limit=check_images)
+        labelled = (data.x, data.y)
+        if len(data.classes) != model.num_classes:
+            labelled, skipped = None, (f"{spec} has {len(data.classes)} classes and the model "
+                                       f"{model.num_classes}: no accuracy to compare")
+            if check_data:
+                raise InvalidArgumentError(f"--check-data {skipped}")
+    dest = out or Path(model_file).with_suffix(".int8.onnx")
+    report = export_int8(model, dest, mode, calib, labelled, pp.input_size,
+                         deploy_record(model, record))
+    if skipped:
+        report["accuracy_skipped"] = skipped
+    return report
+
+
+def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
+                calibration: torch.Tensor | None = None,
+                labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
+                input_size: tuple[int, int, int] | None = None,
+                metadata: dict[str, Any] | None = None,
+                speed_batches: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
+    """Export fp32 ONNX (checked against the model), quantize it to `out`, then compare the
+    two files side by side: accuracy on `labelled` (x, y) and interleaved speed."""
+    from .export import export_model, native_size, set_metadata
+
+    input_size = input_size or native_size(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        base = export_model(model, fp32, "onnx", input_size=input_size)
+        report: dict[str, Any] = {"format": "onnx-int8", "out": str(out),
+                                  "input_size": list(input_size),
+                                  "fp32_max_abs_diff": base["max_abs_diff"]}
+        report.update(quantize_onnx(fp32, out, mode, calibration))
+        if metadata is not None:
+            set_metadata(out, metadata)
+        s32, s8 = session(fp32), session(out)
+        if labelled is not None:
+            report["accuracy"] = accuracy_change(s32, s8, *labelled)
+        report["speed"] = speed_ratio(s32, s8, input_size, speed_batches)
+        report["fp32_bytes"] = fp32.stat().st_size
+    report["bytes"] = Path(out).stat().st_size
+    return report
 
 
 def _first_line(err: BaseException) -> str:

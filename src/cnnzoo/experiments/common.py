@@ -84,7 +84,7 @@ def registered(scratch: Scratch) -> Iterator[str]:
     try:
         yield scratch.name
     finally:
-        registry._REGISTRY.pop(scratch.name, None)  # noqa: SLF001  (the one owner of this name)
+        registry.unregister(scratch.name)
 
 
 def data_spec(ctx: Context) -> str:

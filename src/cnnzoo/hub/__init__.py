@@ -18,9 +18,11 @@ from .download import WeightsDownloadError, cache_dir, check_file, fetch, place,
 from .table import TABLE, WeightsEntry
 
 __all__ = ["TABLE", "WeightsEntry", "WeightsDownloadError", "cache_dir", "check_file", "fetch", "place",
-           "source_url", "entries_for", "resolve", "load_pretrained", "pretrained_cfg"]
+           "source_url", "entries_for", "entries_named", "resolve", "load_pretrained",
+           "pretrained_cfg", "SOURCES"]
 
-_SOURCES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm"}
+# what `pretrained=` / `--tag` may name instead of a tag: a publisher, meaning its rows
+SOURCES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm"}
 
 
 def entries_for(model: str) -> list[WeightsEntry]:
@@ -40,8 +42,8 @@ def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
     if pretrained is True or str(pretrained).lower() in ("true", "default", "1", "yes"):
         return entries[0]
     key = str(pretrained).lower()
-    if key in _SOURCES:
-        found = [e for e in entries if e.source == _SOURCES[key]]
+    if key in SOURCES:
+        found = [e for e in entries if e.source == SOURCES[key]]
     else:
         found = [e for e in entries if e.tag == key]
     if not found:
@@ -49,6 +51,17 @@ def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
         raise InvalidArgumentError(f"{model} has no {pretrained!r} weights; it has: {tags} "
                                    "(or pretrained=True for the first)")
     return found[0]
+
+
+def entries_named(model: str, tag: str | None = None) -> list[WeightsEntry]:
+    """Every row `tag` names: None = all of the model's (default first), a source ("tv",
+    "timm") = all of that source's, a tag = its row. Errors as `resolve`'s."""
+    first = resolve(model, tag or True)
+    if tag is None:
+        return entries_for(model)
+    if tag.lower() in SOURCES:
+        return [e for e in entries_for(model) if e.source == SOURCES[tag.lower()]]
+    return [first]
 
 
 def pretrained_cfg(entry: WeightsEntry, in_chans: int, num_classes: int) -> dict[str, Any]:

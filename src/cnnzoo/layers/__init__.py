@@ -9,5 +9,5 @@
                       PreActBottleneck, shortcuts A (zero-pad) / A_avg / B (projection)
     layers.se         SqueezeExcite (squeeze, FC-ReLU-FC-gate, scale; rd_channels and gate overridable)
     layers.separable  SeparableConv2d (Xception), DepthwiseSeparableConv (MobileNet v1)
-    layers.shuffle    channel_shuffle, ChannelShuffle (ShuffleNet v1 and v2)
+    layers.shuffle    channel_shuffle (ShuffleNet v1 and v2)
 """

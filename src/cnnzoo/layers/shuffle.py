@@ -4,7 +4,6 @@ next grouped convolution sees inputs from every group."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -12,15 +11,3 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     n, chs, h, w = x.shape
     x = x.view(n, groups, chs // groups, h, w).transpose(1, 2).contiguous()
     return x.view(n, chs, h, w)
-
-
-class ChannelShuffle(nn.Module):
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return channel_shuffle(x, self.groups)
-
-    def extra_repr(self) -> str:
-        return f"groups={self.groups}"

@@ -140,10 +140,7 @@ ZF_PAPER = Paper(
 
 register(
     "alexnet", alexnet, family="alexnet", paper=ONE_WEIRD_TRICK, input_size=(3, 227, 227),
-    kwargs=dict(cfg="torchvision"),
-    published=Published(source="torchvision AlexNet_Weights.IMAGENET1K_V1 (ImageNet-1k val, 224 "
-                        "crop; its 'GFLOPS' 0.714 are multiply-adds)",
-                        params=61_100_840, macs=0.714e9, top1_err=43.478, top5_err=20.934),
+    kwargs=dict(cfg="torchvision"),  # torchvision's figures: from its weights' row (hub.table)
     description="single-tower AlexNet (64-192-384-256-256), torchvision-compatible",
 )
 register(

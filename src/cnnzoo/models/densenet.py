@@ -14,7 +14,7 @@ from torch import nn
 from ..contract import ZooModel
 from ..errors import InvalidArgumentError
 from ..layers.basic import he_init
-from ..registry import Paper, Published, register
+from ..registry import Paper, register
 
 
 class DenseLayer(nn.Module):
@@ -108,18 +108,16 @@ def densenet(num_classes: int = 1000, in_chans: int = 3, *, growth_rate: int = 3
 
 HUANG2017 = Paper("Densely Connected Convolutional Networks", "Huang, Liu, van der Maaten, Weinberger",
                   2017, "https://arxiv.org/abs/1608.06993")
-_TV = "torchvision (IMAGENET1K_V1 weights, 224x224 single crop)"
-
-# name: (growth rate k, layers per block, stem width, torchvision params/top-1/top-5 error)
+# name: (growth rate k, layers per block, stem width); torchvision's published figures come
+# from its weights' rows (hub.table)
 DENSENETS = {
-    "densenet121": (32, (6, 12, 24, 16), 64, 7_978_856, 25.566, 8.028),
-    "densenet169": (32, (6, 12, 32, 32), 64, 14_149_480, 24.4, 7.194),
-    "densenet201": (32, (6, 12, 48, 32), 64, 20_013_928, 23.104, 6.63),
-    "densenet161": (48, (6, 12, 36, 24), 96, 28_681_000, 22.862, 6.44),
+    "densenet121": (32, (6, 12, 24, 16), 64),
+    "densenet169": (32, (6, 12, 32, 32), 64),
+    "densenet201": (32, (6, 12, 48, 32), 64),
+    "densenet161": (48, (6, 12, 36, 24), 96),
 }
 
-for _name, (_k, _cfg, _init, _p, _t1, _t5) in DENSENETS.items():
+for _name, (_k, _cfg, _init) in DENSENETS.items():
     register(_name, densenet, family="densenet", paper=HUANG2017, input_size=(3, 224, 224),
              kwargs=dict(growth_rate=_k, block_config=_cfg, num_init_features=_init),
-             published=Published(_TV, params=_p, top1_err=_t1, top5_err=_t5),
              description=f"DenseNet-BC-{_name[8:]} (k={_k}), torchvision-compatible")

@@ -145,6 +145,4 @@ register("googlenet", googlenet, family="googlenet", paper=PAPER, input_size=(3,
          ),
          description="GoogLeNet as in the paper's Table 1: LRN, 5x5 branches, 2 aux classifiers")
 register("googlenet_tv", googlenet_tv, family="googlenet", paper=PAPER, input_size=(3, 224, 224),
-         published=Published(source="torchvision googlenet (IMAGENET1K_V1 docs)", params=6_624_904,
-                             macs=1.498e9, top1_err=30.222, top5_err=10.47),
          description="torchvision's GoogLeNet (BN, 3x3 for 5x5); loads its state_dict")

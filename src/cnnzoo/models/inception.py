@@ -20,7 +20,7 @@ from ..contract import AuxModel
 from ..errors import InvalidArgumentError
 from ..layers.basic import ConvBnAct, basic_conv, basic_conv_same, transform_input
 from ..layers.inception import InceptionModule
-from ..registry import Paper, Published, register
+from ..registry import Paper, register
 
 
 class InceptionBase(AuxModel):
@@ -315,6 +315,4 @@ register("bn_inception", bn_inception, family="inception", input_size=(3, 224, 2
 register("inception_v3", inception_v3, family="inception", input_size=(3, 299, 299),
          paper=Paper("Rethinking the Inception Architecture for Computer Vision", "Szegedy, Vanhoucke, "
                      "Ioffe, Shlens, Wojna", 2015, "https://arxiv.org/abs/1512.00567"),
-         published=(Published(source="torchvision inception_v3 (IMAGENET1K_V1 docs)",
-                              params=27_161_264, macs=5.713e9, top1_err=22.706, top5_err=6.55),),
          description="Inception v3, torchvision-compatible (factorised 7x1/1x7 convs, aux head)")

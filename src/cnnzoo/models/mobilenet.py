@@ -172,7 +172,5 @@ register("mobilenet_v2", mobilenet_v2, family="mobilenet", input_size=(3, 224, 2
          paper=Paper("MobileNetV2: Inverted Residuals and Linear Bottlenecks", "Sandler, Howard, Zhu, "
                      "Zhmoginov, Chen", 2018, "https://arxiv.org/abs/1801.04381"),
          published=(Published(source="Sandler et al. 2018, Table 4", params=3.4e6, macs=300e6,
-                              top1_err=28.0),
-                    Published(source="torchvision mobilenet_v2 (IMAGENET1K_V1 docs)",
-                              params=3_504_872, macs=0.301e9, top1_err=28.122, top5_err=9.714)),
+                              top1_err=28.0),),
          description="MobileNet v2, torchvision-compatible (inverted residuals, linear bottlenecks)")

@@ -165,13 +165,10 @@ register("shufflenet_v1_g3", shufflenet_v1, family="shufflenet", input_size=(3, 
          description="ShuffleNet v1 1x, g=3 (groups= any of 1, 2, 3, 4, 8)")
 _V2 = Paper("ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
             "Ma, Zhang, Zheng, Sun", 2018, "https://arxiv.org/abs/1807.11164")
-# torchvision's parameter counts, GFLOPS (= mult-adds) and top-1 errors. The paper's MFLOPs (Table 8: 41, 146, 299, 591)
-# sit 0.7-1.3% above the conv + FC mult-adds of this very architecture (40.5, 144.9, 295.8, 583.3M):
-# listed as a disagreement in docs/models-multibranch.md, not registered as the model's figure.
-for width, params, macs, err in [("x0_5", 1_366_792, 0.04e9, 39.448), ("x1_0", 2_278_604, 0.145e9, 30.638),
-                                 ("x1_5", 3_503_624, 0.296e9, 27.004), ("x2_0", 7_393_996, 0.583e9, 23.77)]:
+# Published figures: torchvision's, from its weights' rows (hub.table). The paper's MFLOPs (Table 8:
+# 41, 146, 299, 591) sit 0.7-1.3% above the conv + FC mult-adds of this very architecture (40.5,
+# 144.9, 295.8, 583.3M): listed as a disagreement in docs/models-multibranch.md, not registered.
+for width in ("x0_5", "x1_0", "x1_5", "x2_0"):
     register(f"shufflenet_v2_{width}", shufflenet_v2, family="shufflenet", input_size=(3, 224, 224),
              kwargs={"width": width}, paper=_V2,
-             published=Published(source="torchvision shufflenet_v2 (IMAGENET1K_V1 docs)", params=params,
-                                 macs=macs, top1_err=err),
              description=f"ShuffleNet v2 {width.replace('x', '').replace('_', '.')}x, torchvision-compatible")

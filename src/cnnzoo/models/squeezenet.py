@@ -94,12 +94,8 @@ _PAPER = Paper("SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and
                "Iandola, Han, Moskewicz, Ashraf, Dally, Keutzer", 2016, "https://arxiv.org/abs/1602.07360")
 register("squeezenet1_0", squeezenet, family="squeezenet", input_size=(3, 224, 224),
          kwargs={"version": "1_0"}, paper=_PAPER,
-         published=(Published(source="Iandola et al. 2016, Table 1", params=1_248_424),
-                    Published(source="torchvision squeezenet1_0 (IMAGENET1K_V1 docs)", params=1_248_424,
-                              macs=0.819e9, top1_err=41.908, top5_err=19.58)),
+         published=Published(source="Iandola et al. 2016, Table 1", params=1_248_424),
          description="SqueezeNet 1.0 (fire modules), torchvision-compatible")
 register("squeezenet1_1", squeezenet, family="squeezenet", input_size=(3, 224, 224),
          kwargs={"version": "1_1"}, paper=_PAPER,
-         published=Published(source="torchvision squeezenet1_1 (IMAGENET1K_V1 docs)", params=1_235_496,
-                             macs=0.349e9, top1_err=41.822, top5_err=19.376),
          description="SqueezeNet 1.1 (2.4x less computation than 1.0), torchvision-compatible")

@@ -102,34 +102,19 @@ _PAPER_NETS = {
     "vgg13": ("B", 133, 28.7, 9.9), "vgg16_c": ("C", 134, 28.1, 9.4),
     "vgg16": ("D", 138, 27.0, 8.8), "vgg19": ("E", 144, 27.3, 9.0),
 }
-# torchvision IMAGENET1K_V1 weights: exact params, 'GFLOPS' (multiply-adds), acc@1, acc@5
-_TORCHVISION = {
-    "vgg11": (132_863_336, 7.609, 69.020, 88.628), "vgg11_bn": (132_868_840, 7.609, 70.370, 89.810),
-    "vgg13": (133_047_848, 11.308, 69.928, 89.246), "vgg13_bn": (133_053_736, 11.308, 71.586, 90.374),
-    "vgg16": (138_357_544, 15.47, 71.592, 90.382), "vgg16_bn": (138_365_992, 15.47, 73.360, 91.516),
-    "vgg19": (143_667_240, 19.632, 72.376, 90.876), "vgg19_bn": (143_678_248, 19.632, 74.218, 91.842),
-}
-
-
-def _tv(name: str) -> Published:
-    params, gmacs, acc1, acc5 = _TORCHVISION[name]
-    return Published(source=f"torchvision {name.upper()}_Weights.IMAGENET1K_V1 "
-                     "(ImageNet-1k val, 224 crop; its 'GFLOPS' are multiply-adds)",
-                     params=params, macs=gmacs * 1e9, top1_err=round(100 - acc1, 3),
-                     top5_err=round(100 - acc5, 3))
-
+# the configurations torchvision publishes (with and without BN); their figures come from its
+# weights' rows (hub.table)
+_TORCHVISION = ("vgg11", "vgg13", "vgg16", "vgg19")
 
 for _name, (_cfg, _m, _top1, _top5) in _PAPER_NETS.items():
-    _pub = [Published(source=f"Simonyan & Zisserman 2015, Table 2 (params, rounded to millions) "
-                      f"and Table 3 (config {_cfg}, train/test scale 256, ILSVRC-2012 val)",
-                      params=_m * 1e6, top1_err=_top1, top5_err=_top5)]
-    if _name in _TORCHVISION:
-        _pub.append(_tv(_name))
+    _pub = Published(source=f"Simonyan & Zisserman 2015, Table 2 (params, rounded to millions) "
+                     f"and Table 3 (config {_cfg}, train/test scale 256, ILSVRC-2012 val)",
+                     params=_m * 1e6, top1_err=_top1, top5_err=_top5)
     register(_name, vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224),
-             kwargs=dict(cfg=_cfg), published=tuple(_pub),
+             kwargs=dict(cfg=_cfg), published=_pub,
              description=f"VGG configuration {_cfg}" + (" (torchvision-compatible)"
                                                         if _name in _TORCHVISION else ""))
     if _name in _TORCHVISION:
         register(f"{_name}_bn", vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224),
-                 kwargs=dict(cfg=_cfg, batch_norm=True), published=_tv(f"{_name}_bn"),
+                 kwargs=dict(cfg=_cfg, batch_norm=True),
                  description=f"VGG configuration {_cfg} with BatchNorm (torchvision-compatible)")

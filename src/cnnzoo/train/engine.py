@@ -97,7 +97,7 @@ def lr_factor(r: Recipe, steps_per_epoch: int, total_steps: int) -> Callable[[in
 
 def build_scheduler(opt: torch.optim.Optimizer, r: Recipe, steps_per_epoch: int,
                     total_steps: int) -> LRScheduler | ReduceLROnPlateau:
-    if r.schedule == "plateau":  # stepped once per epoch with the test accuracy
+    if r.schedule == "plateau":  # stepped once per epoch with the validation accuracy (loop.py)
         return ReduceLROnPlateau(opt, mode="max", factor=r.gamma, patience=r.patience)
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(r, steps_per_epoch, total_steps))
 

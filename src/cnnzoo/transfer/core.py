@@ -275,18 +275,6 @@ def freeze(model: nn.Module, until: str | None) -> list[str]:
     return frozen
 
 
-def set_train_mode(model: nn.Module) -> nn.Module:
-    """model.train(), except batch norms whose parameters are frozen keep their running
-    statistics (eval mode): a frozen stage must compute what it computed when pre-trained."""
-    model.train()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            ps = list(m.parameters())
-            if ps and not any(p.requires_grad for p in ps):
-                m.eval()
-    return model
-
-
 def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float = 0.1,
                  weight_decay: float = 5e-4) -> list[dict[str, Any]]:
     """Trainable parameters in two groups: the (new) classifier at `lr`, the pre-trained rest
