@@ -14,7 +14,8 @@ PKG = SRC / "cnnzoo"
 
 # Lowest first. A module's floor is that of the longest prefix listed here.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision", "cnnzoo.devices"),
+    ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.version", "cnnzoo.precision", "cnnzoo.devices",
+     "cnnzoo.results"),
     ("cnnzoo.data",),
     ("cnnzoo.modelfile", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry", "cnnzoo.features"),

@@ -14,6 +14,7 @@ from torch import nn
 
 from .modelfile import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .errors import CheckpointError, CnnzooError, InvalidArgumentError, UnknownModelError, closest
+from .results import published
 from .weights import load_weights
 
 
@@ -60,7 +61,7 @@ class ModelEntry:
             "input_size": list(self.input_size),
             "arch_kwargs": dict(self.kwargs),
             "paper": vars(self.paper).copy(),
-            "published": [vars(p).copy() for p in self.published],
+            "published": [published(p) for p in self.published],
             "compiles_with": self.compiles_with,
         }
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from ..errors import InvalidArgumentError
+from ..results import pct
 from ._common import console, print_json
 from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 
@@ -103,12 +104,12 @@ def linear_probe_cmd(
     probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
                                lr=lr, weight_decay=weight_decay)
     res = {"train": str(train), "n_train": len(y), "dim": f.shape[1],
-           "train_acc_pct": 100 * accuracy(probe, f, y)}
+           "train_acc_pct": pct(accuracy(probe, f, y))}
     if val is not None:
         fv, yv, meta_v = load_features(val)
         if fv.shape[1] != f.shape[1]:
             raise InvalidArgumentError(f"{val} has {fv.shape[1]} features, {train} {f.shape[1]}")
-        res.update(val=str(val), n_val=len(yv), val_acc_pct=100 * accuracy(probe, fv, yv))
+        res.update(val=str(val), n_val=len(yv), val_acc_pct=pct(accuracy(probe, fv, yv)))
     if out is not None:
         import json
 
@@ -179,21 +180,21 @@ def finetune_cmd(
     res = {"checkpoint": str(checkpoint), "mode": "scratch" if scratch else
            f"transfer (freeze_until={freeze_until})", "n_train": len(train),
            "n_test": len(test), "classes": train.classes, "trainable_params": trainable,
-           "train_acc_pct": 100 * result.train_acc, "test_acc_pct": 100 * result.val_acc}
+           "train_acc_pct": pct(result.train_acc), "test_acc_pct": pct(result.val_acc)}
     if out is not None:
         save_model(out, model, classes=train.classes, preprocess=pp.to_record(),
                    recipe={"epochs": epochs, "lr": lr, "backbone_lr_mult": backbone_lr_mult,
                            "batch_size": batch_size, "freeze_until": freeze_until, "augment": augment,
                            "scratch": scratch, "seed": seed, "optimizer": "sgd+nesterov, cosine"},
                    data={"spec": data or "embedded", "classes": cls, "per_class": per_class},
-                   metrics={"test_acc": result.val_acc, "train_acc": result.train_acc},
+                   metrics={"test_acc_pct": res["test_acc_pct"], "train_acc_pct": res["train_acc_pct"]},
                    transfer={"from": None if scratch else str(checkpoint)})
         res["out"] = str(out)
     if json_out:
         print_json(res)
         return
     console.print(f"{res['mode']}: {len(train)} labelled images, {trainable:,} trainable "
-                  f"params -> test accuracy {100 * result.val_acc:.2f}% on {len(test)} images",
+                  f"params -> test accuracy {res['test_acc_pct']:.2f}% on {len(test)} images",
                   highlight=False)
 
 

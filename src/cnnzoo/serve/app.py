@@ -33,7 +33,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..commands.analyze import parse_input
+from ..analysis.compare import parse_input
 from ..data.images import ImageError
 from ..errors import CnnzooError, UnknownModelError
 from . import inference, runs, zoo
