@@ -34,6 +34,9 @@ KEYS: dict[str, str] = {
     "int8_acc_pct": "int8 check: top-1 accuracy of the quantized model",
     "acc_change_pts": "int8 check: int8 minus fp32 top-1 accuracy, in points",
     "disagree_pct": "int8 check: images whose prediction changed",
+    "target_acc_pct": "time to accuracy: the test accuracy both loops race to",
+    "ours_acc_pct": "time to accuracy: our loop's test accuracy at the end of its race",
+    "plain_acc_pct": "time to accuracy: the plain loop's test accuracy at the end of its race",
 }
 
 
