@@ -49,7 +49,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 res = fit(name, data=f"mnist:{args.mnist}", recipe="speedrun", seed=seed, out=out,
                           overrides={"val_split": 0.1, "lr": lr, "batch_size": batch}, overwrite=True)
-            vals.append(100 * res["val_acc"])
+            vals.append(res["val_acc_pct"])
             times.append(res["train_time_s"])
         row = {"widths": [a, b], "layout": "pool-first" if pool_first else "BN-first", "lr": lr, "batch": batch,
                "val_acc_pct": vals, "val_mean_pct": round(statistics.mean(vals), 3),

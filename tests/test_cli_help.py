@@ -127,13 +127,14 @@ def test_output_through_a_pipe_is_not_wrapped(capsys, monkeypatch):
 
 def test_json_names_the_unit_of_accuracies_and_errors(capsys):
     """One vocabulary: JSON accuracies and errors are percent, and the key says so."""
-    from cnnzoo.commands._common import with_units
+    from cnnzoo.registry import model_info
+    from cnnzoo.results import pct, scores
 
     with pytest.raises(SystemExit):
         main(["info", "lenet5", "--format", "json"])
     published = json.loads(capsys.readouterr().out)["published"][0]
     assert published["top1_err_pct"] == 0.95 and "top1_err" not in published
-    res = with_units({"test_acc": 0.9712, "val_top1_err": 3.1, "per_class_acc": {"0": 0.5},
-                      "members": [{"top1_err": 2.0}], "images": 10, "top1_acc_pct": 97.0})
-    assert res == {"test_acc_pct": 97.12, "val_top1_err_pct": 3.1, "per_class_acc_pct": {"0": 50.0},
-                   "members": [{"top1_err_pct": 2.0}], "images": 10, "top1_acc_pct": 97.0}
+    assert model_info("lenet5")["published"][0] == published  # the Python API: the same keys
+    assert pct(0.9712) == 97.12 and pct(None) is None
+    assert scores("test", 0.9712, 0.999) == {"test_acc_pct": 97.12, "test_top1_err_pct": 2.88,
+                                             "test_top5_err_pct": 0.1}

@@ -70,7 +70,7 @@ def test_download_loads_the_weights_and_attaches_preprocess_and_names(published,
     assert cfg["classes"][281] == "tabby" and len(cfg["classes"]) == 1000
     assert cfg["preprocess"] == {"input_size": [3, 224, 224], "resize": 256, "grayscale": False,
                                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    assert cfg["weights"]["top1"] == 12.5 and cfg["weights"]["source"] == "torchvision"
+    assert cfg["weights"]["top1_acc_pct"] == 12.5 and cfg["weights"]["source"] == "torchvision"
     assert _cache_files(env) == [final.name]
     # the server is gone: the cache answers, no network
     again = cnnzoo.create_model(NAME, pretrained="test")
@@ -212,7 +212,7 @@ def test_cli_weights_and_predict_with_names(published, env, monkeypatch, tmp_pat
     rows = json.loads(out)
     assert code == 0 and {"model": "resnet50", "tag": "imagenet1k_v2"}.items() <= rows[
         [r["model"] for r in rows].index("resnet50")].items()
-    assert next(r for r in rows if r["model"] == "resnet50")["top1"] == 80.858
+    assert next(r for r in rows if r["model"] == "resnet50")["top1_acc_pct"] == 80.858
     code, _, err = _run(["weights", "lenet5"], capsys)
     assert code == 2 and "no published weights" in err
     with WeightsServer(root) as srv:

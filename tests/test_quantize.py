@@ -45,8 +45,8 @@ def test_static_int8_keeps_the_accuracy_and_reports_speed(trained, tmp_path, cap
     assert code == 0, rep
     assert rep["mode"] == "static" and rep["format"] == "QDQ" and rep["quant_nodes"] > 0
     acc = rep["accuracy"]
-    assert acc["images"] == 1000 and acc["fp32_top1_pct"] > 85
-    assert abs(acc["change_points"]) <= 2.0  # loose: 1,000 images, one epoch (floor: docs)
+    assert acc["images"] == 1000 and acc["fp32_acc_pct"] > 85
+    assert abs(acc["acc_change_pts"]) <= 2.0  # loose: 1,000 images, one epoch (floor: docs)
     assert [r["batch"] for r in rep["speed"]] == [1, 32]
     assert all(r["speedup"] > 0 and r["int8_ms"] > 0 for r in rep["speed"])
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
@@ -61,7 +61,7 @@ def test_dynamic_int8(trained, tmp_path, capsys):
                         "--out", tmp_path / "d.onnx")
     assert code == 0, rep
     assert rep["mode"] == "dynamic" and rep["calibration_images"] == 0
-    assert abs(rep["accuracy"]["change_points"]) <= 2.0
+    assert abs(rep["accuracy"]["acc_change_pts"]) <= 2.0
 
 
 @pytest.mark.parametrize("args,msg", [

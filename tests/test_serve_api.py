@@ -43,7 +43,7 @@ def test_zoo_rows_are_the_analyzer_s_totals(env):
     rep = analyze("alexnet")
     a = rows["alexnet"]
     assert (a["params"], a["macs"], a["memory_bytes"]) == (rep.total_params, rep.total_macs, rep.total_memory)
-    assert a["family"] and isinstance(a["year"], int) and a["top1_err"] is not None and a["source"]
+    assert a["family"] and isinstance(a["year"], int) and a["top1_err_pct"] is not None and a["source"]
 
 
 def test_model_page_data_and_input_size(env):

@@ -17,6 +17,7 @@ import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_rgb)
 
 from cnnzoo.data.datasets import load_split, parse_spec, stratified_split, val_count  # noqa: E402
 from cnnzoo.errors import InvalidArgumentError  # noqa: E402
+from cnnzoo.results import pct  # noqa: E402
 from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.train import loop  # noqa: E402
 from cnnzoo.train.feed import Feed, load_data  # noqa: E402
@@ -138,8 +139,8 @@ def test_no_test_image_reaches_the_schedule_or_the_selection(tmp_path, spy):
     # validation (300 held-out training images) after each epoch, the test set (1,000) once, last
     assert spy.calls == [("val", 300)] * 3 + [("test", 1000)]
     assert spy.plateau == [r["acc"] for r in spy.results[:3]]  # the schedule read validation only
-    assert res["test_acc"] == spy.results[-1]["acc"] and res["test_images"] == 1000
-    assert res["val_images"] == 300 and res["val_acc"] is not None
+    assert res["test_acc_pct"] == pct(spy.results[-1]["acc"]) and res["test_images"] == 1000
+    assert res["val_images"] == 300 and res["val_acc_pct"] is not None
     rows = _rows(tmp_path)
     assert [r["val_acc"] != "" for r in rows] == [True] * 3
     assert [r["test_acc"] != "" for r in rows].count(True) == 1  # the kept epoch's row only
@@ -155,10 +156,10 @@ def test_keep_best_keeps_the_best_validation_epoch(tmp_path, spy):
         assert torch.equal(v, spy.weights[1][k]), k  # epoch 2's weights ...
         assert torch.equal(v, spy.weights[3][k]), k  # ... are the ones the test set scored
     assert not all(torch.equal(v, spy.weights[2][k]) for k, v in kept.items())
-    assert res["kept_epoch"] == 2 and res["val_acc"] == 0.9
+    assert res["kept_epoch"] == 2 and res["val_acc_pct"] == 90
     rec = json.loads(json.dumps(__import__("cnnzoo.modelfile").modelfile.read_record(tmp_path / "model.safetensors")))
     m = rec["metrics"]
-    assert m["kept_epoch"] == 2 and m["val_acc"] == 0.9 and m["test_acc"] == res["test_acc"] and m["epochs"] == 3
+    assert m["kept_epoch"] == 2 and m["val_acc_pct"] == 90 and m["test_acc_pct"] == res["test_acc_pct"] and m["epochs"] == 3
     assert rec["split"]["source"] == "held out" and rec["split"]["val_index"] == 1000
     rows = _rows(tmp_path)
     assert rows[1]["test_acc"] != "" and rows[0]["test_acc"] == rows[2]["test_acc"] == ""
@@ -191,7 +192,7 @@ def test_resume_continues_exactly_with_validation(tmp_path):
     whole = fit("tiny_cnn", recipe="lenet", epochs=2, out=tmp_path / "a", overrides=QUICK)
     fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "b", overrides=QUICK)
     resumed = fit(resume=tmp_path / "b", epochs=2)
-    assert resumed["val_acc"] == whole["val_acc"] and resumed["test_acc"] == whole["test_acc"]
+    assert resumed["val_acc_pct"] == whole["val_acc_pct"] and resumed["test_acc_pct"] == whole["test_acc_pct"]
     a, b = _weights(tmp_path / "a/model.safetensors"), _weights(tmp_path / "b/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -199,7 +200,7 @@ def test_resume_continues_exactly_with_validation(tmp_path):
 def test_val_split_0_says_so_and_refuses_the_plateau(tmp_path, spy):
     rep = Messages()
     res = fit("tiny_cnn", recipe="lenet", epochs=2, out=tmp_path, reporter=rep, overrides={**QUICK, "val_split": 0})
-    assert spy.calls == [("test", 1000)] and res["kept_epoch"] == 2 and res["val_acc"] is None
+    assert spy.calls == [("test", 1000)] and res["kept_epoch"] == 2 and res["val_acc_pct"] is None
     assert any("--val-split 0" in m for m in rep.lines)
     with pytest.raises(InvalidArgumentError, match="plateau.*validation"):
         fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "p",

@@ -19,6 +19,7 @@ from .modelfile import check_shapes, load_state, model_path, read_record, tensor
 from .errors import CnnzooError, InvalidArgumentError, ModelFileError, UnknownModelError, closest
 from .hub.table import TABLE as WEIGHTS_TABLE
 from .hub.table import WeightsEntry
+from .results import published
 from .weights import load_weights
 
 
@@ -62,7 +63,7 @@ class ModelEntry:
             "input_size": list(self.input_size),
             "arch_kwargs": dict(self.kwargs),
             "paper": vars(self.paper).copy(),
-            "published": [vars(p).copy() for p in self.published],
+            "published": [published(p) for p in self.published],
         }
 
 

@@ -157,12 +157,12 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
         races.append(_race(base, train, test_dev, prep, r, dev, seed, steps, target, progress))
     ours, plain = races[0]
     return {
-        "model": model_name, "recipe": r.name, "data": str(spec), "target_acc": target,
+        "model": model_name, "recipe": r.name, "data": str(spec), "target_acc_pct": target,
         "train_images": steps * r.batch_size, "batch": r.batch_size, "max_epochs": r.epochs, "seed": seed,
         "ours_precision": "bf16" if uses_bf16(r, dev) else "fp32", "plain_precision": "fp32", "threads": torch.get_num_threads(),
         **_medians(races), "repeats": repeats,
         "races": [{"ours_s": o.reached_s, "plain_s": p.reached_s, "ratio": _ratio(o, p)} for o, p in races],
-        "ours_acc": ours.acc, "plain_acc": plain.acc,
+        "ours_acc_pct": ours.acc, "plain_acc_pct": plain.acc,
         "ours_epochs": ours.reached_epoch, "plain_epochs": plain.reached_epoch,
         "per_epoch": {a.name: a.epochs for a in (ours, plain)},
         "plain_loop": "DataLoader over the in-memory tensors (per-sample conversion, num_workers=0), "
@@ -218,7 +218,7 @@ def _epoch(arm: _Arm, epoch: int, test: TensorData, prep: Preprocess, r: Recipe,
                    recipe=r if ours else dataclasses.replace(r, amp="off"),
                    channels_last=use_channels_last(r, dev) and ours)
     arm.acc = round(100 * res["acc"], 2)
-    arm.epochs.append({"epoch": epoch + 1, "train_s": round(arm.seconds, 3), "test_acc": arm.acc})
+    arm.epochs.append({"epoch": epoch + 1, "train_s": round(arm.seconds, 3), "test_acc_pct": arm.acc})
     if arm.acc >= target:
         arm.reached_s, arm.reached_epoch = arm.seconds, epoch + 1
     if progress:
@@ -230,14 +230,14 @@ def format_to_accuracy(res: dict[str, Any]) -> str:
     def secs(s: float | None) -> str:
         return f"{s:.1f}s" if s is not None else "not reached"
 
-    lines = [f"time to {res['target_acc']:g}% test accuracy: {res['model']} with recipe {res['recipe']} on "
+    lines = [f"time to {res['target_acc_pct']:g}% test accuracy: {res['model']} with recipe {res['recipe']} on "
              f"{res['data']} ({res['train_images']} training images, batch {res['batch']}, ours {res['ours_precision']} and plain {res['plain_precision']}, "
              f"{res['threads']} threads, seed {res['seed']})",
              f"{'loop':<6} {'training':>12} {'epochs':>7} {'test acc':>9}"]
     for name in ("ours", "plain"):
         ep = res[f"{name}_epochs"]
         lines.append(f"{name:<6} {secs(res[f'{name}_s']):>12} {ep if ep else res['max_epochs']:>7} "
-                     f"{res[f'{name}_acc']:>8.2f}%")
+                     f"{res[f'{name}_acc_pct']:>8.2f}%")
     ratio = res["ratio"]
     lines.append(f"ratio plain / ours: {ratio:.2f}x" if ratio else
                  "ratio: not defined (an arm did not reach the target in the recipe's epochs)")

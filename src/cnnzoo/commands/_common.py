@@ -43,33 +43,6 @@ def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def with_units(obj: Any) -> Any:
-    """A result as the CLI prints it in JSON: every accuracy and error in percent, the unit in
-    the key (`test_acc` 0.97 -> `test_acc_pct` 97.0; `top1_err` is already percent ->
-    `top1_err_pct`). The Python API keeps its own keys (accuracies as fractions)."""
-    if isinstance(obj, list):
-        return [with_units(v) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if isinstance(key, str) and key.endswith("_acc"):
-            out[key + "_pct"] = _percent(value)
-        elif isinstance(key, str) and key.endswith("_err"):
-            out[key + "_pct"] = value
-        else:
-            out[key] = with_units(value)
-    return out
-
-
-def _percent(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _percent(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_percent(x) for x in v]
-    return round(100 * v, 4) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-
-
 def human(n: float | None, unit: str = "") -> str:
     """12345678 -> '12.3M'."""
     if n is None:

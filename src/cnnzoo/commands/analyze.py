@@ -4,7 +4,6 @@ and the "comparing complexity" chart)."""
 from __future__ import annotations
 
 import csv
-import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -13,10 +12,9 @@ from typing import Any, List, Optional
 import typer
 
 from ..analysis import analyze
+from ..analysis.compare import compare, parse_input, resolve_target
 from ..analysis.explain import explain
 from ..analysis.plots import check_plot_path, plot_compare, plot_layers
-from ..errors import InvalidArgumentError
-from ..registry import get_entry
 from ._common import print_json
 
 
@@ -25,39 +23,6 @@ class TableFormat(str, Enum):
     markdown = "markdown"
     csv = "csv"
     json = "json"
-
-
-def parse_input(spec: str) -> tuple[int, int, int]:
-    """'3x227x227' -> (3, 227, 227); anything else is a clear error."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", spec or "")
-    if not m or any(int(v) < 1 for v in m.groups()):
-        raise InvalidArgumentError(
-            f"--input must be three positive integers CxHxW, e.g. 3x224x224; got {spec!r}")
-    return tuple(int(v) for v in m.groups())  # type: ignore[return-value]
-
-
-def _published(name: str) -> dict[str, Any]:
-    pubs = get_entry(name).published
-    pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
-    if pub is None:
-        return {"source": None, "top1_err": None, "top5_err": None, "params": None, "macs": None,
-                "dataset": None}
-    return {"source": pub.source, "top1_err": pub.top1_err, "top5_err": pub.top5_err,
-            "params": pub.params, "macs": pub.macs, "dataset": pub.dataset}
-
-
-def _target(arg: str, size: tuple[int, int, int] | None) -> tuple[Any, tuple[int, ...] | None, str | None]:
-    """A registered name, or a model file / run folder: (what analyze takes, input size, registry name)."""
-    from ..registry import list_models
-
-    if arg in list_models() or not Path(arg).exists():
-        return arg, size, arg
-    from ..registry import load_model
-
-    model, record = load_model(arg)
-    native = (record.get("preprocess") or {}).get("input_size")
-    model.model_name = f"{record['model']} ({arg})"
-    return model, size or (tuple(native) if native else get_entry(record["model"]).input_size), record["model"]
 
 
 def _opt(v: float | None, fmt: str) -> str:
@@ -91,7 +56,7 @@ def register(app: typer.Typer) -> None:
         size = parse_input(input) if input is not None else None
         if plot is not None:
             check_plot_path(plot)  # fail before the work
-        target, size, _ = _target(model, size)
+        target, size, _ = resolve_target(model, size)
         report = analyze(target, input_size=size, batch_size=batch_size)
         if explain_layer is not None:
             return print(explain(report, explain_layer), end="")
@@ -129,17 +94,7 @@ def register(app: typer.Typer) -> None:
         size = parse_input(input) if input is not None else None
         if plot is not None:
             check_plot_path(plot)
-        targets = [_target(name, size) for name in models]  # unknown names fail before any work
-        items = []
-        for name, (target, tsize, entry) in zip(models, targets):
-            r = analyze(target, input_size=tsize)
-            pub = _published(entry)
-            items.append({"name": name, "input_size": list(r.input_size), "params": r.total_params,
-                          "macs": r.total_macs, "memory_bytes": r.total_memory,
-                          "top1_err_pct": pub["top1_err"], "top5_err_pct": pub["top5_err"],
-                          "top1_acc_pct": None if pub["top1_err"] is None else 100 - pub["top1_err"],
-                          "published_params": pub["params"], "published_macs": pub["macs"],
-                          "dataset": pub["dataset"], "source": pub["source"]})
+        items = compare(models, size)
         _print_compare(items, fmt)
         if plot is not None:
             plot_compare(items, plot)

@@ -128,8 +128,8 @@ def _print_int8(report: dict[str, Any], as_json: bool) -> None:
                   f"quantization nodes)", highlight=False, soft_wrap=True)
     acc = report.get("accuracy")
     if acc:
-        console.print(f"top-1 on {acc['images']} test images: fp32 {acc['fp32_top1_pct']:.2f}%, "
-                      f"int8 {acc['int8_top1_pct']:.2f}% ({acc['change_points']:+.2f} points; "
+        console.print(f"top-1 on {acc['images']} test images: fp32 {acc['fp32_acc_pct']:.2f}%, "
+                      f"int8 {acc['int8_acc_pct']:.2f}% ({acc['acc_change_pts']:+.2f} points; "
                       f"predictions differ on {acc['disagree_pct']:.2f}%)", highlight=False, soft_wrap=True)
     else:
         console.print("accuracy not checked: " + report.get(

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ..registry import create_model, get_entry, list_models
-from ._common import Format, console, human, print_json, with_units
+from ._common import Format, console, human, print_json
 
 
 # Counts of the registered models, written by scripts/gen_param_counts.py (a test keeps it current):
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         info = e.as_dict()
         info["params"] = params_of(name)
         if fmt is Format.json:
-            print_json(with_units(info))  # published errors: top1_err_pct
+            print_json(info)
             return
         p = e.paper
         console.print(f"[bold]{name}[/]  ({e.family})  {e.description}", highlight=False)

@@ -13,7 +13,7 @@ from rich.console import Console
 from ..data.kinds import spec_help, spec_list
 from ..errors import InvalidArgumentError
 from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
-from ._common import Format, make_console, print_json, with_units
+from ._common import Format, make_console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -35,12 +35,12 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _print_result(con: Console, res: dict) -> None:
-    acc, val = res["test_acc"], res.get("val_acc")
+    acc, val = res["test_acc_pct"], res.get("val_acc_pct")
     if val is not None:
-        con.print(f"validation accuracy {100 * val:.2f}% (top-1 error {res['val_top1_err']:.2f}%) at epoch "
+        con.print(f"validation accuracy {val:.2f}% (top-1 error {res['val_top1_err_pct']:.2f}%) at epoch "
                   f"{res['kept_epoch']}, the epoch kept (keep={res['keep']})", highlight=False)
-    con.print(f"[bold]test accuracy {100 * acc:.2f}%[/] (top-1 error {res['test_top1_err']:.2f}%, "
-              f"top-5 error {res['test_top5_err']:.2f}%; scored once, on epoch {res['kept_epoch']}'s weights) "
+    con.print(f"[bold]test accuracy {acc:.2f}%[/] (top-1 error {res['test_top1_err_pct']:.2f}%, "
+              f"top-5 error {res['test_top5_err_pct']:.2f}%; scored once, on epoch {res['kept_epoch']}'s weights) "
               f"after {res['epochs']} epochs, {res['train_time_s']:.1f}s; model saved to {res['model_file']}"
               if acc is not None else f"no evaluation ran; model saved to {res['model_file']}", highlight=False)
 
@@ -126,7 +126,7 @@ def _register_train(app: typer.Typer) -> None:
         if res is None:
             return
         if fmt is Format.json:
-            print_json(with_units(res))
+            print_json(res)
             return
         _print_result(con, res)
 
@@ -180,7 +180,7 @@ def _register_eval(app: typer.Typer) -> None:
             res = evaluate_ensemble(model_files, data, combine=combine, ten_crop=ten_crop,
                                     allow_mirror=allow_mirror, device=device,
                                     batch_size=batch_size, amp=amp)
-            print_json(with_units(res)) if fmt is Format.json else _print_ensemble(res)
+            print_json(res) if fmt is Format.json else _print_ensemble(res)
             return
         with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
                                                                           model_files[0])) as path:
@@ -196,14 +196,14 @@ def _print_ensemble(res: dict) -> None:
     for col in ("model file", "model", "top-1 error", "top-5 error"):
         t.add_column(col, justify="left" if col.startswith("model") else "right")
     for m in res["members"]:
-        t.add_row(m["model_file"], m["model"] or "", f"{m['top1_err']:.2f}%", f"{m['top5_err']:.2f}%")
+        t.add_row(m["model_file"], m["model"] or "", f"{m['top1_err_pct']:.2f}%", f"{m['top5_err_pct']:.2f}%")
     e = res["ensemble"]
-    t.add_row("[bold]ensemble[/]", f"{len(res['members'])} members", f"[bold]{e['top1_err']:.2f}%[/]",
-              f"{e['top5_err']:.2f}%")
+    t.add_row("[bold]ensemble[/]", f"{len(res['members'])} members", f"[bold]{e['top1_err_pct']:.2f}%[/]",
+              f"{e['top5_err_pct']:.2f}%")
     con = make_console()
     con.print(t)
-    con.print(f"members' mean top-1 error {res['members_mean_top1_err']:.2f}%, best member "
-              f"{res['best_member_top1_err']:.2f}%, ensemble {e['top1_err']:.2f}%", highlight=False)
+    con.print(f"members' mean top-1 error {res['members_mean_top1_err_pct']:.2f}%, best member "
+              f"{res['best_member_top1_err_pct']:.2f}%, ensemble {e['top1_err_pct']:.2f}%", highlight=False)
 
 
 def _eval_one(model_file: Path, data: str | None, *, ten_crop: bool, allow_mirror: bool,
@@ -217,18 +217,18 @@ def _eval_one(model_file: Path, data: str | None, *, ten_crop: bool, allow_mirro
         plot(plot_confusion, res["confusion"], res["classes"], f"{res['model']} on {res['data']} ({res['view']})")
         res["confusion_png"] = str(plot_confusion)
     if fmt is Format.json:
-        print_json(with_units(res))
+        print_json(res)
         return
     from rich.table import Table
 
     con = make_console()
     con.print(f"[bold]{res['model']}[/] on {res['data']} ({res['images']} images, {res['view']}, {res['precision']}): "
-              f"top-1 error {res['top1_err']:.2f}%, top-5 error {res['top5_err']:.2f}%", highlight=False)
+              f"top-1 error {res['top1_err_pct']:.2f}%, top-5 error {res['top5_err_pct']:.2f}%", highlight=False)
     t = Table(title="per-class accuracy")
     t.add_column("class")
     t.add_column("accuracy", justify="right")
-    for c, a in res["per_class_acc"].items():
-        t.add_row(c, f"{100 * a:.2f}%")
+    for c, a in res["per_class_acc_pct"].items():
+        t.add_row(c, f"{a:.2f}%")
     con.print(t)
     if plot_confusion is not None:
         con.print(f"confusion matrix: {plot_confusion}")

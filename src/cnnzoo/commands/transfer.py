@@ -9,6 +9,7 @@ import typer
 
 from ..data.kinds import DEFAULT_KIND, spec_help
 from ..errors import InvalidArgumentError
+from ..results import pct
 from ._common import console, print_json
 from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 
@@ -104,12 +105,12 @@ def linear_probe_cmd(
     probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
                                lr=lr, weight_decay=weight_decay)
     res = {"train": str(train), "n_train": len(y), "dim": f.shape[1],
-           "train_acc_pct": 100 * accuracy(probe, f, y)}
+           "train_acc_pct": pct(accuracy(probe, f, y))}
     if val is not None:
         fv, yv, meta_v = load_features(val)
         if fv.shape[1] != f.shape[1]:
             raise InvalidArgumentError(f"{val} has {fv.shape[1]} features, {train} {f.shape[1]}")
-        res.update(val=str(val), n_val=len(yv), val_acc_pct=100 * accuracy(probe, fv, yv))
+        res.update(val=str(val), n_val=len(yv), val_acc_pct=pct(accuracy(probe, fv, yv)))
     if out is not None:
         import json
 
@@ -170,7 +171,7 @@ def finetune_cmd(
     result = ft.result
     res = {"model_file": str(model_file), "mode": settings.mode, "n_train": len(train),
            "n_test": len(test), "classes": train.classes, "trainable_params": ft.trainable_params,
-           "train_acc_pct": 100 * result.train_acc, "test_acc_pct": 100 * result.val_acc}
+           "train_acc_pct": pct(result.train_acc), "test_acc_pct": pct(result.val_acc)}
     if out is not None:
         ft.save(out, pp.to_record(), {"spec": data or DEFAULT_KIND, "classes": cls,
                                       "per_class": per_class}, source=str(model_file))
@@ -179,7 +180,7 @@ def finetune_cmd(
         print_json(res)
         return
     console.print(f"{res['mode']}: {len(train)} labelled images, {ft.trainable_params:,} trainable "
-                  f"params -> test accuracy {100 * result.val_acc:.2f}% on {len(test)} images",
+                  f"params -> test accuracy {res['test_acc_pct']:.2f}% on {len(test)} images",
                   highlight=False)
 
 

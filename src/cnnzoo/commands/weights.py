@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
                 t.add_column(col, justify="left" if col in ("model", "tag", "source") else "right",
                              no_wrap=True)
             for r in rows:
-                t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1"]), _pct(r["top5"]),
+                t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1_acc_pct"]), _pct(r["top5_acc_pct"]),
                           _mb(r["size_mb"]))
             console.print(t)
             return
@@ -65,8 +65,8 @@ def register(app: typer.Typer) -> None:
             print_json(info)
             return
         for d in info:
-            acc = (f"top-1 {_pct(d['top1'], '%')}, top-5 {_pct(d['top5'], '%')}"
-                   if d["top1"] is not None else "no published accuracy in our table")
+            acc = (f"top-1 {_pct(d['top1_acc_pct'], '%')}, top-5 {_pct(d['top5_acc_pct'], '%')}"
+                   if d["top1_acc_pct"] is not None else "no published accuracy in our table")
             console.print(f"{d['model']} {d['tag']} ({d['source']}): {acc}", highlight=False)
             console.print(f"  url     {d['url']}\n  sha256  {d['sha256'] or '(none published)'}"
                           f"\n  input   resize {d['resize']}, centre crop {d['crop']}, "

@@ -199,8 +199,8 @@ def accuracy_change(fp32: Any, int8: Any, x: torch.Tensor, y: torch.Tensor,
         disagree += int((p32 != p8).sum())
     n = len(x)
     a32, a8 = 100.0 * hits["fp32"] / n, 100.0 * hits["int8"] / n
-    return {"images": n, "fp32_top1_pct": a32, "int8_top1_pct": a8,
-            "change_points": a8 - a32, "disagree_pct": 100.0 * disagree / n}
+    return {"images": n, "fp32_acc_pct": a32, "int8_acc_pct": a8,
+            "acc_change_pts": a8 - a32, "disagree_pct": 100.0 * disagree / n}
 
 
 def speed_ratio(fp32: Any, int8: Any, input_size: Sequence[int],

@@ -120,7 +120,7 @@ def train(ctx: Context, model: str | Scratch, *, tag: str, recipe: str, budget: 
         result = fit(name, data=data_spec(ctx), recipe=recipe, overrides=settings, out=out,
                      epochs=budget.epochs, seed=ctx.seed if seed is None else seed, device=ctx.device)
     history = read_metrics(out)
-    return {"tag": tag, "model": name, "out": str(out), "test_err_pct": result["test_top1_err"],
+    return {"tag": tag, "model": name, "out": str(out), "test_err_pct": result["test_top1_err_pct"],
             "train_err_pct": [train_err(row) for row in history],
             "epochs": [row["epoch"] for row in history], "seconds": result["train_time_s"],
             "images": budget.limit_train, "data": result["data"]}

@@ -75,8 +75,8 @@ def pretrained_cfg(entry: WeightsEntry, in_chans: int, num_classes: int) -> dict
     return {"preprocess": preprocess,
             "classes": imagenet_classes() if num_classes == entry.num_classes == 1000 else None,
             "weights": {"source": entry.source, "tag": entry.tag, "url": entry.url,
-                        "file": entry.file_name, "sha256": entry.sha256, "top1": entry.top1,
-                        "top5": entry.top5, "interpolation": entry.interpolation}}
+                        "file": entry.file_name, "sha256": entry.sha256, "top1_acc_pct": entry.top1,
+                        "top5_acc_pct": entry.top5, "interpolation": entry.interpolation}}
 
 
 def load_pretrained(model: nn.Module, entry: WeightsEntry, num_classes: int | None = None,

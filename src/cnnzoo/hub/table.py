@@ -67,8 +67,8 @@ class WeightsEntry:
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "tag": self.tag, "source": self.source, "url": self.url,
-                "file": self.file_name, "sha256": self.sha256, "top1": self.top1,
-                "top5": self.top5, "size_mb": self.size_mb, "resize": self.resize,
+                "file": self.file_name, "sha256": self.sha256, "top1_acc_pct": self.top1,
+                "top5_acc_pct": self.top5, "size_mb": self.size_mb, "resize": self.resize,
                 "crop": self.crop, "interpolation": self.interpolation, "mean": list(self.mean),
                 "std": list(self.std), "arch_kwargs": dict(self.arch_kwargs)}
 

@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..cache import cache_dir
-from ..commands.analyze import parse_input
+from ..analysis.compare import parse_input
 from ..data.images import ImageError
 from ..errors import CnnzooError, UnknownModelError
 from . import inference, runs, zoo

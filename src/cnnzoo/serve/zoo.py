@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..analysis import Report, analyze
+from ..analysis.compare import compare as compare_models, compare_row
 from ..analysis.disagreements import disagreements_for
 from ..analysis.explain import explain, explain_lines
 from ..errors import InvalidArgumentError
@@ -26,32 +27,22 @@ _SHORTCUT_NAMES = ("downsample", "shortcut", "proj", "skip")
 _RESIDUAL_TYPES = re.compile(r"Basic|Bottleneck|Residual|PreAct|Res|Block35|Block17|Block8")
 
 
-def report_for(name: str, size: Sequence[int] | None = None) -> Report:
-    """analyze(name, size), cached; unknown names raise UnknownModelError (404)."""
+def report_for(name: str, input_size: Sequence[int] | None = None) -> Report:
+    """analyze(name, input_size), cached; unknown names raise UnknownModelError (404)."""
     get_entry(name)
-    key = (name, None if size is None else tuple(size))
+    key = (name, None if input_size is None else tuple(input_size))
     with _LOCK:
         if key not in _REPORTS:
-            _REPORTS[key] = analyze(name, input_size=size)
+            _REPORTS[key] = analyze(name, input_size=input_size)
         return _REPORTS[key]
 
 
-def published(name: str) -> dict[str, Any]:
-    """The first published figure with a top-1 error (else the first), as `cnnzoo compare`."""
-    pubs = get_entry(name).published
-    pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
-    return vars(pub).copy() if pub is not None else {}
-
-
 def zoo_row(name: str) -> dict[str, Any]:
+    """A registered model's row: `cnnzoo compare`'s (analysis.compare.compare_row) with its
+    family, year and description."""
     e = get_entry(name)
-    r = report_for(name)
-    pub = published(name)
-    return {"name": name, "family": e.family, "year": e.paper.year, "description": e.description,
-            "input_size": list(e.input_size), "params": r.total_params, "macs": r.total_macs,
-            "memory_bytes": r.total_memory, "top1_err": pub.get("top1_err"),
-            "top5_err": pub.get("top5_err"), "dataset": pub.get("dataset"),
-            "source": pub.get("source")}
+    return {**compare_row(name, report_for(name), name), "family": e.family, "year": e.paper.year,
+            "description": e.description}
 
 
 def zoo_rows(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -134,16 +125,18 @@ def diagram(name: str, report: Report) -> list[dict[str, Any]]:
 
 
 def compare(names: Sequence[str], size: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Totals and per-stage rows side by side, 2 to 6 models (`cnnzoo compare` + --depth 1)."""
+    """`cnnzoo compare`'s rows (the same keys and numbers) with family, year, description and
+    per-stage rows, 2 to 6 registered models (never a path: a web request names no file)."""
     if not 2 <= len(names) <= 6:
         raise InvalidArgumentError(f"compare takes 2 to 6 models, got {len(names)}")
     for n in names:
         get_entry(n)  # every unknown name fails before any work
+    size = None if size is None else tuple(size)
+    rows = compare_models(names, size, report=report_for)  # type: ignore[arg-type]
     out = []
-    for n in names:
-        r = report_for(n, size)
-        out.append({**zoo_row(n), "input_size": list(r.input_size), "params": r.total_params,
-                    "macs": r.total_macs, "memory_bytes": r.total_memory,
+    for n, row in zip(names, rows):
+        e, r = get_entry(n), report_for(n, size)
+        out.append({**row, "family": e.family, "year": e.paper.year, "description": e.description,
                     "stages": [{"name": s.name, "type": s.type, "params": s.params, "macs": s.macs,
                                 "memory": s.memory, "out_shape": list(s.out_shape)}
                                for s in r.aggregate(1).visible_rows()]})

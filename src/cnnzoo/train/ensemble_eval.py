@@ -17,6 +17,7 @@ from ..data.nature import check_ten_crop
 from ..devices import resolve_device
 from ..ensemble import COMBINE, combine_summaries, member_summary, members_from_files
 from ..errors import InvalidArgumentError
+from ..results import err_pct
 from .engine import autocast_ctx, uses_bf16
 from .evaluation import check_eval_args, model_file, scoring_batches, scoring_recipe
 from .recipes import Recipe
@@ -53,12 +54,12 @@ def evaluate_ensemble(paths: Sequence[str | os.PathLike], data: str | None = Non
         rows.append({"model_file": str(path), "model": record.get("model"), **_errors(own, labels)})
         model.to("cpu")
     together = _errors(combine_summaries(torch.stack(summaries), combine), labels)
-    mean_top1 = sum(r["top1_err"] for r in rows) / len(rows)
+    mean_top1 = sum(r["top1_err_pct"] for r in rows) / len(rows)
     return {"data": str(spec), "images": int(len(labels)), "view": "10-crop" if ten_crop else "center",
             "combine": combine, "precision": "bf16" if uses_bf16(recipe, dev) else "fp32",
             "classes": list(classes), "members": rows, "ensemble": together,
-            "members_mean_top1_err": round(mean_top1, 4),
-            "best_member_top1_err": min(r["top1_err"] for r in rows)}
+            "members_mean_top1_err_pct": round(mean_top1, 4),
+            "best_member_top1_err_pct": min(r["top1_err_pct"] for r in rows)}
 
 
 def _agreed_data(files: list[Path], records: list[dict]) -> str | None:
@@ -94,4 +95,4 @@ def _errors(scores: torch.Tensor, labels: torch.Tensor) -> dict:
     top = scores.topk(min(5, scores.shape[-1]), -1).indices
     top1 = (top[:, 0] == labels).double().mean().item()
     top5 = (top == labels[:, None]).any(1).double().mean().item()
-    return {"top1_err": round(100 * (1 - top1), 4), "top5_err": round(100 * (1 - top5), 4)}
+    return {"top1_err_pct": err_pct(top1), "top5_err_pct": err_pct(top5)}

@@ -16,6 +16,7 @@ from ..errors import InputShapeError, InvalidArgumentError, ModelFileError
 from ..modelfile import read_record
 from ..registry import load_model
 from ..runfolder import MODEL_FILE
+from ..results import err_pct, pct
 from . import state as ckpt
 from .engine import evaluate, step_batch, uses_bf16
 from .feed import worker_count
@@ -25,12 +26,13 @@ from .recipes import Recipe
 def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool = False,
                   allow_mirror: bool = False, device: str | None = None, batch_size: int = 500,
                   workers: int = 4, amp: str = "auto") -> dict:
-    """Top-1/top-5 error (centre view or 10-crop), per-class accuracy and the confusion matrix
-    of a model file written by `cnnzoo train` on the test split of `data`. `amp` as in the
-    recipes (auto: bf16 on CUDA, on AMX CPUs and on avx512_bf16 CPUs for batches of 64 or more,
-    fp32 elsewhere; weighed at the batch the model was trained with, so `auto` scores it in the
-    precision it trained in on this machine); the result says which ran. 10-crop testing
-    mirrors images: on data that must not be mirrored (digits) it is refused unless `allow_mirror`."""
+    """Top-1/top-5 error (centre view or 10-crop), per-class accuracy (in percent, keys as in
+    docs/results.md) and the confusion matrix of a model file written by `cnnzoo train` on the
+    test split of `data`. `amp` as in the recipes (auto: bf16 on CUDA, on AMX CPUs and on
+    avx512_bf16 CPUs for batches of 64 or more, fp32 elsewhere; weighed at the batch the model
+    was trained with, so `auto` scores it in the precision it trained in on this machine); the
+    result says which ran. 10-crop testing mirrors images: on data that must not be mirrored
+    (digits) it is refused unless `allow_mirror`."""
     check_eval_args(batch_size, workers)
     dev = resolve_device(device)
     path = model_file(path)
@@ -53,9 +55,9 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
     return {"model_file": str(path), "model": record["model"], "data": str(spec),
             "view": "10-crop" if ten_crop else "center", "images": res["n"],
             "precision": "bf16" if uses_bf16(recipe, dev) else "fp32",
-            "top1_err": round(100 * (1 - res["acc"]), 4), "top5_err": round(100 * (1 - res["top5"]), 4),
+            "top1_err_pct": err_pct(res["acc"]), "top5_err_pct": err_pct(res["top5"]),
             "loss": res["loss"], "classes": list(classes),
-            "per_class_acc": {c: round(a, 6) for c, a in zip(classes, per_class)},
+            "per_class_acc_pct": {c: pct(a) for c, a in zip(classes, per_class)},
             "confusion": cm.tolist()}
 
 

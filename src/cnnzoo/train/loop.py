@@ -27,6 +27,7 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..modelfile import load_state, save_model
+from ..results import err_pct, pct, scores
 from ..runfolder import CURVES_FILE, METRICS_FILE, MODEL_FILE, writing
 from . import state as ckpt
 from .build import Trainer
@@ -71,10 +72,6 @@ class LoopState:
     plotted: float = field(default_factory=time.perf_counter)  # when training_curves.png was last drawn
     plotted_rows: int = 0  # ... and how many epochs it showed
     seconds: float = 0.0
-
-
-def error_pct(acc: float | None) -> float | None:
-    return None if acc is None else round(100 * (1 - acc), 4)
 
 
 def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None = None) -> None:
@@ -249,11 +246,9 @@ def _score(run: TrainingRun, split: str) -> dict:
 def _kept_metrics(row: dict, epochs: int, test: dict | None = None) -> dict:
     """The model record's metrics: the kept epoch's train and validation numbers (and test, once scored)."""
     test = test or {}
-    return {"train_loss": row["train_loss"], "train_acc": row["train_acc"], "val_loss": row.get("val_loss"),
-            "val_acc": row.get("val_acc"), "val_top1_err": error_pct(row.get("val_acc")),
-            "val_top5_err": error_pct(row.get("val_top5")), "test_loss": test.get("loss"),
-            "test_acc": test.get("acc"), "test_top1_err": error_pct(test.get("acc")),
-            "test_top5_err": error_pct(test.get("top5")), "kept_epoch": row["epoch"], "epochs": epochs,
+    return {"train_loss": row["train_loss"], "train_acc_pct": pct(row["train_acc"]), "val_loss": row.get("val_loss"),
+            **scores("val", row.get("val_acc"), row.get("val_top5")), "test_loss": test.get("loss"),
+            **scores("test", test.get("acc"), test.get("top5")), "kept_epoch": row["epoch"], "epochs": epochs,
             "steps": row["step"]}
 
 
@@ -285,7 +280,7 @@ def _final_test(run: TrainingRun, state: LoopState) -> None:
     which = ("the last epoch" if kept is None or kept == last else f"epoch {kept}, the best by validation")
     run.reporter.message(
         f"test (scored once, on the weights of {which}): acc {100 * test['acc']:.2f}%, top-1 error "
-        f"{error_pct(test['acc']):.2f}%, top-5 error {error_pct(test['top5']):.2f}% ({test['n']} images)")
+        f"{err_pct(test['acc']):.2f}%, top-5 error {err_pct(test['top5']):.2f}% ({test['n']} images)")
 
 
 def _split_summary(split: dict) -> dict:

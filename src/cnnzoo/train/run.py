@@ -24,13 +24,14 @@ import torch
 
 from .build import _check_fits, build_trainer  # noqa: F401  (_check_fits: tests import it from here)
 from ..errors import CnnzooError, InvalidArgumentError
+from ..results import scores
 from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, unlock
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
 from .engine import set_deterministic
 from .evaluation import evaluate_file  # noqa: F401  (public here, as before the split)
 from .feed import Feed, RunData, load_data, load_run_data  # noqa: F401
 from .logs import RunLogs
-from .loop import LoopState, TrainingRun, error_pct, train_epochs
+from .loop import LoopState, TrainingRun, train_epochs
 from .plan import Plan, resolve_plan
 from .recipes import Recipe
 from .reporter import Reporter
@@ -130,9 +131,8 @@ def _result(run: TrainingRun, state: LoopState) -> dict:
         "model": run.plan.model_name, "data": str(data.spec), "recipe": run.plan.recipe.name,
         "epochs": data.epochs, "steps": state.step, "keep": run.plan.recipe.keep, "kept_epoch": state.kept_epoch,
         "val_split": data.split.get("source"), "val_images": len(data.val) if data.val is not None else 0,
-        "val_acc": kept.get("val_acc"), "val_top1_err": error_pct(kept.get("val_acc")),
-        "val_top5_err": error_pct(kept.get("val_top5")), "test_images": test.get("n"), "test_acc": test.get("acc"),
-        "test_top1_err": error_pct(test.get("acc")), "test_top5_err": error_pct(test.get("top5")),
+        **scores("val", kept.get("val_acc"), kept.get("val_top5")), "test_images": test.get("n"),
+        **scores("test", test.get("acc"), test.get("top5")),
         "test_loss": test.get("loss"), "train_time_s": round(state.seconds, 2), "device": str(run.device),
         "world_size": run.info.world, "out": str(run.out_dir), "model_file": str(run.out_dir / MODEL_FILE),
         "skipped_images": state.skipped_images, "input": data.prep.note or "native size",

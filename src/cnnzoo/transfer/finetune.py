@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..results import pct
 from .core import FitResult, ImageSet, fit_image_set, param_groups, prepare_transfer
 
 # what fit_image_set runs, recorded in the model file's recipe
@@ -59,8 +60,8 @@ class Finetuned:
 
         return save_model(path, self.model, classes=self.classes, preprocess=preprocess,
                           recipe=self.settings.recipe(), data=data,
-                          metrics={"test_acc": self.result.val_acc,
-                                   "train_acc": self.result.train_acc},
+                          metrics={"test_acc_pct": pct(self.result.val_acc),
+                                   "train_acc_pct": pct(self.result.train_acc)},
                           transfer={"from": None if self.settings.scratch else source})
 
 

@@ -31,12 +31,12 @@ function logTicks(lo, hi) {
 
 // Accuracy vs MACs (log x), area ~ params; click opens the model.
 function bubbleChart(host, rows, onClick, id = "bubble") {
-  const pts = rows.filter(r => r.top1_err !== null && r.macs > 0);
+  const pts = rows.filter(r => r.top1_err_pct !== null && r.macs > 0);
   const W = 760, H = 380, L = 56, R = 16, T = 14, B = 40;
   const svg = svgEl("svg", { id, width: W, height: H, viewBox: `0 0 ${W} ${H}` });
   host.appendChild(svg);
   if (!pts.length) { svgText(svg, 20, 40, "no model with a published top-1 error"); return svg; }
-  const xs = pts.map(p => p.macs), ys = pts.map(p => 100 - p.top1_err);
+  const xs = pts.map(p => p.macs), ys = pts.map(p => 100 - p.top1_err_pct);
   const x0 = Math.min(...xs) / 1.6, x1 = Math.max(...xs) * 1.6;
   const y0 = Math.max(0, Math.floor(Math.min(...ys) - 3)), y1 = Math.min(100, Math.ceil(Math.max(...ys) + 3));
   const sx = v => L + (Math.log10(v) - Math.log10(x0)) / (Math.log10(x1) - Math.log10(x0)) * (W - L - R);
@@ -59,14 +59,14 @@ function bubbleChart(host, rows, onClick, id = "bubble") {
   const maxP = Math.max(...pts.map(p => p.params));
   pts.sort((a, b) => b.params - a.params);
   for (const p of pts) {
-    const c = svgEl("circle", { class: "bubble", cx: sx(p.macs), cy: sy(100 - p.top1_err),
+    const c = svgEl("circle", { class: "bubble", cx: sx(p.macs), cy: sy(100 - p.top1_err_pct),
       r: 3 + 22 * Math.sqrt(p.params / maxP), fill: PALETTE[fams.indexOf(p.family) % PALETTE.length],
       "data-name": p.name }, svg);
-    svgEl("title", {}, c).textContent = `${p.name}: ${(100 - p.top1_err).toFixed(1)}% top-1, ` +
+    svgEl("title", {}, c).textContent = `${p.name}: ${(100 - p.top1_err_pct).toFixed(1)}% top-1, ` +
       `${fmt(p.macs)} MACs, ${fmt(p.params)} params (${p.source || ""})`;
     c.addEventListener("click", () => onClick(p.name));
   }
-  for (const p of pts) svgText(svg, sx(p.macs) + 4, sy(100 - p.top1_err) - 4, p.name, { "font-size": 9, "pointer-events": "none" });
+  for (const p of pts) svgText(svg, sx(p.macs) + 4, sy(100 - p.top1_err_pct) - 4, p.name, { "font-size": 9, "pointer-events": "none" });
   return svg;
 }
 

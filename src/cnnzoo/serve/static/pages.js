@@ -3,8 +3,8 @@
 
 // ---- Zoo -------------------------------------------------------------------------------------
 const ZOO_COLS = [["name", "model"], ["family", "family"], ["year", "year"], ["params", "params"],
-  ["macs", "MACs"], ["memory_bytes", "act. memory"], ["input_size", "input"], ["top1_err", "top-1 err %"],
-  ["top5_err", "top-5 err %"], ["source", "source"]];
+  ["macs", "MACs"], ["memory_bytes", "act. memory"], ["input_size", "input"], ["top1_err_pct", "top-1 err %"],
+  ["top5_err_pct", "top-5 err %"], ["source", "source"]];
 
 async function zooPage(host) {
   setStatus("computing the zoo's cost tables…");
@@ -13,7 +13,7 @@ async function zooPage(host) {
   host.append(h("h1", {}, `The zoo: ${rows.length} models`),
     h("p", { class: "muted" }, "Click a column to sort, a row or a bubble to open the model. Costs at each model's native input size."));
   // One chart per dataset: top-1 accuracy on MNIST and on ImageNet are not the same axis.
-  const datasets = [...new Set(rows.filter(r => r.top1_err !== null).map(r => r.dataset || "unknown"))];
+  const datasets = [...new Set(rows.filter(r => r.top1_err_pct !== null).map(r => r.dataset || "unknown"))];
   datasets.sort((a, b) => (b === "ImageNet") - (a === "ImageNet") || a.localeCompare(b));
   datasets.forEach((ds, i) => {
     const chart = h("div", { class: "card" }, h("h3", {}, `${ds}: published top-1 accuracy vs multiply-adds`));
@@ -70,7 +70,7 @@ async function modelPage(host, name, params) {
     h("span", {}, "activation memory ", h("b", { id: "total-memory" }, (t.memory_bytes / 2 ** 20).toFixed(2) + " MB"))));
   if (info.published.length) {
     host.append(h("h2", {}, "Published"), h("ul", {}, info.published.map(q =>
-      h("li", {}, `${q.source}: ` + [q.top1_err !== null ? `top-1 err ${q.top1_err}%` : null, q.top5_err !== null ? `top-5 err ${q.top5_err}%` : null,
+      h("li", {}, `${q.source}: ` + [q.top1_err_pct !== null ? `top-1 err ${q.top1_err_pct}%` : null, q.top5_err_pct !== null ? `top-5 err ${q.top5_err_pct}%` : null,
         q.params ? `${fmt(q.params)} params` : null, q.macs ? `${fmt(q.macs)} MACs` : null, q.dataset].filter(Boolean).join(", ")))));
   }
   if (d.doc) host.append(h("h2", {}, "Notes and departures from the paper"), h("pre", { id: "model-doc" }, d.doc));
@@ -138,7 +138,7 @@ async function comparePage(host, _arg, params) {
     line("family", i => i.family), line("year", i => String(i.year)), line("input", i => i.input_size.join("x")),
     line("params", i => i.params.toLocaleString()), line("MACs", i => fmt(i.macs)),
     line("activation memory", i => (i.memory_bytes / 2 ** 20).toFixed(2) + " MB"),
-    line("top-1 err (%)", i => i.top1_err === null ? "-" : String(i.top1_err)), line("top-5 err (%)", i => i.top5_err === null ? "-" : String(i.top5_err)));
+    line("top-1 err (%)", i => i.top1_err_pct === null ? "-" : String(i.top1_err_pct)), line("top-5 err (%)", i => i.top5_err_pct === null ? "-" : String(i.top5_err_pct)));
   host.append(table, h("h2", {}, "MACs per stage"));
   const wrap = h("div", { class: "row" });
   host.append(wrap);

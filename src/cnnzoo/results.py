@@ -1,0 +1,94 @@
+"""The result vocabulary. Every accuracy and error the library hands out (the Python API, every
+`--format json`, serve's API, the experiments' files, a model record's metrics) is a percent
+and its key says so: `test_acc_pct`, `top1_err_pct`, `val_top5_err_pct`; a difference of two
+percents is in points (`_pts`). Losses, counts and seconds keep their own units (`test_loss`,
+`images`, `train_time_s`). docs/results.md is the schema; `KEYS` is what it lists (a test
+holds the two equal and checks that every result uses only these metric keys).
+
+metrics.csv is a log, not a result: its columns keep the training engine's fractions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PCT, PTS = "_pct", "_pts"
+
+# Every metric key a result may carry: key -> its meaning (the unit is in the key).
+KEYS: dict[str, str] = {
+    "acc_pct": "top-1 accuracy",
+    "top1_err_pct": "top-1 error (100 - top-1 accuracy)",
+    "top5_err_pct": "top-5 error: the label is not among the 5 highest scores",
+    "top1_acc_pct": "top-1 accuracy (published figures, compare's chart)",
+    "top5_acc_pct": "top-5 accuracy (published weights)",
+    "train_acc_pct": "top-1 accuracy on the training images",
+    "val_acc_pct": "top-1 accuracy on the validation split",
+    "val_top1_err_pct": "top-1 error on the validation split",
+    "val_top5_err_pct": "top-5 error on the validation split",
+    "test_acc_pct": "top-1 accuracy on the test split",
+    "test_top1_err_pct": "top-1 error on the test split",
+    "test_top5_err_pct": "top-5 error on the test split",
+    "per_class_acc_pct": "per class: the share of its test images classified correctly",
+    "members_mean_top1_err_pct": "an ensemble's members: their mean top-1 error",
+    "best_member_top1_err_pct": "an ensemble's members: the lowest top-1 error",
+    "fp32_acc_pct": "int8 check: top-1 accuracy of the float model",
+    "int8_acc_pct": "int8 check: top-1 accuracy of the quantized model",
+    "acc_change_pts": "int8 check: int8 minus fp32 top-1 accuracy, in points",
+    "disagree_pct": "int8 check: images whose prediction changed",
+    "target_acc_pct": "time to accuracy: the test accuracy both loops race to",
+    "ours_acc_pct": "time to accuracy: our loop's test accuracy at the end of its race",
+    "plain_acc_pct": "time to accuracy: the plain loop's test accuracy at the end of its race",
+}
+
+
+def pct(fraction: float | None) -> float | None:
+    """A fraction as a percent, rounded to 4 decimals: 0.9712 -> 97.12 (None stays None)."""
+    return None if fraction is None else round(100 * fraction, 4)
+
+
+def err_pct(acc: float | None) -> float | None:
+    """The error in percent of an accuracy given as a fraction: 0.9712 -> 2.88."""
+    return None if acc is None else round(100 * (1 - acc), 4)
+
+
+def scores(prefix: str, acc: float | None, top5: float | None) -> dict[str, float | None]:
+    """A split's accuracy, top-1 and top-5 error from the engine's fractions (acc, top5):
+    scores("test", 0.97, 0.999) -> test_acc_pct 97.0, test_top1_err_pct 3.0, test_top5_err_pct 0.1.
+    An empty prefix gives acc_pct, top1_err_pct, top5_err_pct."""
+    p = f"{prefix}_" if prefix else ""
+    return {f"{p}acc_pct": pct(acc), f"{p}top1_err_pct": err_pct(acc), f"{p}top5_err_pct": err_pct(top5)}
+
+
+def published(pub: Any) -> dict[str, Any]:
+    """A published figure (registry.Published, whose errors are percents) in the vocabulary:
+    source, params, macs, top1_err_pct, top5_err_pct, dataset."""
+    return {"source": pub.source, "params": pub.params, "macs": pub.macs,
+            "top1_err_pct": pub.top1_err, "top5_err_pct": pub.top5_err, "dataset": pub.dataset}
+
+
+def metric_keys(result: Any) -> set[str]:
+    """Every key with a unit suffix (`_pct`, `_pts`) anywhere in a result (dicts and lists)."""
+    found: set[str] = set()
+    if isinstance(result, dict):
+        for k, v in result.items():
+            if isinstance(k, str) and k.endswith((PCT, PTS)):
+                found.add(k)
+            found |= metric_keys(v)
+    elif isinstance(result, (list, tuple)):
+        for v in result:
+            found |= metric_keys(v)
+    return found
+
+
+def unitless_keys(result: Any) -> set[str]:
+    """Keys that name an accuracy or error without a unit (`test_acc`, `top1_err`, `top1`): the
+    old spellings, which no result may use."""
+    found: set[str] = set()
+    if isinstance(result, dict):
+        for k, v in result.items():
+            if isinstance(k, str) and (k.endswith(("_acc", "_err")) or k in ("top1", "top5", "acc")):
+                found.add(k)
+            found |= unitless_keys(v)
+    elif isinstance(result, (list, tuple)):
+        for v in result:
+            found |= unitless_keys(v)
+    return found
