@@ -20,7 +20,6 @@ from cnnzoo.bench.to_accuracy import format_to_accuracy, to_accuracy
 from cnnzoo.cli import app
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.train import fit, get_recipe
-from cnnzoo.train.recipes import default_recipe_for
 
 # Measured over seeds 0-7, fp32 and bf16: one epoch on the embedded subset gave 96.3-97.8%
 # test accuracy (1000 images); 90% leaves room for other CPUs and kernels.
@@ -36,8 +35,8 @@ def test_speedrun_learns_in_one_epoch_on_the_embedded_subset(tmp_path, seed):
 
 
 def test_speedrun_recipes_and_nets_go_together():
-    assert default_recipe_for("speednet", (1, 28, 28)) == "speedrun"
-    assert default_recipe_for("speednet_cifar", (3, 32, 32)) == "speedrun_cifar"
+    assert cnnzoo.registry.get_entry("speednet").recipe == "speedrun"
+    assert cnnzoo.registry.get_entry("speednet_cifar").recipe == "speedrun_cifar"
     r = get_recipe("speedrun")
     assert (r.epochs, r.val_split, r.keep) == (1, 0.0, "last")
     m = cnnzoo.create_model("speednet")

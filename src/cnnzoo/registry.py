@@ -51,6 +51,7 @@ class ModelEntry:
     # `cnnzoo info` and docs/models.md, and checked by the tests
     compiles_with: str = "compile"
     num_classes: int = 1000  # default class count (LeNet-5: 10); in_chans defaults to input_size[0]
+    recipe: str = "fast"  # the training recipe `cnnzoo train` uses without --recipe (train/recipes.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,8 +81,11 @@ def register(
     description: str = "",
     compiles_with: str = "compile",
     num_classes: int = 1000,
+    recipe: str = "fast",
 ) -> ModelEntry:
-    """Add a model. Builders take (num_classes, in_chans, **arch_kwargs)."""
+    """Add a model. Builders take (num_classes, in_chans, **arch_kwargs). `recipe` names its
+    paper's training recipe (a name in train/recipes.RECIPES); without one it trains with the
+    modern `fast` recipe."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
     if isinstance(published, Published):
@@ -97,6 +101,7 @@ def register(
         description=description,
         compiles_with=compiles_with,
         num_classes=num_classes,
+        recipe=recipe,
     )
     _REGISTRY[name] = entry
     return entry

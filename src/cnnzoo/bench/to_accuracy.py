@@ -37,7 +37,7 @@ from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry
 from ..train.engine import (StepContext, build_optimizer, build_scheduler, evaluate,
                             train_one_epoch, use_channels_last, uses_bf16)
-from ..train.recipes import Recipe, default_recipe_for, get_recipe
+from ..train.recipes import Recipe, get_recipe
 from .loop import _PerSampleDataset
 from .machine import machine_info
 
@@ -124,7 +124,7 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     medians (one epoch on a shared machine moves by +-10%); `races` lists every race."""
     _check(target, epochs, max_images, repeats)
     entry = get_entry(model_name)
-    r = get_recipe(recipe_name or default_recipe_for(model_name, entry.input_size),
+    r = get_recipe(recipe_name or entry.recipe,
                    {"epochs": epochs} if epochs else None)
     if r.augment != "none" or r.accum_steps != 1:
         raise InvalidArgumentError(f"recipe {r.name}: the plain loop has no augmentation and no gradient "

@@ -133,7 +133,7 @@ def _register_train(app: typer.Typer) -> None:
 def _print_fields(fmt: Format) -> None:
     from rich.table import Table
 
-    from ..train.recipe_fields import fields_table
+    from ..train.recipes import fields_table
 
     rows = fields_table()
     if fmt is Format.json:

@@ -140,7 +140,7 @@ ZF_PAPER = Paper(
 
 register(
     "alexnet", alexnet, family="alexnet", paper=ONE_WEIRD_TRICK, input_size=(3, 227, 227),
-    kwargs=dict(cfg="torchvision"),
+    kwargs=dict(cfg="torchvision"), recipe="alexnet",
     published=Published(source="torchvision AlexNet_Weights.IMAGENET1K_V1 (ImageNet-1k val, 224 "
                         "crop; its 'GFLOPS' 0.714 are multiply-adds)",
                         params=61_100_840, macs=0.714e9, top1_err=43.478, top5_err=20.934),
@@ -148,7 +148,7 @@ register(
 )
 register(
     "alexnet_original", alexnet, family="alexnet", paper=ALEXNET_PAPER, input_size=(3, 227, 227),
-    kwargs=dict(cfg="original"),
+    kwargs=dict(cfg="original"), recipe="alexnet",
     published=(
         Published(source="Krizhevsky et al. 2012, abstract and Table 1 (1 CNN, ILSVRC-2010 test)",
                   params=60e6, top1_err=37.5, top5_err=17.0, dataset="ImageNet ILSVRC-2010"),
@@ -159,7 +159,7 @@ register(
 )
 register(
     "zfnet", alexnet, family="alexnet", paper=ZF_PAPER, input_size=(3, 224, 224),
-    kwargs=dict(cfg="zfnet"),
+    kwargs=dict(cfg="zfnet"), recipe="alexnet",
     published=Published(source="Zeiler & Fergus 2014, Table 2, model (b): 1 convnet, layers 3,4,5 "
                         "with 512,1024,512 maps (ILSVRC-2012 val)", top1_err=37.5, top5_err=16.0),
     description="ZFNet: AlexNet with conv1 7x7/2, conv2 stride 2, conv3-5 of 512-1024-512",

@@ -125,11 +125,11 @@ for _name, (_cfg, _m, _top1, _top5) in _PAPER_NETS.items():
                       params=_m * 1e6, top1_err=_top1, top5_err=_top5)]
     if _name in _TORCHVISION:
         _pub.append(_tv(_name))
-    register(_name, vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224),
+    register(_name, vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224), recipe="vgg",
              kwargs=dict(cfg=_cfg), published=tuple(_pub),
              description=f"VGG configuration {_cfg}" + (" (torchvision-compatible)"
                                                         if _name in _TORCHVISION else ""))
     if _name in _TORCHVISION:
-        register(f"{_name}_bn", vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224),
+        register(f"{_name}_bn", vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224), recipe="vgg",
                  kwargs=dict(cfg=_cfg, batch_norm=True), published=_tv(f"{_name}_bn"),
                  description=f"VGG configuration {_cfg} with BatchNorm (torchvision-compatible)")
