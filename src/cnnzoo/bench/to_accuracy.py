@@ -107,7 +107,7 @@ def _check(target: float, epochs: int | None, max_images: int | None, repeats: i
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise InvalidArgumentError(f"--repeats must be an integer >= 1, got {repeats!r}")
     if not 0 < target <= 100:
-        raise InvalidArgumentError(f"--to-accuracy takes a test accuracy in percent, 0 < A <= 100, got {target:g}")
+        raise InvalidArgumentError(f"bench to-accuracy takes a test accuracy in percent, 0 < A <= 100, got {target:g}")
     if epochs is not None and epochs < 1:
         raise InvalidArgumentError(f"--epochs must be >= 1, got {epochs}")
     if max_images is not None and max_images < 1:
@@ -225,7 +225,7 @@ def _epoch(arm: _Arm, epoch: int, test: TensorData, prep: Preprocess, r: Recipe,
 
 
 def format_to_accuracy(res: dict[str, Any]) -> str:
-    """The table `cnnzoo bench --to-accuracy` prints."""
+    """The table `cnnzoo bench to-accuracy` prints."""
     def secs(s: float | None) -> str:
         return f"{s:.1f}s" if s is not None else "not reached"
 
