@@ -4,9 +4,9 @@
 that makes `--format` json, so the two are aliases on every verb that prints data, through
 click's ordinary callbacks. A verb declares both:
 
-    def show(..., fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None:
+    def show(..., fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
 
-(`as_json` is never passed a value: `--json` only sets the format.) A verb with other choices
+(`json_flag` is never passed a value: `--json` only sets the format.) A verb with other choices
 (`summary`: table, markdown, csv, json) declares `Annotated[ItsEnum, format_option()]`."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import re
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -18,6 +18,8 @@ from ..analysis.plots import check_plot_path, plot_compare, plot_layers
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ._common import print_json
+from ._lazy import Verb
+from ._options import JsonOpt, format_option
 
 
 class TableFormat(str, Enum):
@@ -25,6 +27,9 @@ class TableFormat(str, Enum):
     markdown = "markdown"
     csv = "csv"
     json = "json"
+
+
+TableFormatOpt = Annotated[TableFormat, format_option()]
 
 
 def parse_input(spec: str) -> tuple[int, int, int]:
@@ -65,14 +70,14 @@ def _opt(v: float | None, fmt: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("summary")
+    @app.command("summary", cls=Verb)
     def summary_cmd(
         model: str = typer.Argument(..., help="registered model name (`cnnzoo list`), model file or run folder"),
         input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
                                             "(default: the model's native input)"),
         depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
                                             "first N parts of their names (1: blocks/stages)"),
-        fmt: TableFormat = typer.Option(TableFormat.table, "--format", help="table, markdown, csv or json"),
+        fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
         flops: bool = typer.Option(False, "--flops", help="show FLOPs = 2 x multiply-adds"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="bar charts of memory, params "
                                             "and operations per layer (.png or .svg)"),
@@ -115,14 +120,14 @@ def register(app: typer.Typer) -> None:
             plot_layers(report, plot, flops=flops, all_layers=all_layers)
             typer.echo(f"wrote {plot}", err=True)
 
-    @app.command("compare")
+    @app.command("compare", cls=Verb)
     def compare_cmd(
         models: List[str] = typer.Argument(..., help="two or more registered model names, model files or run folders"),
         input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
                                             "(default: each model's native input)"),
         plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
                                             "bubble chart, area ~ params (.png or .svg)"),
-        fmt: TableFormat = typer.Option(TableFormat.table, "--format", help="table, markdown, csv or json"),
+        fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
     ) -> None:
         """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
         and the lectures' "comparing complexity" chart."""

@@ -74,7 +74,7 @@ def models_cmd(
     fastpath: Annotated[bool, typer.Option(help="also time the inference fast paths against "
                                                 "torchvision eager")] = True,
     loop: Annotated[bool, typer.Option(help="also time our training loop against a plain PyTorch loop")] = True,
-    out: Out = None, fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Time our models against the reference (same architecture, same weights), interleaved;
     print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
@@ -99,7 +99,7 @@ def to_accuracy_cmd(
     max_images: Annotated[Optional[int], typer.Option(help="the first N training images")] = None,
     repeats: Annotated[int, typer.Option(help="race N times from the same start, report medians")] = 1,
     device: Device = "cpu", threads: Threads = 2,
-    out: Out = None, fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Seconds of training to a test accuracy, our loop against a plain PyTorch loop, interleaved
     epoch by epoch (times training as `cnnzoo train` runs it)."""
@@ -118,7 +118,7 @@ def loader_cmd(
     workers: Annotated[int, typer.Option(help="DataLoader workers of both sides")] = 2,
     images: Annotated[int, typer.Option(help="images per timed pass")] = 1024,
     device: Device = "cpu", batch: Batch = None, reps: Reps = None,
-    out: Out = None, fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Images/s of ready training batches from an image folder: our loader against torchvision's
     reference pipeline."""

@@ -25,7 +25,7 @@ def convert_cmd(
     in_chans: Annotated[int, typer.Option(help="input channels of the model to build")] = 3,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="load what fits instead of failing on "
                                                 "differences")] = False,
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Convert a weights file into a self-describing cnnzoo model file.
 

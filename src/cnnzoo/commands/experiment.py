@@ -35,7 +35,7 @@ def experiment_cmd(
     data: Annotated[Optional[str], typer.Option(help=DATA_HELP)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: auto)")] = None,
     seed: Annotated[int, typer.Option(help="the first run's seed")] = 0,
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Rerun a claim from the lectures: plain vs residual depth (degradation), ensembles,
     LRN, two 3x3 vs one 5x5, 1x1 reductions, auxiliary heads. Writes NAME.json (the paper's

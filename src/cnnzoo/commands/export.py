@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
-from ._common import console, print_json
+from ._common import Format, console, print_json
+from ._lazy import Verb
+from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
+from ._options import JsonOpt, choices, format_option
 
 
 class Target(str, Enum):
@@ -22,19 +24,20 @@ _TARGETS = ("onnx", "torchscript", "exported", "exported-program")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
+    @app.command("export", cls=Verb)
     def export_cmd(
         checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                           "or run folder"),
-        int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="static|dynamic",
-                                                  help="static or dynamic, after --int8"),
         to: Target = typer.Option(Target.onnx, "--to", "-t",
                                   help="onnx, torchscript or exported (ExportedProgram .pt2)"),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="file to write (default: beside CHECKPOINT)"),
         atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
         int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
-                                  "(QDQ, needs --calibrate) or `--int8 dynamic`"),
+                                  "(QDQ, needs --calibrate) or --int8-mode dynamic"),
+        int8_mode: Optional[str] = typer.Option(None, "--int8-mode", metavar="static|dynamic",
+                                                help="static (the default: calibrated activation "
+                                                "ranges) or dynamic (weights only); implies --int8"),
         calibrate: Optional[str] = typer.Option(None, "--calibrate", help="calibration images "
                                                 "(train split): mnist:PATH, folder:PATH, embedded"),
         calib_images: int = typer.Option(256, help="how many calibration images"),
@@ -42,10 +45,9 @@ def register(app: typer.Typer) -> None:
                                                  "(test split) for the accuracy change; default: "
                                                  "--calibrate's data"),
         check_images: int = typer.Option(2000, help="how many images the accuracy check uses"),
-        fmt: str = typer.Option("table", "--format", help="table or json (the report)"),
-        json_out: bool = typer.Option(False, "--json", help="same as --format json"),
-        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
-        weights: Optional[Path] = weights_option(),
+        fmt: Annotated[str, format_option(f"{choices(Format)} (the report; the target is --to)")] = "table",
+        json_flag: JsonOpt = False,
+        pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
     ) -> None:
         """Export a model file for deployment with a dynamic batch size, then check it.
 
@@ -65,12 +67,10 @@ def register(app: typer.Typer) -> None:
                 f"--to: use `--to {'exported' if fmt.startswith('exported') else fmt}`")
         if fmt not in ("table", "json"):
             raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
-        if int8_mode is not None and not int8:
-            raise InvalidArgumentError(f"unexpected argument {int8_mode!r} (did you mean "
-                                       f"`--int8 {int8_mode}`?)")
+        int8 = int8 or int8_mode is not None
         if calibrate and not int8:
             raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
-        as_json = json_out or fmt == "json"
+        as_json = fmt == "json"
         choice = pretrained_choice(pretrained, pretrained_tag, weights, checkpoint)
         from ..modelfile import model_path
 
@@ -117,11 +117,11 @@ def _int8(checkpoint: Path, mode: str, to: Target, out: Optional[Path], calibrat
         raise InvalidArgumentError(f"--int8 makes an ONNX file (ONNX Runtime quantization); "
                                    f"drop --to {to.value}")
     if mode not in ("static", "dynamic"):
-        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (the default, with "
+        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (the default, with "
                                    "--calibrate DATA) or dynamic")
     if mode == "static" and not calibrate:
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   "(mnist:PATH, folder:PATH or embedded), or use --int8 dynamic")
+                                   "(mnist:PATH, folder:PATH or embedded), or use --int8-mode dynamic")
     model, record = load_for_inference(checkpoint, choice)
     pp = get_preprocess(record, model)
     calib = (load_image_set(calibrate, "train", pp, limit=calib_images).x

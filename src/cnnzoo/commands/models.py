@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 def list_cmd(
     pattern: Annotated[str, typer.Argument(help="shell-style pattern, e.g. 'resnet*'")] = "*",
     family: Annotated[Optional[str], typer.Option(help="only this family")] = None,
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """List registered models: name, family, parameters, native input."""
     rows = []
@@ -73,7 +73,7 @@ def list_cmd(
 
 
 def info_cmd(name: Annotated[str, typer.Argument(help="model name")],
-             fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None:
+             fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Paper, native input size and published figures of a model."""
     e = get_entry(name)
     info = e.as_dict()

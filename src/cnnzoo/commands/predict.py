@@ -31,7 +31,7 @@ def predict_cmd(
                                                  "before them make an ensemble")],
     top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show")] = 5,
     combine: Annotated[str, typer.Option(help=_combine_help())] = "mean",
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
 ) -> None:
     """Classify images with the preprocessing the model was trained with (from its file).

@@ -94,7 +94,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch (default: its own choice)")] = None,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
     list_fields: Annotated[bool, typer.Option("--list-fields", help="list every --set field (type, "
                                               "default, meaning) and exit")] = False,
@@ -168,7 +168,7 @@ def eval_cmd(
     device: Annotated[Optional[str], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 500,
     amp: Annotated[str, typer.Option(help=_amp_help())] = "auto",
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
 ) -> None:
     """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix;

@@ -66,7 +66,7 @@ def _done(out: Path, info: dict, fmt: Format) -> None:
 
 
 def filters_cmd(ctx: typer.Context, checkpoint: Ckpt, out: Out, fmt: FormatOpt = Format.table,
-                as_json: JsonOpt = False) -> None:
+                json_flag: JsonOpt = False) -> None:
     """The first convolution's kernels as an image grid (alexnet_original: 96 kernels, 8 x 12). A
     model name gives its random initialisation, and the title says so."""
     from ..visual.checks import untrained
@@ -83,7 +83,7 @@ def features_cmd(ctx: typer.Context, checkpoint: Ckpt, image: Image, layer: Laye
                  per_map: Annotated[bool, typer.Option("--per-map", help="scale each map to its own range "
                                                        "(default: one colour scale for all, with a "
                                                        "colorbar)")] = False,
-                 fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None:
+                 fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Feature maps of any layer for one image, on one shared colour scale."""
     from ..visual.visualize import save_feature_maps
 
@@ -105,7 +105,7 @@ def top9_cmd(ctx: typer.Context, checkpoint: Ckpt, layer: Layer,
              split: Annotated[str, typer.Option(help="train or test")] = "test",
              limit: Annotated[int, typer.Option(help="search the first N images")] = 2000,
              method: Annotated[str, typer.Option(help=_methods_help())] = "deconvnet",
-             fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None:
+             fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """The top-9 images of a dataset for one channel: reconstructions and image patches. Ranked by
     the layer's output (pre-activation where an activation follows; the same order after it);
     warns about a channel that never fires."""
@@ -128,7 +128,7 @@ def top9_cmd(ctx: typer.Context, checkpoint: Ckpt, layer: Layer,
 def deconv_cmd(ctx: typer.Context, checkpoint: Ckpt, image: Image, layer: Layer, out: Out,
                channel: Annotated[Optional[int], typer.Option("--channel", "-c", help="default: the "
                                                               "strongest channel")] = None,
-               fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None:
+               fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Deconvnet and guided-backprop reconstructions of one activation, side by side."""
     from ..visual.visualize import save_reconstruction
 
@@ -142,7 +142,7 @@ def gradcam_cmd(ctx: typer.Context, checkpoint: Ckpt, image: Image, out: Out,
                 target: Annotated[Optional[int], typer.Option("--class", help="default: predicted")] = None,
                 layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="default: the last layer "
                                                              "whose map is larger than 1x1")] = None,
-                fmt: FormatOpt = Format.table, as_json: JsonOpt = False) -> None:
+                fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Grad-CAM heat map over the image for a class."""
     from ..deploy.predict import class_names
     from ..visual.visualize import save_grad_cam
@@ -169,7 +169,7 @@ def occlusion_cmd(
                                                   "prediction)")] = None,
     batch_size: Annotated[int, typer.Option(help="occluded images per forward pass")] = 64,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG")] = Path("occlusion.png"),
-    fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Occlusion sensitivity (Zeiler & Fergus 2014, Fig. 7): a grey square slides over the
     image; the PNG shows the image, the correct class's probability map and the most probable

@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from ._common import Format, console, print_json
+from ._lazy import Verb
+from ._options import FormatOpt, JsonOpt
 
 
 def _pct(v: float | None, unit: str = "") -> str:
@@ -19,14 +21,14 @@ def _mb(v: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("weights")
+    @app.command("weights", cls=Verb)
     def weights_cmd(
         model: Optional[str] = typer.Argument(None, help="a model name: its weights in detail"),
         download: bool = typer.Option(False, "--download",
                                       help="fetch MODEL's weights into the cache (verified)"),
         tag: Optional[str] = typer.Option(None, "--tag", help="only these weights (tv, timm or a "
                                            "tag); with --download: which to fetch"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+        fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     ) -> None:
         """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
         (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE (default

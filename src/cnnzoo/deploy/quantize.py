@@ -49,12 +49,12 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
     """Write the int8 version of ONNX file `fp32` to `out`; `calibration`: preprocessed
     images (N, C, H, W) for static mode. Returns what was quantized."""
     if mode not in MODES:
-        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (with --calibrate DATA) "
+        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (with --calibrate DATA) "
                                    "or dynamic")
     if mode == "static" and (calibration is None or len(calibration) == 0):
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
                                    "(e.g. mnist:PATH, folder:PATH or embedded), or use "
-                                   "--int8 dynamic")
+                                   "--int8-mode dynamic")
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
