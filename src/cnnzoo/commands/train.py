@@ -66,38 +66,46 @@ def _recipe_help() -> str:
     return f"{choices(RECIPES)} (default: the model's paper recipe)"
 
 
+def _opt(help: str, *flags: str) -> typer.models.OptionInfo:
+    return typer.Option(*flags, help=help)
+
+
+# train's options, one line each in its signature
+OptStr, OptInt, OptFloat, OptPath = Optional[str], Optional[int], Optional[float], Optional[Path]
+Model = Annotated[OptStr, typer.Argument(help="model name (see `cnnzoo list`); optional with --resume")]
+Data = Annotated[OptStr, _opt("mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, or embedded "
+                              "(default: the built-in MNIST subset)")]
+RecipeName = Annotated[OptStr, _opt(_recipe_help())]
+Epochs = Annotated[OptInt, _opt("number of epochs (replaces a recipe's iterations)")]
+ValSplit = Annotated[OptStr, _opt("validation held out of the training set: a fraction F or N images, "
+                                  "stratified, fixed seed; 0: none (default: the recipe's val_split, 0.1; "
+                                  "folders use val/)")]
+Sets = Annotated[Optional[List[str]], _opt("override any recipe field: key=value (repeatable; "
+                                           "--list-fields lists them)", "--set")]
+Resume = Annotated[OptPath, _opt("continue a run: its folder (or a torch .pt/.pth checkpoint, read with "
+                                 "weights_only=True)")]
+Overwrite = Annotated[bool, _opt("replace the run already in --out (refused without it)", "--overwrite")]
+Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1 (default: cuda if available)")]
+Compile = Annotated[bool, _opt("torch.compile the model", "--compile")]
+Accum = Annotated[OptInt, _opt("gradient accumulation steps", "--accum-steps")]
+SyncBN = Annotated[bool, _opt("SyncBatchNorm across processes (torchrun)", "--sync-bn")]
+Deterministic = Annotated[bool, _opt("deterministic algorithms: same seed, same weights", "--deterministic")]
+Threads = Annotated[OptInt, _opt("CPU threads for PyTorch (default: its own choice)")]
+ListFields = Annotated[bool, _opt("list every --set field (type, default, meaning) and exit", "--list-fields")]
+
+
 def train_cmd(
-    model: Annotated[Optional[str], typer.Argument(help="model name (see `cnnzoo list`); optional with --resume")] = None,
-    data: Annotated[Optional[str], typer.Option(help="mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, "
-                                                "or embedded (default: the built-in MNIST subset)")] = None,
-    recipe: Annotated[Optional[str], typer.Option(help=_recipe_help())] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="number of epochs (replaces a recipe's iterations)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="global batch size")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="base learning rate")] = None,
-    val_split: Annotated[Optional[str], typer.Option(
-        help="validation held out of the training set: a fraction F or N images, stratified, fixed seed; "
-             "0: none (default: the recipe's val_split, 0.1; folders use val/)")] = None,
-    sets: Annotated[Optional[List[str]], typer.Option("--set", help="override any recipe field: key=value "
-                                                      "(repeatable; --list-fields lists them)")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML file of recipe fields")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default runs/MODEL-TIME)")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue a run: its folder (or a torch .pt/.pth "
-                                                   "checkpoint, read with weights_only=True)")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in --out "
-                                            "(refused without it)")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda if available)")] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
-    accum: Annotated[Optional[int], typer.Option("--accum-steps", help="gradient accumulation steps")] = None,
-    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="SyncBatchNorm across processes (torchrun)")] = False,
-    deterministic: Annotated[bool, typer.Option("--deterministic", help="deterministic algorithms: same "
-                                                "seed, same weights")] = False,
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for PyTorch (default: its own choice)")] = None,
-    progress: Annotated[bool, typer.Option(help="progress bar")] = True,
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
-    pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
-    list_fields: Annotated[bool, typer.Option("--list-fields", help="list every --set field (type, "
-                                              "default, meaning) and exit")] = False,
+    model: Model = None, data: Data = None, recipe: RecipeName = None, epochs: Epochs = None,
+    batch_size: Annotated[OptInt, _opt("global batch size")] = None,
+    lr: Annotated[OptFloat, _opt("base learning rate")] = None, val_split: ValSplit = None,
+    sets: Sets = None, config: Annotated[OptPath, _opt("YAML file of recipe fields")] = None,
+    out: Annotated[OptPath, _opt("output folder (default runs/MODEL-TIME)")] = None,
+    resume: Resume = None, overwrite: Overwrite = False, device: Device = None, compile: Compile = False,
+    accum: Accum = None, sync_bn: SyncBN = False, deterministic: Deterministic = False,
+    seed: Annotated[int, typer.Option()] = 0, threads: Threads = None,
+    progress: Annotated[bool, _opt("progress bar")] = True, fmt: FormatOpt = Format.table,
+    json_flag: JsonOpt = False, pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None,
+    weights: Weights = None, list_fields: ListFields = False,
 ) -> None:
     """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
 
