@@ -2,8 +2,11 @@
 help for `cnnzoo --help`, and the examples that end its own `--help`. Light on purpose: reading
 this table imports nothing, so `cnnzoo --help` starts in a fraction of `import torch`.
 
-Adding a verb: write commands/NAME.py with `register(app)`, add its row here (a test fails for a
-commands module missing from this table, and for a verb without examples)."""
+Adding a verb: write commands/NAME.py with its command function (options as `Annotated[...]`,
+shared ones from `_options.py` and `_model_args.py`) and `register(app)` calling
+`_lazy.verb(app, NAME, function)` (or `_lazy.group(...)` for sub-verbs); add its row here (a test
+fails for a commands module missing from this table, for a verb without examples, and for a verb
+added any other way)."""
 
 from __future__ import annotations
 
