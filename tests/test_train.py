@@ -79,6 +79,9 @@ def test_a_field_declaration_drives_coercion_range_choices_and_resume(monkeypatc
     assert all(r["meaning"] for r in rows.values())
     assert "one of " + ", ".join(recipes.OPTIMIZERS) in rows["optimizer"]["meaning"]
     assert "in [0, 1)" in rows["momentum"]["meaning"] and "a resume may change it" in rows["lr"]["meaning"]
+    recipes.check_field("lr", 0.1)
+    with pytest.raises(InvalidArgumentError, match="lr must be > 0, got 0"):
+        recipes.check_field("lr", 0.0)
 
 
 def test_every_registered_model_names_an_existing_recipe():

@@ -274,6 +274,14 @@ def _field_problem(key: str, v: Any) -> str | None:
 _WORDS = {2: "two", 3: "three"}
 
 
+def check_field(key: str, value: Any) -> None:
+    """Raise on a value that field `key`'s declaration refuses: for callers outside a Recipe that
+    take the same quantity (fine-tuning's epochs, lr, weight_decay...)."""
+    problem = _field_problem(key, value)
+    if problem:
+        raise InvalidArgumentError(problem)
+
+
 def validate(r: Recipe) -> None:
     """Every field of `r` of its type and in its range or choices (finite numbers), as declared:
     the one check of a recipe, whether it comes from the table, a YAML file, --set, a CLI flag or
