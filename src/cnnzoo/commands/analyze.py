@@ -18,7 +18,7 @@ from ..analysis.plots import check_plot_path, plot_compare, plot_layers
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ._common import print_json
-from ._lazy import Verb
+from ._lazy import verb
 from ._options import JsonOpt, format_option
 
 
@@ -70,86 +70,89 @@ def _opt(v: float | None, fmt: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("summary", cls=Verb)
-    def summary_cmd(
-        model: str = typer.Argument(..., help="registered model name (`cnnzoo list`), model file or run folder"),
-        input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
-                                            "(default: the model's native input)"),
-        depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
-                                            "first N parts of their names (1: blocks/stages)"),
-        fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
-        flops: bool = typer.Option(False, "--flops", help="show FLOPs = 2 x multiply-adds"),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="bar charts of memory, params "
-                                            "and operations per layer (.png or .svg)"),
-        batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per batch"),
-        all_layers: bool = typer.Option(False, "--all-layers", help="also show activation, "
-                                        "dropout and identity rows (no params, MACs or memory)"),
-        rf: bool = typer.Option(False, "--rf", help="add receptive field and effective stride"),
-        optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
-                                                "training memory with this optimizer "
-                                                "(sgd, momentum, adam, ...)"),
-        explain_layer: Optional[str] = typer.Option(None, "--explain", help="one layer's arithmetic "
-                                                    "with its numbers, instead of the table"),
-    ) -> None:
-        """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
-        multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
-        size = parse_input(input) if input is not None else None
-        if plot is not None:
-            check_plot_path(plot)  # fail before the work
-        target, size, _ = _target(model, size)
-        report = analyze(target, input_size=size, batch_size=batch_size)
-        if explain_layer is not None:
-            return print(explain(report, explain_layer), end="")
-        if depth is not None:
-            report = report.aggregate(depth)
-        train = report.training_memory(optimizer=optimizer) if optimizer else None
-        if fmt is TableFormat.json:
-            d = report.to_dict(all_layers=True)
-            if train is not None:
-                d["training_memory"] = train.as_dict()
-            print_json(d)
-        elif fmt is TableFormat.csv:
-            print(report.to_csv(), end="")
-        elif fmt is TableFormat.markdown:
-            print(report.to_markdown(flops=flops, all_layers=all_layers, rf=rf), end="")
-        else:
-            print(report.to_table(flops=flops, all_layers=all_layers, rf=rf), end="")
-        if train is not None and fmt in (TableFormat.table, TableFormat.markdown):
-            print(train)
-        if plot is not None:
-            plot_layers(report, plot, flops=flops, all_layers=all_layers)
-            typer.echo(f"wrote {plot}", err=True)
+    verb(app, "summary", summary_cmd)
+    verb(app, "compare", compare_cmd)
 
-    @app.command("compare", cls=Verb)
-    def compare_cmd(
-        models: List[str] = typer.Argument(..., help="two or more registered model names, model files or run folders"),
-        input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
-                                            "(default: each model's native input)"),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
-                                            "bubble chart, area ~ params (.png or .svg)"),
-        fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
-    ) -> None:
-        """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
-        and the lectures' "comparing complexity" chart."""
-        size = parse_input(input) if input is not None else None
-        if plot is not None:
-            check_plot_path(plot)
-        targets = [_target(name, size) for name in models]  # unknown names fail before any work
-        items = []
-        for name, (target, tsize, entry) in zip(models, targets):
-            r = analyze(target, input_size=tsize)
-            pub = _published(entry)
-            items.append({"name": name, "input_size": list(r.input_size), "params": r.total_params,
-                          "macs": r.total_macs, "memory_bytes": r.total_memory,
-                          "top1_err_pct": pub["top1_err"], "top5_err_pct": pub["top5_err"],
-                          "top1_acc_pct": None if pub["top1_err"] is None else 100 - pub["top1_err"],
-                          "published_params": pub["params"], "published_macs": pub["macs"],
-                          "dataset": pub["dataset"], "source": pub["source"]})
-        _print_compare(items, fmt)
-        if plot is not None:
-            plot_compare(items, plot)
-            typer.echo(f"wrote {plot}", err=True)
 
+def summary_cmd(
+    model: str = typer.Argument(..., help="registered model name (`cnnzoo list`), model file or run folder"),
+    input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
+                                        "(default: the model's native input)"),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
+                                        "first N parts of their names (1: blocks/stages)"),
+    fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
+    flops: bool = typer.Option(False, "--flops", help="show FLOPs = 2 x multiply-adds"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="bar charts of memory, params "
+                                        "and operations per layer (.png or .svg)"),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per batch"),
+    all_layers: bool = typer.Option(False, "--all-layers", help="also show activation, "
+                                    "dropout and identity rows (no params, MACs or memory)"),
+    rf: bool = typer.Option(False, "--rf", help="add receptive field and effective stride"),
+    optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
+                                            "training memory with this optimizer "
+                                            "(sgd, momentum, adam, ...)"),
+    explain_layer: Optional[str] = typer.Option(None, "--explain", help="one layer's arithmetic "
+                                                "with its numbers, instead of the table"),
+) -> None:
+    """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
+    multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
+    size = parse_input(input) if input is not None else None
+    if plot is not None:
+        check_plot_path(plot)  # fail before the work
+    target, size, _ = _target(model, size)
+    report = analyze(target, input_size=size, batch_size=batch_size)
+    if explain_layer is not None:
+        return print(explain(report, explain_layer), end="")
+    if depth is not None:
+        report = report.aggregate(depth)
+    train = report.training_memory(optimizer=optimizer) if optimizer else None
+    if fmt is TableFormat.json:
+        d = report.to_dict(all_layers=True)
+        if train is not None:
+            d["training_memory"] = train.as_dict()
+        print_json(d)
+    elif fmt is TableFormat.csv:
+        print(report.to_csv(), end="")
+    elif fmt is TableFormat.markdown:
+        print(report.to_markdown(flops=flops, all_layers=all_layers, rf=rf), end="")
+    else:
+        print(report.to_table(flops=flops, all_layers=all_layers, rf=rf), end="")
+    if train is not None and fmt in (TableFormat.table, TableFormat.markdown):
+        print(train)
+    if plot is not None:
+        plot_layers(report, plot, flops=flops, all_layers=all_layers)
+        typer.echo(f"wrote {plot}", err=True)
+
+
+
+def compare_cmd(
+    models: List[str] = typer.Argument(..., help="two or more registered model names, model files or run folders"),
+    input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
+                                        "(default: each model's native input)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
+                                        "bubble chart, area ~ params (.png or .svg)"),
+    fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
+) -> None:
+    """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
+    and the lectures' "comparing complexity" chart."""
+    size = parse_input(input) if input is not None else None
+    if plot is not None:
+        check_plot_path(plot)
+    targets = [_target(name, size) for name in models]  # unknown names fail before any work
+    items = []
+    for name, (target, tsize, entry) in zip(models, targets):
+        r = analyze(target, input_size=tsize)
+        pub = _published(entry)
+        items.append({"name": name, "input_size": list(r.input_size), "params": r.total_params,
+                      "macs": r.total_macs, "memory_bytes": r.total_memory,
+                      "top1_err_pct": pub["top1_err"], "top5_err_pct": pub["top5_err"],
+                      "top1_acc_pct": None if pub["top1_err"] is None else 100 - pub["top1_err"],
+                      "published_params": pub["params"], "published_macs": pub["macs"],
+                      "dataset": pub["dataset"], "source": pub["source"]})
+    _print_compare(items, fmt)
+    if plot is not None:
+        plot_compare(items, plot)
+        typer.echo(f"wrote {plot}", err=True)
 
 def _print_compare(items: list[dict[str, Any]], fmt: TableFormat) -> None:
     if fmt is TableFormat.json:
