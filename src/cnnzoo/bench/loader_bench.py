@@ -1,4 +1,4 @@
-"""`cnnzoo bench --loader folder:PATH`: images/s of ready training batches from an image folder,
+"""`cnnzoo bench loader folder:PATH`: images/s of ready training batches from an image folder,
 our fast loader against the reference pipeline of torchvision's references/classification/train.py
 (ImageFolder + DataLoader, PIL decoding and v2 transforms per image in the workers:
 RandomResizedCrop(224), RandomHorizontalFlip, PILToTensor, ToDtype(float32, scale), Normalize).
