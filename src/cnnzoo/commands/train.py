@@ -134,6 +134,7 @@ def train_cmd(
 
 
 def _print_fields(fmt: Format) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from ..train.recipes import fields_table
@@ -145,7 +146,7 @@ def _print_fields(fmt: Format) -> None:
     for col in ("field", "type", "default", "meaning"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["field"], r["type"], r["default"], r["meaning"])
+        t.add_row(*(escape(r[k]) for k in ("field", "type", "default", "meaning")))  # [float, float] is not markup
     make_console().print(t)
 
 
