@@ -197,7 +197,9 @@ def test_old_bench_spellings_exit_2_naming_the_new(argv, new, capsys):
 
 
 def test_help_choice_lists_are_written_from_what_they_list():
+    from cnnzoo.analysis.memory import OPTIMIZER_STATES
     from cnnzoo.bench import MODES
+    from cnnzoo.commands.export import Target
     from cnnzoo.bench.settings import PRECISIONS
     from cnnzoo.commands._common import Format
     from cnnzoo.commands._options import choices
@@ -216,6 +218,8 @@ def test_help_choice_lists_are_written_from_what_they_list():
         ("experiment", "--size"): choices(SIZES),
         ("visualize top9", "--method"): choices(METHODS),
         ("export", "--format"): choices(Format),
+        ("export", "--to"): choices(Target),
+        ("summary", "--train-memory"): choices(OPTIMIZER_STATES),
     }
     for (verb, flag), listed in expect.items():
         assert listed in _opt(_command(verb), flag).help, (verb, flag)

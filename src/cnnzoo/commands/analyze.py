@@ -14,12 +14,13 @@ import typer
 
 from ..analysis import analyze
 from ..analysis.explain import explain
+from ..analysis.memory import OPTIMIZER_STATES
 from ..analysis.plots import check_plot_path, plot_compare, plot_layers
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ._common import print_json
 from ._lazy import verb
-from ._options import JsonOpt, format_option
+from ._options import JsonOpt, choices, format_option
 
 
 class TableFormat(str, Enum):
@@ -89,8 +90,8 @@ def summary_cmd(
                                     "dropout and identity rows (no params, MACs or memory)"),
     rf: bool = typer.Option(False, "--rf", help="add receptive field and effective stride"),
     optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
-                                            "training memory with this optimizer "
-                                            "(sgd, momentum, adam, ...)"),
+                                            "training memory with this optimizer: "
+                                            f"{choices(OPTIMIZER_STATES)}"),
     explain_layer: Optional[str] = typer.Option(None, "--explain", help="one layer's arithmetic "
                                                 "with its numbers, instead of the table"),
 ) -> None:

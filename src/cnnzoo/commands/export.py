@@ -31,7 +31,7 @@ def export_cmd(
     checkpoint: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                       "or run folder"),
     to: Target = typer.Option(Target.onnx, "--to", "-t",
-                              help="onnx, torchscript or exported (ExportedProgram .pt2)"),
+                              help=f"{choices(Target)} (exported: an ExportedProgram .pt2)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside CHECKPOINT)"),
     atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
