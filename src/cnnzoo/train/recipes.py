@@ -4,6 +4,12 @@ a fast modern one. `get_recipe(name, overrides)` applies --config YAML and --set
 Epoch- or iteration-based: a recipe with `iterations` (the CIFAR ResNet's 64k) sets the run
 length in optimizer steps; `--epochs N` replaces that with N epochs and the step milestones
 scale in proportion (32k/48k of 64k stay at 50%/75% of the run).
+
+Each field is declared once, in `Recipe`, with `_field(...)`: its default (and so the type --set
+and YAML values are coerced to), its range or choices, its meaning and whether a resumed run may
+change it. Coercion, `validate`, `cnnzoo train --list-fields` and the resume rule read that
+declaration; adding a field is one line here. Which recipe a model trains with by default is a
+field of its registry entry (`register(..., recipe=NAME)`).
 """
 
 from __future__ import annotations
