@@ -75,25 +75,28 @@ def register(app: typer.Typer) -> None:
     verb(app, "compare", compare_cmd)
 
 
+Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="group rows by the first N parts of "
+                                              "their names (1: blocks/stages)")]
+Plot = Annotated[Optional[Path], typer.Option("--plot", help="bar charts of memory, params and operations "
+                                              "per layer (.png or .svg)")]
+AllLayers = Annotated[bool, typer.Option("--all-layers", help="also show activation, dropout and identity "
+                                         "rows (no params, MACs or memory)")]
+TrainMemory = Annotated[Optional[str], typer.Option("--train-memory", help="also estimate training memory "
+                                                    f"with this optimizer: {choices(OPTIMIZER_STATES)}")]
+Explain = Annotated[Optional[str], typer.Option("--explain", help="one layer's arithmetic with its numbers, "
+                                                "instead of the table")]
+
+
 def summary_cmd(
-    model: str = typer.Argument(..., help="registered model name (`cnnzoo list`), model file or run folder"),
-    input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
-                                        "(default: the model's native input)"),
-    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
-                                        "first N parts of their names (1: blocks/stages)"),
-    fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
-    flops: bool = typer.Option(False, "--flops", help="show FLOPs = 2 x multiply-adds"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="bar charts of memory, params "
-                                        "and operations per layer (.png or .svg)"),
-    batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per batch"),
-    all_layers: bool = typer.Option(False, "--all-layers", help="also show activation, "
-                                    "dropout and identity rows (no params, MACs or memory)"),
-    rf: bool = typer.Option(False, "--rf", help="add receptive field and effective stride"),
-    optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
-                                            "training memory with this optimizer: "
-                                            f"{choices(OPTIMIZER_STATES)}"),
-    explain_layer: Optional[str] = typer.Option(None, "--explain", help="one layer's arithmetic "
-                                                "with its numbers, instead of the table"),
+    model: Annotated[str, typer.Argument(help="registered model name (`cnnzoo list`), model file or run folder")],
+    input: Annotated[Optional[str], typer.Option(help="CxHxW, e.g. 3x227x227 (default: the model's native "
+                                                 "input)")] = None,
+    depth: Depth = None, fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
+    flops: Annotated[bool, typer.Option("--flops", help="show FLOPs = 2 x multiply-adds")] = False,
+    plot: Plot = None, batch_size: Annotated[int, typer.Option(min=1, help="images per batch")] = 1,
+    all_layers: AllLayers = False,
+    rf: Annotated[bool, typer.Option("--rf", help="add receptive field and effective stride")] = False,
+    optimizer: TrainMemory = None, explain_layer: Explain = None,
 ) -> None:
     """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
     multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
