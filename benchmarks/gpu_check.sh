@@ -2,10 +2,10 @@
 # The GPU check, prepared on the CPU, run in one go when a GPU is at hand (`make gpu-check`).
 #
 #   1. the cuda-marked tests (tests/test_cuda.py) and the determinism op list
-#   2. `cnnzoo bench --device cuda --models resnet50` in a fresh process: training and inference
+#   2. `cnnzoo bench models --device cuda --models resnet50` in a fresh process: training and inference
 #      images/s, MFU against the card's bf16 peak, the floors (3,000 / 10,000 img/s)
 #   3. time to 99% test accuracy on full MNIST (lenet5_modern, the `fast` recipe)
-#   4. the image-folder loader (`cnnzoo bench --loader`): ready training batches per second from
+#   4. the image-folder loader (`cnnzoo bench loader`): ready training batches per second from
 #      photo-sized JPEGs, ours (nvJPEG, or DALI where installed) against torchvision's reference
 #      pipeline, next to ResNet-50's training images/s from step 2
 #
@@ -45,7 +45,7 @@ TESTS_RC=$?
 tail -n 15 "$LOG"
 
 say "2/4 bench resnet50 (fresh process)"
-timeout 300 "$PY" -m cnnzoo bench --device cuda --models resnet50 --no-loop --no-fastpath \
+timeout 300 "$PY" -m cnnzoo bench models --device cuda --models resnet50 --no-loop --no-fastpath \
     --format json --out "$OUT/bench_resnet50.json" >/dev/null 2>>"$LOG"
 BENCH_RC=$?
 
@@ -63,7 +63,7 @@ timeout 240 "$PY" benchmarks/speedrun_cifar_epoch.py --device cuda >"$OUT/speedr
 
 say "4/4 image-folder loader (1024 photo-like 500x375 JPEGs, 12 workers, batch 128)"
 PHOTOS=${TMPDIR:-/tmp}/cnnzoo_gpu_check_photos
-timeout 240 "$PY" -m cnnzoo bench --loader "folder:$PHOTOS" --make-folder 1024 --images 1024 --workers 12 \
+timeout 240 "$PY" -m cnnzoo bench loader "folder:$PHOTOS" --make-folder 1024 --images 1024 --workers 12 \
     --batch 128 --reps 2 --device cuda --format json --out "$OUT/bench_loader.json" >/dev/null 2>>"$LOG"
 LOADER_RC=$?
 

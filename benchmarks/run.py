@@ -1,6 +1,6 @@
 """The benchmark, without installing the package: `python benchmarks/run.py --quick`.
 
-Same options as `cnnzoo bench` (see --help).
+Same options as `cnnzoo bench models` (see --help).
 """
 
 import os
@@ -15,4 +15,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cnnzoo.cli import main
 
 if __name__ == "__main__":
-    main(["bench", *sys.argv[1:]])
+    main(["bench", "models", *sys.argv[1:]])

@@ -212,14 +212,14 @@ def test_cli_rejects_bad_options():
     from cnnzoo.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["bench", "--modes", "fly"])
+    res = runner.invoke(app, ["bench", "models", "--modes", "fly"])
     assert res.exit_code != 0 and "infer" in str(res.exception)
-    res = runner.invoke(app, ["bench", "--models", "vgg61"])
+    res = runner.invoke(app, ["bench", "models", "--models", "vgg61"])
     assert res.exit_code != 0 and "vgg16" in str(res.exception)
 
 
 def test_cli_end_to_end_sets_passive_openmp_and_prints_json():
-    """`cnnzoo bench` restarts itself with OMP_WAIT_POLICY=PASSIVE (OpenMP reads it at load)."""
+    """`cnnzoo bench models` restarts itself with OMP_WAIT_POLICY=PASSIVE (OpenMP reads it at load)."""
     import os
     import subprocess
     import sys
@@ -228,7 +228,7 @@ def test_cli_end_to_end_sets_passive_openmp_and_prints_json():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
     out = subprocess.run(
-        [sys.executable, "-m", "cnnzoo", "bench", "--quick", "--models", "lenet5_modern",
+        [sys.executable, "-m", "cnnzoo", "bench", "models", "--quick", "--models", "lenet5_modern",
          "--modes", "infer", "--reps", "2", "--threads", "1", "--no-fastpath", "--no-loop",
          "--format", "json"], env=env, capture_output=True, text=True, timeout=300, check=True)
     res = json.loads(out.stdout)
@@ -311,7 +311,7 @@ def test_compiled_bench_over_six_models_runs_no_side_eager():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
            "OMP_NUM_THREADS": "1"}
     models = "lenet5_modern,alexnet,resnet50,mobilenet_v2,shufflenet_v2_x1_0,squeezenet1_0"
-    p = subprocess.run([sys.executable, "-m", "cnnzoo", "bench", "--quick", "--compile", "--compile-backend",
+    p = subprocess.run([sys.executable, "-m", "cnnzoo", "bench", "models", "--quick", "--compile", "--compile-backend",
                         "eager", "--models", models, "--no-fastpath", "--no-loop", "--reps", "1",
                         "--threads", "1", "--format", "json"],
                        env=env, capture_output=True, text=True, timeout=600)

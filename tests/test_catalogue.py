@@ -33,9 +33,10 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
     ("unknown recipe", ["train", "tiny_cnn", "--recipe", "nope", "--out", "{tmp}/r"], 2, ["unknown recipe"]),
     ("bad --set value", ["train", "tiny_cnn", "--set", "lr=abc", "--out", "{tmp}/r"], 2, ["lr"]),
     ("unknown --set key", ["train", "tiny_cnn", "--set", "banana=1", "--out", "{tmp}/r"], 2, ["banana"]),
-    ("bench bad device", ["bench", "--device", "banana"], 2, ["device"]),
-    ("bench cuda without gpu", ["bench", "--device", "cuda", "--models", "lenet5_modern"], 2, ["cuda"]),
-    ("bench bad modes", ["bench", "--modes", "fly"], 2, ["infer"]),
+    ("bench bad device", ["bench", "models", "--device", "banana"], 2, ["device"]),
+    ("bench cuda without gpu", ["bench", "models", "--device", "cuda", "--models", "lenet5_modern"], 2, ["cuda"]),
+    ("bench bad modes", ["bench", "models", "--modes", "fly"], 2, ["infer"]),
+    ("bench old spelling", ["bench", "--quick"], 2, ["cnnzoo bench models"]),
     # transfer options
     ("features per-class 0", ["features", "lenet5", "--per-class", "0", "--out", "{tmp}/f.safetensors"],
      2, ["per_class", "positive"]),

@@ -138,3 +138,93 @@ def test_json_names_the_unit_of_accuracies_and_errors(capsys):
     assert pct(0.9712) == 97.12 and pct(None) is None
     assert scores("test", 0.9712, 0.999) == {"test_acc_pct": 97.12, "test_top1_err_pct": 2.88,
                                              "test_top5_err_pct": 0.1}
+
+
+# -- one way to declare a verb, --format/--json, bench as a group (issue 25) ----------------------
+def _command(path: str):
+    verb, *subs = path.split()
+    cmd = load_verb(verb)
+    for s in subs:
+        cmd = cmd.commands[s]
+    return cmd
+
+
+def _opt(cmd, flag: str):
+    return next((p for p in cmd.params if flag in getattr(p, "opts", ())), None)
+
+
+@pytest.mark.parametrize("verb", ALL)
+def test_every_verb_is_declared_the_one_way_without_patched_click_internals(verb):
+    from cnnzoo.commands._lazy import Verb, VerbGroup
+
+    cmd = _command(verb)
+    assert isinstance(cmd, (Verb, VerbGroup)), f"`{verb}`: add it with commands._lazy.verb()/group()"
+    assert "get_params" not in vars(cmd) and not any("_usage_display_name" in vars(p) for p in cmd.params)
+
+
+@pytest.mark.parametrize("verb", [v for v in ALL if not hasattr(_command(v), "commands") and v != "serve"])
+def test_format_everywhere_and_json_is_its_alias(verb):
+    """Every verb that prints a result takes --format (with json) and --json, the same thing."""
+    cmd = _command(verb)
+    fmt, flag = _opt(cmd, "--format"), _opt(cmd, "--json")
+    assert fmt is not None and flag is not None, f"`cnnzoo {verb}` lacks --format or --json"
+    assert flag.is_eager and not flag.expose_value
+    for argv in (["--json"], ["--format", "json"]):
+        ctx = cmd.make_context(verb, list(argv), resilient_parsing=True)  # required arguments left out
+        assert str(getattr(ctx.params[fmt.name], "value", ctx.params[fmt.name])) == "json", (verb, argv)
+    ctx = cmd.make_context(verb, [], resilient_parsing=True)
+    assert str(getattr(ctx.params[fmt.name], "value", ctx.params[fmt.name])) == "table"
+
+
+def test_json_and_another_format_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["info", "lenet5", "--json", "--format", "table"])
+    assert exit_.value.code == 2 and "--json and --format table disagree" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,new", [
+    (["bench"], "bench models"),
+    (["bench", "--quick"], "bench models"),
+    (["bench", "--models", "resnet50", "--batch", "8"], "bench models"),
+    (["bench", "--to-accuracy", "99", "--data", "embedded"], "bench to-accuracy"),
+    (["bench", "--data", "embedded", "--to-accuracy=99"], "bench to-accuracy"),
+    (["bench", "--loader", "folder:x", "--make-folder", "20"], "bench loader"),
+])
+def test_old_bench_spellings_exit_2_naming_the_new(argv, new, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"cnnzoo {new}" in err and "Traceback" not in err
+
+
+def test_help_choice_lists_are_written_from_what_they_list():
+    from cnnzoo.analysis.memory import OPTIMIZER_STATES
+    from cnnzoo.bench import MODES
+    from cnnzoo.commands.export import Target
+    from cnnzoo.bench.settings import PRECISIONS
+    from cnnzoo.commands._common import Format
+    from cnnzoo.commands._options import choices
+    from cnnzoo.ensemble import COMBINE
+    from cnnzoo.experiments import SIZES
+    from cnnzoo.train.recipes import RECIPES, spec
+    from cnnzoo.visual.visualize import METHODS
+
+    expect = {
+        ("train", "--recipe"): choices(RECIPES),
+        ("eval", "--amp"): choices(spec("amp")["choices"]),
+        ("eval", "--combine"): choices(COMBINE),
+        ("predict", "--combine"): choices(COMBINE),
+        ("bench models", "--modes"): " and/or ".join(MODES),
+        ("bench models", "--precision"): " or ".join(PRECISIONS),
+        ("experiment", "--size"): choices(SIZES),
+        ("visualize top9", "--method"): choices(METHODS),
+        ("export", "--format"): choices(Format),
+        ("export", "--to"): choices(Target),
+        ("summary", "--train-memory"): choices(OPTIMIZER_STATES),
+    }
+    for (verb, flag), listed in expect.items():
+        assert listed in _opt(_command(verb), flag).help, (verb, flag)
+    for verb in ALL:  # an enum's choices are typer's own listing, from the enum
+        fmt = _opt(_command(verb), "--format")
+        if fmt is not None and verb != "export":
+            assert not any(w in (fmt.help or "") for w in ("table or", "json or", ", json")), verb

@@ -261,7 +261,7 @@ def test_the_loader_benchmark_writes_its_folder_and_compares_both_sides(tmp_path
     from cnnzoo.cli import main
 
     root = tmp_path / "photos"
-    args = ["bench", "--loader", f"folder:{root}", "--make-folder", "20", "--images", "16", "--batch", "8",
+    args = ["bench", "loader", f"folder:{root}", "--make-folder", "20", "--images", "16", "--batch", "8",
             "--reps", "1", "--workers", "0", "--format", "json"]
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -276,7 +276,7 @@ def test_the_loader_benchmark_writes_its_folder_and_compares_both_sides(tmp_path
     with Image.open(next((root / "train").rglob("*.jpg"))) as im:
         assert im.size == (500, 375)
     with pytest.raises(SystemExit) as e:
-        main(["bench", "--loader", "mnist:x"])
+        main(["bench", "loader", "mnist:x"])
     assert e.value.code == 2 and "folder:PATH" in capsys.readouterr().err
 
 

@@ -196,7 +196,7 @@ def test_predict_on_an_onnx_export_gives_the_model_files_top5(gray_file, tmp_pat
         main(["predict", str(tmp_path / "bare.onnx"), paths[0]])
     assert ex.value.code == 2 and "cnnzoo.record" in capsys.readouterr().err
     # verbs that need the torch model say so instead of failing inside
-    for argv in (["export", str(dest), "--int8", "dynamic", "--out", str(tmp_path / "q.onnx")],
+    for argv in (["export", str(dest), "--int8-mode", "dynamic", "--out", str(tmp_path / "q.onnx")],
                  ["visualize", "gradcam", str(dest), paths[0], "--out", str(tmp_path / "g.png")]):
         with pytest.raises(SystemExit) as ex:
             main(argv)

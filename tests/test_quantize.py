@@ -57,7 +57,7 @@ def test_static_int8_keeps_the_accuracy_and_reports_speed(trained, tmp_path, cap
 
 
 def test_dynamic_int8(trained, tmp_path, capsys):
-    code, rep = _export(capsys, trained, "--int8", "dynamic", "--check-data", "embedded",
+    code, rep = _export(capsys, trained, "--int8-mode", "dynamic", "--check-data", "embedded",
                         "--out", tmp_path / "d.onnx")
     assert code == 0, rep
     assert rep["mode"] == "dynamic" and rep["calibration_images"] == 0
@@ -66,8 +66,8 @@ def test_dynamic_int8(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,msg", [
     (["--int8"], "needs calibration images"),
-    (["--int8", "wild"], "choose static"),
-    (["dynamic"], "--int8 dynamic"),
+    (["--int8-mode", "wild"], "choose static"),
+    (["dynamic"], "unexpected extra argument"),  # the hidden positional of `--int8 dynamic` is gone
     (["--calibrate", "embedded"], "add --int8"),
     (["--int8", "--calibrate", "embedded", "--to", "torchscript"], "ONNX file"),
 ])

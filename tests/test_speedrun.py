@@ -1,4 +1,4 @@
-"""The speedrun recipes and nets, and `cnnzoo bench --to-accuracy`.
+"""The speedrun recipes and nets, and `cnnzoo bench to-accuracy`.
 
 Learning is checked on the embedded MNIST subset (10k training images: one epoch is 78 steps of
 128) with a loose bound that holds on any CPU, with bf16 autocast off and on (CNNZOO_BF16) and
@@ -20,7 +20,6 @@ from cnnzoo.bench.to_accuracy import format_to_accuracy, to_accuracy
 from cnnzoo.cli import app
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.train import fit, get_recipe
-from cnnzoo.train.recipes import default_recipe_for
 
 # Measured over seeds 0-7, fp32 and bf16: one epoch on the embedded subset gave 96.3-97.8%
 # test accuracy (1000 images); 90% leaves room for other CPUs and kernels.
@@ -36,8 +35,8 @@ def test_speedrun_learns_in_one_epoch_on_the_embedded_subset(tmp_path, seed):
 
 
 def test_speedrun_recipes_and_nets_go_together():
-    assert default_recipe_for("speednet", (1, 28, 28)) == "speedrun"
-    assert default_recipe_for("speednet_cifar", (3, 32, 32)) == "speedrun_cifar"
+    assert cnnzoo.registry.get_entry("speednet").recipe == "speedrun"
+    assert cnnzoo.registry.get_entry("speednet_cifar").recipe == "speedrun_cifar"
     r = get_recipe("speedrun")
     assert (r.epochs, r.val_split, r.keep) == (1, 0.0, "last")
     m = cnnzoo.create_model("speednet")
@@ -113,22 +112,23 @@ def test_speednet_pools_before_it_normalises_and_skips_the_identity_pool():
 
 def test_bench_to_accuracy_cli_json_and_bad_input():
     runner = CliRunner()
-    res = runner.invoke(app, ["bench", "--to-accuracy", "10", "--data", "embedded", "--max-images", "512",
+    res = runner.invoke(app, ["bench", "to-accuracy", "10", "--data", "embedded", "--max-images", "512",
                               "--epochs", "1", "--format", "json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout[res.stdout.index("{"):])
     assert {"ours_s", "plain_s", "ratio", "ours_acc_pct", "plain_acc_pct"} <= set(d)
-    for args, words in ((["--to-accuracy", "150", "--data", "embedded"], "0 < A <= 100"),
-                        (["--to-accuracy", "99"], "--data"),
-                        (["--data", "embedded"], "--to-accuracy"),
-                        (["--to-accuracy", "99", "--data", "embedded", "--epochs", "0"], "--epochs"),
-                        (["--to-accuracy", "99", "--data", "embedded", "--recipe", "cifar_resnet"], "augment")):
-        r = runner.invoke(app, ["bench", *args])
+    for args, words in ((["150", "--data", "embedded"], "0 < A <= 100"),
+                        (["99", "--data", "embedded", "--epochs", "0"], "--epochs"),
+                        (["99", "--data", "embedded", "--recipe", "cifar_resnet"], "augment")):
+        r = runner.invoke(app, ["bench", "to-accuracy", *args])
         assert isinstance(r.exception, InvalidArgumentError) and words in str(r.exception), (args, r.output)
+    for args, words in ((["99"], "--data"), (["--data", "embedded"], "ACCURACY")):  # click's: both required
+        r = runner.invoke(app, ["bench", "to-accuracy", *args])
+        assert r.exit_code == 2 and words in r.output, (args, r.output)
 
 
 def test_bench_to_accuracy_bad_input_exits_2_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "cnnzoo", "bench", "--to-accuracy", "0", "--data", "embedded"],
+    proc = subprocess.run([sys.executable, "-m", "cnnzoo", "bench", "to-accuracy", "0", "--data", "embedded"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "0 < A <= 100" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr

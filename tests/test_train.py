@@ -58,6 +58,42 @@ def test_overrides_from_set_and_yaml(tmp_path):
         get_recipe("alexnett")
 
 
+def test_a_field_declaration_drives_coercion_range_choices_and_resume(monkeypatch):
+    """One declaration per field (recipes._field): a new field needs no other edit to be coerced
+    from its default's type, range-checked, listed and resumable."""
+    import dataclasses
+
+    from cnnzoo.train import plan, recipes
+
+    spec = recipes.spec("patience")
+    assert (spec["kind"], spec["rule"], spec["resume"]) == (int, ">= 0", False)
+    assert get_recipe("fast", {"patience": "4.0"}).patience == 4  # coerced to int, the default's type
+    with pytest.raises(InvalidArgumentError, match="patience must be >= 0"):
+        get_recipe("fast", {"patience": "-1"})
+    assert get_recipe("fast", {"warmup_epochs": "2"}).warmup_epochs == 2.0
+    assert recipes.spec("augment")["choices"] == recipes.AUGMENTATIONS
+    assert set(plan.RESUME_MAY_CHANGE) == {f.name for f in dataclasses.fields(Recipe)
+                                           if f.metadata["resume"]}
+    rows = {r["field"]: r for r in recipes.fields_table()}
+    assert rows.keys() == {f.name for f in dataclasses.fields(Recipe)}
+    assert all(r["meaning"] for r in rows.values())
+    assert "one of " + ", ".join(recipes.OPTIMIZERS) in rows["optimizer"]["meaning"]
+    assert "in [0, 1)" in rows["momentum"]["meaning"] and "a resume may change it" in rows["lr"]["meaning"]
+    recipes.check_field("lr", 0.1)
+    with pytest.raises(InvalidArgumentError, match="lr must be > 0, got 0"):
+        recipes.check_field("lr", 0.0)
+
+
+def test_every_registered_model_names_an_existing_recipe():
+    from cnnzoo.registry import get_entry, list_models, register
+
+    for name in list_models():
+        assert get_entry(name).recipe in RECIPES, name
+    assert get_entry("resnet20").recipe == "cifar_resnet" and get_entry("resnet50").recipe == "resnet"
+    assert get_entry("alexnet").recipe == "alexnet" and get_entry("mobilenet_v2").recipe == "fast"
+    assert register.__kwdefaults__["recipe"] == "fast"  # the rule for a model that names none
+
+
 def test_cifar_resnet_schedule_divides_at_32k_and_48k():
     r = RECIPES["cifar_resnet"]
     f = lr_factor(r, steps_per_epoch=391, total_steps=64000)

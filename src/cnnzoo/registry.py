@@ -54,6 +54,7 @@ class ModelEntry:
     published: tuple[Published, ...] = ()
     description: str = ""
     num_classes: int = 1000  # default class count (LeNet-5: 10); in_chans defaults to input_size[0]
+    recipe: str = "fast"  # the training recipe `cnnzoo train` uses without --recipe (train/recipes.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,9 +82,12 @@ def register(
     published: tuple[Published, ...] | Published = (),
     description: str = "",
     num_classes: int = 1000,
+    recipe: str = "fast",
 ) -> ModelEntry:
     """Add a model. Builders take (num_classes, in_chans, **arch_kwargs). `published`: the
-    papers' figures; torchvision's are appended from its weights' row (hub.table)."""
+    papers' figures; torchvision's are appended from its weights' row (hub.table). `recipe`
+    names its paper's training recipe (a name in train/recipes.RECIPES); without one it trains
+    with the modern `fast` recipe."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
     if isinstance(published, Published):
@@ -99,6 +103,7 @@ def register(
         published=tuple(published),
         description=description,
         num_classes=num_classes,
+        recipe=recipe,
     )
     _REGISTRY[name] = entry
     return entry

@@ -1,4 +1,4 @@
-"""`cnnzoo bench --loader folder:PATH`: images/s of ready training batches from an image folder,
+"""`cnnzoo bench loader folder:PATH`: images/s of ready training batches from an image folder,
 our fast loader against the reference pipeline of torchvision's references/classification/train.py
 (ImageFolder + DataLoader, PIL decoding and v2 transforms per image in the workers:
 RandomResizedCrop(224), RandomHorizontalFlip, PILToTensor, ToDtype(float32, scale), Normalize).
@@ -139,7 +139,7 @@ def format_loader_report(res: dict[str, Any]) -> str:
 
 def run_loader_cli(spec: str, *, make: int, device: str, batch: int | None, workers: int,
                    images: int, reps: int | None) -> tuple[dict[str, Any], str]:
-    """`cnnzoo bench --loader folder:PATH [--make-folder N]`: (result, its text report)."""
+    """`cnnzoo bench loader folder:PATH [--make-folder N]`: (result, its text report)."""
     import sys
 
     from ..errors import InvalidArgumentError
@@ -148,7 +148,7 @@ def run_loader_cli(spec: str, *, make: int, device: str, batch: int | None, work
 
     name, _, path = spec.partition(":")
     if name not in KINDS or KINDS[name].in_memory or not path:
-        raise InvalidArgumentError(f"--loader takes {spec_list(lambda k: not k.in_memory)}, got {spec!r}")
+        raise InvalidArgumentError(f"bench loader takes {spec_list(lambda k: not k.in_memory)}, got {spec!r}")
     root = Path(path).expanduser()
     if make < 0 or workers < 0 or images < 1 or (batch is not None and batch < 1):
         raise InvalidArgumentError("--make-folder and --workers must be >= 0, --images and --batch >= 1")
@@ -156,7 +156,7 @@ def run_loader_cli(spec: str, *, make: int, device: str, batch: int | None, work
         print(f"writing {make} photo-like JPEGs into {root} ...", file=sys.stderr, flush=True)
         make_folder(root, make)
     if not (root / "train").is_dir():
-        raise InvalidArgumentError(f"--loader {spec}: no {root / 'train'} folder (add --make-folder N to write one)")
+        raise InvalidArgumentError(f"bench loader {spec}: no {root / 'train'} folder (add --make-folder N to write one)")
     res = bench_loader(root, device=device, batch=batch or 64, workers=workers, images=images, reps=reps or 4,
                        progress=lambda m: print(m, file=sys.stderr, flush=True))
     return res, format_loader_report(res)

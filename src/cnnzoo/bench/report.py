@@ -6,7 +6,7 @@ from typing import Any
 
 
 def format_report(res: dict[str, Any]) -> str:
-    """The result as the table `cnnzoo bench` prints."""
+    """The result as the table `cnnzoo bench models` prints."""
     lines = _header(res) + [""] + _model_table(res) + _model_notes(res)
     lines += _fastpath_lines(res.get("fastpath")) + _loop_lines(res.get("loop"))
     lines.append(f"\nwall time {res['wall_s']:.1f} s, CPU time {res.get('cpu_s', 0):.1f} s")

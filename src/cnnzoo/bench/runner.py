@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from ..errors import InvalidArgumentError
 from .cases import QUICK_MODELS, BenchError, Case, main_cases
 from .fastpath_bench import bench_fastpath
 from .loop import bench_loop
@@ -17,15 +18,18 @@ from .side_by_side import bench_case
 
 # Issue 8's floors on an H100 (synthetic data), images/s of ResNet-50 with the GPU fast path.
 GPU_FLOORS = {("resnet50", "train"): 3000.0, ("resnet50", "infer"): 10000.0}
+MODES = ("infer", "train")  # the steps a run can time
 
 
 def run(cases: Sequence[Case] | None = None, settings: Settings | None = None, *,
         models: Iterable[str] | None = None, quick: bool = False,
-        modes: Sequence[str] = ("infer", "train"), fastpath: bool = True, loop: bool = True,
+        modes: Sequence[str] = MODES, fastpath: bool = True, loop: bool = True,
         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the benchmark; returns a JSON-ready dict (machine, settings, per-model results, ...)."""
     s = settings or (quick_settings() if quick else full_settings())
     s.check()
+    if not modes or any(m not in MODES for m in modes):
+        raise InvalidArgumentError(f"--modes takes {' and/or '.join(MODES)}, got {','.join(modes)!r}")
     threads_before = torch.get_num_threads()
     cudnn_before = torch.backends.cudnn.benchmark
     if s.threads and s.device == "cpu":

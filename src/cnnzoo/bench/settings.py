@@ -14,6 +14,9 @@ import torch
 from ..errors import InvalidArgumentError
 
 
+PRECISIONS = ("fp32", "bf16")  # bf16: autocast
+
+
 @dataclass(frozen=True)
 class Settings:
     device: str = "cpu"
@@ -30,8 +33,8 @@ class Settings:
     threads: int | None = 2
 
     def check(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise InvalidArgumentError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise InvalidArgumentError(f"precision must be {' or '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise InvalidArgumentError("device cuda was asked for but torch sees no CUDA device")
         if not (self.device == "cpu" or self.device.startswith("cuda")):

@@ -38,7 +38,7 @@ from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry
 from ..train.engine import (StepContext, build_optimizer, build_scheduler, evaluate,
                             train_one_epoch, use_channels_last, uses_bf16)
-from ..train.recipes import Recipe, default_recipe_for, get_recipe
+from ..train.recipes import Recipe, get_recipe
 from .loop import _PerSampleDataset
 from .machine import machine_info
 
@@ -108,7 +108,7 @@ def _check(target: float, epochs: int | None, max_images: int | None, repeats: i
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise InvalidArgumentError(f"--repeats must be an integer >= 1, got {repeats!r}")
     if not 0 < target <= 100:
-        raise InvalidArgumentError(f"--to-accuracy takes a test accuracy in percent, 0 < A <= 100, got {target:g}")
+        raise InvalidArgumentError(f"bench to-accuracy takes a test accuracy in percent, 0 < A <= 100, got {target:g}")
     if epochs is not None and epochs < 1:
         raise InvalidArgumentError(f"--epochs must be >= 1, got {epochs}")
     if max_images is not None and max_images < 1:
@@ -125,7 +125,7 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     medians (one epoch on a shared machine moves by +-10%); `races` lists every race."""
     _check(target, epochs, max_images, repeats)
     entry = get_entry(model_name)
-    r = get_recipe(recipe_name or default_recipe_for(model_name, entry.input_size),
+    r = get_recipe(recipe_name or entry.recipe,
                    {"epochs": epochs} if epochs else None)
     if r.augment != "none" or r.accum_steps != 1:
         raise InvalidArgumentError(f"recipe {r.name}: the plain loop has no augmentation and no gradient "
@@ -226,7 +226,7 @@ def _epoch(arm: _Arm, epoch: int, test: TensorData, prep: Preprocess, r: Recipe,
 
 
 def format_to_accuracy(res: dict[str, Any]) -> str:
-    """The table `cnnzoo bench --to-accuracy` prints."""
+    """The table `cnnzoo bench to-accuracy` prints."""
     def secs(s: float | None) -> str:
         return f"{s:.1f}s" if s is not None else "not reached"
 

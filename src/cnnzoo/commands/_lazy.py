@@ -1,16 +1,20 @@
-"""The CLI's root group: verbs come from the table in `_verbs.py` and a verb's module is imported
-only when that verb is resolved (run, or asked for its own help). The listing in `cnnzoo --help`
-uses light stand-ins built from the table.
+"""The CLI's root group and the one way a verb is declared.
 
-Every real command is also finished here, the same way for all verbs: help text unwrapped,
-examples appended, flags shown without a `<bool>` type, arguments as NAME (not `{name}`), and
-`--json` / `--format json` made aliases of each other wherever a verb prints data."""
+Verbs come from the table in `_verbs.py`; a verb's module is imported only when that verb is
+resolved (run, or asked for its own help). The listing in `cnnzoo --help` uses light stand-ins
+built from the table.
+
+A verb module defines its command functions at module level, with options declared as
+`Annotated[...]` (shared ones in `_options.py` and `_model_args.py`), and adds them in
+`register(app)` with `verb(app, NAME, FUNCTION)` (or `group(app, NAME, HELP, ...)` for a verb
+with sub-verbs). Both use the classes below, which show arguments as NAME (not typer's `{name}`)
+and flags without a `<bool>` type column; `load_verb` adds the help paragraphs and examples."""
 
 from __future__ import annotations
 
 import importlib
 import re
-from typing import Any
+from typing import Any, Callable
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -35,48 +39,7 @@ def _usage_name(arg: TyperArgument) -> str:
     return name + ("..." if arg.nargs != 1 else "")
 
 
-def _option_named(cmd: Any, flag: str) -> Any:
-    return next((p for p in cmd.params if flag in getattr(p, "opts", ())), None)
-
-
-def _format_choices(opt: Any) -> list[str]:
-    desc = getattr(opt, "type_descriptor", None)
-    return [str(getattr(c, "value", c)) for c in (getattr(desc, "choices", None) or ())]
-
-
-def _json_spelling(cmd: Any) -> str | None:
-    """How this verb spells "print JSON": '--format' (a table|json... choice), '--json' (a flag), or
-    None (it prints no data, or its --format is something else: export's target before the rename)."""
-    fmt = _option_named(cmd, "--format")
-    if fmt is not None and "json" in _format_choices(fmt):
-        return "--format"
-    return "--json" if _option_named(cmd, "--json") is not None else None
-
-
-def alias_json(cmd: Any, args: list[str]) -> list[str]:
-    """`--json` and `--format json` mean the same on every verb that prints data: rewrite the one
-    the verb does not define into the one it does."""
-    spelling, has_json = _json_spelling(cmd), _option_named(cmd, "--json") is not None
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            return out + args[i:]
-        if spelling == "--format" and a == "--json" and not has_json:
-            out += ["--format", "json"]
-        elif spelling == "--json" and a in ("--format=json", "--format=table"):
-            out += ["--json"] if a.endswith("json") else []
-        elif spelling == "--json" and a == "--format" and i + 1 < len(args) and args[i + 1] in ("json", "table"):
-            out += ["--json"] if args[i + 1] == "json" else []
-            i += 1
-        else:
-            out.append(a)
-        i += 1
-    return out
-
-
-def flags_as_flags(params: list[Any]) -> list[Any]:
+def _flags_as_flags(params: list[Any]) -> list[Any]:
     """A flag takes no value: show it without typer's `<bool>` type column (--help included)."""
     for p in params:
         if isinstance(p, TyperOption) and p.is_flag:
@@ -84,22 +47,53 @@ def flags_as_flags(params: list[Any]) -> list[Any]:
     return params
 
 
-def finish(cmd: Any, path: str) -> Any:
-    """Apply the CLI's common conventions to a real command (and a group's sub-commands)."""
+class Verb(TyperCommand):
+    """A CLI verb (or sub-verb): arguments as NAME in the usage line, flags without a type."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            pieces += [_usage_name(p)] if isinstance(p, TyperArgument) else p.get_usage_pieces(ctx)
+        return pieces
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+class VerbGroup(TyperGroup):
+    """A verb with sub-verbs (`cnnzoo visualize filters ...`): flags without a type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_as_flags(super().get_params(ctx))
+
+
+def verb(app: typer.Typer, name: str, function: Callable[..., Any]) -> None:
+    """Add `function` to `app` as the verb `name` (its docstring is the help)."""
+    app.command(name, cls=Verb)(function)
+
+
+def group(app: typer.Typer, name: str, help: str, subverbs: dict[str, Callable[..., Any]],
+          callback: Callable[..., Any] | None = None, cls: type[VerbGroup] = VerbGroup) -> typer.Typer:
+    """Add the verb `name` with sub-verbs (name -> function); `callback` takes the group's own
+    options (they reach the sub-verbs through the click context's `obj`)."""
+    sub = typer.Typer(cls=cls, help=help, no_args_is_help=True)
+    if callback is not None:
+        sub.callback()(callback)
+    for sub_name, function in subverbs.items():
+        verb(sub, sub_name, function)
+    app.add_typer(sub, name=name)
+    return sub
+
+
+def _finish(cmd: Any, path: str) -> Any:
+    """The help as paragraphs and the examples as its epilog, for a verb and its sub-verbs."""
     if cmd.help:
         cmd.help = _paragraphs(cmd.help)
     examples = VERBS[path].examples if path in VERBS else SUB_EXAMPLES.get(path, ())
     if examples:
         cmd.epilog = _epilog(examples)
-    for p in cmd.params:
-        if isinstance(p, TyperArgument):
-            p._usage_display_name = (lambda a=p: _usage_name(a))  # NAME, not typer's {name}
-    cmd.get_params = (lambda ctx, get=cmd.get_params: flags_as_flags(get(ctx)))
-    if isinstance(cmd, TyperGroup):
-        for name, sub in cmd.commands.items():
-            finish(sub, f"{path} {name}")
-    elif _json_spelling(cmd):
-        cmd.epilog = (cmd.epilog + "\n\n" if cmd.epilog else "") + "--json is the same as --format json."
+    for name, sub in getattr(cmd, "commands", {}).items():
+        _finish(sub, f"{path} {name}")
     return cmd
 
 
@@ -113,11 +107,10 @@ def load_verb(name: str) -> Any:
     def _group() -> None:  # keeps typer from collapsing a one-verb app into a bare command
         pass
 
-    group = typer.main.get_command(scratch)
-    cmd = group.commands.get(name)
+    cmd = typer.main.get_command(scratch).commands.get(name)
     if cmd is None:
         raise RuntimeError(f"commands/{VERBS[name].module}.py registers no verb {name!r}")
-    return finish(cmd, name)
+    return _finish(cmd, name)
 
 
 class LazyGroup(TyperGroup):
@@ -137,15 +130,8 @@ class LazyGroup(TyperGroup):
             self.commands[cmd_name] = load_verb(cmd_name)
         return self.commands[cmd_name]
 
-    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        name, cmd, rest = super().resolve_command(ctx, args)
-        leaf, i = cmd, 0
-        while isinstance(leaf, TyperGroup) and i < len(rest) and rest[i] in leaf.commands:
-            leaf, i = leaf.commands[rest[i]], i + 1
-        return name, cmd, rest[:i] + alias_json(leaf, rest[i:])
-
     def get_params(self, ctx: Any) -> list[Any]:
-        return flags_as_flags(super().get_params(ctx))
+        return _flags_as_flags(super().get_params(ctx))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
@@ -153,4 +139,3 @@ class LazyGroup(TyperGroup):
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
-

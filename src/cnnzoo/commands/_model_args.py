@@ -1,32 +1,26 @@
-"""Options shared by the verbs that build a model by name: `--pretrained`,
-`--pretrained-tag tv|timm|TAG` (typer's parser has no option with an optional value) and
-`--weights PATH` (the published file, fetched by hand)."""
+"""Options shared by the verbs that build a model by name, declared once (a verb writes
+`pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None`):
+`--pretrained`, `--pretrained-tag tv|timm|TAG` (typer's parser has no option with an optional
+value) and `--weights PATH` (the published file, fetched by hand)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Iterator, Optional
 
 import typer
 
 
-def pretrained_option() -> Any:
-    return typer.Option(False, "--pretrained",
-                        help="for a model name: its published ImageNet weights (downloaded "
-                             "once, verified, cached; `cnnzoo weights` lists them)")
-
-
-def pretrained_tag_option() -> Any:
-    return typer.Option(None, "--pretrained-tag", metavar="tv|timm|TAG",
-                        help="which published weights (implies --pretrained): tv, timm or a "
-                             "tag such as imagenet1k_v1")
-
-
-def weights_option() -> Any:
-    return typer.Option(None, "--weights", metavar="PATH",
-                        help="the published weights file, downloaded by hand (implies "
-                             "--pretrained): verified against the table, then cached")
+Pretrained = Annotated[bool, typer.Option(
+    "--pretrained", help="for a model name: its published ImageNet weights (downloaded once, verified, "
+                         "cached; `cnnzoo weights` lists them)")]
+PretrainedTag = Annotated[Optional[str], typer.Option(
+    "--pretrained-tag", metavar="tv|timm|TAG",
+    help="which published weights (implies --pretrained): tv, timm or a tag such as imagenet1k_v1")]
+Weights = Annotated[Optional[Path], typer.Option(
+    "--weights", metavar="PATH", help="the published weights file, downloaded by hand (implies "
+                                      "--pretrained): verified against the table, then cached")]
 
 
 def pretrained_choice(flag: bool, tag: str | None, weights: Path | None = None,

@@ -2,8 +2,11 @@
 help for `cnnzoo --help`, and the examples that end its own `--help`. Light on purpose: reading
 this table imports nothing, so `cnnzoo --help` starts in a fraction of `import torch`.
 
-Adding a verb: write commands/NAME.py with `register(app)`, add its row here (a test fails for a
-commands module missing from this table, and for a verb without examples)."""
+Adding a verb: write commands/NAME.py with its command function (options as `Annotated[...]`,
+shared ones from `_options.py` and `_model_args.py`) and `register(app)` calling
+`_lazy.verb(app, NAME, function)` (or `_lazy.group(...)` for sub-verbs); add its row here (a test
+fails for a commands module missing from this table, for a verb without examples, and for a verb
+added any other way)."""
 
 from __future__ import annotations
 
@@ -87,10 +90,11 @@ VERBS: dict[str, Verb] = {
         "cnnzoo weights resnet50 --format json",
         "cnnzoo weights resnet18 --download",
     )),
-    "bench": Verb("bench", "Time ours against the reference (same architecture and weights), "
-                  "interleaved.", (
-        "cnnzoo bench --quick",
-        "cnnzoo bench --models resnet50,mobilenet_v2 --batch 8 --format json",
+    "bench": Verb("bench", "Time ours against the reference, interleaved: models (same architecture "
+                  "and weights), training to an accuracy, the image-folder loader.", (
+        "cnnzoo bench models --quick",
+        "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist",
+        "cnnzoo bench loader folder:photos --make-folder 3000",
     )),
     "experiment": Verb("experiment", "Rerun a claim from the lectures (degradation, ensembles, LRN, "
                        "3x3 vs 5x5, 1x1 reductions, auxiliary heads).", (
@@ -107,6 +111,19 @@ VERBS: dict[str, Verb] = {
 
 # Sub-verbs of a verb that is a group (`cnnzoo visualize filters ...`): their examples.
 SUB_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "bench models": (
+        "cnnzoo bench models --quick",
+        "cnnzoo bench models --models resnet50,mobilenet_v2 --batch 8 --format json",
+        "cnnzoo bench models --device cuda --models resnet50 --no-loop",
+    ),
+    "bench to-accuracy": (
+        "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist",
+        "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist --repeats 5 --format json",
+    ),
+    "bench loader": (
+        "cnnzoo bench loader folder:photos --make-folder 3000 --images 1024 --reps 8",
+        "cnnzoo bench loader folder:~/data/imagenet --workers 12 --device cuda --json",
+    ),
     "visualize filters": (
         "cnnzoo visualize filters runs/lenet5-1 --out filters.png",
         "cnnzoo visualize filters alexnet --out alexnet_conv1_untrained.png",

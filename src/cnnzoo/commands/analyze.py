@@ -7,15 +7,18 @@ import csv
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
 from ..analysis import analyze
 from ..analysis.compare import compare, parse_input, resolve_target
 from ..analysis.explain import explain
+from ..analysis.memory import OPTIMIZER_STATES
 from ..analysis.plots import check_plot_path, plot_compare, plot_layers
 from ._common import print_json
+from ._lazy import verb
+from ._options import JsonOpt, choices, format_option
 
 
 class TableFormat(str, Enum):
@@ -25,81 +28,90 @@ class TableFormat(str, Enum):
     json = "json"
 
 
+TableFormatOpt = Annotated[TableFormat, format_option()]
+
+
 def _opt(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("summary")
-    def summary_cmd(
-        model: str = typer.Argument(..., help="registered model name (`cnnzoo list`), model file or run folder"),
-        input: Optional[str] = typer.Option(None, "--input", help="CxHxW, e.g. 3x227x227 "
-                                            "(default: the model's native input)"),
-        depth: Optional[int] = typer.Option(None, "--depth", min=1, help="group rows by the "
-                                            "first N parts of their names (1: blocks/stages)"),
-        fmt: TableFormat = typer.Option(TableFormat.table, "--format", help="table, markdown, csv or json"),
-        flops: bool = typer.Option(False, "--flops", help="show FLOPs = 2 x multiply-adds"),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="bar charts of memory, params "
-                                            "and operations per layer (.png or .svg)"),
-        batch_size: int = typer.Option(1, "--batch-size", min=1, help="images per batch"),
-        all_layers: bool = typer.Option(False, "--all-layers", help="also show activation, "
-                                        "dropout and identity rows (no params, MACs or memory)"),
-        rf: bool = typer.Option(False, "--rf", help="add receptive field and effective stride"),
-        optimizer: Optional[str] = typer.Option(None, "--train-memory", help="also estimate "
-                                                "training memory with this optimizer "
-                                                "(sgd, momentum, adam, ...)"),
-        explain_layer: Optional[str] = typer.Option(None, "--explain", help="one layer's arithmetic "
-                                                    "with its numbers, instead of the table"),
-    ) -> None:
-        """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
-        multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
-        size = parse_input(input) if input is not None else None
-        if plot is not None:
-            check_plot_path(plot)  # fail before the work
-        target, size, _ = resolve_target(model, size)
-        report = analyze(target, input_size=size, batch_size=batch_size)
-        if explain_layer is not None:
-            return print(explain(report, explain_layer), end="")
-        if depth is not None:
-            report = report.aggregate(depth)
-        train = report.training_memory(optimizer=optimizer) if optimizer else None
-        if fmt is TableFormat.json:
-            d = report.to_dict(all_layers=True)
-            if train is not None:
-                d["training_memory"] = train.as_dict()
-            print_json(d)
-        elif fmt is TableFormat.csv:
-            print(report.to_csv(), end="")
-        elif fmt is TableFormat.markdown:
-            print(report.to_markdown(flops=flops, all_layers=all_layers, rf=rf), end="")
-        else:
-            print(report.to_table(flops=flops, all_layers=all_layers, rf=rf), end="")
-        if train is not None and fmt in (TableFormat.table, TableFormat.markdown):
-            print(train)
-        if plot is not None:
-            plot_layers(report, plot, flops=flops, all_layers=all_layers)
-            typer.echo(f"wrote {plot}", err=True)
+    verb(app, "summary", summary_cmd)
+    verb(app, "compare", compare_cmd)
 
-    @app.command("compare")
-    def compare_cmd(
-        models: List[str] = typer.Argument(..., help="two or more registered model names, model files or run folders"),
-        input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
-                                            "(default: each model's native input)"),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
-                                            "bubble chart, area ~ params (.png or .svg)"),
-        fmt: TableFormat = typer.Option(TableFormat.table, "--format", help="table, markdown, csv or json"),
-    ) -> None:
-        """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
-        and the lectures' "comparing complexity" chart."""
-        size = parse_input(input) if input is not None else None
-        if plot is not None:
-            check_plot_path(plot)
-        items = compare(models, size)
-        _print_compare(items, fmt)
-        if plot is not None:
-            plot_compare(items, plot)
-            typer.echo(f"wrote {plot}", err=True)
 
+Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="group rows by the first N parts of "
+                                              "their names (1: blocks/stages)")]
+Plot = Annotated[Optional[Path], typer.Option("--plot", help="bar charts of memory, params and operations "
+                                              "per layer (.png or .svg)")]
+AllLayers = Annotated[bool, typer.Option("--all-layers", help="also show activation, dropout and identity "
+                                         "rows (no params, MACs or memory)")]
+TrainMemory = Annotated[Optional[str], typer.Option("--train-memory", help="also estimate training memory "
+                                                    f"with this optimizer: {choices(OPTIMIZER_STATES)}")]
+Explain = Annotated[Optional[str], typer.Option("--explain", help="one layer's arithmetic with its numbers, "
+                                                "instead of the table")]
+
+
+def summary_cmd(
+    model: Annotated[str, typer.Argument(help="registered model name (`cnnzoo list`), model file or run folder")],
+    input: Annotated[Optional[str], typer.Option(help="CxHxW, e.g. 3x227x227 (default: the model's native "
+                                                 "input)")] = None,
+    depth: Depth = None, fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
+    flops: Annotated[bool, typer.Option("--flops", help="show FLOPs = 2 x multiply-adds")] = False,
+    plot: Plot = None, batch_size: Annotated[int, typer.Option(min=1, help="images per batch")] = 1,
+    all_layers: AllLayers = False,
+    rf: Annotated[bool, typer.Option("--rf", help="add receptive field and effective stride")] = False,
+    optimizer: TrainMemory = None, explain_layer: Explain = None,
+) -> None:
+    """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
+    multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
+    size = parse_input(input) if input is not None else None
+    if plot is not None:
+        check_plot_path(plot)  # fail before the work
+    target, size, _ = resolve_target(model, size)
+    report = analyze(target, input_size=size, batch_size=batch_size)
+    if explain_layer is not None:
+        return print(explain(report, explain_layer), end="")
+    if depth is not None:
+        report = report.aggregate(depth)
+    train = report.training_memory(optimizer=optimizer) if optimizer else None
+    if fmt is TableFormat.json:
+        d = report.to_dict(all_layers=True)
+        if train is not None:
+            d["training_memory"] = train.as_dict()
+        print_json(d)
+    elif fmt is TableFormat.csv:
+        print(report.to_csv(), end="")
+    elif fmt is TableFormat.markdown:
+        print(report.to_markdown(flops=flops, all_layers=all_layers, rf=rf), end="")
+    else:
+        print(report.to_table(flops=flops, all_layers=all_layers, rf=rf), end="")
+    if train is not None and fmt in (TableFormat.table, TableFormat.markdown):
+        print(train)
+    if plot is not None:
+        plot_layers(report, plot, flops=flops, all_layers=all_layers)
+        typer.echo(f"wrote {plot}", err=True)
+
+
+
+def compare_cmd(
+    models: List[str] = typer.Argument(..., help="two or more registered model names, model files or run folders"),
+    input: Optional[str] = typer.Option(None, "--input", help="CxHxW for every model "
+                                        "(default: each model's native input)"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
+                                        "bubble chart, area ~ params (.png or .svg)"),
+    fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
+) -> None:
+    """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
+    and the lectures' "comparing complexity" chart."""
+    size = parse_input(input) if input is not None else None
+    if plot is not None:
+        check_plot_path(plot)
+    items = compare(models, size)
+    _print_compare(items, fmt)
+    if plot is not None:
+        plot_compare(items, plot)
+        typer.echo(f"wrote {plot}", err=True)
 
 def _print_compare(items: list[dict[str, Any]], fmt: TableFormat) -> None:
     if fmt is TableFormat.json:

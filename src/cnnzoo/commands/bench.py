@@ -1,4 +1,4 @@
-"""`cnnzoo bench`: side-by-side speed of our models against torchvision's, in one run."""
+"""`cnnzoo bench models|to-accuracy|loader`: side-by-side speed, ours against the reference."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -14,106 +14,139 @@ from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError
 from ..files import atomic_write_text
 from ._common import Format, print_json
+from ._lazy import VerbGroup, group
+from ._options import FormatOpt, JsonOpt
+
+Device = Annotated[str, typer.Option(help="cpu or cuda[:N]")]
+Batch = Annotated[Optional[int], typer.Option(help="images per step")]
+Reps = Annotated[Optional[int], typer.Option(help="timed repetitions per side (ABBA order)")]
+Threads = Annotated[int, typer.Option(help="torch CPU threads")]
+Out = Annotated[Optional[Path], typer.Option(help="also write the JSON result to this file")]
+
+# The options of the one-verb `cnnzoo bench` before it became a group, by the sub-verb that has them.
+MOVED = {"--to-accuracy": "to-accuracy", "--data": "to-accuracy", "--model": "to-accuracy",
+         "--recipe": "to-accuracy", "--epochs": "to-accuracy", "--seed": "to-accuracy",
+         "--max-images": "to-accuracy", "--repeats": "to-accuracy", "--loader": "loader",
+         "--make-folder": "loader", "--workers": "loader", "--images": "loader"}
+
+
+class BenchGroup(VerbGroup):
+    """`cnnzoo bench` with options and no sub-verb was the one-verb bench: exit 2 naming the new."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ctx.help_option_names):
+            sub = next((MOVED[a.split("=")[0]] for a in args if a.split("=")[0] in MOVED), "models")
+            raise InvalidArgumentError(
+                f"`cnnzoo bench` is a group now: use `cnnzoo bench {sub} ...` (the benchmarks: "
+                "bench models, bench to-accuracy A --data SPEC, bench loader folder:PATH)")
+        return super().parse_args(ctx, args)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("bench")
-    def bench_cmd(
-        quick: bool = typer.Option(False, "--quick", help="a short run (under a minute on a 2-core CPU)"),
-        models: Optional[str] = typer.Option(
-            None, help="comma-separated main models (default: all registered; --quick: a subset)"),
-        device: str = typer.Option("cpu", help="cpu or cuda[:N]"),
-        precision: Optional[str] = typer.Option(None, help="fp32 or bf16 (autocast); default: bf16 on CUDA, else fp32"),
-        channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
-                                                     help="default: on for CUDA"),
-        compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                               help="torch.compile both sides; default: on for CUDA"),
-        compile_backend: str = typer.Option(
-            "inductor", help="torch.compile backend; 'eager' checks dynamo's capture without code generation"),
-        batch: Optional[int] = typer.Option(None, help="batch for inference and training steps"),
-        reps: Optional[int] = typer.Option(None, help="timed repetitions per side (ABBA order)"),
-        threads: int = typer.Option(2, help="torch CPU threads"),
-        modes: str = typer.Option("infer,train", help="which steps to time: infer, train"),
-        fastpath: bool = typer.Option(True, "--fastpath/--no-fastpath",
-                                      help="also time the inference fast paths against torchvision eager"),
-        loop: bool = typer.Option(True, "--loop/--no-loop",
-                                  help="also time our training loop against a plain PyTorch loop"),
-        loader: Optional[str] = typer.Option(
-            None, "--loader", help="time only the image-folder loader: "
-            f"{spec_list(lambda k: not k.in_memory)}, ours against torchvision's "
-            "reference pipeline (images/s of ready training batches)"),
-        make_folder: int = typer.Option(0, "--make-folder", help="with --loader: first write N photo-like "
-                                        "500x375 JPEGs into PATH (kept; existing files are reused)"),
-        workers: int = typer.Option(2, "--workers", help="with --loader: DataLoader workers of both sides"),
-        images: int = typer.Option(1024, "--images", help="with --loader: images per timed pass"),
-        out: Optional[Path] = typer.Option(None, help="also write the JSON result to this file"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-        to_accuracy: Optional[float] = typer.Option(
-            None, "--to-accuracy", help="instead: seconds of training to this test accuracy (percent), "
-            "our loop against a plain PyTorch loop (needs --data)"),
-        data: Optional[str] = typer.Option(None, help="with --to-accuracy: "
-                                           f"{spec_list(lambda k: k.in_memory)}"),
-        model: str = typer.Option("speednet", help="with --to-accuracy: the model"),
-        recipe: Optional[str] = typer.Option(None, help="with --to-accuracy: the recipe (default: the model's)"),
-        epochs: Optional[int] = typer.Option(None, help="with --to-accuracy: at most this many epochs"),
-        seed: int = typer.Option(0, help="with --to-accuracy: the seed"),
-        max_images: Optional[int] = typer.Option(None, help="with --to-accuracy: the first N training images"),
-        repeats: int = typer.Option(1, "--repeats", help="with --to-accuracy: race N times from the same start "
-                                    "and report medians"),
-    ) -> None:
-        """Time ours against the reference (same architecture, same weights), interleaved;
-        print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU. With
-        --to-accuracy: seconds of training to a test accuracy, ours against a plain loop."""
-        if to_accuracy is None:  # the to-accuracy bench times training as `cnnzoo train` runs it
-            _passive_openmp()
-        if loader is not None:
-            from ..bench.loader_bench import run_loader_cli
-
-            res, text = run_loader_cli(loader, make=make_folder, device=device, batch=batch,
-                                       workers=workers, images=images, reps=reps)
-            if out is not None:
-                atomic_write_text(out, json.dumps(res, indent=2, default=str))
-            print_json(res) if fmt is Format.json else print(text)
-            return
-        if to_accuracy is not None or data is not None:
-            _to_accuracy(to_accuracy, data, model=model, recipe=recipe, epochs=epochs, seed=seed,
-                         max_images=max_images, device=device, threads=threads, out=out, fmt=fmt,
-                         repeats=repeats)
-            return
-        # here, not at the top: every CLI start loads commands/, only `bench` needs the harness
-        from ..bench import format_report, run, settings_from
-
-        mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
-        bad = [m for m in mode_list if m not in ("infer", "train")]
-        if bad or not mode_list:
-            raise InvalidArgumentError(f"--modes takes infer and/or train, got {modes!r}")
-        s = settings_from(quick=quick, device=device, precision=precision,
-                          channels_last=channels_last, compile=compile, batch=batch, reps=reps,
-                          threads=threads, compile_backend=compile_backend)
-        names = [m.strip() for m in models.split(",") if m.strip()] if models else None
-        res = run(settings=s, models=names, quick=quick, modes=mode_list, fastpath=fastpath,
-                  loop=loop, progress=lambda m: print(m, file=sys.stderr, flush=True))
-        _emit(res, out, fmt, format_report)
+    group(app, "bench", "Time ours against the reference, interleaved: the models, training to an "
+          "accuracy, the image-folder loader.",
+          {"models": models_cmd, "to-accuracy": to_accuracy_cmd, "loader": loader_cmd}, cls=BenchGroup)
 
 
-def _to_accuracy(target: float | None, data: str | None, *, model: str, recipe: str | None,
-                 epochs: int | None, seed: int, max_images: int | None, device: str, threads: int,
-                 out: Path | None, fmt: Format, repeats: int = 1) -> None:
-    if target is None or data is None:
-        raise InvalidArgumentError("--to-accuracy A and --data SPEC go together "
-                                   "(e.g. cnnzoo bench --to-accuracy 99 --data mnist:PATH)")
-    if threads < 1:
-        raise InvalidArgumentError(f"--threads must be >= 1, got {threads}")
-    import torch
+def _modes_help() -> str:
+    from ..bench import MODES
 
+    return "which steps to time: " + " and/or ".join(MODES) + ", comma-separated"
+
+
+def _precision_help() -> str:
+    from ..bench.settings import PRECISIONS
+
+    return f"{' or '.join(PRECISIONS)} (autocast); default: bf16 on CUDA, else fp32"
+
+
+def models_cmd(
+    quick: Annotated[bool, typer.Option("--quick", help="a short run (under a minute on a 2-core CPU)")] = False,
+    models: Annotated[Optional[str], typer.Option(
+        help="comma-separated main models (default: all registered; --quick: a subset)")] = None,
+    device: Device = "cpu",
+    precision: Annotated[Optional[str], typer.Option(help=_precision_help())] = None,
+    channels_last: Annotated[Optional[bool], typer.Option(help="default: on for CUDA")] = None,
+    compile: Annotated[Optional[bool], typer.Option(help="torch.compile both sides; default: on for CUDA")] = None,
+    compile_backend: Annotated[str, typer.Option(
+        help="torch.compile backend; 'eager' checks dynamo's capture without code generation")] = "inductor",
+    batch: Batch = None, reps: Reps = None, threads: Threads = 2,
+    modes: Annotated[str, typer.Option(help=_modes_help())] = "infer,train",
+    fastpath: Annotated[bool, typer.Option(help="also time the inference fast paths against "
+                                                "torchvision eager")] = True,
+    loop: Annotated[bool, typer.Option(help="also time our training loop against a plain PyTorch loop")] = True,
+    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """Time our models against the reference (same architecture, same weights), interleaved;
+    print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
+    _passive_openmp()
+    from ..bench import format_report, run, settings_from
+
+    s = settings_from(quick=quick, device=device, precision=precision, channels_last=channels_last,
+                      compile=compile, batch=batch, reps=reps, threads=threads,
+                      compile_backend=compile_backend)
+    res = run(settings=s, models=_split(models), quick=quick, modes=_split(modes) or (), fastpath=fastpath,
+              loop=loop, progress=_say)
+    _emit(res, out, fmt, format_report)
+
+
+def to_accuracy_cmd(
+    target: Annotated[float, typer.Argument(metavar="ACCURACY", help="test accuracy to reach, percent")],
+    data: Annotated[str, typer.Option(help=spec_list(lambda k: k.in_memory))],
+    model: Annotated[str, typer.Option(help="the model")] = "speednet",
+    recipe: Annotated[Optional[str], typer.Option(help="the recipe (default: the model's)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="at most this many epochs")] = None,
+    seed: Annotated[int, typer.Option(help="the seed")] = 0,
+    max_images: Annotated[Optional[int], typer.Option(help="the first N training images")] = None,
+    repeats: Annotated[int, typer.Option(help="race N times from the same start, report medians")] = 1,
+    device: Device = "cpu", threads: Threads = 2,
+    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """Seconds of training to a test accuracy, our loop against a plain PyTorch loop, interleaved
+    epoch by epoch (times training as `cnnzoo train` runs it)."""
     from ..bench.to_accuracy import format_to_accuracy, to_accuracy
 
-    if device == "cpu":
-        torch.set_num_threads(threads)
+    _cpu_threads(device, threads)
     res = to_accuracy(data=data, target=target, model_name=model, recipe_name=recipe, epochs=epochs, seed=seed,
-                      max_images=max_images, device=device, repeats=repeats,
-                      progress=lambda m: print(m, file=sys.stderr, flush=True))
+                      max_images=max_images, device=device, repeats=repeats, progress=_say)
     _emit(res, out, fmt, format_to_accuracy)
+
+
+def loader_cmd(
+    spec: Annotated[str, typer.Argument(metavar="folder:PATH", help="an image folder (train/CLASS/*.jpg): "
+                                                                    f"{spec_list(lambda k: not k.in_memory)}")],
+    make_folder: Annotated[int, typer.Option(help="first write N photo-like 500x375 JPEGs into PATH "
+                                                  "(kept; existing files are reused)")] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader workers of both sides")] = 2,
+    images: Annotated[int, typer.Option(help="images per timed pass")] = 1024,
+    device: Device = "cpu", batch: Batch = None, reps: Reps = None,
+    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """Images/s of ready training batches from an image folder: our loader against torchvision's
+    reference pipeline."""
+    _passive_openmp()
+    from ..bench.loader_bench import format_loader_report, run_loader_cli
+
+    res, _ = run_loader_cli(spec, make=make_folder, device=device, batch=batch, workers=workers,
+                            images=images, reps=reps)
+    _emit(res, out, fmt, format_loader_report)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cpu_threads(device: str, threads: int) -> None:
+    if threads < 1:
+        raise InvalidArgumentError(f"--threads must be >= 1, got {threads}")
+    if device == "cpu":
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _emit(res: dict, out: Path | None, fmt: Format, table: Callable[[dict], str]) -> None:
@@ -132,7 +165,8 @@ def _passive_openmp() -> None:
     OpenMP reads it once, when torch loads, so setting it now would be too late. Passive waiting
     threads sleep instead of spinning: on a CPU shared with other work a spinning thread holds a
     core its partner needs and 2-thread steps get up to 20x slower (benchmarks/results/speed.md).
-    Only done when this process is the `cnnzoo bench` command line itself.
+    Only done when this process is the `cnnzoo bench` command line itself. (The to-accuracy
+    bench times training as `cnnzoo train` runs it, so it keeps the default.)
     """
     if "OMP_WAIT_POLICY" in os.environ or sys.argv[1:2] != ["bench"]:
         return

@@ -3,55 +3,58 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..data.kinds import spec_help
 from ..errors import InvalidArgumentError
 from ._common import Format, console, print_json
+from ._lazy import verb
+from ._options import FormatOpt, JsonOpt, choices
 
 DATA_HELP = spec_help()
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("experiment")
-    def experiment_cmd(
-        name: Optional[str] = typer.Argument(None, help="experiment name (see --list)"),
-        list_all: bool = typer.Option(False, "--list", help="show the catalogue"),
-        quick: bool = typer.Option(False, "--quick", help="the CPU size: a few minutes on 2 cores"),
-        size: Optional[str] = typer.Option(None, "--size", help="smoke, quick or full (default: full; "
-                                           "--quick = --size quick)"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for NAME.json and NAME.png "
-                                           "(default: experiments/NAME)"),
-        data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: auto)"),
-        seed: int = typer.Option(0, "--seed", help="the first run's seed"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-    ) -> None:
-        """Rerun a claim from the lectures: plain vs residual depth (degradation), ensembles,
-        LRN, two 3x3 vs one 5x5, 1x1 reductions, auxiliary heads. Writes NAME.json (the paper's
-        figure, the measured one, a verdict with its tolerance) and the paper-style plot
-        NAME.png into --out and prints a summary. --list shows the catalogue."""
-        from ..experiments import EXPERIMENTS, get_experiment, run_experiment
+    verb(app, "experiment", experiment_cmd)
 
-        if list_all or name is None:
-            if not list_all:
-                raise InvalidArgumentError("name an experiment, or --list to see them: "
-                                           + ", ".join(EXPERIMENTS))
-            _show_list([e.as_dict() for e in EXPERIMENTS.values()], fmt)
-            return
-        get_experiment(name)  # an unknown name fails here, before any folder is made
-        if quick and size not in (None, "quick"):
-            raise InvalidArgumentError(f"--quick and --size {size} disagree: give one")
-        chosen = "quick" if quick else (size or "full")
-        say = (lambda text: None) if fmt == Format.json else (lambda text: console.print(f"[dim]{text}[/]"))
-        result = run_experiment(name, size=chosen, out=out or Path("experiments") / name, data=data,
-                                device=device, seed=seed, say=say)
-        if fmt == Format.json:
-            print_json(result)
-        else:
-            _show_result(result)
+
+def _size_help() -> str:
+    from ..experiments import SIZES
+
+    return f"{choices(SIZES)} (default: full; --quick = --size quick)"
+
+
+def experiment_cmd(
+    name: Annotated[Optional[str], typer.Argument(help="experiment name (see --list)")] = None,
+    list_all: Annotated[bool, typer.Option("--list", help="show the catalogue")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="the CPU size: a few minutes on 2 cores")] = False,
+    size: Annotated[Optional[str], typer.Option(help=_size_help())] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="folder for NAME.json and NAME.png "
+                                                "(default: experiments/NAME)")] = None,
+    data: Annotated[Optional[str], typer.Option(help=DATA_HELP)] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: auto)")] = None,
+    seed: Annotated[int, typer.Option(help="the first run's seed")] = 0,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """Rerun a claim from the lectures: plain vs residual depth (degradation), ensembles,
+    LRN, two 3x3 vs one 5x5, 1x1 reductions, auxiliary heads. Writes NAME.json (the paper's
+    figure, the measured one, a verdict with its tolerance) and the paper-style plot
+    NAME.png into --out and prints a summary. --list shows the catalogue."""
+    from ..experiments import EXPERIMENTS, get_experiment, run_experiment
+
+    if list_all:
+        return _show_list([e.as_dict() for e in EXPERIMENTS.values()], fmt)
+    if name is None:
+        raise InvalidArgumentError("name an experiment, or --list to see them: " + ", ".join(EXPERIMENTS))
+    get_experiment(name)  # an unknown name fails here, before any folder is made
+    if quick and size not in (None, "quick"):
+        raise InvalidArgumentError(f"--quick and --size {size} disagree: give one")
+    say = (lambda text: None) if fmt == Format.json else (lambda text: console.print(f"[dim]{text}[/]"))
+    result = run_experiment(name, size="quick" if quick else (size or "full"),
+                            out=out or Path("experiments") / name, data=data, device=device, seed=seed, say=say)
+    print_json(result) if fmt == Format.json else _show_result(result)
 
 
 def _show_list(rows: list[dict[str, Any]], fmt: Format) -> None:

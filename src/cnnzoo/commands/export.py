@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..data.kinds import spec_list
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
-from ._common import console, print_json
+from ._common import Format, console, print_json
+from ._lazy import verb
+from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
+from ._options import JsonOpt, choices, format_option
 
 
 class Target(str, Enum):
@@ -23,65 +25,65 @@ _TARGETS = ("onnx", "torchscript", "exported", "exported-program")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
-    def export_cmd(
-        model_file: Path = typer.Argument(..., help="model file (.safetensors with a record) "
-                                          "or run folder"),
-        int8_mode: Optional[str] = typer.Argument(None, hidden=True, metavar="static|dynamic",
-                                                  help="static or dynamic, after --int8"),
-        to: Target = typer.Option(Target.onnx, "--to", "-t",
-                                  help="onnx, torchscript or exported (ExportedProgram .pt2)"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="file to write (default: beside MODEL_FILE)"),
-        atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
-        int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
-                                  "(QDQ, needs --calibrate) or `--int8 dynamic`"),
-        calibrate: Optional[str] = typer.Option(None, "--calibrate", help="calibration images "
-                                                f"(train split): {spec_list()}"),
-        calib_images: int = typer.Option(256, help="how many calibration images"),
-        check_data: Optional[str] = typer.Option(None, "--check-data", help="labelled images "
-                                                 "(test split) for the accuracy change; default: "
-                                                 "--calibrate's data"),
-        check_images: int = typer.Option(2000, help="how many images the accuracy check uses"),
-        fmt: str = typer.Option("table", "--format", help="table or json (the report)"),
-        json_out: bool = typer.Option(False, "--json", help="same as --format json"),
-        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
-        weights: Optional[Path] = weights_option(),
-    ) -> None:
-        """Export a model file for deployment with a dynamic batch size, then check it.
+    verb(app, "export", export_cmd)
 
-        The export is loaded back (ONNX through onnxruntime) and run on the same inputs as
-        the model at two batch sizes; the max absolute difference is printed and must be
-        within --atol (exit 1 otherwise). The input size is the recorded preprocessing's.
-        ONNX files carry the preprocessing and class names (metadata "cnnzoo.record").
 
-        With --int8 the ONNX file is quantized by ONNX Runtime; the report gives the accuracy
-        change on labelled data and the int8 / fp32 speed, timed interleaved.
-        """
-        from ..errors import InvalidArgumentError
+def export_cmd(
+    model_file: Path = typer.Argument(..., help="model file (.safetensors with a record) "
+                                      "or run folder"),
+    to: Target = typer.Option(Target.onnx, "--to", "-t",
+                              help=f"{choices(Target)} (exported: an ExportedProgram .pt2)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="file to write (default: beside MODEL_FILE)"),
+    atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
+    int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
+                              "(QDQ, needs --calibrate) or --int8-mode dynamic"),
+    int8_mode: Optional[str] = typer.Option(None, "--int8-mode", metavar="static|dynamic",
+                                            help="static (the default: calibrated activation "
+                                            "ranges) or dynamic (weights only); implies --int8"),
+    calibrate: Optional[str] = typer.Option(None, "--calibrate", help="calibration images "
+                                            f"(train split): {spec_list()}"),
+    calib_images: int = typer.Option(256, help="how many calibration images"),
+    check_data: Optional[str] = typer.Option(None, "--check-data", help="labelled images "
+                                             "(test split) for the accuracy change; default: "
+                                             "--calibrate's data"),
+    check_images: int = typer.Option(2000, help="how many images the accuracy check uses"),
+    fmt: Annotated[str, format_option(f"{choices(Format)} (the report; the target is --to)")] = "table",
+    json_flag: JsonOpt = False,
+    pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
+) -> None:
+    """Export a model file for deployment with a dynamic batch size, then check it.
 
-        if fmt in _TARGETS:
-            raise InvalidArgumentError(
-                f"--format is the report's format (table or json); the export target is "
-                f"--to: use `--to {'exported' if fmt.startswith('exported') else fmt}`")
-        if fmt not in ("table", "json"):
-            raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
-        if int8_mode is not None and not int8:
-            raise InvalidArgumentError(f"unexpected argument {int8_mode!r} (did you mean "
-                                       f"`--int8 {int8_mode}`?)")
-        if calibrate and not int8:
-            raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
-        as_json = json_out or fmt == "json"
-        choice = pretrained_choice(pretrained, pretrained_tag, weights, model_file)
-        from ..modelfile import model_path
+    The export is loaded back (ONNX through onnxruntime) and run on the same inputs as
+    the model at two batch sizes; the max absolute difference is printed and must be
+    within --atol (exit 1 otherwise). The input size is the recorded preprocessing's.
+    ONNX files carry the preprocessing and class names (metadata "cnnzoo.record").
 
-        model_file = model_path(model_file)  # a run folder means its model file
-        if int8:
-            report = _int8(model_file, int8_mode or "static", to, out, calibrate, calib_images,
-                           check_data, check_images, choice)
-            _print_int8(report, as_json)
-            return
-        _plain(model_file, to, out, atol, as_json, choice)
+    With --int8 the ONNX file is quantized by ONNX Runtime; the report gives the accuracy
+    change on labelled data and the int8 / fp32 speed, timed interleaved.
+    """
+    from ..errors import InvalidArgumentError
+
+    if fmt in _TARGETS:
+        raise InvalidArgumentError(
+            f"--format is the report's format (table or json); the export target is "
+            f"--to: use `--to {'exported' if fmt.startswith('exported') else fmt}`")
+    if fmt not in ("table", "json"):
+        raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
+    int8 = int8 or int8_mode is not None
+    if calibrate and not int8:
+        raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
+    as_json = fmt == "json"
+    choice = pretrained_choice(pretrained, pretrained_tag, weights, model_file)
+    from ..modelfile import model_path
+
+    model_file = model_path(model_file)  # a run folder means its model file
+    if int8:
+        report = _int8(model_file, int8_mode or "static", to, out, calibrate, calib_images,
+                       check_data, check_images, choice)
+        _print_int8(report, as_json)
+        return
+    _plain(model_file, to, out, atol, as_json, choice)
 
 
 def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from ..registry import create_model, get_entry, list_models
 from ._common import Format, console, human, print_json
+from ._lazy import verb
+from ._options import FormatOpt, JsonOpt
 
 
 # Counts of the registered models, written by scripts/gen_param_counts.py (a test keeps it current):
@@ -43,49 +45,50 @@ def params_of(name: str) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("list")
-    def list_cmd(
-        pattern: str = typer.Argument("*", help="shell-style pattern, e.g. 'resnet*'"),
-        family: Optional[str] = typer.Option(None, help="only this family"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-    ) -> None:
-        """List registered models: name, family, parameters, native input."""
-        rows = []
-        for name in list_models(pattern, family=family):
-            e = get_entry(name)
-            rows.append({"name": name, "family": e.family, "params": params_of(name),
-                         "input_size": list(e.input_size), "description": e.description})
-        if fmt is Format.json:
-            print_json(rows)
-            return
-        t = Table(title=f"{len(rows)} models")
-        for col in ("name", "family", "params", "input", "description"):
-            t.add_column(col, justify="right" if col == "params" else "left")
-        for r in rows:
-            t.add_row(r["name"], r["family"], human(r["params"]),
-                      "x".join(map(str, r["input_size"])), r["description"])
-        console.print(t)
+    verb(app, "list", list_cmd)
+    verb(app, "info", info_cmd)
 
-    @app.command("info")
-    def info_cmd(
-        name: str = typer.Argument(..., help="model name"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-    ) -> None:
-        """Paper, native input size and published figures of a model."""
+
+def list_cmd(
+    pattern: Annotated[str, typer.Argument(help="shell-style pattern, e.g. 'resnet*'")] = "*",
+    family: Annotated[Optional[str], typer.Option(help="only this family")] = None,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """List registered models: name, family, parameters, native input."""
+    rows = []
+    for name in list_models(pattern, family=family):
         e = get_entry(name)
-        info = e.as_dict()
-        info["params"] = params_of(name)
-        if fmt is Format.json:
-            print_json(info)
-            return
-        p = e.paper
-        console.print(f"[bold]{name}[/]  ({e.family})  {e.description}", highlight=False)
-        console.print(f"paper:   {p.title} — {p.authors}, {p.year}. {p.url}", highlight=False)
-        console.print(f"input:   {'x'.join(map(str, e.input_size))}   params: {info['params']:,}", highlight=False)
-        if e.kwargs:
-            console.print("arch:    " + ", ".join(f"{k}={_plain(v)}" for k, v in e.kwargs.items()), highlight=False)
-        for pub in e.published:
-            console.print(f"published ({pub.source}): {published_figures(pub)}", highlight=False)
+        rows.append({"name": name, "family": e.family, "params": params_of(name),
+                     "input_size": list(e.input_size), "description": e.description})
+    if fmt is Format.json:
+        print_json(rows)
+        return
+    t = Table(title=f"{len(rows)} models")
+    for col in ("name", "family", "params", "input", "description"):
+        t.add_column(col, justify="right" if col == "params" else "left")
+    for r in rows:
+        t.add_row(r["name"], r["family"], human(r["params"]),
+                  "x".join(map(str, r["input_size"])), r["description"])
+    console.print(t)
+
+
+def info_cmd(name: Annotated[str, typer.Argument(help="model name")],
+             fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
+    """Paper, native input size and published figures of a model."""
+    e = get_entry(name)
+    info = e.as_dict()
+    info["params"] = params_of(name)
+    if fmt is Format.json:
+        print_json(info)
+        return
+    p = e.paper
+    console.print(f"[bold]{name}[/]  ({e.family})  {e.description}", highlight=False)
+    console.print(f"paper:   {p.title} — {p.authors}, {p.year}. {p.url}", highlight=False)
+    console.print(f"input:   {'x'.join(map(str, e.input_size))}   params: {info['params']:,}", highlight=False)
+    if e.kwargs:
+        console.print("arch:    " + ", ".join(f"{k}={_plain(v)}" for k, v in e.kwargs.items()), highlight=False)
+    for pub in e.published:
+        console.print(f"published ({pub.source}): {published_figures(pub)}", highlight=False)
 
 
 def _plain(v: object) -> str:

@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
 
 from ..data.kinds import spec_help, spec_list
 from ..errors import InvalidArgumentError
-from ._model_args import as_model_file, pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
 from ._common import Format, make_console, print_json
+from ._lazy import verb
+from ._model_args import Pretrained, PretrainedTag, Weights, as_model_file, pretrained_choice
+from ._options import FormatOpt, JsonOpt, choices
 
 
 def register(app: typer.Typer) -> None:
-    _register_train(app)
-    _register_eval(app)
+    verb(app, "train", train_cmd)
+    verb(app, "eval", eval_cmd)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -59,82 +61,84 @@ def _val_split(text: str | None) -> float | None:
     return v
 
 
-def _register_train(app: typer.Typer) -> None:
-    @app.command("train")
-    def train_cmd(
-        model: Optional[str] = typer.Argument(None, help="model name (see `cnnzoo list`); optional with --resume"),
-        data: Optional[str] = typer.Option(None, "--data", help=spec_help()),
-        recipe: Optional[str] = typer.Option(None, "--recipe", help="lenet, alexnet, vgg, googlenet, "
-                                             "cifar_resnet, resnet, fast (default: the model's paper recipe)"),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="number of epochs (replaces a recipe's iterations)"),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="global batch size"),
-        lr: Optional[float] = typer.Option(None, "--lr", help="base learning rate"),
-        val_split: Optional[str] = typer.Option(None, "--val-split", help="validation held out of the training "
-                                                "set: a fraction F or N images, stratified, fixed seed; 0: none "
-                                                "(default: the recipe's val_split, 0.1; folders use val/)"),
-        sets: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: key=value (repeatable)"),
-        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of recipe fields"),
-        out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/MODEL-TIME)"),
-        resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run: its folder or its "
-                                              "training state (checkpoint.safetensors), or a torch .pt/.pth "
-                                              "checkpoint, read with weights_only=True"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace the run already in --out "
-                                       "(refused without it)"),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if available)"),
-        compile: bool = typer.Option(False, "--compile", help="torch.compile the model"),
-        accum: Optional[int] = typer.Option(None, "--accum-steps", help="gradient accumulation steps"),
-        sync_bn: bool = typer.Option(False, "--sync-bn", help="SyncBatchNorm across processes (torchrun)"),
-        deterministic: bool = typer.Option(False, "--deterministic", help="deterministic algorithms: same seed, same weights"),
-        seed: int = typer.Option(0, "--seed"),
-        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch (default: its own choice)"),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json (the result, on stdout)"),
-        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
-        weights: Optional[Path] = weights_option(),
-        list_fields: bool = typer.Option(False, "--list-fields", help="list every --set field (type, default, "
-                                         "meaning) and exit"),
-    ) -> None:
-        """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
+def _recipe_help() -> str:
+    from ..train.recipes import RECIPES
 
-        Writes checkpoint.safetensors (full state, for --resume), model.safetensors (weights and
-        record, for eval/predict/export), metrics.csv and training_curves.png into --out, which
-        must not hold another run (--overwrite replaces it) and is locked while training.
-        Ctrl-C saves the state at the current step: continue with --resume. Under torchrun it
-        trains with DistributedDataParallel (only rank 0 writes)."""
-        if list_fields:
-            return _print_fields(fmt)
-        from ..train.recipes import parse_sets
-        from ..train.run import fit
-        from ._progress import ConsoleReporter
+    return f"{choices(RECIPES)} (default: the model's paper recipe)"
 
-        overrides = parse_sets(sets)
-        _set_threads(threads)
-        for key, val in (("batch_size", batch_size), ("lr", lr), ("accum_steps", accum),
-                         ("val_split", _val_split(val_split))):
-            if val is not None:
-                overrides[key] = val
-        if compile:
-            overrides["compile"] = True
-        if sync_bn:
-            overrides["sync_bn"] = True
-        con = make_console(stderr=True) if fmt is Format.json else make_console()
-        rep = ConsoleReporter(con, progress=progress and con.is_terminal)
-        res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
-                  out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
-                  reporter=rep, epochs=epochs, overwrite=overwrite,
-                  pretrained=pretrained_choice(pretrained, pretrained_tag, weights, model))  # a NaN loss raises NonFiniteLossError: exit 1
-        if res is None:
-            return
-        if fmt is Format.json:
-            print_json(res)
-            return
-        _print_result(con, res)
+
+def _opt(help: str, *flags: str) -> typer.models.OptionInfo:
+    return typer.Option(*flags, help=help)
+
+
+# train's options, one line each in its signature
+OptStr, OptInt, OptFloat, OptPath = Optional[str], Optional[int], Optional[float], Optional[Path]
+Model = Annotated[OptStr, typer.Argument(help="model name (see `cnnzoo list`); optional with --resume")]
+Data = Annotated[OptStr, _opt(spec_help())]
+RecipeName = Annotated[OptStr, _opt(_recipe_help())]
+Epochs = Annotated[OptInt, _opt("number of epochs (replaces a recipe's iterations)")]
+ValSplit = Annotated[OptStr, _opt("validation held out of the training set: a fraction F or N images, "
+                                  "stratified, fixed seed; 0: none (default: the recipe's val_split, 0.1; "
+                                  "folders use val/)")]
+Sets = Annotated[Optional[List[str]], _opt("override any recipe field: key=value (repeatable; "
+                                           "--list-fields lists them)", "--set")]
+Resume = Annotated[OptPath, _opt("continue a run: its folder or its training state "
+                                 "(checkpoint.safetensors), or a torch .pt/.pth checkpoint, read with "
+                                 "weights_only=True")]
+Overwrite = Annotated[bool, _opt("replace the run already in --out (refused without it)", "--overwrite")]
+Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1 (default: cuda if available)")]
+Compile = Annotated[bool, _opt("torch.compile the model", "--compile")]
+Accum = Annotated[OptInt, _opt("gradient accumulation steps", "--accum-steps")]
+SyncBN = Annotated[bool, _opt("SyncBatchNorm across processes (torchrun)", "--sync-bn")]
+Deterministic = Annotated[bool, _opt("deterministic algorithms: same seed, same weights", "--deterministic")]
+Threads = Annotated[OptInt, _opt("CPU threads for PyTorch (default: its own choice)")]
+ListFields = Annotated[bool, _opt("list every --set field (type, default, meaning) and exit", "--list-fields")]
+
+
+def train_cmd(
+    model: Model = None, data: Data = None, recipe: RecipeName = None, epochs: Epochs = None,
+    batch_size: Annotated[OptInt, _opt("global batch size")] = None,
+    lr: Annotated[OptFloat, _opt("base learning rate")] = None, val_split: ValSplit = None,
+    sets: Sets = None, config: Annotated[OptPath, _opt("YAML file of recipe fields")] = None,
+    out: Annotated[OptPath, _opt("output folder (default runs/MODEL-TIME)")] = None,
+    resume: Resume = None, overwrite: Overwrite = False, device: Device = None, compile: Compile = False,
+    accum: Accum = None, sync_bn: SyncBN = False, deterministic: Deterministic = False,
+    seed: Annotated[int, typer.Option()] = 0, threads: Threads = None,
+    progress: Annotated[bool, _opt("progress bar")] = True, fmt: FormatOpt = Format.table,
+    json_flag: JsonOpt = False, pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None,
+    weights: Weights = None, list_fields: ListFields = False,
+) -> None:
+    """Train a model on real data with its paper's recipe; checkpoints every epoch (resumable).
+
+    Writes checkpoint.safetensors (full state, for --resume), model.safetensors (weights and
+    record, for eval/predict/export), metrics.csv and training_curves.png into --out, which
+    must not hold another run (--overwrite replaces it) and is locked while training.
+    Ctrl-C saves the state at the current step: continue with --resume. Under torchrun it
+    trains with DistributedDataParallel (only rank 0 writes)."""
+    if list_fields:
+        return _print_fields(fmt)
+    from ..train.recipes import parse_sets
+    from ..train.run import fit
+    from ._progress import ConsoleReporter
+
+    _set_threads(threads)
+    flags = {"batch_size": batch_size, "lr": lr, "accum_steps": accum, "val_split": _val_split(val_split),
+             "compile": compile or None, "sync_bn": sync_bn or None}
+    overrides = {**parse_sets(sets), **{k: v for k, v in flags.items() if v is not None}}
+    con = make_console(stderr=True) if fmt is Format.json else make_console()
+    res = fit(model, data=data, recipe=recipe, overrides=overrides, config=str(config) if config else None,
+              out=out, resume=resume, device=device, seed=seed, deterministic=deterministic,
+              reporter=ConsoleReporter(con, progress=progress and con.is_terminal), epochs=epochs,
+              overwrite=overwrite, pretrained=pretrained_choice(pretrained, pretrained_tag, weights, model))
+    if res is not None:  # a NaN loss raises NonFiniteLossError: exit 1
+        print_json(res) if fmt is Format.json else _print_result(con, res)
 
 
 def _print_fields(fmt: Format) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    from ..train.recipe_fields import fields_table
+    from ..train.recipes import fields_table
 
     rows = fields_table()
     if fmt is Format.json:
@@ -143,49 +147,60 @@ def _print_fields(fmt: Format) -> None:
     for col in ("field", "type", "default", "meaning"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["field"], r["type"], r["default"], r["meaning"])
+        t.add_row(*(escape(r[k]) for k in ("field", "type", "default", "meaning")))  # [float, float] is not markup
     make_console().print(t)
 
 
-def _register_eval(app: typer.Typer) -> None:
-    @app.command("eval")
-    def eval_cmd(
-        model_files: List[Path] = typer.Argument(..., help="model file(s) written by `cnnzoo train` (or run "
-                                                 "folders); several: an ensemble"),
-        data: Optional[str] = typer.Option(None, "--data", help=f"{spec_list()} (default: the one it was "
-                                           "trained on)"),
-        ten_crop: bool = typer.Option(False, "--ten-crop", help="the papers' 10-crop testing (corners, centre, mirrors); "
-                                      "refused on digits, where a mirror image is another digit"),
-        allow_mirror: bool = typer.Option(False, "--allow-mirror", help="--ten-crop even on data that is not "
-                                          f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})"),
-        combine: str = typer.Option("mean", "--combine", help="ensembles: mean (of the softmax, the papers' way), "
-                                    "logits (their mean) or vote"),
-        plot_confusion: Optional[Path] = typer.Option(None, "--plot-confusion", help="write the confusion matrix PNG here"),
-        device: Optional[str] = typer.Option(None, "--device"),
-        batch_size: int = typer.Option(500, "--batch-size"),
-        amp: str = typer.Option("auto", "--amp", help="auto (bf16 on CUDA, AMX CPUs, and avx512_bf16 CPUs at batch >= 64), bf16 or off"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-        pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
-        weights: Optional[Path] = weights_option(),
-    ) -> None:
-        """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix;
-        with several models, each member's errors and their ensemble's."""
-        if amp not in ("auto", "bf16", "off"):
-            raise InvalidArgumentError(f"--amp takes auto, bf16 or off, got {amp!r}")
-        if len(model_files) > 1:
-            if plot_confusion is not None:
-                raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
-            from ..train.ensemble_eval import evaluate_ensemble
+def _amp_help() -> str:
+    from ..train.recipes import spec
 
-            res = evaluate_ensemble(model_files, data, combine=combine, ten_crop=ten_crop,
-                                    allow_mirror=allow_mirror, device=device,
-                                    batch_size=batch_size, amp=amp)
-            print_json(res) if fmt is Format.json else _print_ensemble(res)
-            return
-        with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
-                                                                          model_files[0])) as path:
-            _eval_one(path, data, ten_crop=ten_crop, allow_mirror=allow_mirror, plot_confusion=plot_confusion,
-                      device=device, batch_size=batch_size, amp=amp, fmt=fmt)
+    return (f"{choices(spec('amp')['choices'])}; auto: bf16 on CUDA, AMX CPUs, and avx512_bf16 CPUs at "
+            "batch >= 64")
+
+
+def _combine_help() -> str:
+    from ..ensemble import COMBINE
+
+    return f"ensembles: {choices(COMBINE)} (mean of the softmax is the papers' way)"
+
+
+def eval_cmd(
+    model_files: Annotated[List[Path], typer.Argument(help="model file(s) written by `cnnzoo train` (or run "
+                                                      "folders); several: an ensemble")],
+    data: Annotated[Optional[str], typer.Option(help=f"{spec_list()} (default: the one it "
+                                                                  "was trained on)")] = None,
+    ten_crop: Annotated[bool, typer.Option("--ten-crop", help="the papers' 10-crop testing (corners, centre, "
+                                           "mirrors); refused on digits, where a mirror image is another "
+                                           "digit")] = False,
+    allow_mirror: Annotated[bool, typer.Option("--allow-mirror", help="--ten-crop even on data that is not "
+                                               f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})")] = False,
+    combine: Annotated[str, typer.Option(help=_combine_help())] = "mean",
+    plot_confusion: Annotated[Optional[Path], typer.Option(help="write the confusion matrix PNG here")] = None,
+    device: Annotated[Optional[str], typer.Option()] = None,
+    batch_size: Annotated[int, typer.Option()] = 500,
+    amp: Annotated[str, typer.Option(help=_amp_help())] = "auto",
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
+) -> None:
+    """Top-1/top-5 error (centre crop or 10-crop), per-class accuracy and a confusion matrix;
+    with several models, each member's errors and their ensemble's."""
+    from ..train.recipes import spec
+
+    if amp not in spec("amp")["choices"]:
+        raise InvalidArgumentError(f"--amp takes {choices(spec('amp')['choices'])}, got {amp!r}")
+    if len(model_files) > 1:
+        if plot_confusion is not None:
+            raise InvalidArgumentError("--plot-confusion takes one model file, not an ensemble")
+        from ..train.ensemble_eval import evaluate_ensemble
+
+        res = evaluate_ensemble(model_files, data, combine=combine, ten_crop=ten_crop,
+                                allow_mirror=allow_mirror, device=device, batch_size=batch_size, amp=amp)
+        print_json(res) if fmt is Format.json else _print_ensemble(res)
+        return
+    with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
+                                                         model_files[0])) as path:
+        _eval_one(path, data, ten_crop=ten_crop, allow_mirror=allow_mirror, plot_confusion=plot_confusion,
+                  device=device, batch_size=batch_size, amp=amp, fmt=fmt)
 
 
 def _print_ensemble(res: dict) -> None:

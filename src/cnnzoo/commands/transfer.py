@@ -10,8 +10,10 @@ import typer
 from ..data.kinds import DEFAULT_KIND, spec_help
 from ..errors import InvalidArgumentError
 from ..results import pct
-from ._common import console, print_json
-from ._model_args import pretrained_choice, pretrained_option, pretrained_tag_option, weights_option
+from ._common import Format, console, print_json
+from ._lazy import verb
+from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
+from ._options import FormatOpt, JsonOpt
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     from torch import nn
@@ -66,9 +68,8 @@ def features_cmd(
     per_class: Optional[int] = typer.Option(None, help="at most N images per class (seeded)"),
     limit: Optional[int] = typer.Option(None, help="at most N images"),
     pool: str = typer.Option("avg", help="reduce 4-D maps: avg, max or flatten"),
-    json_out: bool = typer.Option(False, "--json"),
-    pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
-    weights: Optional[Path] = weights_option(),
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
 ) -> None:
     """Write the activations of a layer for a dataset (features + labels, safetensors)."""
     from ..deploy.predict import get_preprocess, load_for_inference
@@ -82,7 +83,7 @@ def features_cmd(
             "pool": pool, "data": data or DEFAULT_KIND, "split": split, "classes": ds.classes}
     save_features(out, f, ds.y, **meta)
     info = {"out": str(out), "shape": list(f.shape), **meta}
-    if json_out:
+    if fmt is Format.json:
         print_json(info)
     else:
         console.print(f"wrote {out}: {f.shape[0]} x {f.shape[1]} features of {layer}",
@@ -96,7 +97,7 @@ def linear_probe_cmd(
     lr: float = typer.Option(0.01, help="AdamW learning rate"),
     weight_decay: float = typer.Option(1e-4),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="save the probe (.safetensors)"),
-    json_out: bool = typer.Option(False, "--json"),
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Train a linear classifier on extracted features; print train/val accuracy."""
     from ..transfer.core import accuracy, load_features, train_linear_probe
@@ -122,7 +123,7 @@ def linear_probe_cmd(
             save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
                       metadata={"cnnzoo_probe": json.dumps({**meta, **res})})
         res["out"] = str(out)
-    if json_out:
+    if fmt is Format.json:
         print_json(res)
         return
     line = f"linear probe on {res['n_train']} x {res['dim']} features: train accuracy {res['train_acc_pct']:.2f}%"
@@ -148,9 +149,8 @@ def finetune_cmd(
     augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
-    json_out: bool = typer.Option(False, "--json"),
-    pretrained: bool = pretrained_option(), pretrained_tag: Optional[str] = pretrained_tag_option(),
-    weights: Optional[Path] = weights_option(),
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
 ) -> None:
     """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
     evaluated on the test split of the same classes."""
@@ -176,7 +176,7 @@ def finetune_cmd(
         ft.save(out, pp.to_record(), {"spec": data or DEFAULT_KIND, "classes": cls,
                                       "per_class": per_class}, source=str(model_file))
         res["out"] = str(out)
-    if json_out:
+    if fmt is Format.json:
         print_json(res)
         return
     console.print(f"{res['mode']}: {len(train)} labelled images, {ft.trainable_params:,} trainable "
@@ -185,6 +185,6 @@ def finetune_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("features")(features_cmd)
-    app.command("linear-probe")(linear_probe_cmd)
-    app.command("finetune")(finetune_cmd)
+    verb(app, "features", features_cmd)
+    verb(app, "linear-probe", linear_probe_cmd)
+    verb(app, "finetune", finetune_cmd)

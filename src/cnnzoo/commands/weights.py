@@ -8,6 +8,8 @@ import typer
 from rich.table import Table
 
 from ._common import Format, console, print_json
+from ._lazy import verb
+from ._options import FormatOpt, JsonOpt
 
 
 def _pct(v: float | None, unit: str = "") -> str:
@@ -19,57 +21,59 @@ def _mb(v: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("weights")
-    def weights_cmd(
-        model: Optional[str] = typer.Argument(None, help="a model name: its weights in detail"),
-        download: bool = typer.Option(False, "--download",
-                                      help="fetch MODEL's weights into the cache (verified)"),
-        tag: Optional[str] = typer.Option(None, "--tag", help="only these weights (tv, timm or a "
-                                           "tag); with --download: which to fetch"),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-    ) -> None:
-        """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
-        (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE/weights (default
-        ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
-        from ..hub import TABLE, cache_dir, entries_named, fetch, resolve, source_url
-        from ..registry import get_entry
+    verb(app, "weights", weights_cmd)
 
-        if model is None:
-            if download:
-                raise typer.BadParameter("--download needs a MODEL")
-            rows = [e.as_dict() for name in sorted(TABLE) for e in TABLE[name]]
-            if fmt is Format.json:
-                print_json(rows)
-                return
-            t = Table(title=f"published weights for {len(TABLE)} models (first = default)")
-            for col in ("model", "tag", "source", "top-1 %", "top-5 %", "MB"):
-                t.add_column(col, justify="left" if col in ("model", "tag", "source") else "right",
-                             no_wrap=True)
-            for r in rows:
-                t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1_acc_pct"]), _pct(r["top5_acc_pct"]),
-                          _mb(r["size_mb"]))
-            console.print(t)
-            return
-        get_entry(model)  # an unknown name: the registry's message
-        # --download fetches the one file the tag picks; a listing shows every row it names
-        entries = [resolve(model, tag or True)] if download else entries_named(model, tag)
-        info = []
-        for e in entries:
-            d = e.as_dict()
-            path = cache_dir() / e.file_name
-            d.update(fetch_from=source_url(e), cache_path=str(path), cached=path.is_file())
-            if download:
-                d.update(cache_path=str(fetch(e)), cached=True)
-            info.append(d)
+
+def weights_cmd(
+    model: Optional[str] = typer.Argument(None, help="a model name: its weights in detail"),
+    download: bool = typer.Option(False, "--download",
+                                  help="fetch MODEL's weights into the cache (verified)"),
+    tag: Optional[str] = typer.Option(None, "--tag", help="only these weights (tv, timm or a "
+                                       "tag); with --download: which to fetch"),
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
+    (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE/weights (default
+    ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
+    from ..hub import TABLE, cache_dir, entries_named, fetch, resolve, source_url
+    from ..registry import get_entry
+
+    if model is None:
+        if download:
+            raise typer.BadParameter("--download needs a MODEL")
+        rows = [e.as_dict() for name in sorted(TABLE) for e in TABLE[name]]
         if fmt is Format.json:
-            print_json(info)
+            print_json(rows)
             return
-        for d in info:
-            acc = (f"top-1 {_pct(d['top1_acc_pct'], '%')}, top-5 {_pct(d['top5_acc_pct'], '%')}"
-                   if d["top1_acc_pct"] is not None else "no published accuracy in our table")
-            console.print(f"{d['model']} {d['tag']} ({d['source']}): {acc}", highlight=False)
-            console.print(f"  url     {d['url']}\n  sha256  {d['sha256'] or '(none published)'}"
-                          f"\n  input   resize {d['resize']}, centre crop {d['crop']}, "
-                          f"{d['interpolation']}, mean {d['mean']}, std {d['std']}"
-                          f"\n  cache   {d['cache_path']} ({'present' if d['cached'] else 'absent'})",
-                          highlight=False, soft_wrap=True)
+        t = Table(title=f"published weights for {len(TABLE)} models (first = default)")
+        for col in ("model", "tag", "source", "top-1 %", "top-5 %", "MB"):
+            t.add_column(col, justify="left" if col in ("model", "tag", "source") else "right",
+                         no_wrap=True)
+        for r in rows:
+            t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1_acc_pct"]), _pct(r["top5_acc_pct"]),
+                      _mb(r["size_mb"]))
+        console.print(t)
+        return
+    get_entry(model)  # an unknown name: the registry's message
+    # --download fetches the one file the tag picks; a listing shows every row it names
+    entries = [resolve(model, tag or True)] if download else entries_named(model, tag)
+    info = []
+    for e in entries:
+        d = e.as_dict()
+        path = cache_dir() / e.file_name
+        d.update(fetch_from=source_url(e), cache_path=str(path), cached=path.is_file())
+        if download:
+            d.update(cache_path=str(fetch(e)), cached=True)
+        info.append(d)
+    if fmt is Format.json:
+        print_json(info)
+        return
+    for d in info:
+        acc = (f"top-1 {_pct(d['top1_acc_pct'], '%')}, top-5 {_pct(d['top5_acc_pct'], '%')}"
+               if d["top1_acc_pct"] is not None else "no published accuracy in our table")
+        console.print(f"{d['model']} {d['tag']} ({d['source']}): {acc}", highlight=False)
+        console.print(f"  url     {d['url']}\n  sha256  {d['sha256'] or '(none published)'}"
+                      f"\n  input   resize {d['resize']}, centre crop {d['crop']}, "
+                      f"{d['interpolation']}, mean {d['mean']}, std {d['std']}"
+                      f"\n  cache   {d['cache_path']} ({'present' if d['cached'] else 'absent'})",
+                      highlight=False, soft_wrap=True)

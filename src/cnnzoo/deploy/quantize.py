@@ -52,11 +52,11 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
     """Write the int8 version of ONNX file `fp32` to `out`; `calibration`: preprocessed
     images (N, C, H, W) for static mode. Returns what was quantized."""
     if mode not in MODES:
-        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (with --calibrate DATA) "
+        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (with --calibrate DATA) "
                                    "or dynamic")
     if mode == "static" and (calibration is None or len(calibration) == 0):
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   f"(e.g. {spec_list()}), or use --int8 dynamic")
+                                   f"(e.g. {spec_list()}), or use --int8-mode dynamic")
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
@@ -109,7 +109,7 @@ def quantize_model(model_file: str | os.PathLike, mode: str = "static",
     from .predict import get_preprocess, load_for_inference
 
     if mode not in MODES:
-        raise InvalidArgumentError(f"--int8 {mode!r}: choose static (the default, with "
+        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (the default, with "
                                    "--calibrate DATA) or dynamic")
     if mode == "static" and not calibrate:
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "

@@ -140,12 +140,12 @@ ZF_PAPER = Paper(
 
 register(
     "alexnet", alexnet, family="alexnet", paper=ONE_WEIRD_TRICK, input_size=(3, 227, 227),
-    kwargs=dict(cfg="torchvision"),  # torchvision's figures: from its weights' row (hub.table)
+    kwargs=dict(cfg="torchvision"), recipe="alexnet",  # torchvision's figures: from its weights' row (hub.table)
     description="single-tower AlexNet (64-192-384-256-256), torchvision-compatible",
 )
 register(
     "alexnet_original", alexnet, family="alexnet", paper=ALEXNET_PAPER, input_size=(3, 227, 227),
-    kwargs=dict(cfg="original"),
+    kwargs=dict(cfg="original"), recipe="alexnet",
     published=(
         Published(source="Krizhevsky et al. 2012, abstract and Table 1 (1 CNN, ILSVRC-2010 test)",
                   params=60e6, top1_err=37.5, top5_err=17.0, dataset="ImageNet ILSVRC-2010"),
@@ -156,7 +156,7 @@ register(
 )
 register(
     "zfnet", alexnet, family="alexnet", paper=ZF_PAPER, input_size=(3, 224, 224),
-    kwargs=dict(cfg="zfnet"),
+    kwargs=dict(cfg="zfnet"), recipe="alexnet",
     published=Published(source="Zeiler & Fergus 2014, Table 2, model (b): 1 convnet, layers 3,4,5 "
                         "with 512,1024,512 maps (ILSVRC-2012 val)", top1_err=37.5, top5_err=16.0),
     description="ZFNet: AlexNet with conv1 7x7/2, conv2 stride 2, conv3-5 of 512-1024-512",

@@ -135,7 +135,7 @@ def googlenet_tv(num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = 
 PAPER = Paper("Going Deeper with Convolutions", "Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, "
               "Erhan, Vanhoucke, Rabinovich", 2014, "https://arxiv.org/abs/1409.4842")
 
-register("googlenet", googlenet, family="googlenet", paper=PAPER, input_size=(3, 224, 224),
+register("googlenet", googlenet, family="googlenet", paper=PAPER, input_size=(3, 224, 224), recipe="googlenet",
          published=(
              # Table 1's "ops" column summed (1502M) but with conv1 at the rule's 118M instead of
              # its printed 34M (see docs/models-multibranch.md); the text says "1.5 billion".
@@ -145,4 +145,5 @@ register("googlenet", googlenet, family="googlenet", paper=PAPER, input_size=(3,
          ),
          description="GoogLeNet as in the paper's Table 1: LRN, 5x5 branches, 2 aux classifiers")
 register("googlenet_tv", googlenet_tv, family="googlenet", paper=PAPER, input_size=(3, 224, 224),
+         recipe="googlenet",
          description="torchvision's GoogLeNet (BN, 3x3 for 5x5); loads its state_dict")

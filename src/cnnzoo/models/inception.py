@@ -312,7 +312,7 @@ register("bn_inception", bn_inception, family="inception", input_size=(3, 224, 2
          paper=Paper("Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
                      "Covariate Shift", "Ioffe, Szegedy", 2015, "https://arxiv.org/abs/1502.03167"),
          description="Inception v2 (BN-Inception): BN, double 3x3, stride-2 inception modules")
-register("inception_v3", inception_v3, family="inception", input_size=(3, 299, 299),
+register("inception_v3", inception_v3, family="inception", input_size=(3, 299, 299), recipe="googlenet",
          paper=Paper("Rethinking the Inception Architecture for Computer Vision", "Szegedy, Vanhoucke, "
                      "Ioffe, Shlens, Wojna", 2015, "https://arxiv.org/abs/1512.00567"),
          description="Inception v3, torchvision-compatible (factorised 7x1/1x7 convs, aux head)")

@@ -174,10 +174,12 @@ def inception_resnet_v2(num_classes: int = 1000, in_chans: int = 3) -> Inception
 _V4 = Paper("Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning",
             "Szegedy, Ioffe, Vanhoucke, Alemi", 2016, "https://arxiv.org/abs/1602.07261")
 register("inception_v4", inception_v4, family="inception", input_size=(3, 299, 299), paper=_V4,
+         recipe="googlenet",
          published=Published(source="Szegedy et al. 2016 / TF-slim reference (42.7M)", params=42.7e6,
                              top1_err=20.0, top5_err=5.0),
          description="Inception-v4: pure inception, 4 A + 7 B + 3 C blocks")
 register("inception_resnet_v2", inception_resnet_v2, family="inception", input_size=(3, 299, 299),
+         recipe="googlenet",
          paper=_V4,
          published=Published(source="Szegedy et al. 2016 / TF-slim reference (55.8M)", params=55.8e6,
                              top1_err=19.9, top5_err=4.9),

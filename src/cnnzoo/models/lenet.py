@@ -273,14 +273,14 @@ def lenet5(num_classes: int = 10, in_chans: int = 1, act: str = "squash", pool: 
 
 _MNIST = "MNIST"
 register(
-    "lenet5", lenet5, family="lenet", paper=PAPER, input_size=(1, 32, 32), num_classes=10,
+    "lenet5", lenet5, family="lenet", paper=PAPER, input_size=(1, 32, 32), num_classes=10, recipe="lenet",
     published=Published(source="LeCun et al. 1998: sec. II.B (60,000 free parameters), sec. III "
                         "(0.95% test error without distortions)",
                         params=60_000, top1_err=0.95, dataset=_MNIST),
     description="LeNet-5 as published: squashing, trainable subsampling, C3 table, RBF output",
 )
 register(
-    "lenet5_modern", lenet5, family="lenet", paper=PAPER, input_size=(1, 32, 32), num_classes=10,
+    "lenet5_modern", lenet5, family="lenet", paper=PAPER, input_size=(1, 32, 32), num_classes=10, recipe="lenet",
     kwargs=dict(act="relu", pool="max", c3="full", head="linear"),
     description="LeNet-5 sizes with ReLU, max pooling, full C3 and a linear output",
 )

@@ -201,4 +201,4 @@ IMAGENET_RESNETS: dict[str, tuple[dict[str, Any], Paper, tuple[Published, ...], 
 
 for _name, (_kw, _paper, _pub, _desc) in IMAGENET_RESNETS.items():
     register(_name, resnet, family="resnet", paper=_paper, input_size=(3, 224, 224), kwargs=_kw,
-             published=_pub, description=_desc)
+             published=_pub, description=_desc, recipe="resnet" if _name.startswith("resnet") else "fast")

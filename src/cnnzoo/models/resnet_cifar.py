@@ -94,4 +94,5 @@ CIFAR_RESNETS: dict[str, tuple[dict[str, Any], Paper, tuple[Published, ...], str
 
 for _name, (_kw, _paper, _pub, _desc) in CIFAR_RESNETS.items():
     register(_name, cifar_resnet, family="resnet_cifar", paper=_paper, input_size=(3, 32, 32), num_classes=10,
-             kwargs=_kw, published=_pub, description=_desc)
+             kwargs=_kw, published=_pub, description=_desc,
+             recipe="cifar_resnet" if _name.startswith(("resnet", "preact")) else "fast")

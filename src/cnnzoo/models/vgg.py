@@ -110,11 +110,11 @@ for _name, (_cfg, _m, _top1, _top5) in _PAPER_NETS.items():
     _pub = Published(source=f"Simonyan & Zisserman 2015, Table 2 (params, rounded to millions) "
                      f"and Table 3 (config {_cfg}, train/test scale 256, ILSVRC-2012 val)",
                      params=_m * 1e6, top1_err=_top1, top5_err=_top5)
-    register(_name, vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224),
+    register(_name, vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224), recipe="vgg",
              kwargs=dict(cfg=_cfg), published=_pub,
              description=f"VGG configuration {_cfg}" + (" (torchvision-compatible)"
                                                         if _name in _TORCHVISION else ""))
     if _name in _TORCHVISION:
-        register(f"{_name}_bn", vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224),
+        register(f"{_name}_bn", vgg, family="vgg", paper=PAPER, input_size=(3, 224, 224), recipe="vgg",
                  kwargs=dict(cfg=_cfg, batch_norm=True),
                  description=f"VGG configuration {_cfg} with BatchNorm (torchvision-compatible)")

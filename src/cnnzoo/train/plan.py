@@ -17,7 +17,7 @@ from ..errors import InvalidArgumentError, TrainingStateError
 from ..precision import cpu_has_amx_bf16
 from ..registry import get_entry
 from . import state as ckpt
-from .recipes import Recipe, default_recipe_for, get_recipe, recipe_from_dict, validate, with_overrides
+from .recipes import RESUME_MAY_CHANGE, Recipe, get_recipe, recipe_from_dict, validate, with_overrides
 
 
 @dataclass
@@ -38,12 +38,6 @@ class Plan:
     pretrained: bool | str = False  # published weights to start from (cnnzoo.hub); not on resume
     # the published weights' mean/std normalise the data: kept by the run, so a resume uses them too
     pretrained_stats: bool | str = False
-
-
-# What a resumed run may change: the learning rate, the run length and bookkeeping. Anything
-# else (batch size, augmentation, optimizer, schedule shape...) would make it another run.
-RESUME_MAY_CHANGE = ("lr", "epochs", "iterations", "log_every", "ckpt_every", "eval_every", "workers",
-                     "on_corrupt", "compile")
 
 
 def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Recipe | None,
@@ -70,10 +64,11 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
             out = out or (rpath if rpath.is_dir() else rpath.parent)
     if model_name is None:
         raise InvalidArgumentError("name a model to train (see `cnnzoo list`)")
-    input_size = get_entry(model_name).input_size
+    entry = get_entry(model_name)
+    input_size = entry.input_size
     if saved_state is None:
         if not isinstance(recipe, Recipe):
-            recipe = get_recipe(recipe or default_recipe_for(model_name, input_size))
+            recipe = get_recipe(recipe or entry.recipe)
         recipe = _with_epochs(with_overrides(recipe, overrides, config), epochs)
     return Plan(model_name=model_name, input_size=input_size, recipe=recipe, data=data, seed=seed,
                 deterministic=deterministic, out=out, resume=resume, saved_weights=saved_weights,

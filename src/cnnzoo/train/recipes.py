@@ -4,6 +4,12 @@ a fast modern one. `get_recipe(name, overrides)` applies --config YAML and --set
 Epoch- or iteration-based: a recipe with `iterations` (the CIFAR ResNet's 64k) sets the run
 length in optimizer steps; `--epochs N` replaces that with N epochs and the step milestones
 scale in proportion (32k/48k of 64k stay at 50%/75% of the run).
+
+Each field is declared once, in `Recipe`, with `_field(...)`: its default (and so the type --set
+and YAML values are coerced to), its range or choices, its meaning and whether a resumed run may
+change it. Coercion, `validate`, `cnnzoo train --list-fields` and the resume rule read that
+declaration; adding a field is one line here. Which recipe a model trains with by default is a
+field of its registry entry (`register(..., recipe=NAME)`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import InvalidArgumentError, closest
 from ..data.transforms import AUGMENTATIONS
@@ -21,56 +27,92 @@ SCHEDULES = ("constant", "multistep", "plateau", "exp", "cosine", "onecycle")
 OPTIMIZERS = ("sgd", "adamw")
 
 
+def _field(default: Any, meaning: str, *, rule: str | None = None, choices: tuple[str, ...] = (),
+           resume: bool = False, kind: type | None = None, takes: str | None = None) -> Any:
+    """One recipe field, declared once: its default (whose type --set and YAML values are coerced
+    to; `kind` names the type where the default is None), its range (">= a", "> a", or "in [a, b)",
+    [ ]: bound included; each element of a tuple or list) or choices, what it means (`cnnzoo train
+    --list-fields`), and whether a resumed run may change it; `takes` words a type error."""
+    meta = {"meaning": meaning, "rule": rule, "choices": choices, "resume": resume, "takes": takes,
+            "kind": kind or type(default), "optional": default is None}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_AUTO_ON_OFF = ("auto", "on", "off")
+
+
 @dataclass
 class Recipe:
-    name: str = "custom"
-    source: str = ""
+    name: str = _field("custom", "the recipe's name")
+    source: str = _field("", "where the recipe comes from (paper, seed)")
     # run length: epochs, or optimizer steps when `iterations` is set
-    epochs: int = 10
-    iterations: int | None = None
-    batch_size: int = 128  # the global batch (all ranks, all accumulation steps)
-    accum_steps: int = 1   # gradient accumulation: micro-batch = batch_size / (world * accum)
+    epochs: int = _field(10, "run length in epochs (unless iterations is set)", rule=">= 1", resume=True)
+    iterations: int | None = _field(None, "run length in optimizer steps (the CIFAR ResNet's 64k); "
+                                    "--epochs replaces it", rule=">= 1", resume=True, kind=int)
+    batch_size: int = _field(128, "global batch: all processes and accumulation steps together", rule=">= 1")
+    accum_steps: int = _field(1, "gradient accumulation steps per optimizer step (micro-batch = "
+                              "batch_size / (processes * accum_steps))", rule=">= 1")
     # optimizer
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    no_decay_norm_bias: bool = False  # modern practice: no weight decay on BN and biases
-    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: str = _field("sgd", "the optimizer", choices=OPTIMIZERS)
+    lr: float = _field(0.01, "base learning rate", rule="> 0", resume=True)
+    momentum: float = _field(0.9, "SGD momentum", rule="in [0, 1)")
+    nesterov: bool = _field(False, "Nesterov momentum (SGD)")
+    weight_decay: float = _field(5e-4, "L2 weight decay (AdamW: decoupled)", rule=">= 0")
+    no_decay_norm_bias: bool = _field(False, "no weight decay on BatchNorm parameters and biases "
+                                      "(modern practice)")
+    betas: tuple[float, float] = _field((0.9, 0.999), "AdamW's (beta1, beta2)", rule="in [0, 1)",
+                                        takes="two numbers (beta1, beta2), e.g. [0.9,0.999],")
     # schedule (per optimizer step unless plateau, which reads the validation accuracy per epoch)
-    schedule: str = "constant"
-    milestones: list[int] = field(default_factory=list)  # in steps, of `iterations` (or epochs if no iterations)
-    gamma: float = 0.1
-    patience: int = 2         # plateau: epochs without improvement before dividing by 1/gamma
-    decay_every: float = 8.0  # exp: multiply by gamma every this many epochs (GoogLeNet: 0.96 / 8)
-    warmup_epochs: float = 0.0
-    pct_start: float = 0.25   # one-cycle: fraction of the run spent warming up
-    final_lr_frac: float = 1e-3
+    schedule: str = _field("constant", "learning-rate schedule", choices=SCHEDULES)
+    milestones: list[int] = _field([], "multistep: steps (of iterations, or epochs) where lr is "
+                                   "multiplied by gamma", rule=">= 0")
+    gamma: float = _field(0.1, "multistep / plateau / exp: the lr factor", rule="> 0")
+    patience: int = _field(2, "plateau: epochs without validation improvement before lr x gamma", rule=">= 0")
+    decay_every: float = _field(8.0, "exp: multiply lr by gamma every this many epochs (GoogLeNet: "
+                                "0.96 / 8)", rule="> 0")
+    warmup_epochs: float = _field(0.0, "linear warm-up from 0 over this many epochs", rule=">= 0")
+    pct_start: float = _field(0.25, "onecycle: fraction of the run spent warming up", rule="in [0, 1]")
+    final_lr_frac: float = _field(1e-3, "cosine / onecycle: the last lr as a fraction of the base",
+                                  rule="in [0, 1]")
     # loss
-    label_smoothing: float = 0.0
-    aux_weight: float | None = None  # None: the model's own (GoogLeNet's 0.3)
-    grad_clip: float | None = None   # max global L2 norm of the gradients
+    label_smoothing: float = _field(0.0, "cross-entropy label smoothing (the plotted loss says so)",
+                                    rule="in [0, 1)")
+    aux_weight: float | None = _field(None, "weight of auxiliary classifier losses (default: the "
+                                      "model's own, GoogLeNet 0.3)", rule=">= 0", kind=float)
+    grad_clip: float | None = _field(None, "clip the global L2 norm of the gradients to this",
+                                     rule="> 0", kind=float)
     # data
-    augment: str = "none"
-    on_corrupt: str = "skip"  # image folders: skip (and count) or fail on an unreadable image
-    workers: int = 4
-    loader: str = "auto"  # image folders: auto, torch (fast JPEG path), dali (CUDA) or pil (see docs/training.md)
+    augment: str = _field("none", "training augmentation (flips are wrong on digits)",
+                          choices=AUGMENTATIONS)
+    on_corrupt: str = _field("skip", "image folders: skip (and count) or fail on an unreadable image",
+                             choices=("skip", "fail"), resume=True)
+    workers: int = _field(4, "image folders: DataLoader worker processes", rule=">= 0", resume=True)
+    loader: str = _field("auto", "image folders: auto, torch (decode_jpeg, batched augmentation), "
+                         "dali (CUDA, if installed) or pil (one image at a time); see docs/training.md",
+                         choices=("auto", "torch", "dali", "pil"))
     # speed
-    amp: str = "auto"           # auto: bf16 autocast on CUDA, AMX CPUs, avx512_bf16 CPUs at batch >= 64; bf16; off
-    channels_last: str = "auto"  # auto: where amp's auto is on; on; off
-    compile: bool = False
-    fused: str = "auto"          # fused optimizer kernels: auto (on CUDA), on, off
-    sync_bn: bool = False        # SyncBatchNorm across ranks under torchrun
+    amp: str = _field("auto", "auto (bf16 autocast on CUDA, on AMX CPUs, and on avx512_bf16 CPUs at "
+                      "batch >= 64), bf16 or off", choices=("auto", "bf16", "off"))  # fp16 would need a GradScaler
+    channels_last: str = _field("auto", "auto (where amp's auto is on), on or off", choices=_AUTO_ON_OFF)
+    compile: bool = _field(False, "torch.compile the model", resume=True)
+    fused: str = _field("auto", "fused optimizer kernels: auto (on CUDA), on, off", choices=_AUTO_ON_OFF)
+    sync_bn: bool = _field(False, "SyncBatchNorm across processes (torchrun, CUDA)")
     # bookkeeping
-    log_every: int = 50          # steps between progress updates (the only host syncs in a step loop)
-    ckpt_every: int = 0          # also checkpoint every N steps (0: at epoch ends only)
-    eval_every: int = 1
-    limit_train: int | None = None  # use only the first N training images (quick experiments)
+    log_every: int = _field(50, "steps between progress updates (the only host syncs in a step loop)",
+                            rule=">= 1", resume=True)
+    ckpt_every: int = _field(0, "also checkpoint every N steps (0: at epoch ends only)", rule=">= 0",
+                             resume=True)
+    eval_every: int = _field(1, "evaluate on the validation split every N epochs", rule=">= 1", resume=True)
+    limit_train: int | None = _field(None, "train on the first N images only (quick experiments)",
+                                     rule=">= 1", kind=int)
     # honest evaluation (docs/training.md): validation held out of the training set, stratified,
     # with a fixed seed; the schedule and the kept weights read it, the test set is scored once
-    val_split: float = 0.1  # a fraction 0 < F < 1, a count of images N >= 1, or 0 (no validation)
-    keep: str = "best"      # model.safetensors holds the best epoch by validation, or the last
+    val_split: float = _field(0.1, "validation held out of the training set: fraction 0 < F < 1, N "
+                              "images, or 0 (none)", rule=">= 0")
+    keep: str = _field("best", "model.safetensors keeps the best epoch by validation (best) or the "
+                       "last (last)", choices=("best", "last"))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -134,55 +176,50 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
       augment="cifar", amp="auto", val_split=0.0, keep="last"),
 ]}
 
-# which recipe a model gets when --recipe is not given (by family, then name prefix)
-_DEFAULT_BY_PREFIX = (("speednet_cifar", "speedrun_cifar"), ("speednet", "speedrun"), ("lenet", "lenet"), ("alexnet", "alexnet"), ("zfnet", "alexnet"),
-                      ("vgg", "vgg"), ("googlenet", "googlenet"), ("inception", "googlenet"))
+def spec(name: str) -> Mapping[str, Any]:
+    """A field's declaration (see `_field`)."""
+    return _SPECS[name]
 
 
-def default_recipe_for(model_name: str, input_size: tuple[int, int, int]) -> str:
-    for prefix, recipe in _DEFAULT_BY_PREFIX:
-        if model_name.startswith(prefix):
-            return recipe
-    if model_name.startswith(("resnet", "preact")) and input_size[-1] <= 64:
-        return "cifar_resnet"
-    if model_name.startswith("resnet"):
-        return "resnet"
-    return "fast"
+_DEFAULT = Recipe()
+_SPECS: dict[str, Mapping[str, Any]] = {f.name: f.metadata for f in fields(Recipe)}
+_TYPE_NAMES: dict[str, str] = {f.name: str(f.type) for f in fields(Recipe)}
+# What a resumed run may change: the learning rate, the run length and bookkeeping. Anything
+# else (batch size, augmentation, optimizer, schedule shape...) would make it another run.
+RESUME_MAY_CHANGE: tuple[str, ...] = tuple(n for n, m in _SPECS.items() if m["resume"])
 
 
-def _coerce(key: str, value: Any, current: Any, annotation: str) -> Any:
-    """A --set / YAML value as the field's type; raises on a value of another type."""
+def _coerce(key: str, value: Any) -> Any:
+    """A --set / YAML value as the type of the field's default; raises on a value of another type."""
     import yaml
 
+    meta = _SPECS[key]
+    kind = meta["kind"]
     if isinstance(value, str):
         try:
             value = yaml.safe_load(value) if value != "" else None
         except yaml.YAMLError as err:
             raise InvalidArgumentError(f"--set {key}={value}: not a valid value ({err})") from None
     if value is None:
-        if "None" in annotation:
+        if meta["optional"]:
             return None
         raise InvalidArgumentError(f"recipe field {key} cannot be empty")
-    if annotation.startswith("str") and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
+    if kind is str and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
         value = "on" if value else "off"
-    if "float" in annotation and isinstance(value, int) and not isinstance(value, bool):
+    if kind is float and _is_number(value):
         value = float(value)
-    if annotation.startswith("int") and isinstance(value, float) and value.is_integer():
+    if kind is int and isinstance(value, float) and value.is_integer():
         value = int(value)
-    if key == "betas" and isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
+    if kind is tuple and isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
         value = tuple(float(v) for v in value)
-    ok = (
-        (annotation.startswith("bool") and isinstance(value, bool))
-        or (annotation.startswith("int") and isinstance(value, int) and not isinstance(value, bool))
-        or (annotation.startswith("float") and isinstance(value, float))
-        or (annotation.startswith("str") and isinstance(value, str))
-        or (annotation.startswith("list") and isinstance(value, list))
-        or (key == "betas" and isinstance(value, tuple))
-    )
-    if not ok:
-        kind = "two numbers (beta1, beta2), e.g. [0.9,0.999]," if key == "betas" else annotation
-        raise InvalidArgumentError(f"recipe field {key} takes {kind}, got {value!r}")
+    if not _of_kind(value, kind) or (kind is tuple and len(value) != len(getattr(_DEFAULT, key))):
+        raise InvalidArgumentError(f"recipe field {key} takes {meta['takes'] or _TYPE_NAMES[key]}, "
+                                   f"got {value!r}")
     return value
+
+
+def _of_kind(v: Any, kind: type) -> bool:
+    return isinstance(v, kind) and not (kind is int and isinstance(v, bool))
 
 
 def _is_number(v: Any) -> bool:
@@ -190,36 +227,18 @@ def _is_number(v: Any) -> bool:
 
 
 def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
-    types = {f.name: str(f.type) for f in fields(Recipe)}
     changes = {}
     for key, value in overrides.items():
         key = key.replace("-", "_")
-        if key not in types:
-            near = closest(key, types)
+        if key not in _SPECS:
+            near = closest(key, _SPECS)
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
             raise InvalidArgumentError(
-                f"unknown recipe field {key!r}{hint}; fields: {', '.join(sorted(types))}")
-        changes[key] = _coerce(key, value, getattr(recipe, key), types[key])
+                f"unknown recipe field {key!r}{hint}; fields: {', '.join(sorted(_SPECS))}")
+        changes[key] = _coerce(key, value)
     out = dataclasses.replace(recipe, **changes)
     validate(out)
     return out
-
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS,
-    "amp": ("auto", "bf16", "off"),  # fp16 would need a GradScaler: not offered
-    "channels_last": ("auto", "on", "off"), "fused": ("auto", "on", "off"), "on_corrupt": ("skip", "fail"),
-    "keep": ("best", "last"), "loader": ("auto", "torch", "dali", "pil"),
-}
-# numeric fields and their ranges: ">= a", "> a", or an interval "in [a, b)" ([ ]: bound included)
-_RANGES: dict[str, str] = {
-    "epochs": ">= 1", "iterations": ">= 1", "batch_size": ">= 1", "accum_steps": ">= 1", "lr": "> 0",
-    "momentum": "in [0, 1)", "weight_decay": ">= 0", "gamma": "> 0", "patience": ">= 0",
-    "decay_every": "> 0", "warmup_epochs": ">= 0", "pct_start": "in [0, 1]", "final_lr_frac": "in [0, 1]",
-    "label_smoothing": "in [0, 1)", "aux_weight": ">= 0", "grad_clip": "> 0", "workers": ">= 0",
-    "log_every": ">= 1", "ckpt_every": ">= 0", "eval_every": ">= 1", "limit_train": ">= 1",
-    "val_split": ">= 0",
-}
 
 
 def _in_range(v: float, rule: str) -> bool:
@@ -231,40 +250,69 @@ def _in_range(v: float, rule: str) -> bool:
     return (v >= lo if rule[3] == "[" else v > lo) and (v <= hi if rule[-1] == "]" else v < hi)
 
 
+def _field_problem(key: str, v: Any) -> str | None:
+    """What is wrong with value `v` of field `key`, by its declaration (None: nothing)."""
+    meta = _SPECS[key]
+    kind, rule, choices = meta["kind"], meta["rule"], meta["choices"]
+    if v is None and meta["optional"]:
+        return None
+    if choices and v not in choices:
+        return f"{key} must be one of {', '.join(choices)}, got {v!r}"
+    if kind is bool and not isinstance(v, bool):
+        return f"{key} must be true or false, got {v!r}"
+    if kind in (int, float):
+        if not _is_number(v) or (kind is int and not isinstance(v, int)):
+            return f"{key} must be a{'n integer' if kind is int else ' number'}, got {v!r}"
+        if not math.isfinite(v):
+            return f"{key} must be a finite number, got {v}"
+        if rule and not _in_range(v, rule):
+            return f"{key} must be {rule}, got {v}"
+    if kind in (tuple, list):
+        n = len(getattr(_DEFAULT, key))
+        ok = isinstance(v, (tuple, list)) and (kind is list or len(v) == n) and all(
+            _is_number(x) and math.isfinite(x) and (not rule or _in_range(x, rule)) for x in v)
+        if not ok:
+            what = "a list of numbers" if kind is list else f"{_WORDS.get(n, n)} numbers"
+            return f"{key} must be {what}{' ' + rule if rule else ''}, got {v!r}"
+    return None
+
+
+_WORDS = {2: "two", 3: "three"}
+
+
+def check_field(key: str, value: Any) -> None:
+    """Raise on a value that field `key`'s declaration refuses: for callers outside a Recipe that
+    take the same quantity (fine-tuning's epochs, lr, weight_decay...)."""
+    problem = _field_problem(key, value)
+    if problem:
+        raise InvalidArgumentError(problem)
+
+
 def validate(r: Recipe) -> None:
-    """Every field of `r` of its type and in its range (finite numbers): the one check of a
-    recipe, whether it comes from the table, a YAML file, --set, a CLI flag or a checkpoint."""
-    def bad(msg: str) -> None:
-        raise InvalidArgumentError(f"recipe {r.name}: {msg}")
-
-    types = {f.name: str(f.type) for f in fields(Recipe)}
-    for key, choices in _CHOICES.items():
-        if getattr(r, key) not in choices:
-            bad(f"{key} must be one of {', '.join(choices)}, got {getattr(r, key)!r}")
-    for key, ann in types.items():
-        v = getattr(r, key)
-        if v is None and "None" in ann:
-            continue
-        if ann.startswith("bool") and not isinstance(v, bool):
-            bad(f"{key} must be true or false, got {v!r}")
-        if ann.startswith(("int", "float")):
-            if not _is_number(v) or (ann.startswith("int") and not isinstance(v, int)):
-                bad(f"{key} must be a{'n integer' if ann.startswith('int') else ' number'}, got {v!r}")
-            if not math.isfinite(v):
-                bad(f"{key} must be a finite number, got {v}")
-    for key, rule in _RANGES.items():
-        v = getattr(r, key)
-        if v is not None and not _in_range(v, rule):
-            bad(f"{key} must be {rule}, got {v}")
-    if not (isinstance(r.betas, (tuple, list)) and len(r.betas) == 2
-            and all(_is_number(b) and math.isfinite(b) and 0 <= b < 1 for b in r.betas)):
-        bad(f"betas must be two numbers in [0, 1), got {r.betas!r}")
-    if not (isinstance(r.milestones, list) and all(_is_number(m) and math.isfinite(m) and m >= 0
-                                                   for m in r.milestones)):
-        bad(f"milestones must be a list of numbers >= 0, got {r.milestones!r}")
+    """Every field of `r` of its type and in its range or choices (finite numbers), as declared:
+    the one check of a recipe, whether it comes from the table, a YAML file, --set, a CLI flag or
+    a checkpoint."""
+    for key in _SPECS:
+        problem = _field_problem(key, getattr(r, key))
+        if problem:
+            raise InvalidArgumentError(f"recipe {r.name}: {problem}")
     if r.val_split >= 1 and not float(r.val_split).is_integer():
-        bad(f"val_split must be a fraction 0 < F < 1, a whole number of images N >= 1, or 0, got {r.val_split}")
+        raise InvalidArgumentError(f"recipe {r.name}: val_split must be a fraction 0 < F < 1, a whole "
+                                   f"number of images N >= 1, or 0, got {r.val_split}")
 
+
+def fields_table() -> list[dict[str, str]]:
+    """One row per recipe field, from its declaration: name, type, default, meaning (with its
+    range or choices, and whether a resume may change it); `cnnzoo train --list-fields`."""
+    rows = []
+    for f in fields(Recipe):
+        m = f.metadata
+        extra = [f"one of {', '.join(m['choices'])}" if m["choices"] else "",
+                 f"{m['rule']}" if m["rule"] else "", "a resume may change it" if m["resume"] else ""]
+        rows.append({"field": f.name, "type": _TYPE_NAMES[f.name].replace("typing.", ""),
+                     "default": repr(getattr(_DEFAULT, f.name)),
+                     "meaning": "; ".join([m["meaning"], *filter(None, extra)])})
+    return rows
 
 def get_recipe(name: str, overrides: dict[str, Any] | None = None, config: str | Path | None = None) -> Recipe:
     """The named recipe, then the YAML file's fields, then `overrides` (--set), in that order."""
