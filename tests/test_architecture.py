@@ -165,3 +165,67 @@ def test_normalisation_constants_are_written_once():
                     if isinstance(node, ast.Constant) and node.value in NORMALISATION_VALUES
                     and isinstance(node.value, float)})
     assert not stray, f"normalisation constants outside {NORMALISATION_HOME}: {stray}"
+
+
+RUN_FOLDER_HOME = "cnnzoo.runfolder"
+
+
+def _run_folder_names() -> set[str]:
+    """The file names the run-folder module defines (its upper-case string constants)."""
+    tree = ast.parse(MODULES[RUN_FOLDER_HOME].read_text())
+    return {node.value.value for node in tree.body if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)}
+
+
+def test_run_folder_file_names_are_written_once():
+    names = _run_folder_names()
+    assert {"model.safetensors", "checkpoint.safetensors", "metrics.csv"} <= names
+    stray = sorted({f"{m}:{node.lineno} {node.value!r}" for m, path in MODULES.items() if m != RUN_FOLDER_HOME
+                    for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Constant) and node.value in names})
+    assert not stray, f"run-folder file names outside {RUN_FOLDER_HOME}: {stray}"
+
+
+def _unit(module: str) -> str:
+    """What a package-level loop is about: cnnzoo.X for a subpackage's modules, a top module itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_package_level_import_loops():
+    # serve -> commands -> serve is a loop even when no single module imports back; the two
+    # discoveries (registry -> models, cli -> commands) are the allowed upward edges
+    edges: dict[str, set[str]] = {}
+    for m, targets in GRAPH.items():
+        for t in targets:
+            a, b = _unit(m), _unit(t)
+            if a != b and (m, b) not in DISCOVERY and t not in _parents(m) and a != "cnnzoo":
+                edges.setdefault(a, set()).add(b)
+    state: dict[str, int] = {}
+
+    def visit(p: str, path: list[str]) -> None:
+        state[p] = 1
+        for q in sorted(edges.get(p, ())):
+            if state.get(q) == 1:
+                raise AssertionError("package import loop: " + " -> ".join(path[path.index(q):] + [q]))
+            if q not in state:
+                visit(q, path + [q])
+        state[p] = 2
+
+    for p in sorted(edges):
+        if p not in state:
+            visit(p, [p])
+
+
+MAX_COMMAND_FUNCTION_LINES = 40
+
+
+def test_commands_are_thin():
+    # a verb parses, calls one library function and prints: a longer function holds logic that
+    # the Python API and serve would lack
+    long = [f"{m}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for m, path in MODULES.items() if m.startswith("cnnzoo.commands")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_COMMAND_FUNCTION_LINES]
+    assert not long, f"commands/ functions over {MAX_COMMAND_FUNCTION_LINES} lines: {long}"

@@ -91,7 +91,7 @@ from cnnzoo.cli import main
 from cnnzoo.data.kinds import DataKind, register_kind
 register_kind(DataKind("toy", lambda p, s: None, "toy images in PATH"))
 for argv in (["train"], ["eval"], ["features"], ["finetune"], ["experiment"],
-             ["visualize", "top9"], ["export"], ["bench"]):
+             ["visualize", "top9"], ["export"], ["bench", "to-accuracy"]):
     try:
         main(argv + ["--help"])
     except SystemExit:

@@ -118,35 +118,3 @@ def _agreed(members: Sequence[nn.Module], attr: str) -> int | None:
         raise InvalidArgumentError(f"ensemble members disagree on {attr}: {sorted(values)}")
     return values.pop() if values else None
 
-
-def predict_ensemble(members: Sequence[tuple[nn.Module, dict[str, Any]]], images: Sequence[str | os.PathLike],
-                     combine: str = "mean", topk: int = 5) -> list[dict[str, Any]]:
-    """Top-k of the combined prediction for each image, each member seeing the image through
-    its own recorded preprocessing; with each member's top-1 beside it."""
-    from .data.images import load_image
-    from .deploy.predict import class_names, get_preprocess
-
-    if topk < 1:
-        raise InvalidArgumentError(f"topk must be >= 1, got {topk}")
-    decoded = [load_image(p) for p in images]  # fail before any work
-    per_member = []
-    for model, record in members:
-        pp = get_preprocess(record, model)
-        x = torch.stack([pp.prepare_image(img) for img in decoded])
-        model.eval()
-        with torch.no_grad():
-            per_member.append(logits_of(model(x.to(next(model.parameters()).device))).float().cpu())
-    logits = torch.stack(per_member)
-    if len({t.shape[-1] for t in per_member}) != 1:
-        raise InvalidArgumentError("ensemble members disagree on the number of classes")
-    scores = combine_logits(logits, combine).softmax(-1) if combine != "vote" else \
-        combine_logits(logits, combine) / len(members)
-    names = class_names(members[0][1], logits.shape[-1])
-    out = []
-    for i, path in enumerate(images):
-        p, idx = scores[i].topk(min(topk, scores.shape[-1]))
-        out.append({"image": str(path),
-                    "top": [{"class": names[int(k)], "index": int(k), "score": float(q)} for q, k in zip(p, idx)],
-                    "members": [{"model": rec.get("model"), "class": names[int(m[i].argmax())],
-                                 "prob": float(m[i].softmax(-1).max())} for m, (_, rec) in zip(per_member, members)]})
-    return out

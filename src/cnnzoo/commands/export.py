@@ -28,6 +28,18 @@ def register(app: typer.Typer) -> None:
     verb(app, "export", export_cmd)
 
 
+Int8 = Annotated[bool, typer.Option("--int8", help="int8 ONNX via ONNX Runtime: static (QDQ, needs "
+                                    "--calibrate) or --int8-mode dynamic")]
+Int8Mode = Annotated[Optional[str], typer.Option("--int8-mode", metavar="static|dynamic", help="static (the "
+                     "default: calibrated activation ranges) or dynamic (weights only); implies --int8")]
+Calibrate = Annotated[Optional[str], typer.Option("--calibrate", help="calibration images (train split): "
+                      f"{spec_list()}")]
+CalibImages = Annotated[int, typer.Option(help="how many calibration images")]
+CheckData = Annotated[Optional[str], typer.Option("--check-data", help="labelled images (test split) for the "
+                      "accuracy change; default: --calibrate's data")]
+CheckImages = Annotated[int, typer.Option(help="how many images the accuracy check uses")]
+
+
 def export_cmd(
     model_file: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                       "or run folder"),
@@ -36,18 +48,8 @@ def export_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside MODEL_FILE)"),
     atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
-    int8: bool = typer.Option(False, "--int8", help="int8 ONNX via ONNX Runtime: static "
-                              "(QDQ, needs --calibrate) or --int8-mode dynamic"),
-    int8_mode: Optional[str] = typer.Option(None, "--int8-mode", metavar="static|dynamic",
-                                            help="static (the default: calibrated activation "
-                                            "ranges) or dynamic (weights only); implies --int8"),
-    calibrate: Optional[str] = typer.Option(None, "--calibrate", help="calibration images "
-                                            f"(train split): {spec_list()}"),
-    calib_images: int = typer.Option(256, help="how many calibration images"),
-    check_data: Optional[str] = typer.Option(None, "--check-data", help="labelled images "
-                                             "(test split) for the accuracy change; default: "
-                                             "--calibrate's data"),
-    check_images: int = typer.Option(2000, help="how many images the accuracy check uses"),
+    int8: Int8 = False, int8_mode: Int8Mode = None, calibrate: Calibrate = None, calib_images: CalibImages = 256,
+    check_data: CheckData = None, check_images: CheckImages = 2000,
     fmt: Annotated[str, format_option(f"{choices(Format)} (the report; the target is --to)")] = "table",
     json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
@@ -62,17 +64,7 @@ def export_cmd(
     With --int8 the ONNX file is quantized by ONNX Runtime; the report gives the accuracy
     change on labelled data and the int8 / fp32 speed, timed interleaved.
     """
-    from ..errors import InvalidArgumentError
-
-    if fmt in _TARGETS:
-        raise InvalidArgumentError(
-            f"--format is the report's format (table or json); the export target is "
-            f"--to: use `--to {'exported' if fmt.startswith('exported') else fmt}`")
-    if fmt not in ("table", "json"):
-        raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
-    int8 = int8 or int8_mode is not None
-    if calibrate and not int8:
-        raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
+    int8 = _check_options(fmt, int8 or int8_mode is not None, calibrate)
     as_json = fmt == "json"
     choice = pretrained_choice(pretrained, pretrained_tag, weights, model_file)
     from ..modelfile import model_path
@@ -84,6 +76,21 @@ def export_cmd(
         _print_int8(report, as_json)
         return
     _plain(model_file, to, out, atol, as_json, choice)
+
+
+def _check_options(fmt: str, int8: bool, calibrate: str | None) -> bool:
+    """Refuse options that contradict each other, before any work; returns whether int8 is on."""
+    from ..errors import InvalidArgumentError
+
+    if fmt in _TARGETS:
+        raise InvalidArgumentError(
+            f"--format is the report's format (table or json); the export target is "
+            f"--to: use `--to {'exported' if fmt.startswith('exported') else fmt}`")
+    if fmt not in ("table", "json"):
+        raise InvalidArgumentError(f"--format {fmt!r}: choose table or json")
+    if calibrate and not int8:
+        raise InvalidArgumentError("--calibrate gives int8 calibration images: add --int8")
+    return int8
 
 
 def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,

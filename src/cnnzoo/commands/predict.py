@@ -44,7 +44,8 @@ def predict_cmd(
 
     members, images = _split_members([model_file, *images])
     if len(members) > 1:
-        from ..ensemble import members_from_files, predict_ensemble
+        from ..deploy.predict import predict_ensemble
+        from ..ensemble import members_from_files
 
         results = predict_ensemble(members_from_files(members), images, combine, topk=top)
         print_json(results) if fmt is Format.json else _print_ensemble(results, members)

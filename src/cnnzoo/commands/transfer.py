@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -132,22 +132,22 @@ def linear_probe_cmd(
     console.print(line, highlight=False)
 
 
+FreezeUntil = Annotated[Optional[str], typer.Option(
+    "--freeze-until", help="'all' (train only a new classifier), or a module name: train from that stage on; "
+    "default: the whole network")]
+Scratch = Annotated[bool, typer.Option("--scratch", help="baseline: the same architecture from random weights")]
+
+
 def finetune_cmd(
     model_file: str = typer.Argument(..., help="pre-trained model file"),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
     per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
-    freeze_until: Optional[str] = typer.Option(
-        None, "--freeze-until", help="'all' (train only a new classifier), or a module name: "
-                                     "train from that stage on; default: the whole network"),
-    scratch: bool = typer.Option(False, "--scratch",
-                                 help="baseline: the same architecture from random weights"),
-    epochs: int = typer.Option(30),
+    freeze_until: FreezeUntil = None, scratch: Scratch = False, epochs: int = typer.Option(30),
     lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
     backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32), seed: int = typer.Option(0),
     augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
-    seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
@@ -159,29 +159,22 @@ def finetune_cmd(
     from ..transfer.finetune import FinetuneSettings, finetune
 
     model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
-    pp = _fresh_preprocess(model, data) if record.get("untrained") else \
-        get_preprocess(record, model)
+    pp = _fresh_preprocess(model, data) if record.get("untrained") else get_preprocess(record, model)
     cls = parse_classes(classes)
     train = load_image_set(data, "train", pp, cls, per_class, seed=seed)
     test = load_image_set(data, "test", pp, cls)
-    settings = FinetuneSettings(epochs=epochs, lr=lr, backbone_lr_mult=backbone_lr_mult,
-                                batch_size=batch_size, freeze_until=freeze_until,
-                                augment=augment, scratch=scratch, seed=seed)
+    settings = FinetuneSettings(epochs=epochs, lr=lr, backbone_lr_mult=backbone_lr_mult, batch_size=batch_size,
+                                freeze_until=freeze_until, augment=augment, scratch=scratch, seed=seed)
     ft = finetune(model, train, test, settings)
-    result = ft.result
-    res = {"model_file": str(model_file), "mode": settings.mode, "n_train": len(train),
-           "n_test": len(test), "classes": train.classes, "trainable_params": ft.trainable_params,
-           "train_acc_pct": pct(result.train_acc), "test_acc_pct": pct(result.val_acc)}
+    res = ft.as_dict(str(model_file), len(train), len(test))
     if out is not None:
-        ft.save(out, pp.to_record(), {"spec": data or DEFAULT_KIND, "classes": cls,
-                                      "per_class": per_class}, source=str(model_file))
+        ft.save(out, pp.to_record(), {"spec": data or DEFAULT_KIND, "classes": cls, "per_class": per_class},
+                source=str(model_file))
         res["out"] = str(out)
     if fmt is Format.json:
-        print_json(res)
-        return
+        return print_json(res)
     console.print(f"{res['mode']}: {len(train)} labelled images, {ft.trainable_params:,} trainable "
-                  f"params -> test accuracy {res['test_acc_pct']:.2f}% on {len(test)} images",
-                  highlight=False)
+                  f"params -> test accuracy {res['test_acc_pct']:.2f}% on {len(test)} images", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

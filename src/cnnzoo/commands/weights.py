@@ -35,40 +35,34 @@ def weights_cmd(
     """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
     (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE/weights (default
     ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
-    from ..hub import TABLE, cache_dir, entries_named, fetch, resolve, source_url
+    from ..hub import details, listing
     from ..registry import get_entry
 
-    if model is None:
-        if download:
-            raise typer.BadParameter("--download needs a MODEL")
-        rows = [e.as_dict() for name in sorted(TABLE) for e in TABLE[name]]
-        if fmt is Format.json:
-            print_json(rows)
-            return
-        t = Table(title=f"published weights for {len(TABLE)} models (first = default)")
-        for col in ("model", "tag", "source", "top-1 %", "top-5 %", "MB"):
-            t.add_column(col, justify="left" if col in ("model", "tag", "source") else "right",
-                         no_wrap=True)
-        for r in rows:
-            t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1_acc_pct"]), _pct(r["top5_acc_pct"]),
-                      _mb(r["size_mb"]))
-        console.print(t)
-        return
-    get_entry(model)  # an unknown name: the registry's message
-    # --download fetches the one file the tag picks; a listing shows every row it names
-    entries = [resolve(model, tag or True)] if download else entries_named(model, tag)
-    info = []
-    for e in entries:
-        d = e.as_dict()
-        path = cache_dir() / e.file_name
-        d.update(fetch_from=source_url(e), cache_path=str(path), cached=path.is_file())
-        if download:
-            d.update(cache_path=str(fetch(e)), cached=True)
-        info.append(d)
+    if model is None and download:
+        raise typer.BadParameter("--download needs a MODEL")
+    if model is not None:
+        get_entry(model)  # an unknown name: the registry's message, with the closest names
+    rows = listing() if model is None else details(model, tag, download)
     if fmt is Format.json:
-        print_json(info)
-        return
-    for d in info:
+        print_json(rows)
+    elif model is None:
+        _print_listing(rows)
+    else:
+        _print_details(rows)
+
+
+def _print_listing(rows: list[dict]) -> None:
+    t = Table(title=f"published weights for {len({r['model'] for r in rows})} models (first = default)")
+    for col in ("model", "tag", "source", "top-1 %", "top-5 %", "MB"):
+        t.add_column(col, justify="left" if col in ("model", "tag", "source") else "right", no_wrap=True)
+    for r in rows:
+        t.add_row(r["model"], r["tag"], r["source"], _pct(r["top1_acc_pct"]), _pct(r["top5_acc_pct"]),
+                  _mb(r["size_mb"]))
+    console.print(t)
+
+
+def _print_details(rows: list[dict]) -> None:
+    for d in rows:
         acc = (f"top-1 {_pct(d['top1_acc_pct'], '%')}, top-5 {_pct(d['top5_acc_pct'], '%')}"
                if d["top1_acc_pct"] is not None else "no published accuracy in our table")
         console.print(f"{d['model']} {d['tag']} ({d['source']}): {acc}", highlight=False)

@@ -64,6 +64,26 @@ def entries_named(model: str, tag: str | None = None) -> list[WeightsEntry]:
     return [first]
 
 
+def listing() -> list[dict[str, Any]]:
+    """Every published weight, one row each (`cnnzoo weights`), the default of each model first."""
+    return [e.as_dict() for name in sorted(TABLE) for e in TABLE[name]]
+
+
+def details(model: str, tag: str | None = None, download: bool = False) -> list[dict[str, Any]]:
+    """`model`'s weights (those `tag` names) with where they come from and where they are cached;
+    `download` fetches the one file the tag picks (verified) instead of listing every row."""
+    entries = [resolve(model, tag or True)] if download else entries_named(model, tag)
+    out = []
+    for e in entries:
+        d = e.as_dict()
+        path = cache_dir() / e.file_name
+        d.update(fetch_from=source_url(e), cache_path=str(path), cached=path.is_file())
+        if download:
+            d.update(cache_path=str(fetch(e)), cached=True)
+        out.append(d)
+    return out
+
+
 def pretrained_cfg(entry: WeightsEntry, in_chans: int, num_classes: int) -> dict[str, Any]:
     """What a model made with these weights carries: the preprocessing (a Preprocess record),
     ImageNet's class names (when the classifier is still ImageNet's) and where it came from."""

@@ -51,6 +51,12 @@ class Finetuned:
     classes: list[str]
     trainable_params: int
 
+    def as_dict(self, source: str | None, n_train: int, n_test: int) -> dict[str, Any]:
+        """The result in the library's vocabulary (docs/results.md)."""
+        return {"model_file": source, "mode": self.settings.mode, "n_train": n_train, "n_test": n_test,
+                "classes": self.classes, "trainable_params": self.trainable_params,
+                "train_acc_pct": pct(self.result.train_acc), "test_acc_pct": pct(self.result.val_acc)}
+
     def save(self, path: str | os.PathLike, preprocess: dict[str, Any], data: dict[str, Any],
              source: str | None) -> dict[str, Any]:
         """Write the model file: weights, class names, `preprocess` (a Preprocess record),
