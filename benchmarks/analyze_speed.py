@@ -127,7 +127,8 @@ Command: `{cmd}`
 Batch 1, 224x224, models with random init (torchvision), median of {args.repeats} runs after a
 warm-up, all in one process, one after the other. `analyze` is timed on a model with real
 weights (they are swapped for meta stand-ins); "meta build + analyze" also builds the model on
-the meta device; `analyze(name)` does the same for the zoo's own model of that name. `analyze` runs the model on the meta device
+the meta device; `analyze(name)` does the same for the zoo's own model of that name. `analyze`
+runs the model on the meta device
 (no activation is allocated, nothing is computed) and its conv + linear count equals
 FlopCounterMode's (asserted by the script before timing).
 

@@ -58,8 +58,10 @@ def main() -> None:
             fa(), fb()  # warm-up
             ta, tb = [], []
             for _ in range(args.repeats):  # alternate, so load changes hit both alike
-                t = time.perf_counter(); fa(); ta.append(time.perf_counter() - t)
-                t = time.perf_counter(); fb(); tb.append(time.perf_counter() - t)
+                for f, times in ((fa, ta), (fb, tb)):
+                    t = time.perf_counter()
+                    f()
+                    times.append(time.perf_counter() - t)
             a, b = statistics.median(ta), statistics.median(tb)
             rows.append((name, mode, a, b, a / b))
             print(f"{name:18s} {mode:13s} ours {a * 1000:8.1f} ms  torchvision {b * 1000:8.1f} ms  ratio {a / b:.2f}")

@@ -24,8 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cnnzoo.data.datasets import TensorData, shard_indices, tensor_batches
 from cnnzoo.data.preprocess import fit_input
 from cnnzoo.registry import create_model
-from cnnzoo.train.engine import (StepContext, build_optimizer, build_scheduler, train_one_epoch,
-                                 use_channels_last, uses_bf16)
+from cnnzoo.train.engine import (
+    StepContext,
+    build_optimizer,
+    build_scheduler,
+    train_one_epoch,
+    use_channels_last,
+    uses_bf16,
+)
 from cnnzoo.train.recipes import get_recipe
 
 N = 50_000

@@ -15,10 +15,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .modelfile import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .errors import CnnzooError, InvalidArgumentError, ModelFileError, UnknownModelError, closest
 from .hub.table import TABLE as WEIGHTS_TABLE
 from .hub.table import WeightsEntry
+from .modelfile import check_shapes, load_state, model_path, read_record, tensor_shapes
 from .results import published
 from .weights import load_weights
 

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .modelfile import RECORD_KEY
 from .errors import ModelFileError
+from .modelfile import RECORD_KEY
 
 # Wrappers other tools put around a state dict ({"state_dict": ...} from Lightning/our trainer,
 # {"model": ...} from many training scripts, {"model_ema": ...} from timm's train.py).

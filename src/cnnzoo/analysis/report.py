@@ -123,7 +123,7 @@ class Report:
         raise KeyError(f"no row named {name!r}; rows: {', '.join(r.name for r in self.rows)}")
 
     # -- grouping --------------------------------------------------------------------------------
-    def aggregate(self, depth: int) -> "Report":
+    def aggregate(self, depth: int) -> Report:
         """Rows merged by the first `depth` parts of their dotted names (block, stage, ...).
 
         depth=1 on GoogLeNet gives one row per inception module; on ResNet one per stage.

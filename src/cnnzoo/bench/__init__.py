@@ -19,20 +19,30 @@ Modules, lowest first: timing (ABBA timing), settings, machine (machine info, pe
 benchmark), fastpath_bench (the inference fast paths), report (text), runner (`run`).
 """
 
-from .cases import (MAIN_MODELS, QUICK_MODELS, BenchError, Case, flop_counter_macs, main_cases,
-                    model_macs, torchvision_builder, transfer_weights, zoo_case)
+from .cases import (
+                    MAIN_MODELS,
+                    QUICK_MODELS,
+                    BenchError,
+                    Case,
+                    flop_counter_macs,
+                    main_cases,
+                    model_macs,
+                    torchvision_builder,
+                    transfer_weights,
+                    zoo_case,
+)
 from .fastpath_bench import bench_fastpath
 from .loop import bench_loop
 from .machine import PEAK_BF16_FLOPS, machine_info, peak_flops
 from .report import format_report
 from .runner import GPU_FLOORS, MODES, run
 from .settings import Settings, full_settings, quick_settings, settings_from
-from .side_by_side import (CompileFallbackError, bench_case, compare, loss_of, make_infer_step,
-                           make_train_step)
+from .side_by_side import CompileFallbackError, bench_case, compare, loss_of, make_infer_step, make_train_step
 from .timing import time_interleaved
 
 __all__ = [
-    "GPU_FLOORS", "MAIN_MODELS", "MODES", "PEAK_BF16_FLOPS", "QUICK_MODELS", "BenchError", "Case", "CompileFallbackError",
+    "GPU_FLOORS", "MAIN_MODELS", "MODES", "PEAK_BF16_FLOPS", "QUICK_MODELS", "BenchError", "Case",
+    "CompileFallbackError",
     "Settings", "bench_case", "bench_fastpath", "bench_loop", "compare", "flop_counter_macs",
     "format_report", "full_settings", "loss_of", "machine_info", "main_cases", "make_infer_step",
     "make_train_step", "model_macs", "peak_flops", "quick_settings", "run", "settings_from",

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..data.preprocess import IMAGENET_MEAN as MEAN, IMAGENET_STD as STD
+from ..data.preprocess import IMAGENET_MEAN as MEAN
+from ..data.preprocess import IMAGENET_STD as STD
 from .machine import machine_info
 from .timing import summarize, time_interleaved
 
@@ -142,9 +143,8 @@ def run_loader_cli(spec: str, *, make: int, device: str, batch: int | None, work
     """`cnnzoo bench loader folder:PATH [--make-folder N]`: (result, its text report)."""
     import sys
 
-    from ..errors import InvalidArgumentError
-
     from ..data.kinds import KINDS, spec_list
+    from ..errors import InvalidArgumentError
 
     name, _, path = spec.partition(":")
     if name not in KINDS or KINDS[name].in_memory or not path:
@@ -156,7 +156,8 @@ def run_loader_cli(spec: str, *, make: int, device: str, batch: int | None, work
         print(f"writing {make} photo-like JPEGs into {root} ...", file=sys.stderr, flush=True)
         make_folder(root, make)
     if not (root / "train").is_dir():
-        raise InvalidArgumentError(f"bench loader {spec}: no {root / 'train'} folder (add --make-folder N to write one)")
+        raise InvalidArgumentError(f"bench loader {spec}: no {root / 'train'} folder "
+                                   "(add --make-folder N to write one)")
     res = bench_loader(root, device=device, batch=batch or 64, workers=workers, images=images, reps=reps or 4,
                        progress=lambda m: print(m, file=sys.stderr, flush=True))
     return res, format_loader_report(res)

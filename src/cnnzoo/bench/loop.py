@@ -21,8 +21,15 @@ from torch import nn
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess, fit_input
 from ..registry import create_model, get_entry, list_models
-from ..train.engine import (StepContext, autocast_ctx, build_optimizer, build_scheduler, train_one_epoch,
-                            use_channels_last, uses_bf16)
+from ..train.engine import (
+    StepContext,
+    autocast_ctx,
+    build_optimizer,
+    build_scheduler,
+    train_one_epoch,
+    use_channels_last,
+    uses_bf16,
+)
 from ..train.recipes import Recipe, get_recipe
 from .settings import Settings
 from .timing import summarize, time_interleaved

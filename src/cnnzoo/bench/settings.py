@@ -13,7 +13,6 @@ import torch
 
 from ..errors import InvalidArgumentError
 
-
 PRECISIONS = ("fp32", "bf16")  # bf16: autocast
 
 

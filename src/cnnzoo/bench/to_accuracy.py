@@ -36,8 +36,15 @@ from ..data.kinds import spec_list
 from ..data.preprocess import Preprocess, fit_input
 from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry
-from ..train.engine import (StepContext, build_optimizer, build_scheduler, evaluate,
-                            train_one_epoch, use_channels_last, uses_bf16)
+from ..train.engine import (
+    StepContext,
+    build_optimizer,
+    build_scheduler,
+    evaluate,
+    train_one_epoch,
+    use_channels_last,
+    uses_bf16,
+)
 from ..train.recipes import Recipe, get_recipe
 from .loop import _PerSampleDataset
 from .machine import machine_info
@@ -159,7 +166,8 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     return {
         "model": model_name, "recipe": r.name, "data": str(spec), "target_acc_pct": target,
         "train_images": steps * r.batch_size, "batch": r.batch_size, "max_epochs": r.epochs, "seed": seed,
-        "ours_precision": "bf16" if uses_bf16(r, dev) else "fp32", "plain_precision": "fp32", "threads": torch.get_num_threads(),
+        "ours_precision": "bf16" if uses_bf16(r, dev) else "fp32", "plain_precision": "fp32",
+        "threads": torch.get_num_threads(),
         **_medians(races), "repeats": repeats,
         "races": [{"ours_s": o.reached_s, "plain_s": p.reached_s, "ratio": _ratio(o, p)} for o, p in races],
         "ours_acc_pct": ours.acc, "plain_acc_pct": plain.acc,
@@ -231,7 +239,8 @@ def format_to_accuracy(res: dict[str, Any]) -> str:
         return f"{s:.1f}s" if s is not None else "not reached"
 
     lines = [f"time to {res['target_acc_pct']:g}% test accuracy: {res['model']} with recipe {res['recipe']} on "
-             f"{res['data']} ({res['train_images']} training images, batch {res['batch']}, ours {res['ours_precision']} and plain {res['plain_precision']}, "
+             f"{res['data']} ({res['train_images']} training images, batch {res['batch']}, "
+             f"ours {res['ours_precision']} and plain {res['plain_precision']}, "
              f"{res['threads']} threads, seed {res['seed']})",
              f"{'loop':<6} {'training':>12} {'epochs':>7} {'test acc':>9}"]
     for name in ("ours", "plain"):

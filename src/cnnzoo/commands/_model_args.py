@@ -11,7 +11,6 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-
 Pretrained = Annotated[bool, typer.Option(
     "--pretrained", help="for a model name: its published ImageNet weights (downloaded once, verified, "
                          "cached; `cnnzoo weights` lists them)")]
@@ -50,8 +49,8 @@ def as_model_file(model_file: Path, pretrained: bool | str) -> Iterator[Path]:
         return
     import tempfile
 
-    from ..modelfile import save_model
     from ..deploy.predict import load_for_inference
+    from ..modelfile import save_model
 
     model, _ = load_for_inference(str(model_file), pretrained)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-") as tmp:

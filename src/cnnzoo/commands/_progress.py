@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from ..train.reporter import Reporter
 
-
 PROGRESS_EVERY = 10.0  # seconds between progress lines when there is no bar
 ESTIMATE_AFTER = 3.0  # seconds of steps timed before the run's time is estimated
 

@@ -118,8 +118,8 @@ def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_js
 def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],
           calib_images: int, check_data: Optional[str], check_images: int,
           choice: bool | str) -> dict[str, Any]:
-    from ..errors import InvalidArgumentError
     from ..deploy.quantize import quantize_model
+    from ..errors import InvalidArgumentError
 
     if to is not Target.onnx:
         raise InvalidArgumentError(f"--int8 makes an ONNX file (ONNX Runtime quantization); "

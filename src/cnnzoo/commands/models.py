@@ -15,7 +15,6 @@ from ._common import Format, console, human, print_json
 from ._lazy import verb
 from ._options import FormatOpt, JsonOpt
 
-
 # Counts of the registered models, written by scripts/gen_param_counts.py (a test keeps it current):
 # `cnnzoo list` would otherwise build every model, seconds of start-up for a table.
 PARAM_COUNTS = Path(__file__).with_name("param_counts.json")

@@ -177,7 +177,8 @@ def occlusion_cmd(
     class map."""
     from ..deploy.predict import class_names
     from ..modelfile import model_path
-    from ..visual.occlusion import as_json as maps_as_json, occlusion_maps, save_occlusion
+    from ..visual.occlusion import as_json as maps_as_json
+    from ..visual.occlusion import occlusion_maps, save_occlusion
 
     model, record, pp = _load(ctx, str(model_path(model_file)), allow_onnx=True)
     x, disp = _image(image, pp)

@@ -33,8 +33,9 @@ def weights_cmd(
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """List published ImageNet-1k weights: model, tag, source, the publisher's top-1/top-5
-    (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is $CNNZOO_CACHE/weights (default
-    ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the same file names from a mirror."""
+    (ImageNet val, single crop; "-" where our table has none), file size in MB. The cache is
+    $CNNZOO_CACHE/weights (default ~/.cache/cnnzoo/weights); $CNNZOO_WEIGHTS_MIRROR fetches the
+    same file names from a mirror."""
     from ..hub import details, listing
     from ..registry import get_entry
 

@@ -100,7 +100,7 @@ def read_encoded(path: str | Path, max_pixels: int | None = None) -> Encoded:
         try:
             with Image.open(io.BytesIO(raw)) as im:  # the header only
                 mode, (w, h) = im.mode, im.size
-        except Exception:  # noqa: BLE001  (PIL's own error is given by the fallback below)
+        except Exception:
             mode, w, h = "?", 0, 0
         if mode == "RGB" and 0 < w * h <= cap:
             return Encoded(torch.frombuffer(bytearray(raw), dtype=torch.uint8), (h, w), None)

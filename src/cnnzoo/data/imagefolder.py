@@ -10,8 +10,9 @@ from ..errors import InvalidArgumentError
 
 
 def read_split(root: Path, split: str) -> tuple[Path, list[str], list[tuple[str, int]]]:
-    """(its folder, class names, (path, class index) samples) of one split of an image folder. The val/test split must have the train split's class
-    names (not only as many), or every label would mean another class."""
+    """(its folder, class names, (path, class index) samples) of one split of an image folder.
+    The val/test split must have the train split's class names (not only as many), or every
+    label would mean another class."""
     sub = _split_dir(root, split)
     classes, samples = _scan(sub)
     if split != "train" and (root / "train").is_dir():

@@ -25,9 +25,9 @@ from torch import nn
 from ..contract import logits_of
 from ..data.images import load_image
 from ..data.preprocess import Preprocess
-from ..modelfile import model_record
 from ..ensemble import combine_logits
 from ..errors import CnnzooError, InvalidArgumentError, ModelFileError
+from ..modelfile import model_record
 from ..registry import create_model, get_entry, list_models, load_model
 
 ONNX_RECORD_KEY = "cnnzoo.record"  # where an ONNX export keeps its model file's record

@@ -58,15 +58,14 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
         raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
                                    f"(e.g. {spec_list()}), or use --int8-mode dynamic")
     import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_dynamic, quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         try:  # shape inference and graph fusions (Conv+BN) that quantization relies on
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        except Exception as err:  # noqa: BLE001  (any failure is reported, with its cause)
+        except Exception as err:
             raise QuantizeError(f"ONNX Runtime's pre-processing failed on {fp32}: "
                                 f"{type(err).__name__}: {_first_line(err)}") from None
         name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
@@ -80,7 +79,7 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "
                                     calibrate_method=CalibrationMethod.MinMax)
                 else:
                     quantize_dynamic(str(pre), str(dest), weight_type=QuantType.QInt8)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise QuantizeError(f"ONNX Runtime could not quantize {fp32} ({mode}): "
                                     f"{type(err).__name__}: {_first_line(err)}") from None
             ops = [n.op_type for n in onnx.load(str(dest)).graph.node]

@@ -10,10 +10,20 @@ import torch
 from torch import nn
 
 from ..analysis import analyze, receptive_field
-from .common import QUICK_SMALL, Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
-from .common import save_figure, train, verdict
-from .nets import INCEPTION_3A, INCEPTION_3A_IN, SmallConvNet, naive_inception, one_5x5
-from .nets import reduced_inception, two_3x3
+from .common import (
+    QUICK_SMALL,
+    Budget,
+    Context,
+    Scratch,
+    compare,
+    count_test_images,
+    noise_pts,
+    pyplot,
+    save_figure,
+    train,
+    verdict,
+)
+from .nets import INCEPTION_3A, INCEPTION_3A_IN, SmallConvNet, naive_inception, one_5x5, reduced_inception, two_3x3
 
 PAPER_3A = {"params": 159e3, "macs": 128e6, "source": "Szegedy et al. 2015, Table 1 (seed 001): "
             "inception (3a) 159K params, 128M ops"}

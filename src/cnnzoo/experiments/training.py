@@ -9,8 +9,19 @@ from typing import Any, Sequence
 import torch
 
 from ..runfolder import MODEL_FILE
-from .common import QUICK_SMALL, Budget, Context, Scratch, compare, count_test_images, noise_pts, pyplot
-from .common import save_figure, train, verdict
+from .common import (
+    QUICK_SMALL,
+    Budget,
+    Context,
+    Scratch,
+    compare,
+    count_test_images,
+    noise_pts,
+    pyplot,
+    save_figure,
+    train,
+    verdict,
+)
 from .nets import SmallConvNet, SmallGoogLeNet
 
 DEPTHS = (20, 56)
@@ -130,7 +141,8 @@ def _ensemble_plot(ctx: Context, errs: dict[str, Any]) -> str:
     labels = [f"member {i + 1}" for i in range(len(errs["members_err_pct"]))] + ["ensemble"]
     ax.bar(labels, errs["members_err_pct"] + [errs["ensemble_err_pct"]],
            color=["tab:gray"] * len(errs["members_err_pct"]) + ["tab:blue"])
-    ax.axhline(errs["member_mean_err_pct"], color="k", ls="--", lw=1, label=f"members' mean {errs['member_mean_err_pct']:.2f}%")
+    ax.axhline(errs["member_mean_err_pct"], color="k", ls="--", lw=1,
+               label=f"members' mean {errs['member_mean_err_pct']:.2f}%")
     ax.set_ylabel("top-1 test error (%)")
     ax.legend()
     ax.set_title(f"lenet5 ensemble (mean softmax), {errs['images']} test images")

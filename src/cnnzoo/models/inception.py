@@ -89,7 +89,7 @@ class BNInception(InceptionBase):
         chs, blocks = 192, []
         self.feature_info = [dict(num_chs=64, reduction=2, module="conv1"),
                              dict(num_chs=192, reduction=4, module="conv2")]
-        for name, (c1, c3r, c3, d3r, d3, pool, proj, stride) in BN_INCEPTION_TABLE.items():
+        for c1, c3r, c3, d3r, d3, pool, proj, stride in BN_INCEPTION_TABLE.values():
             if stride == 2:
                 self.feature_info.append(dict(num_chs=chs, reduction=self.feature_info[-1]["reduction"] * 2,
                                               module=f"inception.{len(blocks) - 1}"))

@@ -108,4 +108,5 @@ register("speednet", speednet, family="speedrun", paper=LENET, input_size=(1, 28
          recipe="speedrun",
          description="LeNet layout with batch norm, 16/32 maps, 28x28: the MNIST speedrun's net")
 register("speednet_cifar", speednet_cifar, family="speedrun", paper=AIRBENCH, input_size=(3, 32, 32),
-         num_classes=10, recipe="speedrun_cifar", description="airbench's layout (64/256/256, GELU, BN): the CIFAR-10 speedrun's net")
+         num_classes=10, recipe="speedrun_cifar",
+         description="airbench's layout (64/256/256, GELU, BN): the CIFAR-10 speedrun's net")

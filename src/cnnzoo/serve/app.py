@@ -33,8 +33,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..cache import cache_dir
 from ..analysis.compare import parse_input
+from ..cache import cache_dir
 from ..data.images import ImageError
 from ..errors import CnnzooError, UnknownModelError
 from . import inference, runs, zoo

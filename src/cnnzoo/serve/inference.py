@@ -17,8 +17,8 @@ from torch import nn
 
 from ..contract import logits_of
 from ..data.images import load_image
-from ..errors import InvalidArgumentError
 from ..deploy.predict import class_names, get_preprocess
+from ..errors import InvalidArgumentError
 from ..registry import load_model
 from ..visual.visualize import first_conv, grad_cam, layer_activations, resolve_layer, to_display
 from .state import ModelCache

@@ -23,6 +23,7 @@ from torch import nn
 from ..cache import cache_dir, lock_file, make_dir
 from ..errors import CnnzooError, InvalidArgumentError
 from ..runfolder import MODEL_FILE, STATE_FILE
+
 PLAYGROUND_DIR = "lenet5-playground"
 # Quick recipe: 2 epochs over 4,000 of the embedded digits (~95% on its test split).
 PLAYGROUND_TRAINING: dict[str, Any] = {"epochs": 2, "overrides": {"limit_train": 4000}}

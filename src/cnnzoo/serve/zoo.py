@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import torch
 
 from ..analysis import Report, analyze
-from ..analysis.compare import compare as compare_models, compare_row
+from ..analysis.compare import compare as compare_models
+from ..analysis.compare import compare_row
 from ..analysis.disagreements import disagreements_for
 from ..analysis.explain import explain, explain_lines
 from ..errors import InvalidArgumentError

@@ -15,8 +15,8 @@ from ..devices import resolve_device
 from ..errors import InputShapeError, InvalidArgumentError, ModelFileError
 from ..modelfile import read_record
 from ..registry import load_model
-from ..runfolder import MODEL_FILE
 from ..results import err_pct, pct
+from ..runfolder import MODEL_FILE
 from . import state as ckpt
 from .engine import evaluate, step_batch, uses_bf16
 from .feed import worker_count

@@ -13,8 +13,18 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from ..data.datasets import (SPLIT_SEED, DataSpec, FolderData, LabelledImages, load_split, parse_spec,
-                             shard_indices, stratified_split, tensor_batches, val_count)
+from ..data.datasets import (
+    SPLIT_SEED,
+    DataSpec,
+    FolderData,
+    LabelledImages,
+    load_split,
+    parse_spec,
+    shard_indices,
+    stratified_split,
+    tensor_batches,
+    val_count,
+)
 from ..data.imagefolder import folder_layout
 from ..data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, fit_input
 from ..errors import InvalidArgumentError

@@ -20,8 +20,8 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau

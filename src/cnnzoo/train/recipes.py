@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import InvalidArgumentError, closest
 from ..data.transforms import AUGMENTATIONS
+from ..errors import InvalidArgumentError, closest
 
 SCHEDULES = ("constant", "multistep", "plateau", "exp", "cosine", "onecycle")
 OPTIMIZERS = ("sgd", "adamw")

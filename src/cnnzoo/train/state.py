@@ -21,6 +21,7 @@ import torch
 from ..errors import TrainingStateError
 from ..files import atomic_path
 from ..runfolder import STATE_FILE
+
 TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files, read by `load_torch_file` only
 META_KEY = "cnnzoo_train"
 

@@ -167,7 +167,7 @@ def extract_features(model: nn.Module, x: Any, layer: str | None = None,
         else:
             box: dict[str, torch.Tensor] = {}
 
-            def hook(m, inp, out):
+            def hook(m, inp, out, box=box):  # this batch's box
                 box["f"] = out if isinstance(out, torch.Tensor) else out[0]
                 raise _StopForward
 

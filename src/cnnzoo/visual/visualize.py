@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..contract import logits_of
-from .checks import default_cam_layer, top9_notes
 from ..errors import InvalidArgumentError, closest
+from .checks import default_cam_layer, top9_notes
 
 METHODS = ("deconvnet", "guided", "gradient")
 
@@ -91,7 +91,7 @@ class _ReLURule(nn.Module):
 
 def _swap_relus(model: nn.Module, method: str) -> int:
     n = 0
-    for name, mod in list(model.named_modules()):
+    for mod in list(model.modules()):
         for cname, child in list(mod.named_children()):
             if type(child) is nn.ReLU:
                 setattr(mod, cname, _ReLURule(method))
@@ -335,7 +335,7 @@ def save_feature_maps(model: nn.Module, x: torch.Tensor, layer: str, out: str | 
         fig.colorbar(im, ax=list(axes.flat), shrink=0.6).set_label(f"{layer} activation (one scale for all maps)")
     shape = "x".join(map(str, act.shape))
     scale = "each map scaled to its own range" if per_map else "one colour scale"
-    fig.suptitle(f"{layer}: feature maps ({shape}{', first %d' % n if n < act.shape[0] else ''}; {scale})",
+    fig.suptitle(f"{layer}: feature maps ({shape}{f', first {n}' if n < act.shape[0] else ''}; {scale})",
                  fontsize=10)
     return _save(fig, out)
 
