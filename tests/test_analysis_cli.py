@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torchvision
 
-from cnnzoo.cli import main
+from _cli import run_cli
 from cnnzoo.registry import _REGISTRY, Paper, Published, register
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -43,10 +43,8 @@ def tv_models():
 
 
 def run(capsys, *argv):
-    with pytest.raises(SystemExit) as exit_:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, " ".join(err.split())
+    r = run_cli(list(argv), capsys)
+    return r.code, r.out, " ".join(r.err.split())
 
 
 def check_golden(name: str, text: str) -> None:

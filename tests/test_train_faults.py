@@ -3,7 +3,6 @@ clear input errors, the training-state file."""
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
@@ -12,20 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
 
-from cnnzoo.modelfile import read_record
-from cnnzoo.registry import load_model  # noqa: E402
 from cnnzoo.errors import InputShapeError, InvalidArgumentError, TrainingStateError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
 from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.precision import fast_low_precision  # noqa: E402
-from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402
-from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
-from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
+from cnnzoo.train.engine import NonFiniteLossError  # noqa: E402
+from cnnzoo.train.run import fit  # noqa: E402
 
 from _train_models import SGD, _fit_until, _one_thread, _Stop, _weights  # noqa: E402,F401  (shared fixture and helpers)
 
@@ -75,14 +70,11 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "model.safetensors").values())
 
 
-def test_cli_nan_exits_1(tmp_path, capsys):
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["train", "tiny_cnn", "--epochs", "1", "--lr", "1e9", "--out", str(tmp_path),
-              "--set", "limit_train=256", "--batch-size", "64", "--set", "log_every=1", "--no-progress"])
-    assert e.value.code == 1
-    assert re.search(r"NaN or infinite at step \d+", capsys.readouterr().err)
+def test_cli_nan_exits_1(tmp_path, cli):
+    r = cli("train", "tiny_cnn", "--epochs", "1", "--lr", "1e9", "--out", str(tmp_path),
+            "--set", "limit_train=256", "--batch-size", "64", "--set", "log_every=1", "--no-progress")
+    assert r.code == 1
+    assert re.search(r"NaN or infinite at step \d+", r.err)
 
 
 # -- safety and input errors ----------------------------------------------------------------
@@ -94,18 +86,15 @@ class _Evil:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_malicious_torch_checkpoint_is_refused(tmp_path, capsys):
+def test_malicious_torch_checkpoint_is_refused(tmp_path, cli):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
         torch.save({"model": {}, "epoch": _Evil(marker)}, f, pickle_module=pickle)
     with pytest.raises(TrainingStateError, match="refusing to load .*evil.pth"):
         fit("tiny_cnn", resume=evil, out=tmp_path / "o")
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["eval", str(evil)])
-    assert e.value.code == 2 and "refusing to load" in capsys.readouterr().err
+    r = cli("eval", str(evil))
+    assert r.code == 2 and "refusing to load" in r.err
     assert not marker.exists()
 
 
