@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
 
 from _cli import run_cli  # noqa: E402
+from _hostile import Reduce  # noqa: E402
 
 CASES: list[tuple[str, list[str], int, list[str]]] = [
     # names and options
@@ -136,11 +137,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (bad / "truncated.png").write_bytes(img.read_bytes()[:40])
     import pickle
 
-    class Evil:
-        def __reduce__(self):
-            return (print, ("this must never run",))
-
-    (bad / "evil.pt").write_bytes(pickle.dumps({"model": Evil()}))
+    (bad / "evil.pt").write_bytes(pickle.dumps({"model": Reduce(print, ("this must never run",))}))
     _hostile_model_files(run / "model.safetensors", bad)
     mnist = bad / "mnist"
     mnist.mkdir()

@@ -1,6 +1,4 @@
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from cnnzoo.data.images import ImageError, load_image
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.deploy.predict import get_preprocess, predict
 
+from _hostile import png_header_only
 from _zoo_testmodels import ensure_registered
 
 ensure_registered()
@@ -105,23 +104,13 @@ def test_predict_cli_json(gray_file, tmp_path, cli):
     assert r.code == 0 and "probability" in r.out
 
 
-def _png_header_only(width, height):
-    """A PNG whose header claims width x height: what a decompression bomb looks like before
-    it is decoded (ours is tiny on disk)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
-
-
 def test_decompression_bombs_are_refused_before_decoding(tmp_path, gray_file, cli):
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_header_only(100_000, 100_000))  # 10 gigapixels claimed
+    bomb.write_bytes(png_header_only(100_000, 100_000))  # 10 gigapixels claimed
     with pytest.raises(ImageError, match="decompression bomb"):
         load_image(bomb)
     medium = tmp_path / "medium.png"
-    medium.write_bytes(_png_header_only(8000, 6000))  # 48 MP: under PIL's limit, over ours
+    medium.write_bytes(png_header_only(8000, 6000))  # 48 MP: under PIL's limit, over ours
     with pytest.raises(ImageError, match=r"8000x6000 = 48,000,000 pixels exceeds the limit of "
                                          r"40,000,000 \(a decompression bomb"):
         load_image(medium)

@@ -22,6 +22,7 @@ from cnnzoo.precision import fast_low_precision  # noqa: E402
 from cnnzoo.train.engine import NonFiniteLossError  # noqa: E402
 from cnnzoo.train.run import fit  # noqa: E402
 
+from _hostile import Evil  # noqa: E402
 from _train_models import SGD, _fit_until, _one_thread, _Stop, _weights  # noqa: E402,F401  (shared fixture and helpers)
 
 
@@ -78,19 +79,11 @@ def test_cli_nan_exits_1(tmp_path, cli):
 
 
 # -- safety and input errors ----------------------------------------------------------------
-class _Evil:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
 def test_malicious_torch_checkpoint_is_refused(tmp_path, cli):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
-        torch.save({"model": {}, "epoch": _Evil(marker)}, f, pickle_module=pickle)
+        torch.save({"model": {}, "epoch": Evil(marker)}, f, pickle_module=pickle)
     with pytest.raises(TrainingStateError, match="refusing to load .*evil.pth"):
         fit("tiny_cnn", resume=evil, out=tmp_path / "o")
     r = cli("eval", str(evil))

@@ -1,4 +1,3 @@
-import os
 import pickle
 
 import pytest
@@ -11,6 +10,7 @@ import cnnzoo
 from cnnzoo.errors import ModelFileError
 from cnnzoo.weights import load_weights
 
+from _hostile import Evil
 from _zoo_testmodels import ensure_registered
 
 ensure_registered()
@@ -129,24 +129,16 @@ def test_grayscale_model_from_rgb_weights_sums_the_first_conv(tmp_path):
         torch.testing.assert_close(gray(x), tv(x.expand(1, 3, 64, 64)), rtol=1e-4, atol=1e-4)
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_malicious_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as f:  # protocol 2, as torch.save writes
-        pickle.dump({"conv1.weight": _Evil(marker)}, f, protocol=2)
+        pickle.dump({"conv1.weight": Evil(marker)}, f, protocol=2)
     with pytest.raises(ModelFileError, match=r"refusing to load .*evil.pth: it is a pickle that "
                                               r"would run code .*GLOBAL posix.system"):
         cnnzoo.create_model("_tv_resnet18_test", weights=str(tmp_path / "evil.pth"))
     assert not marker.exists()
     with open(tmp_path / "evil4.pth", "wb") as f:  # newer protocols are refused outright
-        pickle.dump({"conv1.weight": _Evil(marker)}, f, protocol=4)
+        pickle.dump({"conv1.weight": Evil(marker)}, f, protocol=4)
     with pytest.raises(ModelFileError, match="not a readable PyTorch weights file"):
         load_weights(torchvision.models.resnet18(), tmp_path / "evil4.pth")
     assert not marker.exists()
