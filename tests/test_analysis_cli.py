@@ -13,7 +13,7 @@ import pytest
 import torchvision
 
 from _cli import run_cli
-from cnnzoo.registry import _REGISTRY, Paper, Published, register
+from cnnzoo.registry import _REGISTRY, Paper, Published, register, unregister
 
 EXPECTED = Path(__file__).parent / "expected"
 PAPER = Paper("torchvision stand-in for tests", "-", 2024, "-")
@@ -39,7 +39,7 @@ def tv_models():
                  family="test", paper=PAPER, input_size=(3, 224, 224))
     yield
     for name in [*TV, "_tv_nopub"]:  # leave the registry as other tests expect it
-        _REGISTRY.pop(name, None)
+        unregister(name)
 
 
 def run(capsys, *argv):

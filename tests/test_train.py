@@ -19,7 +19,8 @@ from cnnzoo.errors import InvalidArgumentError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
 from cnnzoo.train.engine import loss_fn, lr_factor  # noqa: E402
 from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
-from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
+from cnnzoo.train.evaluation import evaluate_file  # noqa: E402
+from cnnzoo.train.run import fit  # noqa: E402
 
 from _train_models import SGD, _one_thread, _weights  # noqa: E402,F401  (shared fixture and helpers)
 

@@ -117,7 +117,7 @@ def test_clear_errors_before_training(tmp_path):
 
 def test_input_that_cannot_fit_the_model_is_refused_before_training():
     from cnnzoo.data.preprocess import Preprocess
-    from cnnzoo.train.run import _check_fits
+    from cnnzoo.train.build import _check_fits
 
     m = create_model("tiny_cnn", num_classes=10, in_chans=1)
     with pytest.raises(InputShapeError, match="does not fit tiny_cnn"):
