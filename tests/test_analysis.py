@@ -338,3 +338,11 @@ def test_attention_agrees_with_flop_counter(model, size):
         m(torch.empty(1, *size, device="meta"))
     assert 2 * sum(x.macs for x in r.rows if x.kind in ("conv", "linear")) == counter.get_total_flops()
     assert r.total_params == sum(p.numel() for p in m.parameters()) and r.unused_params == 0
+
+
+def test_print_report_prints_the_table_and_a_batch_shape_works():
+    r = cnnzoo.analyze("lenet5_modern", input_size=(8, 1, 32, 32))
+    assert r.batch_size == 8 and r.input_size == (1, 32, 32)
+    assert str(r) == r.to_table() and "Layer" in str(r)
+    with pytest.raises(cnnzoo.InvalidArgumentError, match="per image"):
+        cnnzoo.analyze("lenet5_modern", input_size=(8, 1, 32, 32), batch_size=4)
