@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from .build import build_trainer
 from ..errors import CnnzooError, InvalidArgumentError
 from ..results import scores
 from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, unlock
+from .build import build_trainer
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
 from .engine import set_deterministic
 from .feed import Feed, RunData, load_run_data
