@@ -1,5 +1,6 @@
 """Training: recipes, schedules, the engine on real (embedded MNIST) data, the GPU fast path
-exercised on the CPU, faults (NaN, malicious pickles, bad input), eval and the model record."""
+exercised on the CPU, eval and the model record, progress reports. Faults are in
+test_train_faults.py, option checks in test_train_options.py."""
 
 from __future__ import annotations
 
