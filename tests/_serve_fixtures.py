@@ -71,14 +71,3 @@ def png_bytes(size: tuple[int, int] = (40, 32), mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).convert(mode).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def bomb_bytes() -> bytes:
-    """A small PNG whose header claims 10,000 x 10,000 pixels (a decompression bomb)."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("1", (10_000, 10_000)).save(buf, format="PNG")
-    return buf.getvalue()

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cnnzoo.contract import AuxOutputs, ZooModel  # noqa: E402
 from cnnzoo.registry import Paper, _REGISTRY, register  # noqa: E402
+from cnnzoo.train.reporter import Reporter  # noqa: E402
 
 _PAPER = Paper("test model", "cnnzoo tests", 2026, "-")
 
@@ -104,6 +105,32 @@ def _fit_until(out, overrides, stop_at, device=None):
             device=device)
     finally:
         ckpt.save_state = real
+
+
+# Short runs for the run-folder, option and fault tests: 2 steps an epoch.
+TINY = {**SGD, "batch_size": 64, "limit_train": 128, "eval_every": 9}
+TINY_ARGS = ["--set", "limit_train=128", "--batch-size", "64", "--set", "amp=off", "--set", "channels_last=off",
+             "--no-progress"]
+
+
+class Messages(Reporter):
+    """A reporter that keeps the run's messages, for the tests that read them."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def _step_ctx(model):
+    """What train_one_epoch needs to step `model` with SGD on the CPU."""
+    from cnnzoo.train.engine import StepContext
+    from cnnzoo.train.recipes import Recipe
+
+    r = Recipe(**{**SGD, "batch_size": 4, "log_every": 1})
+    return StepContext(recipe=r, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scheduler=None,
+                       device=torch.device("cpu"))
 
 
 _register()

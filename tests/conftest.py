@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from _cli import CliResult, run_cli
+
 # The full MNIST beside the checkout (../shared/data/mnist), or where CNNZOO_MNIST points.
 MNIST_DIR = Path(os.environ.get("CNNZOO_MNIST", Path(__file__).resolve().parents[2] / "shared/data/mnist"))
 # The real-MNIST subset shipped in the package (10,000 train / 1,000 test digits, same IDX files).
@@ -46,3 +48,13 @@ def real_mnist_dir() -> Path:
     if (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
         return MNIST_DIR
     return EMBEDDED_MNIST
+
+
+@pytest.fixture
+def cli(capsys):
+    """`cli(*argv) -> CliResult(code, out, err)`: `cnnzoo ARGV` run in this process (see _cli.py)."""
+
+    def run(*argv: object) -> CliResult:
+        return run_cli(list(argv), capsys)
+
+    return run

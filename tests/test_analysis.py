@@ -238,7 +238,7 @@ def test_other_bad_arguments():
 
 
 def test_registered_name_is_built_on_meta_at_native_size():
-    from cnnzoo.registry import Paper, register, _REGISTRY
+    from cnnzoo.registry import Paper, register, unregister, _REGISTRY
 
     if "_analysis_tiny" not in _REGISTRY:
         register("_analysis_tiny", lambda num_classes, in_chans: nn.Sequential(
@@ -247,14 +247,14 @@ def test_registered_name_is_built_on_meta_at_native_size():
     try:
         r = cnnzoo.analyze("_analysis_tiny")
     finally:
-        _REGISTRY.pop("_analysis_tiny", None)
+        unregister("_analysis_tiny")
     assert r.model_name == "_analysis_tiny" and r.input_size == (3, 12, 12)
     assert r.rows[0].out_shape == (4, 10, 10) and r.rows[1].macs == 4 * 100
     assert r.total_params == 4 * 27 + 4 + 4 * 1000 + 1000
 
 
 def test_registered_name_is_built_for_the_input_channels():
-    from cnnzoo.registry import Paper, register, _REGISTRY
+    from cnnzoo.registry import Paper, register, unregister
 
     register("_analysis_chans", lambda num_classes, in_chans: nn.Sequential(
         nn.Conv2d(in_chans, 4, 3), nn.Flatten()),
@@ -262,7 +262,7 @@ def test_registered_name_is_built_for_the_input_channels():
     try:
         r = cnnzoo.analyze("_analysis_chans", input_size=(1, 12, 12))
     finally:
-        _REGISTRY.pop("_analysis_chans", None)
+        unregister("_analysis_chans")
     assert r.rows[0].in_shape == (1, 12, 12) and r.rows[0].params == 4 * 9 + 4
 
 
@@ -338,3 +338,11 @@ def test_attention_agrees_with_flop_counter(model, size):
         m(torch.empty(1, *size, device="meta"))
     assert 2 * sum(x.macs for x in r.rows if x.kind in ("conv", "linear")) == counter.get_total_flops()
     assert r.total_params == sum(p.numel() for p in m.parameters()) and r.unused_params == 0
+
+
+def test_print_report_prints_the_table_and_a_batch_shape_works():
+    r = cnnzoo.analyze("lenet5_modern", input_size=(8, 1, 32, 32))
+    assert r.batch_size == 8 and r.input_size == (1, 32, 32)
+    assert str(r) == r.to_table() and "Layer" in str(r)
+    with pytest.raises(cnnzoo.InvalidArgumentError, match="per image"):
+        cnnzoo.analyze("lenet5_modern", input_size=(8, 1, 32, 32), batch_size=4)

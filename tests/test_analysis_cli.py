@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torchvision
 
-from cnnzoo.cli import main
-from cnnzoo.registry import _REGISTRY, Paper, Published, register
+from _cli import run_cli
+from cnnzoo.registry import _REGISTRY, Paper, Published, register, unregister
 
 EXPECTED = Path(__file__).parent / "expected"
 PAPER = Paper("torchvision stand-in for tests", "-", 2024, "-")
@@ -39,14 +39,12 @@ def tv_models():
                  family="test", paper=PAPER, input_size=(3, 224, 224))
     yield
     for name in [*TV, "_tv_nopub"]:  # leave the registry as other tests expect it
-        _REGISTRY.pop(name, None)
+        unregister(name)
 
 
 def run(capsys, *argv):
-    with pytest.raises(SystemExit) as exit_:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, " ".join(err.split())
+    r = run_cli(list(argv), capsys)
+    return r.code, r.out, " ".join(r.err.split())
 
 
 def check_golden(name: str, text: str) -> None:

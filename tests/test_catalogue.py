@@ -20,7 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
 
-from cnnzoo.cli import main  # noqa: E402
+from _cli import run_cli  # noqa: E402
+from _hostile import Reduce  # noqa: E402
 
 CASES: list[tuple[str, list[str], int, list[str]]] = [
     # names and options
@@ -136,11 +137,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (bad / "truncated.png").write_bytes(img.read_bytes()[:40])
     import pickle
 
-    class Evil:
-        def __reduce__(self):
-            return (print, ("this must never run",))
-
-    (bad / "evil.pt").write_bytes(pickle.dumps({"model": Evil()}))
+    (bad / "evil.pt").write_bytes(pickle.dumps({"model": Reduce(print, ("this must never run",))}))
     _hostile_model_files(run / "model.safetensors", bad)
     mnist = bad / "mnist"
     mnist.mkdir()
@@ -177,13 +174,11 @@ def _hostile_model_files(good: Path, bad: Path) -> None:
 
 
 def main_ok(argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as ex:
-        main(argv)
-    assert ex.value.code == 0, argv
+    assert run_cli(argv).code == 0, argv
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_ends_in_a_clear_error(case, files, tmp_path, capsys):
+def test_bad_input_ends_in_a_clear_error(case, files, tmp_path, cli):
     name, argv, code, words = case
     if "without a gpu" in name or "without gpu" in name:
         import torch
@@ -198,11 +193,10 @@ def test_bad_input_ends_in_a_clear_error(case, files, tmp_path, capsys):
             a = a.replace(k, v)
         args.append(a)
     before = _hashes(files["run"])
-    with pytest.raises(SystemExit) as ex:  # anything else escaping main() is a traceback
-        main(args)
-    out, err = capsys.readouterr()
+    r = cli(*args)  # anything but SystemExit escaping main() is a traceback
+    out, err = r.out, r.err
     text = out + err
-    assert ex.value.code == code, (ex.value.code, text[-2000:])
+    assert r.code == code, (r.code, text[-2000:])
     assert "Traceback" not in text
     for w in words:
         assert w.lower() in text.lower(), (w, text[-2000:])

@@ -14,7 +14,7 @@ import pytest
 import typer
 
 import cnnzoo.commands as commands
-from cnnzoo.cli import app, main
+from cnnzoo.cli import app
 from cnnzoo.commands._lazy import load_verb
 from cnnzoo.commands._verbs import SUB_EXAMPLES, VERBS
 
@@ -41,12 +41,11 @@ def test_every_commands_module_is_in_the_verb_table():
 
 
 @pytest.mark.parametrize("verb", ALL)
-def test_help_ends_with_examples_and_reads_as_flags(verb, capsys, monkeypatch):
+def test_help_ends_with_examples_and_reads_as_flags(verb, cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as exit_:
-        main([*verb.split(), "--help"])
-    assert exit_.value.code == 0
-    text = capsys.readouterr().out
+    r = cli(*verb.split(), "--help")
+    assert r.code == 0
+    text = r.out
     assert "Examples:" in text, f"`cnnzoo {verb} --help` shows no examples"
     examples = [ln.strip()[2:] for ln in text.split("Examples:")[1].splitlines() if ln.strip().startswith("$ ")]
     assert 2 <= len(examples) <= 3 or (verb in VERBS and len(examples) >= 2)
@@ -80,27 +79,23 @@ def test_root_help_lists_every_verb_without_importing_torch():
         assert verb in out
 
 
-def test_version(capsys):
+def test_version(cli):
     from cnnzoo import __version__
 
-    with pytest.raises(SystemExit) as exit_:
-        main(["--version"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"cnnzoo {__version__}"
+    r = cli("--version")
+    assert r.code == 0 and r.out.strip() == f"cnnzoo {__version__}"
 
 
-def test_unknown_family_names_the_families(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["list", "--family", "resnets"])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
+def test_unknown_family_names_the_families(cli):
+    r = cli("list", "--family", "resnets")
+    assert r.code == 2
+    err = r.err
     assert "did you mean 'resnet'" in err and "vgg" in err and "lenet" in err
 
 
 @pytest.mark.parametrize("argv", [["info", "lenet5", "--json"], ["info", "lenet5", "--format", "json"]])
-def test_json_is_an_alias_of_format_json(argv, capsys):
-    with pytest.raises(SystemExit):
-        main(argv)
-    assert json.loads(capsys.readouterr().out)["name"] == "lenet5"
+def test_json_is_an_alias_of_format_json(argv, cli):
+    assert cli(*argv).json()["name"] == "lenet5"
 
 
 def test_parameter_count_cache_is_current():
@@ -116,23 +111,19 @@ def test_parameter_count_cache_is_current():
     assert not stale, f"stale counts (cached, actual): {stale}; run scripts/gen_param_counts.py"
 
 
-def test_output_through_a_pipe_is_not_wrapped(capsys, monkeypatch):
+def test_output_through_a_pipe_is_not_wrapped(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "40")
-    with pytest.raises(SystemExit):
-        main(["list", "vgg1*"])
-    lines = capsys.readouterr().out.splitlines()
+    lines = cli("list", "vgg1*").out.splitlines()
     assert any("VGG configuration A with BatchNorm (torchvision-compatible)" in ln for ln in lines)
     assert max(map(len, lines)) > 80
 
 
-def test_json_names_the_unit_of_accuracies_and_errors(capsys):
+def test_json_names_the_unit_of_accuracies_and_errors(cli):
     """One vocabulary: JSON accuracies and errors are percent, and the key says so."""
     from cnnzoo.registry import model_info
     from cnnzoo.results import pct, scores
 
-    with pytest.raises(SystemExit):
-        main(["info", "lenet5", "--format", "json"])
-    published = json.loads(capsys.readouterr().out)["published"][0]
+    published = cli("info", "lenet5", "--format", "json").json()["published"][0]
     assert published["top1_err_pct"] == 0.95 and "top1_err" not in published
     assert model_info("lenet5")["published"][0] == published  # the Python API: the same keys
     assert pct(0.9712) == 97.12 and pct(None) is None
@@ -176,10 +167,9 @@ def test_format_everywhere_and_json_is_its_alias(verb):
     assert str(getattr(ctx.params[fmt.name], "value", ctx.params[fmt.name])) == "table"
 
 
-def test_json_and_another_format_together_are_refused(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["info", "lenet5", "--json", "--format", "table"])
-    assert exit_.value.code == 2 and "--json and --format table disagree" in capsys.readouterr().err
+def test_json_and_another_format_together_are_refused(cli):
+    r = cli("info", "lenet5", "--json", "--format", "table")
+    assert r.code == 2 and "--json and --format table disagree" in r.err
 
 
 @pytest.mark.parametrize("argv,new", [
@@ -190,11 +180,10 @@ def test_json_and_another_format_together_are_refused(capsys):
     (["bench", "--data", "embedded", "--to-accuracy=99"], "bench to-accuracy"),
     (["bench", "--loader", "folder:x", "--make-folder", "20"], "bench loader"),
 ])
-def test_old_bench_spellings_exit_2_naming_the_new(argv, new, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and f"cnnzoo {new}" in err and "Traceback" not in err
+def test_old_bench_spellings_exit_2_naming_the_new(argv, new, cli):
+    r = cli(*argv)
+    err = r.err
+    assert r.code == 2 and f"cnnzoo {new}" in err and "Traceback" not in err
 
 
 def test_help_choice_lists_are_written_from_what_they_list():

@@ -25,7 +25,8 @@ from cnnzoo.contract import classification_loss  # noqa: E402
 from cnnzoo.data.preprocess import Preprocess  # noqa: E402
 from cnnzoo.data.transforms import AUGMENTATIONS  # noqa: E402
 from cnnzoo.train import state as ckpt  # noqa: E402
-from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
+from cnnzoo.train.evaluation import evaluate_file  # noqa: E402
+from cnnzoo.train.run import fit  # noqa: E402
 
 pytestmark = pytest.mark.cuda
 ON_CPU = os.environ.get("CNNZOO_CUDA_TESTS_ON_CPU") == "1"

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle, write_cifar_batch
+from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle
 from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
 from cnnzoo.data.kinds import EMBEDDED_DIR
 from cnnzoo.data.mnist import load_mnist, read_idx, write_idx
 from cnnzoo.data.preprocess import fit_input
 from cnnzoo.data import transforms as T
 from cnnzoo.errors import InvalidArgumentError
+
+from _datasets import write_cifar_batch
+from _hostile import Evil, Reduce
 
 
 # -- IDX / MNIST -----------------------------------------------------------------------------
@@ -97,34 +100,18 @@ def test_cifar10_and_100_batches(tmp_path):
     assert data.images.shape == (20, 3, 32, 32) and data.classes[1] == "automobile"
 
 
-class _Evil:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
 def test_cifar_reader_refuses_code_in_pickles(tmp_path):
     marker = tmp_path / "pwned"
     d = _fake_cifar(tmp_path)
-    (d / "data_batch_3").write_bytes(pickle.dumps({b"data": _Evil(marker), b"labels": [0]}, protocol=2))
+    (d / "data_batch_3").write_bytes(pickle.dumps({b"data": Evil(marker), b"labels": [0]}, protocol=2))
     with pytest.raises(UnsafePickleError, match=r"refusing to unpickle (posix|os|nt)\.system"):
         load_cifar(tmp_path, 10, "train")
     assert not marker.exists()
     # a builtin that could run code is refused too, and so is an object-dtype array
     with pytest.raises(UnsafePickleError, match="builtins.eval"):
-        safe_unpickle(pickle.dumps({b"x": _Reduce(eval, ("1+1",))}), "p")
+        safe_unpickle(pickle.dumps({b"x": Reduce(eval, ("1+1",))}), "p")
     with pytest.raises(UnsafePickleError, match="object-dtype"):
         safe_unpickle(pickle.dumps(np.array([1, "a"], dtype=object)), "p")
-
-
-class _Reduce:
-    def __init__(self, fn, args):
-        self.fn, self.args = fn, args
-
-    def __reduce__(self):
-        return (self.fn, self.args)
 
 
 def test_cifar_missing_files_message(tmp_path):

@@ -148,6 +148,20 @@ def digits_run(tmp_path_factory):
     return out
 
 
+def test_ten_crop_on_digits_is_refused_with_the_way_to_force_it(cli):
+    r = cli("eval", "no_such_model.safetensors", "--data", "embedded", "--ten-crop")
+    assert r.code == 2
+    err = r.err
+    assert "mirror" in err and "--allow-mirror" in err
+
+
+def test_flipping_augmentation_on_digits_is_named():
+    from cnnzoo.data.nature import flip_warning
+
+    assert "augment=shift" in flip_warning("mnist:/x", "cifar")
+    assert flip_warning("cifar10:/x", "cifar") is None and flip_warning(None, "none") is None
+
+
 def test_evaluate_file_refuses_ten_crop_on_mnist_unless_forced(digits_run):
     from cnnzoo.train.ensemble_eval import evaluate_ensemble
     from cnnzoo.train.evaluation import evaluate_file

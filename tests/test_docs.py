@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from cnnzoo.cli import app, main
+from cnnzoo.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -157,16 +157,14 @@ RUNNABLE = [pytest.param(b, marks=pytest.mark.slow) if any(m in c.text for c in 
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: getattr(b, "id", None))
-def test_shown_output_is_what_the_command_prints(block, capsys, monkeypatch, tmp_path):
+def test_shown_output_is_what_the_command_prints(block, cli, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "80")  # through a pipe the CLI ignores it: tables are not wrapped
     monkeypatch.chdir(tmp_path)  # plots and files land in a scratch folder
     for c in block.commands:
         got: list[str] = []
         for argv in c.argvs:
             assert argv is not None, f"{block.id}: only cnnzoo commands can be checked: {c.text}"
-            with pytest.raises(SystemExit):
-                main(list(argv))
-            cap = capsys.readouterr()
+            cap = cli(*argv)
             got += (cap.out + cap.err).splitlines()
         assert _matches(c.output, got), (
             f"{block.id}: `{c.text}` prints\n" + "\n".join(got)

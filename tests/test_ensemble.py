@@ -45,13 +45,9 @@ def test_files_with_different_class_names_are_refused(tmp_path):
         ensemble([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
 
 
-def test_cli_predict_with_several_model_files_is_an_ensemble(tmp_path, capsys):
-    import json
-
+def test_cli_predict_with_several_model_files_is_an_ensemble(tmp_path, cli):
     import numpy as np
     from PIL import Image
-
-    from cnnzoo.cli import main
 
     names = [str(i) for i in range(10)]
     for seed in range(3):
@@ -59,16 +55,14 @@ def test_cli_predict_with_several_model_files_is_an_ensemble(tmp_path, capsys):
         cnnzoo.save_model(tmp_path / f"m{seed}.safetensors", cnnzoo.create_model("lenet5_modern"), classes=names)
     Image.fromarray(np.full((28, 28), 128, dtype=np.uint8)).save(tmp_path / "x.png")
     files = [str(tmp_path / f"m{s}.safetensors") for s in range(3)]
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", *files, str(tmp_path / "x.png"), "--format", "json"])
-    assert ex.value.code == 0
-    res = json.loads(capsys.readouterr().out)
+    r = cli("predict", *files, tmp_path / "x.png", "--format", "json")
+    assert r.code == 0
+    res = r.json()
     assert len(res) == 1 and len(res[0]["members"]) == 3 and len(res[0]["top"]) == 5
     cnnzoo.save_model(tmp_path / "other.safetensors", cnnzoo.create_model("lenet5_modern"),
                       classes=[f"c{i}" for i in range(10)])
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", files[0], str(tmp_path / "other.safetensors"), str(tmp_path / "x.png")])
-    assert ex.value.code == 2 and "class names" in capsys.readouterr().err
+    r = cli("predict", files[0], tmp_path / "other.safetensors", tmp_path / "x.png")
+    assert r.code == 2 and "class names" in r.err
 
 
 # -- cnnzoo eval A B C: members x crops on real data ----------------------------------------
@@ -117,25 +111,18 @@ def test_ensemble_beats_its_members_mean_on_real_mnist(members):
     assert ten["view"] == "10-crop" and ten["ensemble"]["top1_err_pct"] <= ten["members_mean_top1_err_pct"]
 
 
-def test_cli_eval_several_files_table_and_json(members, capsys):
-    import json
-
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["eval", *map(str, members), "--combine", "vote", "--format", "json"])
-    res = json.loads(capsys.readouterr().out)
-    assert e.value.code == 0 and res["combine"] == "vote" and len(res["members"]) == 3
+def test_cli_eval_several_files_table_and_json(members, cli):
+    r = cli("eval", *members, "--combine", "vote", "--format", "json")
+    res = r.json()
+    assert r.code == 0 and res["combine"] == "vote" and len(res["members"]) == 3
     assert set(res["ensemble"]) == {"top1_err_pct", "top5_err_pct"}  # the CLI names the unit
-    with pytest.raises(SystemExit) as e:
-        main(["eval", *map(str, members)])
-    out = capsys.readouterr().out
-    assert e.value.code == 0 and "ensemble" in out and "members' mean top-1 error" in out
+    r = cli("eval", *members)
+    out = r.out
+    assert r.code == 0 and "ensemble" in out and "members' mean top-1 error" in out
 
 
-def test_cli_eval_refuses_members_with_other_classes(members, tmp_path, capsys):
+def test_cli_eval_refuses_members_with_other_classes(members, tmp_path, cli):
     from cnnzoo.modelfile import read_record, save_model
-    from cnnzoo.cli import main
     from cnnzoo.registry import load_model
 
     model, rec = load_model(members[0] / "model.safetensors")
@@ -143,12 +130,10 @@ def test_cli_eval_refuses_members_with_other_classes(members, tmp_path, capsys):
     save_model(odd, model, classes=[f"digit{i}" for i in range(10)], preprocess=rec["preprocess"],
                data=rec["data"])
     assert read_record(odd)["classes"][0] == "digit0"
-    with pytest.raises(SystemExit) as e:
-        main(["eval", str(members[0]), str(odd)])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and "odd.safetensors" in err and "'digit0'" in err
+    r = cli("eval", members[0], odd)
+    err = r.err
+    assert r.code == 2 and "odd.safetensors" in err and "'digit0'" in err
     five = cnnzoo.create_model("tiny_cnn", num_classes=5)
     save_model(tmp_path / "five.safetensors", five, classes=list("abcde"), preprocess=rec["preprocess"])
-    with pytest.raises(SystemExit) as e:
-        main(["eval", str(members[0]), str(tmp_path / "five.safetensors")])
-    assert e.value.code == 2 and "five.safetensors has 5" in capsys.readouterr().err
+    r = cli("eval", members[0], tmp_path / "five.safetensors")
+    assert r.code == 2 and "five.safetensors has 5" in r.err

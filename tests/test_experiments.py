@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cnnzoo.cli import main
 from cnnzoo.experiments import EXPERIMENTS, ensemble_errors, run_experiment
 from cnnzoo.experiments.common import Budget, Context, train
 
@@ -18,34 +17,27 @@ KEYS = {"name", "claim", "source", "runs", "paper_figure", "kind", "paper", "mea
         "plot", "size", "data", "device", "seconds", "machine", "date"}
 
 
-def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ex:
-        main(args)
-    out = capsys.readouterr()
-    return ex.value.code, out.out, out.err
-
-
-def test_list_shows_every_experiment(capsys):
+def test_list_shows_every_experiment(cli):
     assert set(NAMES) <= set(EXPERIMENTS)
-    code, out, _ = _cli(["experiment", "--list", "--format", "json"], capsys)
+    code, out, _ = cli("experiment", "--list", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and [r["name"] for r in rows] == list(EXPERIMENTS)
     for r in rows:
         assert all(r[k] for k in ("claim", "source", "runs", "paper_figure")) and r["kind"] in ("analyzer", "training")
-    code, out, _ = _cli(["experiment", "--list"], capsys)
+    code, out, _ = cli("experiment", "--list")
     assert code == 0 and "inception" in out and "degradation" in out
 
 
-def test_unknown_name_exits_2_with_close_matches(capsys, tmp_path):
-    code, _, err = _cli(["experiment", "degradaton", "--out", str(tmp_path / "x")], capsys)
+def test_unknown_name_exits_2_with_close_matches(cli, tmp_path):
+    code, _, err = cli("experiment", "degradaton", "--out", str(tmp_path / "x"))
     assert code == 2 and "did you mean: degradation" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
-    code, _, err = _cli(["experiment"], capsys)
+    code, _, err = cli("experiment")
     assert code == 2 and "--list" in err
 
 
-def test_inception_reduction_counts_are_the_analyzers_exactly(capsys, tmp_path):
-    code, out, _ = _cli(["experiment", "inception-reduction", "--out", str(tmp_path), "--format", "json"], capsys)
+def test_inception_reduction_counts_are_the_analyzers_exactly(cli, tmp_path):
+    code, out, _ = cli("experiment", "inception-reduction", "--out", str(tmp_path), "--format", "json")
     r = json.loads(out)
     assert code == 0 and KEYS <= set(r) and (tmp_path / "inception-reduction.png").stat().st_size > 0
     assert json.loads((tmp_path / "inception-reduction.json").read_text())["measured"] == r["measured"]
@@ -115,9 +107,9 @@ def test_ensemble_is_no_worse_than_its_members_mean_on_real_mnist(real_mnist_dir
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_quick_size_end_to_end(name, tmp_path, capsys):
+def test_quick_size_end_to_end(name, tmp_path, cli):
     # the faster tests of the same path: test_training_experiment_smoke_path and the two above
-    code, out, _ = _cli(["experiment", name, "--quick", "--out", str(tmp_path), "--format", "json"], capsys)
+    code, out, _ = cli("experiment", name, "--quick", "--out", str(tmp_path), "--format", "json")
     r = json.loads(out)
     assert code == 0 and r["size"] == "quick" and r["verdict"]["status"] in STATUSES
     assert (tmp_path / r["plot"]).exists()

@@ -1,12 +1,10 @@
 import json
 
-import numpy as np
 import onnx
 import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.cli import main
 from cnnzoo.deploy.export import ExportCheckError, export_model, run_exported
 from cnnzoo.errors import InvalidArgumentError
 
@@ -28,12 +26,11 @@ def small_file(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt"),
                                         ("exported", ".pt2")])
-def test_export_cli_checks_and_keeps_the_batch_dynamic(small_file, tmp_path, capsys, fmt, suffix):
+def test_export_cli_checks_and_keeps_the_batch_dynamic(small_file, tmp_path, cli, fmt, suffix):
     out = tmp_path / f"m{suffix}"
-    with pytest.raises(SystemExit) as ex:
-        main(["export", str(small_file), "--to", fmt, "--out", str(out), "--format", "json"])
-    assert ex.value.code == 0
-    rep = json.loads(capsys.readouterr().out)
+    r = cli("export", str(small_file), "--to", fmt, "--out", str(out), "--format", "json")
+    assert r.code == 0
+    rep = r.json()
     assert rep["max_abs_diff"] <= 1e-4 and rep["checked_batches"] == [2, 3]
     assert rep["input_size"] == [1, 28, 28]
     # independently of the built-in check: a batch size never seen at export time
@@ -87,22 +84,20 @@ def test_export_leaves_the_callers_model_as_it_was(tmp_path):
 
 
 @pytest.mark.parametrize("old", ["onnx", "torchscript", "exported-program"])
-def test_old_format_flag_says_to_use_to(small_file, tmp_path, capsys, old):
-    with pytest.raises(SystemExit) as ex:
-        main(["export", str(small_file), "--format", old, "--out", str(tmp_path / "m.onnx")])
-    assert ex.value.code == 2
-    err = capsys.readouterr().err
+def test_old_format_flag_says_to_use_to(small_file, tmp_path, cli, old):
+    r = cli("export", str(small_file), "--format", old, "--out", str(tmp_path / "m.onnx"))
+    assert r.code == 2
+    err = r.err
     assert "--to" in err and "table or json" in err and "Traceback" not in err
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_onnx_file_carries_preprocessing_and_class_names(small_file, tmp_path, capsys):
+def test_onnx_file_carries_preprocessing_and_class_names(small_file, tmp_path, cli):
     from cnnzoo.deploy.predict import ONNX_RECORD_KEY, read_onnx_record
 
     out = tmp_path / "m.onnx"
-    with pytest.raises(SystemExit) as ex:
-        main(["export", str(small_file), "--to", "onnx", "--out", str(out)])
-    assert ex.value.code == 0
+    r = cli("export", str(small_file), "--to", "onnx", "--out", str(out))
+    assert r.code == 0
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     rec = json.loads(props[ONNX_RECORD_KEY])
     assert rec == read_onnx_record(out)

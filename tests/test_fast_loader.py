@@ -242,31 +242,26 @@ def test_the_loader_choice():
         choose_decoder("torch", "cifar", CPU)
 
 
-def test_loader_dali_without_dali_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    from cnnzoo.cli import main
+def test_loader_dali_without_dali_is_a_clear_error(tmp_path, cli, monkeypatch):
     from cnnzoo.data import dali_decode
 
     monkeypatch.setattr(dali_decode, "dali_available", lambda: False)
     root = _image_run_folder(tmp_path / "imgs", 5)
     for setting, words in (("loader=dali", "cnnzoo[dali]"), ("loader=fast", "loader must be one of")):
-        with pytest.raises(SystemExit) as e:
-            main(["train", "tiny_rgb", "--data", f"folder:{root}", "--epochs", "1", "--batch-size", "8", "--set", setting,
-                  "--out", str(tmp_path / "run"), "--no-progress"])
-        err = capsys.readouterr().err
-        assert e.value.code == 2 and words in err and "Traceback" not in err, err
+        r = cli("train", "tiny_rgb", "--data", f"folder:{root}", "--epochs", "1", "--batch-size", "8", "--set", setting,
+                "--out", str(tmp_path / "run"), "--no-progress")
+        err = r.err
+        assert r.code == 2 and words in err and "Traceback" not in err, err
     assert "nvidia.dali" not in sys.modules
 
 
-def test_the_loader_benchmark_writes_its_folder_and_compares_both_sides(tmp_path, capsys):
-    from cnnzoo.cli import main
-
+def test_the_loader_benchmark_writes_its_folder_and_compares_both_sides(tmp_path, cli):
     root = tmp_path / "photos"
     args = ["bench", "loader", f"folder:{root}", "--make-folder", "20", "--images", "16", "--batch", "8",
             "--reps", "1", "--workers", "0", "--format", "json"]
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    assert e.value.code in (0, None), err
+    r = cli(*args)
+    out, err = r.out, r.err
+    assert r.code in (0, None), err
     import json
 
     res = json.loads(out)
@@ -275,9 +270,8 @@ def test_the_loader_benchmark_writes_its_folder_and_compares_both_sides(tmp_path
     assert len(list((root / "train").rglob("*.jpg"))) == 20
     with Image.open(next((root / "train").rglob("*.jpg"))) as im:
         assert im.size == (500, 375)
-    with pytest.raises(SystemExit) as e:
-        main(["bench", "loader", "mnist:x"])
-    assert e.value.code == 2 and "folder:PATH" in capsys.readouterr().err
+    r = cli("bench", "loader", "mnist:x")
+    assert r.code == 2 and "folder:PATH" in r.err
 
 
 # -- on a GPU (benchmarks/gpu_check.sh) --------------------------------------------------------

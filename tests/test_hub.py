@@ -15,7 +15,6 @@ from PIL import Image
 
 import cnnzoo
 from cnnzoo.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from cnnzoo.cli import main
 from cnnzoo.hub import TABLE, WeightsDownloadError, WeightsEntry, fetch
 from cnnzoo.hub.download import MIRROR_ENV
 
@@ -199,32 +198,25 @@ def test_unknown_weights_and_list_models():
                 assert e.sha256 in e.file_name and e.url.startswith("https://download.pytorch.org")
 
 
-def _run(argv, capsys):
-    with pytest.raises(SystemExit) as ex:
-        main(argv)
-    out = capsys.readouterr()
-    return ex.value.code, out.out, out.err
-
-
-def test_cli_weights_and_predict_with_names(published, env, monkeypatch, tmp_path, capsys):
+def test_cli_weights_and_predict_with_names(published, env, monkeypatch, tmp_path, cli):
     root, final, sha, _ = published
-    code, out, _ = _run(["weights", "--format", "json"], capsys)
+    code, out, _ = cli("weights", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and {"model": "resnet50", "tag": "imagenet1k_v2"}.items() <= rows[
         [r["model"] for r in rows].index("resnet50")].items()
     assert next(r for r in rows if r["model"] == "resnet50")["top1_acc_pct"] == 80.858
-    code, _, err = _run(["weights", "lenet5"], capsys)
+    code, _, err = cli("weights", "lenet5")
     assert code == 2 and "no published weights" in err
     with WeightsServer(root) as srv:
         _inject(monkeypatch, _entry(srv.url + final.name, "f" * 8))
-        code, _, err = _run(["weights", NAME, "--download"], capsys)
+        code, _, err = cli("weights", NAME, "--download")
         assert code == 2 and "refused" in err and _cache_files(env) == []
         _inject(monkeypatch, _entry(srv.url + final.name, sha[:8]))
-        code, out, _ = _run(["weights", NAME, "--download", "--format", "json"], capsys)
+        code, out, _ = cli("weights", NAME, "--download", "--format", "json")
     assert code == 0 and json.loads(out)[0]["cached"] is True
     img = tmp_path / "x.png"
     Image.new("RGB", (300, 200), (120, 80, 40)).save(img)
-    code, out, _ = _run(["predict", NAME, str(img), "--pretrained", "--format", "json"], capsys)
+    code, out, _ = cli("predict", NAME, str(img), "--pretrained", "--format", "json")
     top = json.loads(out)[0]["top"]
     names = cnnzoo.data.classnames.imagenet_classes()
     assert code == 0 and all(t["class"] == names[t["index"]] for t in top)
@@ -243,24 +235,23 @@ def lenet_published(tmp_path, env, monkeypatch):
     return state
 
 
-def test_eval_and_visualize_take_a_name_with_pretrained(lenet_published, tmp_path, capsys):
-    code, out, err = _run(["eval", "lenet5_modern", "--pretrained", "--data", "embedded",
-                           "--format", "json"], capsys)
+def test_eval_and_visualize_take_a_name_with_pretrained(lenet_published, tmp_path, cli):
+    code, out, err = cli("eval", "lenet5_modern", "--pretrained", "--data", "embedded",
+                         "--format", "json")
     assert code == 0, err
     res = json.loads(out)
     assert res["model"] == "lenet5_modern" and 0 <= res["top1_err_pct"] <= 100
     png = tmp_path / "filters.png"
-    code, _, err = _run(["visualize", "--pretrained", "filters", "lenet5_modern", "--out", str(png)],
-                        capsys)
+    code, _, err = cli("visualize", "--pretrained", "filters", "lenet5_modern", "--out", str(png))
     assert code == 0 and png.is_file(), err
 
 
-def test_train_starts_from_the_published_weights(lenet_published, tmp_path, capsys):
+def test_train_starts_from_the_published_weights(lenet_published, tmp_path, cli):
     """`cnnzoo train MODEL --pretrained`: the run starts from the table's file (a tiny lr keeps it)."""
     state = lenet_published
-    code, out, err = _run(["train", "lenet5_modern", "--pretrained", "--epochs", "1", "--lr", "1e-9",
-                           "--set", "weight_decay=0", "--set", "limit_train=64", "--out",
-                           str(tmp_path / "run"), "--no-progress", "--format", "json"], capsys)
+    code, out, err = cli("train", "lenet5_modern", "--pretrained", "--epochs", "1", "--lr", "1e-9",
+                         "--set", "weight_decay=0", "--set", "limit_train=64", "--out",
+                         str(tmp_path / "run"), "--no-progress", "--format", "json")
     assert code == 0, err
     model, record = cnnzoo.load_model(tmp_path / "run" / "model.safetensors")
     convs = [k for k in state if k.endswith("weight") and state[k].dim() == 4]
@@ -272,8 +263,8 @@ def test_train_starts_from_the_published_weights(lenet_published, tmp_path, caps
     # R, G, B), not with MNIST's own, and a resumed run keeps doing so
     gray = [sum(IMAGENET_MEAN) / 3, sum(IMAGENET_STD) / 3]
     assert record["preprocess"]["mean"] + record["preprocess"]["std"] == pytest.approx(gray)
-    code, _, err = _run(["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--no-progress",
-                         "--format", "json"], capsys)
+    code, _, err = cli("train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--no-progress",
+                       "--format", "json")
     assert code == 0, err
     _, again = cnnzoo.load_model(tmp_path / "run" / "model.safetensors")
     assert again["preprocess"]["mean"] + again["preprocess"]["std"] == pytest.approx(gray)
@@ -290,27 +281,27 @@ def test_a_second_download_of_the_same_file_waits_its_turn(published, env):
     assert fetch(_entry((root / final.name).as_uri(), sha[:8]), progress=False).is_file()
 
 
-def test_weights_fetched_by_hand_work_offline(published, env, monkeypatch, tmp_path, capsys):
+def test_weights_fetched_by_hand_work_offline(published, env, monkeypatch, tmp_path, cli):
     """`--weights PATH`: the published file downloaded elsewhere is verified, cached and used
     with no server at all; another file under that name is refused and nothing is cached."""
     root, final, sha, state = published
     _inject(monkeypatch, _entry("http://127.0.0.1:9/" + final.name, sha[:8]))  # nothing listens
     img = tmp_path / "x.png"
     Image.new("RGB", (300, 200), (120, 80, 40)).save(img)
-    code, _, err = _run(["predict", NAME, str(img), "--pretrained", "--format", "json"], capsys)
+    code, _, err = cli("predict", NAME, str(img), "--pretrained", "--format", "json")
     assert code == 2 and "--weights PATH" in err and final.name in err
     fake = tmp_path / final.name
     fake.write_bytes(final.read_bytes()[:-10])
-    code, _, err = _run(["predict", NAME, str(img), "--weights", str(fake)], capsys)
+    code, _, err = cli("predict", NAME, str(img), "--weights", str(fake))
     assert code == 2 and "is not" in err and "SHA-256" in err and _cache_files(env) == []
-    code, out, err = _run(["predict", NAME, str(img), "--weights", str(final), "--format", "json"], capsys)
+    code, out, err = cli("predict", NAME, str(img), "--weights", str(final), "--format", "json")
     assert code == 0, err
     assert _cache_files(env) == [final.name] and len(json.loads(out)[0]["top"]) == 5
-    code, _, err = _run(["predict", str(final), str(img), "--weights", str(final)], capsys)
+    code, _, err = cli("predict", str(final), str(img), "--weights", str(final))
     assert code == 2 and "model NAME" in err
 
 
-def test_a_cache_that_cannot_be_made_and_every_row_of_a_source(published, monkeypatch, tmp_path, capsys):
+def test_a_cache_that_cannot_be_made_and_every_row_of_a_source(published, monkeypatch, tmp_path, cli):
     root, final, sha, _ = published
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -319,7 +310,7 @@ def test_a_cache_that_cannot_be_made_and_every_row_of_a_source(published, monkey
     img = tmp_path / "x.png"
     Image.new("RGB", (64, 64)).save(img)
     for argv in (["predict", NAME, str(img), "--pretrained"], ["predict", NAME, str(img), "--weights", str(final)]):
-        code, _, err = _run(argv, capsys)
+        code, _, err = cli(*argv)
         assert code == 2 and "cache" in err and "Traceback" not in err, argv
-    code, out, _ = _run(["weights", "resnet50", "--tag", "tv", "--format", "json"], capsys)
+    code, out, _ = cli("weights", "resnet50", "--tag", "tv", "--format", "json")
     assert code == 0 and {r["tag"] for r in json.loads(out)} == {"imagenet1k_v1", "imagenet1k_v2"}

@@ -94,18 +94,14 @@ def test_a_source_names_all_its_rows_a_tag_one_row():
     assert entries_named("xception", "timm") == entries_for("xception")
 
 
-def test_cnnzoo_weights_lists_the_rows_hub_names(capsys):
+def test_cnnzoo_weights_lists_the_rows_hub_names(cli):
     """`cnnzoo weights MODEL --tag T` shows exactly the rows cnnzoo.hub.entries_named gives."""
-    import json
-
-    from cnnzoo.cli import main
     from cnnzoo.hub import entries_named
 
     for tag in ("tv", "torchvision", "imagenet1k_v2", None):
         argv = ["weights", "resnet50", "--format", "json"] + (["--tag", tag] if tag else [])
-        with pytest.raises(SystemExit) as ex:
-            main(argv)
-        rows = json.loads(capsys.readouterr().out)
-        assert ex.value.code == 0
+        res = cli(*argv)
+        rows = res.json()
+        assert res.code == 0
         assert [(r["source"], r["tag"]) for r in rows] == \
             [(e.source, e.tag) for e in entries_named("resnet50", tag)], tag

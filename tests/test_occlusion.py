@@ -1,14 +1,11 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014, Fig. 7) on a LeNet that recognises digits."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import cnnzoo
-from cnnzoo.cli import main
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.visual.occlusion import default_window, occlusion_maps
@@ -71,21 +68,19 @@ def test_maps_cover_the_image_and_batching_does_not_change_them(trained):
             occlusion_maps(model, x, **bad)
 
 
-def test_cli_writes_the_figure_and_json(trained, tmp_path, capsys):
+def test_cli_writes_the_figure_and_json(trained, tmp_path, cli):
     run, _ = trained
     raw = load_image_set("embedded", "test", Preprocess.from_record(PP), limit=1).x[0, 0]
     img = tmp_path / "digit.png"
     Image.fromarray(((raw * 0.3081 + 0.1307).clamp(0, 1) * 255).byte().numpy()).save(img)
     out = tmp_path / "occ.png"
-    with pytest.raises(SystemExit) as ex:  # a run folder means its model.safetensors
-        main(["visualize", "occlusion", str(run), str(img), "--out", str(out), "--target", "7",
-              "--format", "json"])
-    assert ex.value.code == 0
-    rep = json.loads(capsys.readouterr().out)
+    r = cli("visualize", "occlusion", run, img, "--out", out, "--target", "7",  # a run folder means its model.safetensors
+            "--format", "json")
+    assert r.code == 0
+    rep = r.json()
     assert rep["target"] == 7 and rep["target_name"] == "7" and rep["size"] == 6
     assert np.array(rep["prob"]).shape == (14, 14) and rep["min_prob"] <= rep["unoccluded_prob"]
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > 600
-    with pytest.raises(SystemExit) as ex:
-        main(["visualize", "occlusion", str(run), str(img), "--out", str(out), "--target", "cat"])
-    assert ex.value.code == 2 and "not a class" in capsys.readouterr().err
+    r = cli("visualize", "occlusion", run, img, "--out", out, "--target", "cat")
+    assert r.code == 2 and "not a class" in r.err

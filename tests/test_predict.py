@@ -1,6 +1,4 @@
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -8,11 +6,11 @@ import torch
 from PIL import Image
 
 import cnnzoo
-from cnnzoo.cli import main
 from cnnzoo.data.images import ImageError, load_image
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.deploy.predict import get_preprocess, predict
 
+from _hostile import png_header_only
 from _zoo_testmodels import ensure_registered
 
 ensure_registered()
@@ -96,51 +94,37 @@ def test_rgb_defaults_resize_and_centre_crop(tmp_path):
     torch.testing.assert_close(x[:, 0, 0], (200 / 255 - torch.tensor(pp["mean"])) / torch.tensor(pp["std"]))
 
 
-def test_predict_cli_json(gray_file, tmp_path, capsys):
+def test_predict_cli_json(gray_file, tmp_path, cli):
     paths = _images(tmp_path)[:2]
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", str(gray_file), *map(str, paths), "--json", "--top", "3"])
-    assert ex.value.code == 0
-    res = json.loads(capsys.readouterr().out)
+    r = cli("predict", str(gray_file), *map(str, paths), "--json", "--top", "3")
+    assert r.code == 0
+    res = r.json()
     assert len(res) == 2 and [len(r["top"]) for r in res] == [3, 3]
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", str(gray_file), str(paths[0])])
-    assert ex.value.code == 0 and "probability" in capsys.readouterr().out
+    r = cli("predict", str(gray_file), str(paths[0]))
+    assert r.code == 0 and "probability" in r.out
 
 
-def _png_header_only(width, height):
-    """A PNG whose header claims width x height: what a decompression bomb looks like before
-    it is decoded (ours is tiny on disk)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
-
-
-def test_decompression_bombs_are_refused_before_decoding(tmp_path, gray_file, capsys):
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, gray_file, cli):
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_header_only(100_000, 100_000))  # 10 gigapixels claimed
+    bomb.write_bytes(png_header_only(100_000, 100_000))  # 10 gigapixels claimed
     with pytest.raises(ImageError, match="decompression bomb"):
         load_image(bomb)
     medium = tmp_path / "medium.png"
-    medium.write_bytes(_png_header_only(8000, 6000))  # 48 MP: under PIL's limit, over ours
+    medium.write_bytes(png_header_only(8000, 6000))  # 48 MP: under PIL's limit, over ours
     with pytest.raises(ImageError, match=r"8000x6000 = 48,000,000 pixels exceeds the limit of "
                                          r"40,000,000 \(a decompression bomb"):
         load_image(medium)
     Image.new("L", (30, 30)).save(tmp_path / "ok.png")
     with pytest.raises(ImageError, match="exceeds the limit of 100"):
         load_image(tmp_path / "ok.png", max_pixels=100)
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", str(gray_file), str(bomb)])
-    assert ex.value.code == 2 and "decompression bomb" in capsys.readouterr().err
+    r = cli("predict", str(gray_file), str(bomb))
+    assert r.code == 2 and "decompression bomb" in r.err
 
 
-def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
+def test_missing_model_file_is_a_clear_error(tmp_path, cli):
     Image.new("L", (28, 28)).save(tmp_path / "x.png")
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", str(tmp_path / "nothere"), str(tmp_path / "x.png")])
-    assert ex.value.code == 2 and "no such model file, and not a model name" in capsys.readouterr().err
+    r = cli("predict", str(tmp_path / "nothere"), str(tmp_path / "x.png"))
+    assert r.code == 2 and "no such model file, and not a model name" in r.err
 
 
 def test_corrupt_and_missing_images(tmp_path):
@@ -172,16 +156,15 @@ def _onnx_export_with_record(model_file, dest, record_keys=("model", "num_classe
     onnx.save(proto, str(dest))
 
 
-def test_predict_on_an_onnx_export_gives_the_model_files_top5(gray_file, tmp_path, capsys):
+def test_predict_on_an_onnx_export_gives_the_model_files_top5(gray_file, tmp_path, cli):
     dest = tmp_path / "gray.onnx"
     _onnx_export_with_record(gray_file, dest)
     paths = [str(p) for p in _images(tmp_path)]
     results = {}
     for src in (gray_file, dest):
-        with pytest.raises(SystemExit) as ex:
-            main(["predict", str(src), *paths, "--format", "json"])
-        assert ex.value.code == 0
-        results[src.suffix] = json.loads(capsys.readouterr().out)
+        r = cli("predict", str(src), *paths, "--format", "json")
+        assert r.code == 0
+        results[src.suffix] = r.json()
     for a, b in zip(results[".safetensors"], results[".onnx"]):
         assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
         assert [t["prob"] for t in a["top"]] == pytest.approx([t["prob"] for t in b["top"]], abs=1e-4)
@@ -192,12 +175,10 @@ def test_predict_on_an_onnx_export_gives_the_model_files_top5(gray_file, tmp_pat
     proto = onnx.load(str(dest))
     del proto.metadata_props[:]
     onnx.save(proto, str(tmp_path / "bare.onnx"))
-    with pytest.raises(SystemExit) as ex:
-        main(["predict", str(tmp_path / "bare.onnx"), paths[0]])
-    assert ex.value.code == 2 and "cnnzoo.record" in capsys.readouterr().err
+    r = cli("predict", str(tmp_path / "bare.onnx"), paths[0])
+    assert r.code == 2 and "cnnzoo.record" in r.err
     # verbs that need the torch model say so instead of failing inside
     for argv in (["export", str(dest), "--int8-mode", "dynamic", "--out", str(tmp_path / "q.onnx")],
                  ["visualize", "gradcam", str(dest), paths[0], "--out", str(tmp_path / "g.png")]):
-        with pytest.raises(SystemExit) as ex:
-            main(argv)
-        assert ex.value.code == 2 and "ONNX export" in capsys.readouterr().err, argv
+        r = cli(*argv)
+        assert r.code == 2 and "ONNX export" in r.err, argv

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.cli import main
+from _cli import run_cli
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.deploy.quantize import QuantizeError, quantize_onnx
 
@@ -32,10 +32,8 @@ def trained(tmp_path_factory, _one_thread):
 
 
 def _export(capsys, *args):
-    with pytest.raises(SystemExit) as ex:
-        main(["export", *map(str, args), "--format", "json"])
-    out, err = capsys.readouterr()
-    return ex.value.code, (json.loads(out) if ex.value.code == 0 else err)
+    r = run_cli(["export", *args, "--format", "json"], capsys)
+    return r.code, (r.json() if r.code == 0 else r.err)
 
 
 def test_static_int8_keeps_the_accuracy_and_reports_speed(trained, tmp_path, capsys):

@@ -5,7 +5,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.contract import ZooModel
 from cnnzoo.errors import InputShapeError, InvalidArgumentError, UnknownModelError
-from cnnzoo.registry import Paper, register, _REGISTRY
+from cnnzoo.registry import Paper, register, unregister
 
 
 class _Tiny(ZooModel):
@@ -30,7 +30,7 @@ class _Tiny(ZooModel):
 def tiny():
     register("_tiny_test", _Tiny, family="test", paper=Paper("t", "a", 2000, "u"), input_size=(1, 28, 28))
     yield
-    _REGISTRY.pop("_tiny_test")
+    unregister("_tiny_test")
 
 
 def test_unknown_name_suggests_close_names():

@@ -4,7 +4,6 @@ and docs/results.md lists every metric key."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import _train_models  # noqa: F401  (registers tiny_cnn)
 from _train_models import _one_thread  # noqa: F401  (shared fixture)
 from cnnzoo.analysis.compare import compare, parse_input, published_figure
-from cnnzoo.cli import main
+from _cli import run_cli
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.hub import TABLE
 from cnnzoo.registry import model_info
@@ -25,11 +24,9 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 
 def _cli_json(capsys, argv: list[str]):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr().out
-    assert e.value.code == 0, out
-    return json.loads(out)
+    r = run_cli(argv, capsys)
+    assert r.code == 0, r.out
+    return r.json()
 
 
 def _in_vocabulary(result) -> None:

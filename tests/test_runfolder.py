@@ -1,15 +1,27 @@
 """The run folder's one home (cnnzoo.runfolder): its file names, metrics.csv written and read with
-one set of types for every reader (serve, experiments), and no file name written elsewhere."""
+one set of types for every reader (serve, experiments), and no file name written elsewhere; a
+run folder is never overwritten by accident, is locked while training, and stands for its model
+file wherever a model file is asked for."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from cnnzoo import runfolder
-from cnnzoo.runfolder import METRICS_FILE, MODEL_FILE, STATE_FILE, is_run_folder, read_metrics, write_metrics
+sys.path.insert(0, str(Path(__file__).parent))
+import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
+
+import cnnzoo  # noqa: E402
+from cnnzoo import runfolder  # noqa: E402
+from cnnzoo.runfolder import (LOCK_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE, RunFolderError,  # noqa: E402
+                              is_run_folder, read_metrics, write_metrics)
+from cnnzoo.train.run import fit  # noqa: E402
+
+from _train_models import TINY, TINY_ARGS, Messages, _one_thread  # noqa: E402,F401  (shared fixture and settings)
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnzoo"
 
@@ -69,3 +81,59 @@ def test_a_run_folder_file_name_is_written_only_in_its_home(name):
     literal = re.compile(rf"""["']{re.escape(name)}["']""")
     found = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if literal.search(p.read_text())]
     assert found == ["runfolder.py"], f"{name} written outside cnnzoo/runfolder.py: {found}"
+
+
+# -- no silent overwrite, a lock while training -----------------------------------------------
+def test_a_finished_run_is_refused_unless_resume_or_overwrite(tmp_path, cli):
+    fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path, overrides=TINY)
+    before = {f: (tmp_path / f).read_bytes() for f in ("model.safetensors", "checkpoint.safetensors")}
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path, overrides=TINY)
+    code, _, err = cli("train", "tiny_cnn", "--epochs", "1", "--out", tmp_path, *TINY_ARGS)
+    assert code == 2 and "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert {f: (tmp_path / f).read_bytes() for f in before} == before  # untouched
+    code, _, _ = cli("train", "tiny_cnn", "--epochs", "1", "--seed", "1", "--out", tmp_path, "--overwrite",
+                     *TINY_ARGS)
+    assert code == 0 and (tmp_path / "model.safetensors").read_bytes() != before["model.safetensors"]
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    owner = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / LOCK_FILE).write_text(f"{owner.pid}\n")
+        with pytest.raises(RunFolderError, match=f"in use by another training \\(pid {owner.pid}"):
+            fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path, overrides=TINY)
+        assert (tmp_path / LOCK_FILE).read_text().strip() == str(owner.pid)  # not taken
+    finally:
+        owner.kill()
+        owner.wait()
+    rep = Messages()  # the owner is gone: its lock is stale
+    fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path, overrides=TINY, reporter=rep)
+    assert any(f"stale lock" in m and str(owner.pid) in m for m in rep.lines)
+    assert (tmp_path / "model.safetensors").is_file() and not (tmp_path / LOCK_FILE).exists()
+
+
+def test_out_under_a_regular_file_is_refused_before_training(tmp_path, cli):
+    (tmp_path / "file").write_text("x")
+    code, out, err = cli("train", "tiny_cnn", "--out", tmp_path / "file" / "run", *TINY_ARGS)
+    assert code == 2 and "which is a file" in err and "epoch" not in out
+    code, out, err = cli("train", "tiny_cnn", "--out", tmp_path / "file", *TINY_ARGS)
+    assert code == 2 and "is a file, not a folder" in err and "epoch" not in out
+
+
+# -- a run folder stands for its model file ---------------------------------------------------
+def test_a_run_folder_is_its_model_file_and_the_training_state_is_redirected(tmp_path, cli):
+    run = tmp_path / "run"
+    run.mkdir()
+    cnnzoo.save_model(run / "model.safetensors", cnnzoo.create_model("lenet5_modern"))
+    (run / "checkpoint.safetensors").write_bytes(b"state")
+    model, record = cnnzoo.load_model(run)
+    assert record["model"] == "lenet5_modern"
+    r = cli("summary", str(run / "checkpoint.safetensors"))
+    assert r.code == 2
+    assert "model.safetensors" in r.err
+    r = cli("compare", str(run), "lenet5_modern", "--json")
+    rows = r.json()
+    assert rows[0]["params"] == rows[1]["params"] == 61706

@@ -13,7 +13,8 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
 import cnnzoo.serve.state as state  # noqa: E402
-from _serve_fixtures import ZOO, bomb_bytes, digit_one, png_bytes, serve_app  # noqa: E402
+from _hostile import bomb_bytes  # noqa: E402
+from _serve_fixtures import ZOO, digit_one, png_bytes, serve_app  # noqa: E402
 from cnnzoo import analyze  # noqa: E402
 from cnnzoo.analysis.explain import explain  # noqa: E402
 from cnnzoo.runfolder import MODEL_FILE  # noqa: E402
@@ -69,7 +70,7 @@ def test_bad_input_size_and_unknown_model(env):
     assert r.status_code == 400 and r.json()["error"]
 
 
-def test_explain_is_the_cli_text(env, capsys):
+def test_explain_is_the_cli_text(env, cli):
     client, _, _ = env
     r = client.get("/api/models/alexnet/explain", params={"layer": "features.0", "input": "3x227x227"})
     assert r.status_code == 200
@@ -78,11 +79,8 @@ def test_explain_is_the_cli_text(env, capsys):
     assert "(227 - 11 + 2*2)/4 + 1 = 56" in d["text"]
     assert "64 x 56 x 56 = 200,704 elements x 4 bytes" in d["text"]
     assert "64 x 3 x 11 x 11 + 64 = 23,296" in d["text"]
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["summary", "alexnet", "--input", "3x227x227", "--explain", "features.0"])
-    assert e.value.code == 0 and capsys.readouterr().out == d["text"]
+    res = cli("summary", "alexnet", "--input", "3x227x227", "--explain", "features.0")
+    assert res.code == 0 and res.out == d["text"]
     r = client.get("/api/models/alexnet/explain", params={"layer": "feature.0"})
     assert r.status_code == 400 and "features.0" in r.json()["error"]
 
@@ -223,18 +221,12 @@ def test_playground_weights_are_trained_once(tmp_path, monkeypatch):
     assert len(calls) == 1 and paths == {tmp_path / state.PLAYGROUND_DIR / MODEL_FILE}
 
 
-def test_serve_command_prints_the_url_and_warns_for_other_hosts(monkeypatch, tmp_path, capsys):
+def test_serve_command_prints_the_url_and_warns_for_other_hosts(monkeypatch, tmp_path, cli):
     import uvicorn
-
-    from cnnzoo.cli import main
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
-    with pytest.raises(SystemExit) as e:
-        main(["serve", "--port", "8123", "--runs", str(tmp_path)])
-    out = capsys.readouterr()
-    assert e.value.code == 0 and "http://127.0.0.1:8123/" in out.out and "warning" not in out.err
+    out = cli("serve", "--port", "8123", "--runs", tmp_path)
+    assert out.code == 0 and "http://127.0.0.1:8123/" in out.out and "warning" not in out.err
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
-    with pytest.raises(SystemExit):
-        main(["serve", "--host", "0.0.0.0", "--runs", str(tmp_path)])
-    assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0" in cli("serve", "--host", "0.0.0.0", "--runs", tmp_path).err

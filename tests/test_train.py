@@ -1,12 +1,9 @@
 """Training: recipes, schedules, the engine on real (embedded MNIST) data, the GPU fast path
-exercised on the CPU, faults (NaN, malicious pickles, bad input), eval and the model record."""
+exercised on the CPU, eval and the model record, progress reports. Faults are in
+test_train_faults.py, option checks in test_train_options.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import re
 import sys
 from pathlib import Path
 
@@ -19,14 +16,14 @@ import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux,
 
 from cnnzoo.modelfile import read_record
 from cnnzoo.registry import load_model  # noqa: E402
-from cnnzoo.errors import InputShapeError, InvalidArgumentError  # noqa: E402
+from cnnzoo.errors import InvalidArgumentError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
-from cnnzoo.train import state as ckpt  # noqa: E402
-from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402
+from cnnzoo.train.engine import loss_fn, lr_factor, train_one_epoch  # noqa: E402
 from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
-from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
+from cnnzoo.train.evaluation import evaluate_file  # noqa: E402
+from cnnzoo.train.run import fit  # noqa: E402
 
-from _train_models import SGD, _one_thread, _weights  # noqa: E402,F401  (shared fixture and helpers)
+from _train_models import SGD, _one_thread, _step_ctx, _weights  # noqa: E402,F401  (shared fixture and helpers)
 
 
 # -- recipes --------------------------------------------------------------------------------
@@ -160,27 +157,22 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
 
 
-def test_cli_train_and_eval_json(tmp_path, capsys):
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        # the lenet recipe with plain SGD: 0.65-0.75 test accuracy over seeds 0-4 with bf16 off
-        # and on (the default recipe for this tiny net diverged on some seeds)
-        main(["train", "tiny_cnn", "--epochs", "1", "--out", str(tmp_path), "--format", "json",
-              "--recipe", "lenet", "--set", "optimizer=sgd", "--set", "momentum=0.9", "--lr", "0.05",
-              "--set", "limit_train=1024", "--batch-size", "32", "--no-progress"])
-    assert e.value.code == 0
-    res = json.loads(capsys.readouterr().out)
+def test_cli_train_and_eval_json(tmp_path, cli):
+    # the lenet recipe with plain SGD: 0.65-0.75 test accuracy over seeds 0-4 with bf16 off
+    # and on (the default recipe for this tiny net diverged on some seeds)
+    r = cli("train", "tiny_cnn", "--epochs", "1", "--out", tmp_path, "--format", "json",
+            "--recipe", "lenet", "--set", "optimizer=sgd", "--set", "momentum=0.9", "--lr", "0.05",
+            "--set", "limit_train=1024", "--batch-size", "32", "--no-progress")
+    assert r.code == 0
+    res = r.json()
     assert res["model"] == "tiny_cnn" and res["test_acc_pct"] > 50  # percent, the unit in the key
     png = tmp_path / "cm.png"
-    with pytest.raises(SystemExit) as e:
-        main(["eval", str(tmp_path / "model.safetensors"), "--plot-confusion", str(png), "--format", "json"])
-    ev = json.loads(capsys.readouterr().out)
-    assert e.value.code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    r = cli("eval", tmp_path / "model.safetensors", "--plot-confusion", png, "--format", "json")
+    ev = r.json()
+    assert r.code == 0 and png.read_bytes()[:4] == b"\x89PNG"
     assert ev["top1_err_pct"] == pytest.approx(res["test_top1_err_pct"], abs=0.5)  # eval scores in the precision the run trained in
-    with pytest.raises(SystemExit) as e:
-        main(["train", "tiny_cnn", "--set", "lr=abc", "--out", str(tmp_path / "x")])
-    assert e.value.code == 2
+    r = cli("train", "tiny_cnn", "--set", "lr=abc", "--out", tmp_path / "x")
+    assert r.code == 2
 
 
 def test_torch_compile_path_trains_on_cpu(tmp_path):
@@ -190,3 +182,46 @@ def test_torch_compile_path_trains_on_cpu(tmp_path):
     assert res["test_acc_pct"] > 50
     m, rec = load_model(tmp_path / "model.safetensors")
     assert rec["recipe"]["compile"] is True and not hasattr(m, "_orig_mod")
+
+
+# -- progress reports -------------------------------------------------------------------------
+def test_slow_steps_still_report_progress_on_time(monkeypatch):
+    """log_every counts steps; when they are slow, a report still comes every PROGRESS_SECONDS
+    (here 0: every step) so a run without a terminal never goes quiet."""
+    import cnnzoo.train.engine as engine
+    from torch import nn
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    ctx = _step_ctx(m)
+    ctx.recipe = Recipe(**{**SGD, "batch_size": 8, "log_every": 10_000})
+    seen: list[int] = []
+    ctx.on_progress = lambda done, metrics: seen.append(done)
+    batches = [(torch.randn(8, 1, 2, 2), torch.randint(0, 2, (8,))) for _ in range(3)]
+    train_one_epoch(m, batches, ctx, 0, 0)
+    assert seen == []  # 3 fast steps, log_every 10,000: nothing before the epoch ends
+    monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)
+    train_one_epoch(m, batches, ctx, 0, 3)
+    assert seen == [1, 2, 3]
+
+
+def test_without_a_terminal_progress_lines_come_every_ten_seconds_with_the_run_eta(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import cnnzoo.commands._progress as prog
+
+    clock = iter([0.0, 1.0, 4.0, 6.0, 11.0, 12.0, 22.5])
+    monkeypatch.setattr(prog.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    rep = prog.ConsoleReporter(Console(file=out, width=200), progress=False)
+    rep.epoch_begins(epoch=1, epochs=3, steps=100, done=0)
+    m = {"loss": 1.0, "acc": 0.5, "img_s": 100.0}
+    for done in (5, 20, 30, 55, 60, 100):
+        rep.epoch_progress(done=done, metrics=m)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("estimated time left:")  # once, after the first timed steps
+    steps = [ln for ln in lines if "step " in ln]
+    assert [ln.split("step ")[1].split("/")[0] for ln in steps] == ["55", "100"]  # at >= 10 s intervals
+    assert all("run ETA" in ln for ln in steps)

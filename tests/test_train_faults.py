@@ -1,33 +1,39 @@
-"""Training faults and safety: exact resume after kill -9, NaN losses, malicious pickles,
-clear input errors, the training-state file."""
+"""Training faults and safety: exact resume after kill -9 and after Ctrl-C, a full disk, NaN
+losses and NaN input, malicious pickles, clear input errors (constant or corrupt images), the
+training-state file."""
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import pickle
 import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
 
-from cnnzoo.modelfile import read_record
-from cnnzoo.registry import load_model  # noqa: E402
 from cnnzoo.errors import InputShapeError, InvalidArgumentError, TrainingStateError  # noqa: E402
 from cnnzoo.registry import create_model  # noqa: E402
 from cnnzoo.train import state as ckpt  # noqa: E402
 from cnnzoo.precision import fast_low_precision  # noqa: E402
-from cnnzoo.train.engine import NonFiniteLossError, loss_fn, lr_factor  # noqa: E402
-from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
-from cnnzoo.train.run import evaluate_file, fit  # noqa: E402
+from cnnzoo.runfolder import LOCK_FILE  # noqa: E402
+from cnnzoo.train.engine import NonFiniteLossError, train_one_epoch  # noqa: E402
+from cnnzoo.train.run import fit  # noqa: E402
 
-from _train_models import SGD, _fit_until, _one_thread, _Stop, _weights  # noqa: E402,F401  (shared fixture and helpers)
+from _hostile import Evil  # noqa: E402
+from _train_models import (SGD, TINY, TINY_ARGS, Messages, _fit_until, _one_thread, _step_ctx, _Stop,  # noqa: E402,F401
+                           _weights)  # (shared fixture and helpers)
+
+HELPER = Path(__file__).parent / "_train_models.py"
 
 
 # The CPU defaults, and the CUDA defaults (fused optimizer kernels, channels_last; bf16 where
@@ -75,37 +81,23 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "model.safetensors").values())
 
 
-def test_cli_nan_exits_1(tmp_path, capsys):
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["train", "tiny_cnn", "--epochs", "1", "--lr", "1e9", "--out", str(tmp_path),
-              "--set", "limit_train=256", "--batch-size", "64", "--set", "log_every=1", "--no-progress"])
-    assert e.value.code == 1
-    assert re.search(r"NaN or infinite at step \d+", capsys.readouterr().err)
+def test_cli_nan_exits_1(tmp_path, cli):
+    r = cli("train", "tiny_cnn", "--epochs", "1", "--lr", "1e9", "--out", str(tmp_path),
+            "--set", "limit_train=256", "--batch-size", "64", "--set", "log_every=1", "--no-progress")
+    assert r.code == 1
+    assert re.search(r"NaN or infinite at step \d+", r.err)
 
 
 # -- safety and input errors ----------------------------------------------------------------
-class _Evil:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
-def test_malicious_torch_checkpoint_is_refused(tmp_path, capsys):
+def test_malicious_torch_checkpoint_is_refused(tmp_path, cli):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
-        torch.save({"model": {}, "epoch": _Evil(marker)}, f, pickle_module=pickle)
+        torch.save({"model": {}, "epoch": Evil(marker)}, f, pickle_module=pickle)
     with pytest.raises(TrainingStateError, match="refusing to load .*evil.pth"):
         fit("tiny_cnn", resume=evil, out=tmp_path / "o")
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["eval", str(evil)])
-    assert e.value.code == 2 and "refusing to load" in capsys.readouterr().err
+    r = cli("eval", str(evil))
+    assert r.code == 2 and "refusing to load" in r.err
     assert not marker.exists()
 
 
@@ -135,7 +127,7 @@ def test_clear_errors_before_training(tmp_path):
 
 def test_input_that_cannot_fit_the_model_is_refused_before_training():
     from cnnzoo.data.preprocess import Preprocess
-    from cnnzoo.train.run import _check_fits
+    from cnnzoo.train.build import _check_fits
 
     m = create_model("tiny_cnn", num_classes=10, in_chans=1)
     with pytest.raises(InputShapeError, match="does not fit tiny_cnn"):
@@ -188,3 +180,134 @@ def test_kill_9_then_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_p
     ref, run = _weights(tmp_path / "ref/model.safetensors"), _weights(tmp_path / "run/model.safetensors")
     for k in ref:
         assert torch.equal(ref[k], run[k]), k
+
+
+# -- a full disk, Ctrl-C, a mid-epoch resume --------------------------------------------------
+def test_a_full_disk_keeps_the_last_good_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch, cli):
+    real = ckpt.save_state
+
+    def full_after_epoch_1(*a, **kw):
+        if kw["step"] > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ckpt, "save_state", full_after_epoch_1)
+    code, _, err = cli("train", "tiny_cnn", "--recipe", "lenet", "--epochs", "2", "--out", tmp_path,
+                       *TINY_ARGS)
+    assert code == 1
+    assert "No space left on device" in err and "last good checkpoint (step 2) is kept" in err
+    assert f"--resume {tmp_path}" in err
+    monkeypatch.setattr(ckpt, "save_state", real)
+    assert ckpt.read_training_state(tmp_path)[1]["step"] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no half-written file
+    assert fit(resume=tmp_path)["steps"] == 4  # the way back works
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_same_weights(tmp_path):
+    o = {**SGD, "batch_size": 64, "limit_train": 2560, "eval_every": 9}
+    fit("tiny_bn", recipe="lenet", epochs=4, out=tmp_path / "ref", overrides=o, deterministic=True)
+    sets = [x for k, v in o.items() for x in ("--set", f"{k}={v}")]
+    cmd = [sys.executable, str(HELPER), "train", "tiny_bn", "--recipe", "lenet", "--epochs", "4", "--deterministic",
+           "--threads", "1", "--no-progress", "--out", str(tmp_path / "run"), *sets]
+    # as from a terminal: SIGINT at its default in the child, whatever this test process inherited
+    # (a pytest worker can hold it ignored, and an ignored SIGINT passes across exec)
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    state, deadline = tmp_path / "run" / "checkpoint.safetensors", time.time() + 240
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    assert "Traceback" not in out + err
+    said = " ".join(out.split())  # rich wraps long lines
+    _, st = ckpt.read_training_state(tmp_path / "run")
+    assert 40 < st["step"] < 160
+    assert f"interrupted at step {st['step']}; the state is saved: resume with --resume {tmp_path / 'run'}" in said
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+    assert fit(resume=tmp_path / "run")["steps"] == 160
+    ref, run = _weights(tmp_path / "ref/model.safetensors"), _weights(tmp_path / "run/model.safetensors")
+    for k in ref:
+        assert torch.equal(ref[k], run[k]), k
+
+
+def test_a_mid_epoch_resume_says_its_train_metrics_are_partial(tmp_path):
+    real = ckpt.save_state
+
+    def die_after_step_3(*a, **kw):
+        real(*a, **kw)
+        if kw["step"] == 3:
+            raise KeyboardInterrupt
+
+    ckpt.save_state = die_after_step_3
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path, overrides={**TINY, "limit_train": 640,
+                                                                              "ckpt_every": 3})
+    finally:
+        ckpt.save_state = real
+    rep = Messages()
+    fit(resume=tmp_path, reporter=rep)
+    line = next(m for m in rep.lines if m.startswith("epoch   1/1"))
+    assert "train loss/acc over steps 4-10 only: resumed mid-epoch" in line
+
+
+# -- bad data: NaN, constant and corrupt images -----------------------------------------------
+def test_nan_input_and_a_first_step_nan_are_not_blamed_on_the_learning_rate():
+    from cnnzoo.registry import create_model
+
+    m = create_model("tiny_cnn", num_classes=10, in_chans=1)
+    y = torch.tensor([0, 1, 2, 3])
+    x = torch.zeros(4, 1, 28, 28)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="input batches themselves hold NaN") as e:
+        train_one_epoch(m, [(x, y)], _step_ctx(m), 0, 0)
+    assert "--lr" not in str(e.value)
+    huge = torch.full((4, 1, 28, 28), 3e38)
+    with pytest.raises(NonFiniteLossError, match="first step, before any weight update") as e:
+        train_one_epoch(m, [(huge, y)], _step_ctx(m), 0, 0)
+    assert "--lr" not in str(e.value)
+
+
+def test_constant_images_are_refused_before_training(tmp_path):
+    from cnnzoo.data.mnist import write_idx
+
+    for split, n in (("train", 128), ("t10k", 16)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", np.full((n, 28, 28), 7, np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    with pytest.raises(InvalidArgumentError, match="constant .*zero variance"):
+        fit("tiny_cnn", data=f"mnist:{tmp_path}", out=tmp_path / "o", overrides=TINY)
+    assert not (tmp_path / "o").exists()
+
+
+def _folder(root: Path, broken: int) -> Path:
+    """test_data's image folder (12 good training images), with `broken` unreadable ones."""
+    from test_data import _folder as good_folder
+
+    good_folder(root, corrupt=False)
+    for i in range(broken):
+        (root / "train" / "red" / f"broken{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return root
+
+
+def test_workers_are_capped_by_the_cores(monkeypatch):
+    from cnnzoo.train import feed
+
+    monkeypatch.setattr(feed.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert feed.worker_count(4) == 2 and feed.worker_count(1) == 1 and feed.worker_count(0) == 0
+
+
+def test_corrupt_images_fail_with_file_and_reason_or_are_named_and_counted(tmp_path, cli):
+    data = _folder(tmp_path / "f", broken=7)
+    args = ["train", "tiny_rgb", "--data", f"folder:{data}", "--epochs", "1", "--batch-size", "19",
+            "--set", "workers=1", "--set", "amp=off", "--set", "channels_last=off", "--no-progress"]
+    code, _, err = cli(*args, "--out", tmp_path / "fail", "--set", "on_corrupt=fail")
+    assert code == 2 and "cannot read image" in err and "broken" in err and "on_corrupt=skip" in err
+    assert "worker process" not in err and "worker.py" not in err and "suggested max" not in err
+    code, out, err = cli(*args, "--out", tmp_path / "skip")
+    assert code == 0, err
+    named = [ln for ln in out.splitlines() if ln.startswith("skipped unreadable image")]
+    assert len(named) == 5 and "skipped 7 unreadable image(s) this epoch, 7 in all" in " ".join(out.split())
+    code, _, err = cli("eval", tmp_path / "skip", "--format", "json")  # eval reads folders too
+    assert code == 0, err

@@ -1,11 +1,9 @@
 import copy
-import json
 
 import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.transfer.core import (ImageSet, _keep_frozen_bn_in_eval, accuracy, extract_features,
                              fit_image_set, freeze, load_image_set, param_groups,
@@ -133,17 +131,16 @@ def test_features_learned_on_digits_0_4_transfer_to_5_9(real_mnist_dir):
     assert acc_pretrained > acc_random + 0.10, (acc_pretrained, acc_random)
 
 
-def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):
+def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, cli):
     torch.manual_seed(0)
     ckpt = tmp_path / "lenet.safetensors"
     cnnzoo.save_model(ckpt, cnnzoo.create_model("lenet5_modern"), preprocess=MNIST_PP,
                       classes=[str(i) for i in range(10)])
 
     def run(*args):
-        with pytest.raises(SystemExit) as ex:
-            main([*map(str, args), "--json"])
-        assert ex.value.code == 0, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)
+        res = cli(*args, "--json")
+        assert res.code == 0, res.err
+        return res.json()
 
     a = run("features", ckpt, "--layer", "f6", "--classes", "5-9", "--per-class", "10",
             "--out", tmp_path / "tr.safetensors")
@@ -161,9 +158,8 @@ def test_cli_features_probe_and_finetune_on_embedded_mnist(tmp_path, capsys):
     model, record = cnnzoo.load_model(out)
     assert model.num_classes == 5 and record["preprocess"]["input_size"] == [1, 32, 32]
     assert record["recipe"]["freeze_until"] == "c5" and record["metrics"]["test_acc_pct"] == pytest.approx(r["test_acc_pct"])
-    with pytest.raises(SystemExit) as ex:
-        main(["features", str(ckpt), "--layer", "nope", "--out", str(tmp_path / "x.safetensors")])
-    assert ex.value.code == 2 and "no layer named 'nope'" in capsys.readouterr().err
+    res = cli("features", ckpt, "--layer", "nope", "--out", tmp_path / "x.safetensors")
+    assert res.code == 2 and "no layer named 'nope'" in res.err
 
 
 def test_frozen_batch_norm_statistics_do_not_move_during_fine_tuning():
@@ -212,7 +208,7 @@ def _image_folder(root, per_class=6):
     return root
 
 
-def test_folders_stream_with_the_pretrained_preprocessing(pretrained_tiny, tmp_path, capsys):
+def test_folders_stream_with_the_pretrained_preprocessing(pretrained_tiny, tmp_path, cli):
     from cnnzoo.transfer.folder import FolderSet
 
     data = _image_folder(tmp_path / "imgs")
@@ -229,10 +225,9 @@ def test_folders_stream_with_the_pretrained_preprocessing(pretrained_tiny, tmp_p
                                extract_features(model, by_hand))
 
     def run(*args):
-        with pytest.raises(SystemExit) as ex:
-            main([*map(str, args), "--json"])
-        assert ex.value.code == 0, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)
+        res = cli(*args, "--json")
+        assert res.code == 0, res.err
+        return res.json()
 
     f = run("features", "mobilenet_v1_025", "--pretrained", "--data", f"folder:{data}",
             "--out", tmp_path / "f.safetensors")

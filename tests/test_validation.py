@@ -207,19 +207,15 @@ def test_val_split_0_says_so_and_refuses_the_plateau(tmp_path, spy):
             overrides={**QUICK, "val_split": 0, "schedule": "plateau"})
 
 
-def test_cli_val_split(tmp_path, capsys):
-    from cnnzoo.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["train", "tiny_cnn", "--epochs", "1", "--out", str(tmp_path), "--val-split", "200", "--format",
-              "json", "--set", "limit_train=640", "--batch-size", "64", "--no-progress"])
-    res = json.loads(capsys.readouterr().out)
-    assert e.value.code == 0 and res["val_images"] == 200 and res["kept_epoch"] == 1
+def test_cli_val_split(tmp_path, cli):
+    r = cli("train", "tiny_cnn", "--epochs", "1", "--out", tmp_path, "--val-split", "200", "--format",
+            "json", "--set", "limit_train=640", "--batch-size", "64", "--no-progress")
+    res = r.json()
+    assert r.code == 0 and res["val_images"] == 200 and res["kept_epoch"] == 1
     for bad in ("abc", "1.5", "-1"):
-        with pytest.raises(SystemExit) as e:
-            main(["train", "tiny_cnn", "--val-split", bad, "--out", str(tmp_path / "x")])
-        assert e.value.code == 2
-        assert "--val-split" in capsys.readouterr().err
+        r = cli("train", "tiny_cnn", "--val-split", bad, "--out", tmp_path / "x")
+        assert r.code == 2
+        assert "--val-split" in r.err
 
 
 # -- image folders --------------------------------------------------------------------------

@@ -1,4 +1,3 @@
-import json
 
 import numpy as np
 import pytest
@@ -7,7 +6,6 @@ from PIL import Image
 from torch import nn
 
 import cnnzoo
-from cnnzoo.cli import main
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.visual.visualize import (grad_cam, layer_activations, reconstruct, save_filters,
                               top_activations)
@@ -125,7 +123,7 @@ def test_filters_grid_of_a_three_channel_first_layer(tmp_path):
     _png(save_filters(m, tmp_path / "f.png"))
 
 
-def test_visualize_cli_writes_pngs(small_file, tmp_path, capsys):
+def test_visualize_cli_writes_pngs(small_file, tmp_path, cli):
     img = tmp_path / "digit.png"
     arr = np.zeros((28, 28), np.uint8)
     arr[6:22, 12:16] = 255
@@ -140,15 +138,12 @@ def test_visualize_cli_writes_pngs(small_file, tmp_path, capsys):
     }
     for name, args in runs.items():
         out = tmp_path / f"{name}.png"
-        with pytest.raises(SystemExit) as ex:
-            main(["visualize", *args, "--out", str(out), "--json"])
-        assert ex.value.code == 0, name
-        info = json.loads(capsys.readouterr().out)
+        r = cli("visualize", *args, "--out", out, "--json")
+        assert r.code == 0, name
+        info = r.json()
         assert info["out"] == str(out)
         if name == "top9":
             assert len(info["top"]) == 9 and all(t["label"] in "0123456789" for t in info["top"])
         _png(out)
-    with pytest.raises(SystemExit) as ex:
-        main(["visualize", "features", str(small_file), str(img), "--layer", "nope",
-              "--out", str(tmp_path / "x.png")])
-    assert ex.value.code == 2 and "no layer named 'nope'" in capsys.readouterr().err
+    r = cli("visualize", "features", small_file, img, "--layer", "nope", "--out", tmp_path / "x.png")
+    assert r.code == 2 and "no layer named 'nope'" in r.err

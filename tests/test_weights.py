@@ -1,5 +1,3 @@
-import json
-import os
 import pickle
 
 import pytest
@@ -9,10 +7,10 @@ import torchvision
 from safetensors.torch import save_file
 
 import cnnzoo
-from cnnzoo.cli import main
 from cnnzoo.errors import ModelFileError
 from cnnzoo.weights import load_weights
 
+from _hostile import Evil
 from _zoo_testmodels import ensure_registered
 
 ensure_registered()
@@ -81,16 +79,15 @@ def test_timm_vgg_conv_pre_logits_become_linear_layers(tmp_path):
 
 @pytest.mark.slow  # 133M parameters
 @pytest.mark.skipif("vgg11" not in cnnzoo.list_models(), reason="vgg11 not on this branch")
-def test_timm_vgg_into_our_vgg11_with_another_class_count(tmp_path, capsys):
+def test_timm_vgg_into_our_vgg11_with_another_class_count(tmp_path, cli):
     src = timm.create_model("vgg11", pretrained=False, num_classes=5).eval()
     save_file(src.state_dict(), str(tmp_path / "v.safetensors"))
     with pytest.raises(ModelFileError, match=r"(?s)by position.*only the classifier \(classifier.6\) "
                                               r"differs: the file has 5 classes"):
         cnnzoo.create_model("vgg11", weights=str(tmp_path / "v.safetensors"))
-    with pytest.raises(SystemExit) as ex:  # convert reads the class count from the file
-        main(["convert", str(tmp_path / "v.safetensors"), str(tmp_path / "v5.safetensors"),
-              "--model", "vgg11"])
-    assert ex.value.code == 0, capsys.readouterr().err
+    r = cli("convert", tmp_path / "v.safetensors", tmp_path / "v5.safetensors",  # convert reads the class count from the file
+            "--model", "vgg11")
+    assert r.code == 0, r.err
     ours, _ = cnnzoo.load_model(tmp_path / "v5.safetensors")
     _same(src, ours, torch.randn(1, 3, 224, 224))
 
@@ -132,24 +129,16 @@ def test_grayscale_model_from_rgb_weights_sums_the_first_conv(tmp_path):
         torch.testing.assert_close(gray(x), tv(x.expand(1, 3, 64, 64)), rtol=1e-4, atol=1e-4)
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_malicious_pickle_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.pth", "wb") as f:  # protocol 2, as torch.save writes
-        pickle.dump({"conv1.weight": _Evil(marker)}, f, protocol=2)
+        pickle.dump({"conv1.weight": Evil(marker)}, f, protocol=2)
     with pytest.raises(ModelFileError, match=r"refusing to load .*evil.pth: it is a pickle that "
                                               r"would run code .*GLOBAL posix.system"):
         cnnzoo.create_model("_tv_resnet18_test", weights=str(tmp_path / "evil.pth"))
     assert not marker.exists()
     with open(tmp_path / "evil4.pth", "wb") as f:  # newer protocols are refused outright
-        pickle.dump({"conv1.weight": _Evil(marker)}, f, protocol=4)
+        pickle.dump({"conv1.weight": Evil(marker)}, f, protocol=4)
     with pytest.raises(ModelFileError, match="not a readable PyTorch weights file"):
         load_weights(torchvision.models.resnet18(), tmp_path / "evil4.pth")
     assert not marker.exists()
@@ -166,24 +155,20 @@ def test_not_a_weights_file(tmp_path):
         load_weights(torchvision.models.resnet18(), tmp_path / "absent.pth")
 
 
-def test_convert_cli_writes_a_model_file(tmp_path, capsys):
+def test_convert_cli_writes_a_model_file(tmp_path, cli):
     src = timm.create_model("resnet18", pretrained=False, num_classes=4).eval()
     save_file(src.state_dict(), str(tmp_path / "timm.safetensors"))
     out = tmp_path / "r18.safetensors"
-    with pytest.raises(SystemExit) as ex:
-        main(["convert", str(tmp_path / "timm.safetensors"), str(out), "--model",
-              "_tv_resnet18_test", "--format", "json"])
-    assert ex.value.code == 0
-    rep = json.loads(capsys.readouterr().out)
+    r = cli("convert", tmp_path / "timm.safetensors", out, "--model", "_tv_resnet18_test", "--format", "json")
+    assert r.code == 0
+    rep = r.json()
     assert rep["num_classes"] == 4 and rep["report"]["ok"]  # inferred from the file
     model, record = cnnzoo.load_model(out)
     assert record["preprocess"]["input_size"] == [3, 224, 224]
     _same(src, model, torch.randn(1, 3, 64, 64))
-    with pytest.raises(SystemExit) as ex:
-        main(["convert", str(tmp_path / "timm.safetensors"), str(out), "--model",
-              "_tv_resnet18_test", "--num-classes", "9"])
-    assert ex.value.code == 2
-    assert "only the classifier (fc) differs" in capsys.readouterr().err
+    r = cli("convert", tmp_path / "timm.safetensors", out, "--model", "_tv_resnet18_test", "--num-classes", "9")
+    assert r.code == 2
+    assert "only the classifier (fc) differs" in r.err
 
 
 def _registered(name):

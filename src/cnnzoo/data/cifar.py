@@ -15,7 +15,7 @@ import codecs
 import io
 import pickle
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
@@ -208,12 +208,3 @@ def _names(raw: object, classes: int, path: Path) -> list[str]:
     except UnicodeDecodeError:
         raise InvalidArgumentError(f"{path}: a class name is not UTF-8") from None
 
-
-def write_cifar_batch(path: str | Path, images: np.ndarray, labels: Sequence[int] | np.ndarray,
-                      classes: int = 10) -> None:
-    """Write a batch in the official layout (used by tests to make small CIFAR-like sets)."""
-    key = b"labels" if classes == 10 else b"fine_labels"
-    obj = {b"batch_label": b"cnnzoo", key: [int(v) for v in labels],
-           b"data": np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1),
-           b"filenames": [f"{i}.png".encode() for i in range(len(images))]}
-    Path(path).write_bytes(pickle.dumps(obj, protocol=2))

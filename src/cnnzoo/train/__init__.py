@@ -1,8 +1,10 @@
 """Training: recipes (paper recipes as data), `fit` (a run in named steps: plan, data, build,
 loop), the engine, logs, resumable checkpoints, torchrun/DDP, and `evaluate_file`."""
 
-from .recipes import RECIPES, Recipe, get_recipe  # noqa: F401
-from .reporter import Reporter  # noqa: F401
+from .recipes import RECIPES, Recipe, get_recipe
+from .reporter import Reporter
+
+__all__ = ["RECIPES", "Recipe", "Reporter", "evaluate_file", "fit", "get_recipe"]
 
 
 def __getattr__(name: str) -> object:  # lazy: `import cnnzoo.train.recipes` should not pull the engine in

@@ -22,14 +22,13 @@ from typing import Any
 
 import torch
 
-from .build import _check_fits, build_trainer  # noqa: F401  (_check_fits: tests import it from here)
 from ..errors import CnnzooError, InvalidArgumentError
 from ..results import scores
 from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, unlock
+from .build import build_trainer
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
 from .engine import set_deterministic
-from .evaluation import evaluate_file  # noqa: F401  (public here, as before the split)
-from .feed import Feed, RunData, load_data, load_run_data  # noqa: F401
+from .feed import Feed, RunData, load_run_data
 from .logs import RunLogs
 from .loop import LoopState, TrainingRun, train_epochs
 from .plan import Plan, resolve_plan
