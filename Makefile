@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all test-fp32 test-bf16 gpu-check docs install clean
+.PHONY: demo test lint test-all test-fp32 test-bf16 gpu-check docs install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+# ruff, configured in pyproject.toml; .ci/run runs it before the tests
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts benchmarks
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "slow or not slow"

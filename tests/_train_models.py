@@ -12,9 +12,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cnnzoo.contract import AuxOutputs, ZooModel  # noqa: E402
-from cnnzoo.registry import Paper, _REGISTRY, register  # noqa: E402
-from cnnzoo.train.reporter import Reporter  # noqa: E402
+from cnnzoo.contract import AuxOutputs, ZooModel
+from cnnzoo.registry import _REGISTRY, Paper, register
+from cnnzoo.train.reporter import Reporter
 
 _PAPER = Paper("test model", "cnnzoo tests", 2026, "-")
 

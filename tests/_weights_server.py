@@ -20,7 +20,7 @@ class WeightsServer:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 server.requests.append((self.path, self.headers.get("Range")))
                 if server.mode in ("404", "500"):
                     self.send_error(int(server.mode))
@@ -52,7 +52,7 @@ class WeightsServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "WeightsServer":
+    def __enter__(self) -> WeightsServer:
         self.thread.start()
         return self
 

@@ -5,10 +5,9 @@ import torchvision
 from torch import nn
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, meta_model, n_params
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
-
-from _helpers import assert_compiles_fullgraph, meta_model, n_params
 
 NAMES = ["alexnet", "alexnet_original", "zfnet"]
 

@@ -238,7 +238,7 @@ def test_other_bad_arguments():
 
 
 def test_registered_name_is_built_on_meta_at_native_size():
-    from cnnzoo.registry import Paper, register, unregister, _REGISTRY
+    from cnnzoo.registry import _REGISTRY, Paper, register, unregister
 
     if "_analysis_tiny" not in _REGISTRY:
         register("_analysis_tiny", lambda num_classes, in_chans: nn.Sequential(

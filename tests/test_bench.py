@@ -13,9 +13,7 @@ import torch
 from torch import nn
 
 from cnnzoo import bench
-from cnnzoo.bench import (Case, Settings, flop_counter_macs, loss_of, time_interleaved,
-                          transfer_weights)
-from cnnzoo.bench import side_by_side
+from cnnzoo.bench import Case, Settings, flop_counter_macs, loss_of, side_by_side, time_interleaved, transfer_weights
 from cnnzoo.bench.cases import _plain_lenet5
 from cnnzoo.contract import AuxOutputs
 from cnnzoo.deploy.fastpath import FastModel, FastPathError, check_against, optimize

@@ -11,11 +11,10 @@ import sys
 
 import pytest
 
+from _weights_server import WeightsServer
 from cnnzoo.cache import CacheError, cache_dir, cache_root, make_dir
 from cnnzoo.cache.download import DownloadError, digest_check, download, stderr_progress
 from cnnzoo.errors import InvalidArgumentError
-
-from _weights_server import WeightsServer
 
 DATA = bytes(range(256)) * 4096  # 1 MiB: a few chunks
 SHA = hashlib.sha256(DATA).hexdigest()

@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
-
-from _cli import run_cli  # noqa: E402
-from _hostile import Reduce  # noqa: E402
+import _train_models  # noqa: F401  (registers tiny_cnn and friends)
+from _cli import run_cli
+from _hostile import Reduce
 
 CASES: list[tuple[str, list[str], int, list[str]]] = [
     # names and options

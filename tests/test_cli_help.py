@@ -189,10 +189,10 @@ def test_old_bench_spellings_exit_2_naming_the_new(argv, new, cli):
 def test_help_choice_lists_are_written_from_what_they_list():
     from cnnzoo.analysis.memory import OPTIMIZER_STATES
     from cnnzoo.bench import MODES
-    from cnnzoo.commands.export import Target
     from cnnzoo.bench.settings import PRECISIONS
     from cnnzoo.commands._common import Format
     from cnnzoo.commands._options import choices
+    from cnnzoo.commands.export import Target
     from cnnzoo.ensemble import COMBINE
     from cnnzoo.experiments import SIZES
     from cnnzoo.train.recipes import RECIPES, spec

@@ -17,16 +17,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_rgb)
-from _train_models import SGD, _fit_until, _Stop, _weights  # noqa: E402
-
-import cnnzoo  # noqa: E402
-from cnnzoo.contract import classification_loss  # noqa: E402
-from cnnzoo.data.preprocess import Preprocess  # noqa: E402
-from cnnzoo.data.transforms import AUGMENTATIONS  # noqa: E402
-from cnnzoo.train import state as ckpt  # noqa: E402
-from cnnzoo.train.evaluation import evaluate_file  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
+import _train_models  # noqa: F401  (registers tiny_cnn, tiny_bn, tiny_rgb)
+import cnnzoo
+from _train_models import SGD, _fit_until, _Stop, _weights
+from cnnzoo.contract import classification_loss
+from cnnzoo.data.preprocess import Preprocess
+from cnnzoo.data.transforms import AUGMENTATIONS
+from cnnzoo.train import state as ckpt
+from cnnzoo.train.evaluation import evaluate_file
+from cnnzoo.train.run import fit
 
 pytestmark = pytest.mark.cuda
 ON_CPU = os.environ.get("CNNZOO_CUDA_TESTS_ON_CPU") == "1"

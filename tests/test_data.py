@@ -11,16 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from _datasets import write_cifar_batch
+from _hostile import Evil, Reduce
+from cnnzoo.data import transforms as T
 from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle
 from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
 from cnnzoo.data.kinds import EMBEDDED_DIR
 from cnnzoo.data.mnist import load_mnist, read_idx, write_idx
 from cnnzoo.data.preprocess import fit_input
-from cnnzoo.data import transforms as T
 from cnnzoo.errors import InvalidArgumentError
-
-from _datasets import write_cifar_batch
-from _hostile import Evil, Reduce
 
 
 # -- IDX / MNIST -----------------------------------------------------------------------------

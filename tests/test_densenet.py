@@ -6,8 +6,8 @@ import torchvision
 from torch import nn
 
 import cnnzoo
-from cnnzoo.errors import InvalidArgumentError
 from _helpers import assert_compiles_fullgraph, check_contract, conv_fc_macs, meta_model, n_params, randomize_bn
+from cnnzoo.errors import InvalidArgumentError
 
 NAMES = ["densenet121", "densenet169", "densenet201", "densenet161"]
 

@@ -14,13 +14,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401
-from _train_models import _weights  # noqa: E402
-
-from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.registry import create_model  # noqa: E402
-from cnnzoo.train.distributed import DistInfo, wrap_model  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
+import _train_models  # noqa: F401
+from _train_models import _weights
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.registry import create_model
+from cnnzoo.train.distributed import DistInfo, wrap_model
+from cnnzoo.train.run import fit
 
 HELPER = Path(__file__).parent / "_train_models.py"
 SETS = ["--set", "amp=off", "--set", "channels_last=off", "--set", "optimizer=sgd", "--lr", "0.05", "--set", "limit_train=640", "--batch-size", "64", "--set", "schedule=constant",

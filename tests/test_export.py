@@ -5,10 +5,9 @@ import pytest
 import torch
 
 import cnnzoo
+from _zoo_testmodels import ensure_registered
 from cnnzoo.deploy.export import ExportCheckError, export_model, run_exported
 from cnnzoo.errors import InvalidArgumentError
-
-from _zoo_testmodels import ensure_registered
 
 ensure_registered()
 

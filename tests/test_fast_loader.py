@@ -13,17 +13,16 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_rgb)
-from _train_models import SGD, _Stop, _weights  # noqa: E402
-
-from cnnzoo.data.datasets import load_split, parse_spec, shard_indices  # noqa: E402
-from cnnzoo.data.fast_loader import FastFolderLoader, FastSpec, choose_decoder  # noqa: E402
-from cnnzoo.data.fastjpeg import crop_resize, decode_cpu, read_encoded, rrc_box  # noqa: E402
-from cnnzoo.data.transforms import crop_box  # noqa: E402
-from cnnzoo.data.folder import CorruptImageError, NoReadableImageError  # noqa: E402
-from cnnzoo.data.images import load_image  # noqa: E402
-from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
+import _train_models  # noqa: F401  (registers tiny_rgb)
+from _train_models import SGD, _Stop, _weights
+from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
+from cnnzoo.data.fast_loader import FastFolderLoader, FastSpec, choose_decoder
+from cnnzoo.data.fastjpeg import crop_resize, decode_cpu, read_encoded, rrc_box
+from cnnzoo.data.folder import CorruptImageError, NoReadableImageError
+from cnnzoo.data.images import load_image
+from cnnzoo.data.transforms import crop_box
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.train.run import fit
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 CPU = torch.device("cpu")
@@ -101,7 +100,7 @@ def test_png_grayscale_cmyk_and_16_bit_fall_back_to_pil(tmp_path):
         "png": _save(rgb, tmp_path / "a.png"),
         "gray jpeg": _save(rgb.convert("L"), tmp_path / "g.jpg", quality=90),
         "cmyk jpeg": _save(rgb.convert("CMYK"), tmp_path / "c.jpg", quality=90),
-        "16-bit png": _save(Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257)), tmp_path / "s.png"),
+        "16-bit png": _save(Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257), tmp_path / "s.png"),
     }
     assert read_encoded(_save(rgb, tmp_path / "rgb.jpg", quality=90)).data is not None  # the fast path
     for name, p in files.items():

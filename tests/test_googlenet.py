@@ -8,14 +8,12 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, feature_shapes, from_torchvision, meta_model, n_params, total_macs
 from cnnzoo.contract import AuxOutputs
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
-from cnnzoo.registry import get_entry
 from cnnzoo.models.googlenet import INCEPTION_TABLE
-
-from _helpers import assert_compiles_fullgraph, feature_shapes, from_torchvision, meta_model, n_params, total_macs
-
+from cnnzoo.registry import get_entry
 
 # --- seed 001's table, re-typed: (in chs, H=W, #1x1, #3x3red, #3x3, #5x5red, #5x5, proj, params, ops)
 SEED_TABLE = {
@@ -225,7 +223,7 @@ def test_analyzer_reproduces_seed001_table():
             conv_macs[top] = conv_macs.get(top, 0) + r.macs
     assert conv_macs["conv1"] == 118_013_952 and per_module["conv1"].params == 9_472
     assert conv_macs["conv2"] + conv_macs["conv3"] == 359_661_568  # the table's 360M row
-    for name, (*cols, p_seed, o_seed) in SEED_TABLE.items():
+    for name, (*cols, _p_seed, o_seed) in SEED_TABLE.items():
         params, macs = rule_counts(*cols)
         assert (per_module[name].params, conv_macs[name]) == (params, macs), name
         assert per_module[name].in_shape == (cols[0], cols[1], cols[1])

@@ -24,14 +24,13 @@ import torch
 from PIL import Image
 
 import cnnzoo
-from cnnzoo.modelfile import RECORD_KEY, model_record
+from _datasets import write_cifar_batch
 from cnnzoo.data.cifar import UnsafePickleError, load_cifar, safe_unpickle
 from cnnzoo.data.datasets import load_split, parse_spec, shard_indices
 from cnnzoo.data.mnist import load_mnist, read_idx, write_idx
 from cnnzoo.errors import CnnzooError, InvalidArgumentError, ModelFileError
 from cnnzoo.files import atomic_write_bytes
-
-from _datasets import write_cifar_batch
+from cnnzoo.modelfile import RECORD_KEY, model_record
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

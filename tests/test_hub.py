@@ -14,11 +14,10 @@ import torch
 from PIL import Image
 
 import cnnzoo
+from _weights_server import WeightsServer
 from cnnzoo.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.hub import TABLE, WeightsDownloadError, WeightsEntry, fetch
 from cnnzoo.hub.download import MIRROR_ENV
-
-from _weights_server import WeightsServer
 
 NAME = "mobilenet_v1_025"  # 0.47M parameters with 1000 classes: a 1.9 MB file
 

@@ -9,12 +9,18 @@ import torch
 import torchvision
 
 import cnnzoo
+from _helpers import (
+    assert_compiles_fullgraph,
+    assert_matches_by_position,
+    feature_shapes,
+    meta_model,
+    n_params,
+    randomize_state,
+    total_macs,
+)
 from cnnzoo.contract import AuxOutputs
 from cnnzoo.errors import InputShapeError
 from cnnzoo.registry import get_entry
-
-from _helpers import (assert_compiles_fullgraph, assert_matches_by_position, feature_shapes, meta_model, n_params,
-                      randomize_state, total_macs)
 
 
 # --- BN-Inception ---------------------------------------------------------------------------

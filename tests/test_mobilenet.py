@@ -8,12 +8,10 @@ import torch
 import torchvision
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.separable import DepthwiseSeparableConv
 from cnnzoo.registry import get_entry
-
-from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
-
 
 # Seed 004's table (the paper's Table 1): (type, stride, filter shape, input size), 28 rows
 # including the 5x repeated pair, avg pool, FC and softmax.

@@ -6,12 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from _trained_lenet import PP, train_lenet
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.visual.occlusion import default_window, occlusion_maps
 from cnnzoo.transfer.core import load_image_set
-
-from _trained_lenet import PP, train_lenet
+from cnnzoo.visual.occlusion import default_window, occlusion_maps
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ import torch
 from PIL import Image
 
 import cnnzoo
+from _hostile import png_header_only
+from _zoo_testmodels import ensure_registered
 from cnnzoo.data.images import ImageError, load_image
 from cnnzoo.data.preprocess import Preprocess
 from cnnzoo.deploy.predict import get_preprocess, predict
-
-from _hostile import png_header_only
-from _zoo_testmodels import ensure_registered
 
 ensure_registered()
 

@@ -7,11 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, check_contract, meta_model, n_params
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.residual import PadShortcut
 from cnnzoo.models.pyramidnet import pyramid_widths
-from _helpers import assert_compiles_fullgraph, check_contract, meta_model, n_params
-
 
 # seed 004 / paper Table 4 figure, and the exact count of the architecture the authors' code
 # builds (an independent implementation, osmr/imgclsmob, lists the same four numbers)

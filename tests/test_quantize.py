@@ -8,10 +8,9 @@ import torch
 
 import cnnzoo
 from _cli import run_cli
-from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.deploy.quantize import QuantizeError, quantize_onnx
-
 from _trained_lenet import train_lenet
+from cnnzoo.deploy.quantize import QuantizeError, quantize_onnx
+from cnnzoo.errors import InvalidArgumentError
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,11 +7,17 @@ import torchvision
 from torch import nn
 
 import cnnzoo
+from _helpers import (
+    assert_compiles_fullgraph,
+    check_contract,
+    conv_fc_macs,
+    count_macs,
+    meta_model,
+    n_params,
+    randomize_bn,
+)
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.registry import get_entry
-
-from _helpers import (assert_compiles_fullgraph, check_contract, conv_fc_macs, count_macs, meta_model, n_params,
-                      randomize_bn)
 
 TV_COMPATIBLE = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
                  "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]

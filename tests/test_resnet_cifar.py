@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, check_contract, count_macs, meta_model, n_params
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.residual import PadShortcut
-from _helpers import assert_compiles_fullgraph, check_contract, count_macs, meta_model, n_params
 
 
 def weights_only(model: nn.Module) -> int:

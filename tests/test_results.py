@@ -6,21 +6,42 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import _train_models  # noqa: F401  (registers tiny_cnn)
+from _cli import run_cli
 from _train_models import _one_thread  # noqa: F401  (shared fixture)
 from cnnzoo.analysis.compare import compare, parse_input, published_figure
-from _cli import run_cli
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.hub import TABLE
 from cnnzoo.registry import model_info
-from cnnzoo.results import KEYS, err_pct, metric_keys, pct, scores, unitless_keys
+from cnnzoo.results import KEYS, PCT, PTS, err_pct, pct, scores
 from cnnzoo.train.evaluation import evaluate_file
 from cnnzoo.train.run import fit
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+
+def _keys(result: Any, pick) -> set[str]:
+    """Every key of a result (nested dicts and lists) that `pick` chooses."""
+    if isinstance(result, dict):
+        return {k for k in result if isinstance(k, str) and pick(k)}.union(
+            *(_keys(v, pick) for v in result.values()))
+    if isinstance(result, (list, tuple)):
+        return set().union(*(_keys(v, pick) for v in result))
+    return set()
+
+
+def metric_keys(result: Any) -> set[str]:
+    """Every key with a unit suffix (`_pct`, `_pts`)."""
+    return _keys(result, lambda k: k.endswith((PCT, PTS)))
+
+
+def unitless_keys(result: Any) -> set[str]:
+    """Keys that name an accuracy or error without a unit: the old spellings, which no result may use."""
+    return _keys(result, lambda k: k.endswith(("_acc", "_err")) or k in ("top1", "top5", "acc"))
 
 
 def _cli_json(capsys, argv: list[str]):

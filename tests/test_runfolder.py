@@ -13,15 +13,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
-
-import cnnzoo  # noqa: E402
-from cnnzoo import runfolder  # noqa: E402
-from cnnzoo.runfolder import (LOCK_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE, RunFolderError,  # noqa: E402
-                              is_run_folder, read_metrics, write_metrics)
-from cnnzoo.train.run import fit  # noqa: E402
-
-from _train_models import TINY, TINY_ARGS, Messages, _one_thread  # noqa: E402,F401  (shared fixture and settings)
+import _train_models  # noqa: F401  (registers tiny_cnn and friends)
+import cnnzoo
+from _train_models import TINY, TINY_ARGS, Messages, _one_thread  # noqa: F401  (shared fixture and settings)
+from cnnzoo import runfolder
+from cnnzoo.runfolder import (
+    LOCK_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    RunFolderError,
+    is_run_folder,
+    read_metrics,
+    write_metrics,
+)
+from cnnzoo.train.run import fit
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnzoo"
 
@@ -111,7 +117,7 @@ def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path):
         owner.wait()
     rep = Messages()  # the owner is gone: its lock is stale
     fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path, overrides=TINY, reporter=rep)
-    assert any(f"stale lock" in m and str(owner.pid) in m for m in rep.lines)
+    assert any("stale lock" in m and str(owner.pid) in m for m in rep.lines)
     assert (tmp_path / "model.safetensors").is_file() and not (tmp_path / LOCK_FILE).exists()
 
 

@@ -10,14 +10,14 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-import cnnzoo.serve.state as state  # noqa: E402
-from _hostile import bomb_bytes  # noqa: E402
-from _serve_fixtures import ZOO, digit_one, png_bytes, serve_app  # noqa: E402
-from cnnzoo import analyze  # noqa: E402
-from cnnzoo.analysis.explain import explain  # noqa: E402
-from cnnzoo.runfolder import MODEL_FILE  # noqa: E402
+import cnnzoo.serve.state as state
+from _hostile import bomb_bytes
+from _serve_fixtures import ZOO, digit_one, png_bytes, serve_app
+from cnnzoo import analyze
+from cnnzoo.analysis.explain import explain
+from cnnzoo.runfolder import MODEL_FILE
 
 
 @pytest.fixture(scope="module")

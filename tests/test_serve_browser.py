@@ -86,7 +86,10 @@ def _open(drv, url: str, page: str, timeout: float = 90) -> None:
 def test_zoo_sorts_and_its_chart_opens_a_model(site, browser, shots):
     base, _ = site
     _open(browser, base + "/#/zoo", "zoo")
-    rows = lambda: [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#zoo-table tr[data-name]")]
+
+    def rows():
+        return [r.get_attribute("data-name") for r in browser.find_elements(By.CSS_SELECTOR, "#zoo-table tr[data-name]")]
+
     assert sorted(rows()) == sorted(ZOO)
     browser.find_element(By.CSS_SELECTOR, "#zoo-table th[data-key=params]").click()
     assert rows()[0] == "lenet5" and rows()[-1] == "vgg11"
@@ -159,8 +162,11 @@ def test_runs_curve_grows_while_training(site, browser, shots):
     while not (live / "metrics.csv").exists() and t.is_alive():
         time.sleep(0.2)
     _open(browser, base + "/#/runs/live", "runs")
-    n = lambda d: int(d.execute_script(
-        "const p = document.querySelector('#curve path[data-series=train]'); return p ? p.dataset.points : 0"))
+
+    def n(d):
+        return int(d.execute_script(
+            "const p = document.querySelector('#curve path[data-series=train]'); return p ? p.dataset.points : 0"))
+
     first = n(browser)
     assert first >= 1
     WebDriverWait(browser, 120).until(lambda d: n(d) >= 3)

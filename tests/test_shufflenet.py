@@ -7,11 +7,10 @@ import torch
 import torchvision
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.layers.shuffle import channel_shuffle
 from cnnzoo.registry import get_entry
-
-from _helpers import assert_compiles_fullgraph, from_torchvision, meta_model, n_params, total_macs
 
 
 def test_channel_shuffle():

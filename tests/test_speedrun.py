@@ -199,8 +199,8 @@ def test_repeated_races_report_medians():
 
 
 def test_a_file_of_the_earlier_speednet_layout_is_refused_with_the_reason(tmp_path):
-    from cnnzoo.modelfile import save_model
     from cnnzoo.errors import ModelFileError
+    from cnnzoo.modelfile import save_model
     from cnnzoo.models.speednet import SpeedNet
 
     m = cnnzoo.create_model("speednet")

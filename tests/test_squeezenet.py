@@ -7,10 +7,9 @@ import torch
 import torchvision
 
 import cnnzoo
+from _helpers import assert_compiles_fullgraph, meta_model, n_params, total_macs
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.registry import get_entry
-
-from _helpers import assert_compiles_fullgraph, meta_model, n_params, total_macs
 
 
 @pytest.mark.parametrize("name,params", [("squeezenet1_0", 1_248_424), ("squeezenet1_1", 1_235_496)])

@@ -12,18 +12,18 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
-
+import _train_models  # noqa: F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
+from _train_models import SGD, _one_thread, _step_ctx, _weights  # noqa: F401  (shared fixture and helpers)
+from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.modelfile import read_record
-from cnnzoo.registry import load_model  # noqa: E402
-from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.registry import create_model  # noqa: E402
-from cnnzoo.train.engine import loss_fn, lr_factor, train_one_epoch  # noqa: E402
-from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe  # noqa: E402
-from cnnzoo.train.evaluation import evaluate_file  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
-
-from _train_models import SGD, _one_thread, _step_ctx, _weights  # noqa: E402,F401  (shared fixture and helpers)
+from cnnzoo.registry import (
+    create_model,
+    load_model,
+)
+from cnnzoo.train.engine import loss_fn, lr_factor, train_one_epoch
+from cnnzoo.train.evaluation import evaluate_file
+from cnnzoo.train.recipes import RECIPES, Recipe, get_recipe
+from cnnzoo.train.run import fit
 
 
 # -- recipes --------------------------------------------------------------------------------
@@ -188,8 +188,9 @@ def test_torch_compile_path_trains_on_cpu(tmp_path):
 def test_slow_steps_still_report_progress_on_time(monkeypatch):
     """log_every counts steps; when they are slow, a report still comes every PROGRESS_SECONDS
     (here 0: every step) so a run without a terminal never goes quiet."""
-    import cnnzoo.train.engine as engine
     from torch import nn
+
+    import cnnzoo.train.engine as engine
 
     torch.manual_seed(0)
     m = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))

@@ -19,19 +19,26 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
-
-from cnnzoo.errors import InputShapeError, InvalidArgumentError, TrainingStateError  # noqa: E402
-from cnnzoo.registry import create_model  # noqa: E402
-from cnnzoo.train import state as ckpt  # noqa: E402
-from cnnzoo.precision import fast_low_precision  # noqa: E402
-from cnnzoo.runfolder import LOCK_FILE  # noqa: E402
-from cnnzoo.train.engine import NonFiniteLossError, train_one_epoch  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
-
-from _hostile import Evil  # noqa: E402
-from _train_models import (SGD, TINY, TINY_ARGS, Messages, _fit_until, _one_thread, _step_ctx, _Stop,  # noqa: E402,F401
-                           _weights)  # (shared fixture and helpers)
+import _train_models  # noqa: F401  (registers tiny_cnn, tiny_bn, tiny_aux, tiny32)
+from _hostile import Evil
+from _train_models import (  # noqa: F401
+    SGD,
+    TINY,
+    TINY_ARGS,
+    Messages,
+    _fit_until,
+    _one_thread,
+    _step_ctx,
+    _Stop,
+    _weights,  # (shared fixture and helpers)
+)
+from cnnzoo.errors import InputShapeError, InvalidArgumentError, TrainingStateError
+from cnnzoo.precision import fast_low_precision
+from cnnzoo.registry import create_model
+from cnnzoo.runfolder import LOCK_FILE
+from cnnzoo.train import state as ckpt
+from cnnzoo.train.engine import NonFiniteLossError, train_one_epoch
+from cnnzoo.train.run import fit
 
 HELPER = Path(__file__).parent / "_train_models.py"
 

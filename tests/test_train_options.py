@@ -11,14 +11,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn and friends)
-
-from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.train import state as ckpt  # noqa: E402
-from cnnzoo.train.recipes import Recipe  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
-
-from _train_models import TINY, TINY_ARGS, _one_thread  # noqa: E402,F401  (shared fixture and settings)
+import _train_models  # noqa: F401  (registers tiny_cnn and friends)
+from _train_models import TINY, TINY_ARGS, _one_thread  # noqa: F401  (shared fixture and settings)
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.train import state as ckpt
+from cnnzoo.train.recipes import Recipe
+from cnnzoo.train.run import fit
 
 
 # -- option values ----------------------------------------------------------------------------

@@ -4,12 +4,21 @@ import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.transfer.core import (ImageSet, _keep_frozen_bn_in_eval, accuracy, extract_features,
-                             fit_image_set, freeze, load_image_set, param_groups,
-                             prepare_transfer, select, train_linear_probe)
-
 from _zoo_testmodels import ensure_registered
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.transfer.core import (
+    ImageSet,
+    _keep_frozen_bn_in_eval,
+    accuracy,
+    extract_features,
+    fit_image_set,
+    freeze,
+    load_image_set,
+    param_groups,
+    prepare_transfer,
+    select,
+    train_linear_probe,
+)
 
 ensure_registered()
 

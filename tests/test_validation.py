@@ -13,19 +13,17 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: E402,F401  (registers tiny_cnn, tiny_rgb)
-
-from cnnzoo.data.datasets import load_split, parse_spec, stratified_split, val_count  # noqa: E402
-from cnnzoo.errors import InvalidArgumentError  # noqa: E402
-from cnnzoo.results import pct  # noqa: E402
-from cnnzoo.train import state as ckpt  # noqa: E402
-from cnnzoo.train import loop  # noqa: E402
-from cnnzoo.train.feed import Feed, load_data  # noqa: E402
-from cnnzoo.train.recipes import get_recipe  # noqa: E402
-from cnnzoo.train.reporter import Reporter  # noqa: E402
-from cnnzoo.train.run import fit  # noqa: E402
-
-from _train_models import _one_thread, _weights  # noqa: E402,F401
+import _train_models  # noqa: F401  (registers tiny_cnn, tiny_rgb)
+from _train_models import _one_thread, _weights  # noqa: F401
+from cnnzoo.data.datasets import load_split, parse_spec, stratified_split, val_count
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.results import pct
+from cnnzoo.train import loop
+from cnnzoo.train import state as ckpt
+from cnnzoo.train.feed import Feed, load_data
+from cnnzoo.train.recipes import get_recipe
+from cnnzoo.train.reporter import Reporter
+from cnnzoo.train.run import fit
 
 # constant lr: the first k epochs of a longer run are the same as a k-epoch run
 QUICK = {"optimizer": "sgd", "lr": 0.05, "schedule": "constant", "batch_size": 64, "limit_train": 640}

@@ -5,10 +5,9 @@ import torchvision
 from torch import nn
 
 import cnnzoo
+from _helpers import meta_model, n_params
 from cnnzoo.errors import InputShapeError, InvalidArgumentError
 from cnnzoo.layers.basic import LocalResponseNorm
-
-from _helpers import meta_model, n_params
 
 TV_NAMES = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
 ALL_NAMES = TV_NAMES + ["vgg11_lrn", "vgg16_c"]

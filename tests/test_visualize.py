@@ -6,11 +6,9 @@ from PIL import Image
 from torch import nn
 
 import cnnzoo
-from cnnzoo.errors import InvalidArgumentError
-from cnnzoo.visual.visualize import (grad_cam, layer_activations, reconstruct, save_filters,
-                              top_activations)
-
 from _zoo_testmodels import ensure_registered
+from cnnzoo.errors import InvalidArgumentError
+from cnnzoo.visual.visualize import grad_cam, layer_activations, reconstruct, save_filters, top_activations
 
 ensure_registered()
 

@@ -7,11 +7,10 @@ import torchvision
 from safetensors.torch import save_file
 
 import cnnzoo
-from cnnzoo.errors import ModelFileError
-from cnnzoo.weights import load_weights
-
 from _hostile import Evil
 from _zoo_testmodels import ensure_registered
+from cnnzoo.errors import ModelFileError
+from cnnzoo.weights import load_weights
 
 ensure_registered()
 

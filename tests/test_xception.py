@@ -4,11 +4,16 @@ import timm
 import torch
 
 import cnnzoo
+from _helpers import (
+    assert_compiles_fullgraph,
+    assert_matches_by_position,
+    feature_shapes,
+    meta_model,
+    n_params,
+    total_macs,
+)
 from cnnzoo.layers.separable import SeparableConv2d
 from cnnzoo.registry import get_entry
-
-from _helpers import (assert_compiles_fullgraph, assert_matches_by_position, feature_shapes, meta_model, n_params,
-                      total_macs)
 
 
 def test_param_count_is_the_papers():

@@ -63,32 +63,3 @@ def published(pub: Any) -> dict[str, Any]:
     source, params, macs, top1_err_pct, top5_err_pct, dataset."""
     return {"source": pub.source, "params": pub.params, "macs": pub.macs,
             "top1_err_pct": pub.top1_err, "top5_err_pct": pub.top5_err, "dataset": pub.dataset}
-
-
-def metric_keys(result: Any) -> set[str]:
-    """Every key with a unit suffix (`_pct`, `_pts`) anywhere in a result (dicts and lists)."""
-    found: set[str] = set()
-    if isinstance(result, dict):
-        for k, v in result.items():
-            if isinstance(k, str) and k.endswith((PCT, PTS)):
-                found.add(k)
-            found |= metric_keys(v)
-    elif isinstance(result, (list, tuple)):
-        for v in result:
-            found |= metric_keys(v)
-    return found
-
-
-def unitless_keys(result: Any) -> set[str]:
-    """Keys that name an accuracy or error without a unit (`test_acc`, `top1_err`, `top1`): the
-    old spellings, which no result may use."""
-    found: set[str] = set()
-    if isinstance(result, dict):
-        for k, v in result.items():
-            if isinstance(k, str) and (k.endswith(("_acc", "_err")) or k in ("top1", "top5", "acc")):
-                found.add(k)
-            found |= unitless_keys(v)
-    elif isinstance(result, (list, tuple)):
-        for v in result:
-            found |= unitless_keys(v)
-    return found
