@@ -14,31 +14,48 @@ Achieved multiply-add rate = MACs per image x images/s; a training step counts 3
 MACs (forward, gradient w.r.t. activations, gradient w.r.t. weights). On CUDA, MFU = 2 x that rate
 / the chip's dense bf16 peak (machine.PEAK_BF16_FLOPS).
 
-Modules, lowest first: timing (ABBA timing), settings, machine (machine info, peaks), cases
-(models, references, weights, MACs), side_by_side (the timed steps), loop (the training-loop
-benchmark), fastpath_bench (the inference fast paths), report (text), runner (`run`).
+Modules, lowest first: names (the choices, without torch), timing (ABBA timing), settings,
+machine (machine info, peaks), cases (models, references, weights, MACs), side_by_side (the timed
+steps), loop (the training-loop benchmark), fastpath_bench (the inference fast paths), report
+(text), runner (`run`). The package imports each on first use of one of its names.
 """
+from importlib import import_module
+from typing import Any
 
-from .cases import (
-                    MAIN_MODELS,
-                    QUICK_MODELS,
-                    BenchError,
-                    Case,
-                    flop_counter_macs,
-                    main_cases,
-                    model_macs,
-                    torchvision_builder,
-                    transfer_weights,
-                    zoo_case,
-)
-from .fastpath_bench import bench_fastpath
-from .loop import bench_loop
-from .machine import PEAK_BF16_FLOPS, machine_info, peak_flops
-from .report import format_report
-from .runner import GPU_FLOORS, MODES, run
-from .settings import Settings, full_settings, quick_settings, settings_from
-from .side_by_side import CompileFallbackError, bench_case, compare, loss_of, make_infer_step, make_train_step
-from .timing import time_interleaved
+# The public names and the module each lives in, imported on first use: `cnnzoo bench` builds its help
+# from bench.names without loading torch (the bench re-starts itself before torch loads).
+_HOMES = {
+    "BenchError": "cases",
+    "Case": "cases",
+    "CompileFallbackError": "side_by_side",
+    "GPU_FLOORS": "runner",
+    "MAIN_MODELS": "cases",
+    "MODES": "names",
+    "PEAK_BF16_FLOPS": "machine",
+    "QUICK_MODELS": "cases",
+    "Settings": "settings",
+    "bench_case": "side_by_side",
+    "bench_fastpath": "fastpath_bench",
+    "bench_loop": "loop",
+    "compare": "side_by_side",
+    "flop_counter_macs": "cases",
+    "format_report": "report",
+    "full_settings": "settings",
+    "loss_of": "side_by_side",
+    "machine_info": "machine",
+    "main_cases": "cases",
+    "make_infer_step": "side_by_side",
+    "make_train_step": "side_by_side",
+    "model_macs": "cases",
+    "peak_flops": "machine",
+    "quick_settings": "settings",
+    "run": "runner",
+    "settings_from": "settings",
+    "time_interleaved": "timing",
+    "torchvision_builder": "cases",
+    "transfer_weights": "cases",
+    "zoo_case": "cases",
+}
 
 __all__ = [
     "GPU_FLOORS", "MAIN_MODELS", "MODES", "PEAK_BF16_FLOPS", "QUICK_MODELS", "BenchError", "Case",
@@ -48,3 +65,9 @@ __all__ = [
     "make_train_step", "model_macs", "peak_flops", "quick_settings", "run", "settings_from",
     "time_interleaved", "torchvision_builder", "transfer_weights", "zoo_case",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

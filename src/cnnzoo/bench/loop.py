@@ -75,7 +75,7 @@ def _setup(s: Settings, quick: bool, model_name: str, data: str, recipe_name: st
     train = load_split(parse_spec(data), "train")
     n = min(len(train), max_images or (1600 if quick else 6400))
     n -= n % bs
-    train = train.subset(n)
+    train = train.limit(n)
     mean, std = train.stats()
     prep = fit_input(model_name, get_entry(model_name).input_size, train.shape, mean, std)
     steps = n // bs

@@ -13,12 +13,12 @@ from .cases import QUICK_MODELS, BenchError, Case, main_cases
 from .fastpath_bench import bench_fastpath
 from .loop import bench_loop
 from .machine import machine_info
+from .names import MODES
 from .settings import Settings, full_settings, quick_settings
 from .side_by_side import bench_case
 
 # Issue 8's floors on an H100 (synthetic data), images/s of ResNet-50 with the GPU fast path.
 GPU_FLOORS = {("resnet50", "train"): 3000.0, ("resnet50", "infer"): 10000.0}
-MODES = ("infer", "train")  # the steps a run can time
 
 
 def run(cases: Sequence[Case] | None = None, settings: Settings | None = None, *,

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidArgumentError
-
-PRECISIONS = ("fp32", "bf16")  # bf16: autocast
+from .names import PRECISIONS
 
 
 @dataclass(frozen=True)

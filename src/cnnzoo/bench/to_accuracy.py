@@ -144,7 +144,7 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
         raise InvalidArgumentError(f"--data {spec}: the to-accuracy bench needs in-memory data "
                                    f"({spec_list(lambda k: k.in_memory)}), not image files")
     if max_images:
-        train = train.subset(max_images)
+        train = train.limit(max_images)
     steps = len(train) // r.batch_size
     if steps == 0:
         raise InvalidArgumentError(f"batch_size {r.batch_size} is larger than the training set ({len(train)} images)")
@@ -188,7 +188,7 @@ def _race(base: nn.Module, train: TensorData, test: TensorData, prep: Preprocess
         model = copy.deepcopy(base)
         opt = build_optimizer(model, r, dev)
         arms.append(_Arm(name, model, opt, build_scheduler(opt, r, steps, r.epochs * steps)))
-    _ours(arms[0], train.subset(steps * r.batch_size), prep, r, dev, seed, steps)
+    _ours(arms[0], train.limit(steps * r.batch_size), prep, r, dev, seed, steps)
     _plain(arms[1], train, prep, r, dev, seed)
     for epoch in range(r.epochs):
         for arm in arms:

@@ -49,13 +49,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _modes_help() -> str:
-    from ..bench import MODES
+    from ..bench.names import MODES
 
     return "which steps to time: " + " and/or ".join(MODES) + ", comma-separated"
 
 
 def _precision_help() -> str:
-    from ..bench.settings import PRECISIONS
+    from ..bench.names import PRECISIONS
 
     return f"{' or '.join(PRECISIONS)} (autocast); default: bf16 on CUDA, else fp32"
 
