@@ -50,3 +50,10 @@ def choices(values: Any) -> str:
     """'a, b or c': a help string's list, written from the thing it lists."""
     values = [str(getattr(v, "value", v)) for v in values]
     return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else "".join(values)
+
+
+def combine_option() -> Any:
+    """How an ensemble combines its members' outputs (eval and predict)."""
+    from ..ensemble import COMBINE
+
+    return typer.Option(help=f"ensembles: {choices(COMBINE)} (mean of the softmax is the papers' way)")

@@ -11,17 +11,11 @@ from rich.table import Table
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import FormatOpt, JsonOpt, choices
+from ._options import FormatOpt, JsonOpt, combine_option
 
 
 def register(app: typer.Typer) -> None:
     verb(app, "predict", predict_cmd)
-
-
-def _combine_help() -> str:
-    from ..ensemble import COMBINE
-
-    return f"ensembles: {choices(COMBINE)} (mean of the softmax is the papers' way)"
 
 
 def predict_cmd(
@@ -30,7 +24,7 @@ def predict_cmd(
     images: Annotated[List[Path], typer.Argument(help="image files (any size/mode PIL reads); model files "
                                                  "before them make an ensemble")],
     top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show")] = 5,
-    combine: Annotated[str, typer.Option(help=_combine_help())] = "mean",
+    combine: Annotated[str, combine_option()] = "mean",
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
 ) -> None:

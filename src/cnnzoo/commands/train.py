@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError
 from ._common import Format, make_console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, as_model_file, pretrained_choice
-from ._options import FormatOpt, JsonOpt, choices
+from ._options import FormatOpt, JsonOpt, choices, combine_option
 
 
 def register(app: typer.Typer) -> None:
@@ -157,12 +157,6 @@ def _amp_help() -> str:
             "batch >= 64")
 
 
-def _combine_help() -> str:
-    from ..ensemble import COMBINE
-
-    return f"ensembles: {choices(COMBINE)} (mean of the softmax is the papers' way)"
-
-
 def eval_cmd(
     model_files: Annotated[List[Path], typer.Argument(help="model file(s) written by `cnnzoo train` (or run "
                                                       "folders); several: an ensemble")],
@@ -173,7 +167,7 @@ def eval_cmd(
                                            "digit")] = False,
     allow_mirror: Annotated[bool, typer.Option("--allow-mirror", help="--ten-crop even on data that is not "
                                                f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})")] = False,
-    combine: Annotated[str, typer.Option(help=_combine_help())] = "mean",
+    combine: Annotated[str, combine_option()] = "mean",
     plot_confusion: Annotated[Optional[Path], typer.Option(help="write the confusion matrix PNG here")] = None,
     device: Annotated[Optional[str], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 500,

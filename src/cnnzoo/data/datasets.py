@@ -88,15 +88,12 @@ class TensorData:
         x = self.images.permute(1, 0, 2, 3).reshape(self.images.shape[1], -1).double() / 255
         return x.mean(1).tolist(), x.std(1).tolist()
 
-    def subset(self, n: int) -> TensorData:
-        return TensorData(self.images[:n], self.labels[:n], self.classes)
-
     def select(self, index: torch.Tensor) -> TensorData:
         return TensorData(self.images[index], self.labels[index], self.classes)
 
     def limit(self, n: int) -> TensorData:
         """The first n images: MNIST's and CIFAR's files store the classes mixed."""
-        return self.subset(n)
+        return TensorData(self.images[:n], self.labels[:n], self.classes)
 
 
 @dataclass

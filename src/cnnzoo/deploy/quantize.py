@@ -47,16 +47,21 @@ class _Batches:
         return self.items.pop(0) if self.items else None
 
 
+def check_mode(mode: str, calibrated: bool) -> None:
+    """The one rule for an int8 mode: static or dynamic, and static needs calibration images."""
+    if mode not in MODES:
+        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (the default, with "
+                                   "--calibrate DATA) or dynamic")
+    if mode == "static" and not calibrated:
+        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
+                                   f"(e.g. {spec_list()}), or use --int8-mode dynamic")
+
+
 def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "static",
                   calibration: torch.Tensor | None = None) -> dict[str, Any]:
     """Write the int8 version of ONNX file `fp32` to `out`; `calibration`: preprocessed
     images (N, C, H, W) for static mode. Returns what was quantized."""
-    if mode not in MODES:
-        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (with --calibrate DATA) "
-                                   "or dynamic")
-    if mode == "static" and (calibration is None or len(calibration) == 0):
-        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   f"(e.g. {spec_list()}), or use --int8-mode dynamic")
+    check_mode(mode, calibration is not None and len(calibration) > 0)
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -107,12 +112,7 @@ def quantize_model(model_file: str | os.PathLike, mode: str = "static",
     from .export import deploy_record
     from .predict import get_preprocess, load_for_inference
 
-    if mode not in MODES:
-        raise InvalidArgumentError(f"--int8-mode {mode!r}: choose static (the default, with "
-                                   "--calibrate DATA) or dynamic")
-    if mode == "static" and not calibrate:
-        raise InvalidArgumentError("static int8 needs calibration images: --calibrate DATA "
-                                   f"({spec_list()}), or use --int8 dynamic")
+    check_mode(mode, bool(calibrate))  # before the model and the data load
     model, record = load_for_inference(model_file, pretrained)
     pp = get_preprocess(record, model)
     calib = load_image_set(calibrate, "train", pp, limit=calib_images).x if mode == "static" \
