@@ -59,7 +59,7 @@ class ImageSet:
 
     def batches(self, index_batches: Iterable[torch.Tensor],
                 device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(images, labels) for each batch of indices (as transfer_folder.FolderSet does)."""
+        """(images, labels) for each batch of indices (as folder.FolderSet does)."""
         for i in index_batches:
             yield self.x[i].to(device), self.y[i].to(device)
 
