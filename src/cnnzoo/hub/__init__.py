@@ -30,9 +30,9 @@ def entries_for(model: str) -> list[WeightsEntry]:
     return list(TABLE.get(model, ()))
 
 
-def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
-    """The entry `pretrained` names: True (or "default") = the model's default, "tv"/"timm" =
-    that source's default, else a tag (e.g. "imagenet1k_v1", "tf_in1k")."""
+def _named(model: str, pretrained: bool | str) -> list[WeightsEntry]:
+    """Every row `pretrained` names, default first: True (or "default") = all of the model's,
+    "tv"/"timm" = that source's, else the row with that tag (tags are unique per model)."""
     entries = entries_for(model)
     if not entries:
         raise UnknownModelError(
@@ -40,7 +40,7 @@ def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
             "models that have some; create_model(name, weights=PATH) or `cnnzoo convert` loads any "
             "weights file")
     if pretrained is True or str(pretrained).lower() in ("true", "default", "1", "yes"):
-        return entries[0]
+        return entries
     key = str(pretrained).lower()
     if key in SOURCES:
         found = [e for e in entries if e.source == SOURCES[key]]
@@ -50,18 +50,19 @@ def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
         tags = ", ".join(f"{e.tag} ({e.source})" for e in entries)
         raise InvalidArgumentError(f"{model} has no {pretrained!r} weights; it has: {tags} "
                                    "(or pretrained=True for the first)")
-    return found[0]
+    return found
+
+
+def resolve(model: str, pretrained: bool | str) -> WeightsEntry:
+    """The entry `pretrained` names: True (or "default") = the model's default, "tv"/"timm" =
+    that source's default, else a tag (e.g. "imagenet1k_v1", "tf_in1k")."""
+    return _named(model, pretrained)[0]
 
 
 def entries_named(model: str, tag: str | None = None) -> list[WeightsEntry]:
     """Every row `tag` names: None = all of the model's (default first), a source ("tv",
     "timm") = all of that source's, a tag = its row. Errors as `resolve`'s."""
-    first = resolve(model, tag or True)
-    if tag is None:
-        return entries_for(model)
-    if tag.lower() in SOURCES:
-        return [e for e in entries_for(model) if e.source == SOURCES[tag.lower()]]
-    return [first]
+    return _named(model, tag or True)
 
 
 def listing() -> list[dict[str, Any]]:
@@ -75,12 +76,9 @@ def details(model: str, tag: str | None = None, download: bool = False) -> list[
     entries = [resolve(model, tag or True)] if download else entries_named(model, tag)
     out = []
     for e in entries:
-        d = e.as_dict()
-        path = cache_dir() / e.file_name
-        d.update(fetch_from=source_url(e), cache_path=str(path), cached=path.is_file())
-        if download:
-            d.update(cache_path=str(fetch(e)), cached=True)
-        out.append(d)
+        path = fetch(e) if download else cache_dir() / e.file_name
+        out.append({**e.as_dict(), "fetch_from": source_url(e), "cache_path": str(path),
+                    "cached": download or path.is_file()})
     return out
 
 
