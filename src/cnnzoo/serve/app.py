@@ -189,7 +189,7 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
         Route("/api/runs/{run:path}/predict", predict, methods=["POST"]),
         Route("/api/runs/{run:path}", _json(_run)),
         Route("/api/playground/lenet", lenet, methods=["POST"]),
-        *layers.ROUTES,  # the Convolution page (layers.py)
+        *layers.routes(_status, _read_capped),  # the Convolution page
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})

@@ -21,6 +21,7 @@ from torch import nn
 from ..analysis import analyze
 from ..analysis import span as spanlib
 from ..analysis.report import LayerRow
+from ..data.preprocess import Preprocess
 from ..errors import CnnzooError, InvalidArgumentError
 from ..registry import create_model, get_entry
 from .inference import _unit, _viridis, png_url
@@ -31,7 +32,6 @@ MAX_RUN_SIDE = 512  # real activations and gradients on the CPU
 MAX_CHANNELS = 8192
 _RUN_LOCK = threading.Lock()  # one real forward at a time: the tracer hooks the shared model
 _MODELS: OrderedDict[tuple[str, int], nn.Module] = OrderedDict()
-MEAN_STD = {3: ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}  # else (0.5, 0.5) per channel
 
 
 class LayerKindError(CnnzooError, ValueError):
@@ -160,7 +160,8 @@ def prepare(image: np.ndarray, size: tuple[int, ...]) -> tuple[torch.Tensor, np.
     arr = np.asarray(pil, dtype=np.float32) / 255
     shown = arr if c == 3 else arr.mean(-1)
     planes = arr.transpose(2, 0, 1) if c == 3 else np.repeat(arr.mean(-1)[None], c, 0)
-    mean, std = MEAN_STD.get(c, ((0.5,) * c, (0.5,) * c))
+    pp = Preprocess.default(c, (h, w))  # the zoo's default statistics for c channels
+    mean, std = pp.mean, pp.std
     x = (torch.from_numpy(np.ascontiguousarray(planes)) - torch.tensor(mean)[:, None, None]) \
         / torch.tensor(std)[:, None, None]
     return x[None].float(), shown
@@ -261,8 +262,11 @@ def _one_layer(q: dict[str, str]) -> tuple[nn.Module, tuple[int, int, int]]:
     (h, w), k, s, p, d = _ints(q, "input", "32"), _ints(q, "k", "3"), _ints(q, "s", "1"), \
         _ints(q, "p", "0"), _ints(q, "d", "1")
     cin, cout, groups = (_ints(q, key, "1", 1)[0] for key in ("cin", "cout", "groups"))
-    if max(cin, cout) > MAX_CHANNELS:
-        raise InvalidArgumentError(f"at most {MAX_CHANNELS} channels here")
+    for key, v in (("input", h), ("input", w), ("k", k), ("s", s), ("d", d), ("cin", cin),
+                   ("cout", cout), ("groups", groups), ("p", [v + 1 for v in p])):
+        if min(v if isinstance(v, list) else [v]) < 1:  # PyTorch takes some of these silently
+            floor_ = "0 or more" if key == "p" else "1 or more"
+            raise InvalidArgumentError(f"{key} must be {floor_}, got {q.get(key)}")
     if op == "conv":
         layer = nn.Conv2d(cin, cout, k, s, p, d, groups, bias=q.get("bias", "1") != "0", device="meta")
     elif op == "max":

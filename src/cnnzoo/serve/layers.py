@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -128,35 +128,32 @@ def _unit(request: Request, image: np.ndarray) -> Any:
                          _int(request, "y"), _int(request, "x"), image)
 
 
-def _get(fn: Any) -> Any:
-    async def endpoint(request: Request) -> Response:
-        from .app import _status
+def routes(status: Callable[[Exception], int],
+           read_capped: Callable[[Request, int], Awaitable[bytes]]) -> list[Route]:
+    """The routes, with app.py's error-to-status map and capped body reader."""
+    def get(fn: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return JSONResponse(await run_in_threadpool(fn, request))
+            except CnnzooError as err:
+                return JSONResponse({"error": str(err)}, status_code=status(err))
+        return endpoint
 
-        try:
-            return JSONResponse(await run_in_threadpool(fn, request))
-        except CnnzooError as err:
-            return JSONResponse({"error": str(err)}, status_code=_status(err))
-    return endpoint
+    def post(fn: Callable[[Request, np.ndarray], Any]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                data = await read_capped(request, request.app.state.max_upload)
+                image = await run_in_threadpool(_image, data, request.headers.get("content-type", ""))
+                return JSONResponse(await run_in_threadpool(fn, request, image))
+            except CnnzooError as err:
+                return JSONResponse({"error": str(err)}, status_code=status(err))
+        return endpoint
 
-
-def _post(fn: Any) -> Any:
-    async def endpoint(request: Request) -> Response:
-        from .app import _read_capped, _status
-
-        try:
-            data = await _read_capped(request, request.app.state.max_upload)
-            image = await run_in_threadpool(_image, data, request.headers.get("content-type", ""))
-            return JSONResponse(await run_in_threadpool(fn, request, image))
-        except CnnzooError as err:
-            return JSONResponse({"error": str(err)}, status_code=_status(err))
-    return endpoint
-
-
-ROUTES = [
-    Route("/api/layers", _get(_models)),
-    Route("/api/layers/formula", _get(_formula)),
-    Route("/api/layers/{name}", _get(_layers)),
-    Route("/api/layers/{name}/unit", _get(_unit_box)),
-    Route("/api/layers/{name}/unit", _post(_unit), methods=["POST"]),
-    Route("/api/layers/{name}/watch", _post(_watch), methods=["POST"]),
-]
+    return [
+        Route("/api/layers", get(_models)),
+        Route("/api/layers/formula", get(_formula)),
+        Route("/api/layers/{name}", get(_layers)),
+        Route("/api/layers/{name}/unit", get(_unit_box)),
+        Route("/api/layers/{name}/unit", post(_unit), methods=["POST"]),
+        Route("/api/layers/{name}/watch", post(_watch), methods=["POST"]),
+    ]
