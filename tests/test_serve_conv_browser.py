@@ -21,6 +21,7 @@ pytestmark = pytest.mark.browser
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn not installed (the serve extra)")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -182,6 +183,13 @@ def test_watch_step_explain_and_receptive_field(site, browser):
 
     # behind residual adds: resnet18's layer2.0.conv1, the box the API gives for the clicked unit
     _open(drv, f"{site}/#/conv/resnet18?layer=layer2.0.conv1")
+    loads = drv.execute_script("return +document.querySelector('main').dataset.loads")
+    pad = drv.find_element(By.ID, "conv-draw")  # a 2, drawn with the pointer
+    chain = ActionChains(drv).move_to_element_with_offset(pad, -30, -30).click_and_hold()
+    for dx, dy in ((0, -38), (28, -36), (36, -12), (-34, 34), (-4, 38), (36, 38)):
+        chain = chain.move_to_element_with_offset(pad, dx * 0.8, dy * 0.8)
+    chain.release().perform()
+    _wait(drv, f"return +document.querySelector('main').dataset.loads > {loads}", 120)
     _click_cell(drv, 9, 17)
     _wait(drv, "return document.getElementById('conv-erf').dataset.drawn === '1'", 120)
     with urllib.request.urlopen(f"{site}/api/layers/resnet18/unit?layer=layer2.0.conv1&y=9&x=17") as r:

@@ -189,3 +189,11 @@ def test_watch_returns_the_layer_s_real_maps(client):
     assert up.json()["out_map"]["shape"] == [64, 32, 32] and up.json()["layer"]["op"] == "max"
     default = client.post("/api/layers/lenet5/watch", params={"layer": "s2"})
     assert default.status_code == 200 and default.json()["in_map"]["shape"][1:] == [28, 28]
+
+
+def test_the_page_is_served_with_its_script(client):
+    page = client.get("/").text
+    assert "/static/conv.js" in page and "/static/conv.css" in page and "#/conv" in page
+    for f in ("conv.js", "conv.css"):
+        assert client.get(f"/static/{f}").status_code == 200
+    assert "function convMath" in client.get("/static/conv.js").text

@@ -208,14 +208,13 @@ def watch(name: str, size: tuple[int, ...] | None, layer: str, image: np.ndarray
     size = check_size(tuple(size) if size else tuple(get_entry(name).input_size), MAX_RUN_SIDE)
     row, _ = find_layer(name, size, layer)
     x, shown = prepare(image, size)
-    with _RUN_LOCK, torch.no_grad():
-        xin, yout = _run(name, size, layer, x)
     m = _module(name, size, layer)
     kernel = None
-    if row.kind == "conv" and m is not None:
-        w = _model(name, size[0]).get_submodule(layer.split("#")[0]).weight
-        co = min(max(cout, 0), w.shape[0] - 1)
-        kernel = w[co, min(max(cin, 0), w.shape[1] - 1) % w.shape[1]].tolist()
+    with _RUN_LOCK, torch.no_grad():
+        xin, yout = _run(name, size, layer, x)
+        if row.kind == "conv" and m is not None:  # the weights output channel cout applies
+            w = _model(name, size[0]).get_submodule(layer.split("#")[0]).weight
+            kernel = w[min(max(cout, 0), w.shape[0] - 1), max(cin, 0) % w.shape[1]].tolist()
     return {"layer": _row_dict(row, _traced(name, size)[1][layer], m), "input_size": list(size),
             "image": png_url(shown), "in_map": _map(xin, cin), "out_map": _map(yout, cout),
             "kernel": kernel}

@@ -136,7 +136,7 @@ async function convPage(host, arg, params) {
 
   const inCv = h("canvas", { id: "conv-in" }), outCv = h("canvas", { id: "conv-out" }), imgCv = h("canvas", { id: "conv-image", width: IMG, height: IMG });
   const erfCv = h("canvas", { id: "conv-erf", width: IMG, height: IMG });
-  const posText = h("div", { id: "conv-pos", class: "muted" });
+  const posText = h("div", { id: "conv-pos", class: "muted" }), kernelBox = h("div", { id: "conv-kernel" });
   const rfText = h("div", { id: "conv-rf", class: "muted" }, "click an output cell");
   const speed = h("select", { id: "conv-speed" }, [1, 4, 16, 64].map(v => h("option", { value: v }, `${v} step${v > 1 ? "s" : ""} a tick`)));
   const play = h("button", { id: "conv-play", onclick: () => toggle() }, "play");
@@ -148,7 +148,7 @@ async function convPage(host, arg, params) {
   posText,
   h("div", { class: "row conv-stage" },
     h("div", { class: "card" }, h("b", {}, "layer input (padded)"), h("br"), inCv),
-    h("div", { class: "card" }, h("b", {}, "layer output (click a cell)"), h("br"), outCv),
+    h("div", { class: "card" }, h("b", {}, "layer output (click a cell)"), h("br"), outCv, kernelBox),
     h("div", { class: "card" }, h("b", {}, "receptive field on the input · effective (|∂unit/∂pixel|)"), h("br"),
       h("div", { class: "row conv-pair" }, imgCv, erfCv), rfText)));
 
@@ -208,9 +208,19 @@ async function convPage(host, arg, params) {
       st.data = await api(`/api/layers/${encodeURIComponent(name)}/watch?${q}`, body());
       [st.inImg, st.outImg, st.image_] = await Promise.all([loadImg(st.data.in_map.png), loadImg(st.data.out_map.png), loadImg(st.data.image)]);
       chIn.max = st.data.in_map.shape[0] - 1; chOut.max = st.data.out_map.shape[0] - 1;
+      showKernel(st.data.kernel);
     } catch (e) { st.data = null; showError(posText, e); } finally { setStatus(""); }
     st.unit = null; erfCv.getContext("2d").clearRect(0, 0, IMG, IMG); delete erfCv.dataset.drawn; rfText.textContent = "click an output cell";
     drawImage(); setStep(0);
+    host.dataset.loads = (+host.dataset.loads || 0) + 1;  // for tests: a new input has arrived
+  }
+  function showKernel(k) {  // the weights of output channel cout on input channel cin
+    kernelBox.innerHTML = "";
+    if (!k || k.length > 7 || k[0].length > 7) return;
+    const top = Math.max(...k.flat().map(Math.abs)) || 1;
+    kernelBox.append(h("div", { class: "muted" }, `its weights on channel ${st.cin} (seed-0 initialisation)`),
+      h("table", { class: "conv-kernel" }, k.map(row => h("tr", {}, row.map(v => h("td", {
+        style: `background: ${v >= 0 ? "rgba(47,111,219," : "rgba(211,47,47,"}${(Math.abs(v) / top * 0.6).toFixed(2)})` }, v.toFixed(2)))))));
   }
   function body() {
     if (!st.image) return { method: "POST" };
