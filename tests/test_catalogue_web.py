@@ -115,7 +115,7 @@ def damaged(tmp_path_factory):
         damage(runs / name)
     (runs / "a-file").write_text("a file where a run folder would be")
     (runs / "dangling-entry").symlink_to(root / "nowhere")
-    app = create_app(runs, models=["lenet5"], cache=root / "cache")
+    app = create_app(runs, models=["lenet5"], cache=root / "cache")  # the playground: never trained
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, runs
 
@@ -169,7 +169,7 @@ def test_a_damaged_run_s_page_says_why_without_a_500(damaged, name, code, words)
     ("GET", "/api/runs/a%00b", None, 400, "empty path"),
     ("GET", "/api/models/lenet5/explain?layer=%FF%00", None, 400, "no layer"),
     ("POST", "/api/playground/lenet", b"[" * 100_000 + b"]" * 100_000, 400, "body must be JSON"),
-    ("POST", "/api/playground/lenet", b'{"pixels": [[' + b"1" * 500 + b"]]}", 400, "28x28"),
+    ("POST", "/api/playground/lenet", b'{"pixels": "' + b"x" * 2**20 + b'"}', 413, "limit"),
     ("POST", "/api/playground/lenet", b"\xff\xfe\x00", 400, "body must be JSON"),
     ("POST", "/api/runs/nan-record/predict", b"not an image", 415, "not an image"),
     ("POST", "/api/runs/junk-model/predict", b"\x89PNG", 415, "image"),
@@ -180,6 +180,16 @@ def test_hostile_requests_are_4xx_with_a_reason(damaged, method, path, body, cod
     r = client.request(method, path, content=body)
     assert r.status_code == code, r.text
     assert words in r.json()["error"] and "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("pixels", [[[10**400] * 28] * 28, [[1e308 * 10] * 28] * 28, "28x28",
+                                    [[[[]]]] * 28, {"a": 1}])
+def test_a_drawing_that_is_not_28x28_numbers_is_refused_before_the_model(pixels):
+    from cnnzoo.errors import InvalidArgumentError
+    from cnnzoo.serve.inference import classify_drawing
+
+    with pytest.raises(InvalidArgumentError, match="pixels must be 28x28 numbers"):
+        classify_drawing(None, {}, pixels)
 
 
 def test_a_bug_is_logged_and_answered_as_one_line_of_json(damaged, monkeypatch, caplog):
