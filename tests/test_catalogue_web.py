@@ -327,6 +327,13 @@ def test_without_a_known_size_the_core_s_cap_bounds_the_download(mirror, tmp_pat
     assert err.value.exit_code == 2 and list(tmp_path.glob("blob-w*")) == []
 
 
+def test_a_destination_that_cannot_be_written_is_a_message_not_a_traceback(mirror, tmp_path):
+    root, _, _ = mirror
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DownloadError, match="cannot write .*a-file/blob-w.pth.part: Not a directory"):
+        download((root / "blob-w.pth").as_uri(), tmp_path / "a-file" / "blob-w.pth")
+
+
 def test_the_api_s_deadline_is_a_failed_job(mirror, tmp_path):
     root, _, _ = mirror
     with WeightsServer(root, interval=0.2) as srv:

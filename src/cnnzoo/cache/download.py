@@ -144,7 +144,12 @@ def download(urls: str | Iterable[str], dest: Path, check: Check | None = None,
     limits = _Limits(max_bytes or MAX_BYTES, deadline_s() if deadline is None else deadline)
     part = dest.with_name(dest.name + ".part")
     failures: list[_Failed] = []
-    with open(part, "ab", buffering=0) as out:  # unbuffered: its size on disk is what arrived
+    try:
+        out = open(part, "ab", buffering=0)  # unbuffered: its size on disk is what arrived
+    except OSError as err:
+        raise DownloadError(f"cannot write {part}: {err.strerror or err}; give a writable folder "
+                            "(for the cache: point CNNZOO_CACHE at one)") from None
+    with out:
         if not lock_file(out, wait=False):
             raise DownloadError(f"another process is downloading {part.name} into "
                                 f"{part.parent}; wait for it to finish")
@@ -158,6 +163,8 @@ def download(urls: str | Iterable[str], dest: Path, check: Check | None = None,
                 _transfer(url, out, part, progress, timeout, limits)
             except _Failed as err:
                 failures.append(err)
+                if limits.left() <= 0:
+                    break  # the deadline is for the whole download, every URL
                 continue
             why = check(part) if check is not None else None
             if why is None:
