@@ -148,6 +148,16 @@ def test_a_damaged_run_is_listed_with_why_and_no_numbers(damaged, name):
     assert "hunter2" not in runs[name]["error"]
 
 
+@pytest.mark.parametrize("name", ["nan-loss", "inf-acc", "extra-fields", "missing-fields", "not-utf8",
+                                  "text-cell", "huge-csv", "huge-field"])
+def test_read_metrics_refuses_what_train_cannot_have_written(damaged, name):
+    from cnnzoo.runfolder import MetricsFileError, read_metrics
+
+    with pytest.raises(MetricsFileError, match=DAMAGE[name][1]) as err:
+        read_metrics(damaged[1] / name)
+    assert err.value.exit_code == 2 and str(err.value).startswith(METRICS_FILE)
+
+
 @pytest.mark.parametrize("name, code, words", [
     ("nan-loss", 200, "train_loss is 'nan'"), ("nan-record", 200, "metrics.val_loss = nan"),
     ("not-utf8", 200, "not UTF-8"), ("metrics-out", 403, "leads out"), ("a-file", 404, "not a run folder"),

@@ -76,7 +76,7 @@ def _value(field: str, text: str, where: str) -> int | float | None:
     except ValueError:
         raise MetricsFileError(f"{where}: {field} is {text[:40]!r}, not a number") from None
     if not math.isfinite(number):
-        raise MetricsFileError(f"{where}: {field} is {text!r}; train writes finite numbers only")
+        raise MetricsFileError(f"{where}: {field} is {text!r}, not a finite number")
     return int(number) if field in INT_FIELDS and number.is_integer() else number
 
 
