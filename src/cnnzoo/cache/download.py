@@ -16,8 +16,9 @@ delivers a verified file wins) to its final path. Weights (`cnnzoo.hub`) and dat
   over the bound (nothing that large is resumed). A `file://` URL must name a regular file (a
   FIFO, folder or device is refused without being opened for reading). The whole download has a
   deadline, $CNNZOO_DOWNLOAD_DEADLINE seconds (default 3600), so a server that trickles a byte
-  now and then (which never trips the per-read `timeout`) is given up on; what arrived stays
-  in the `.part` for the next run to resume.
+  now and then (which never trips the per-read `timeout`) is given up on, at most one per-read
+  timeout late (the check runs as bytes arrive); what arrived stays in the `.part` for the
+  next run to resume.
 - **Exit codes.** A URL, mirror or file that is wrong (refused, unreachable, over the bound):
   `DownloadError`, exit 2; a download that ran and failed (past the deadline, the disk full):
   `DownloadFailedError`, exit 1.
