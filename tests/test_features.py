@@ -128,3 +128,27 @@ def test_onnx_export_gives_one_output_per_stage(tmp_path):
     assert [o.shape for o in outs] == [(2, 32, 16, 16), (2, 64, 8, 8)]
     for o, w in zip(outs, want):
         torch.testing.assert_close(torch.from_numpy(o), w, atol=1e-4, rtol=1e-4)
+
+
+# Zoo models whose architecture timm also has, under timm's name where it differs (the legacy_*
+# ports keep the authors' layouts). Every other zoo name timm lists is the same architecture.
+TIMM_NAMES = {"mobilenet_v1": "mobilenetv1_100", "mobilenet_v2": "mobilenetv2_100",
+              "se_resnet50": "legacy_seresnet50", "se_resnext50_32x4d": "seresnext50_32x4d",
+              "xception": "legacy_xception"}
+
+
+def test_stages_are_timms_for_every_shared_architecture():
+    """A timm user's backbone code (FPN, U-Net) reads channels and reductions from feature_info:
+    ours must give the same stages as timm's for the same architecture."""
+    timm = pytest.importorskip("timm")
+    known = set(timm.list_models())
+    shared = {n: TIMM_NAMES.get(n, n) for n in ZOO if TIMM_NAMES.get(n, n) in known}
+    assert len(shared) >= 30 and {"vgg16", "mobilenet_v2", "resnet50", "densenet121"} <= set(shared)
+    wrong = []
+    for ours, theirs in shared.items():
+        with torch.device("meta"):
+            a = cnnzoo.create_model(ours, features_only=True).feature_info
+            b = timm.create_model(theirs, features_only=True, pretrained=False).feature_info
+        if (a.channels(), a.reduction()) != (b.channels(), b.reduction()):
+            wrong.append((ours, a.channels(), a.reduction(), theirs, b.channels(), b.reduction()))
+    assert not wrong

@@ -113,8 +113,9 @@ def test_layouts():
         m = meta_model(name)
         pools = [p for p in m.features if isinstance(p, nn.MaxPool2d)]
         assert len(pools) == 5 and all(p.kernel_size == 2 and p.stride == 2 for p in pools)
-        assert [f["reduction"] for f in m.feature_info] == [2, 4, 8, 16, 32]
-        assert [f["num_chs"] for f in m.feature_info] == [64, 128, 256, 512, 512]
+        # timm's stages: each block's output before its pool, then the last pool
+        assert [f["reduction"] for f in m.feature_info] == [1, 2, 4, 8, 16, 32]
+        assert [f["num_chs"] for f in m.feature_info] == [64, 128, 256, 512, 512, 512]
         drops = [d.p for d in m.classifier if isinstance(d, nn.Dropout)]
         assert drops == [0.5, 0.5]
         bns = sum(isinstance(b, nn.BatchNorm2d) for b in m.features)

@@ -133,9 +133,10 @@ class MobileNetV2(ZooModel):
             for i in range(n):
                 features.append(InvertedResidual(chs, out, s if i == 0 else 1, t))
                 chs = out
+        # timm's last stage is the last inverted residual (320 channels), not the 1x1 head conv
+        self.feature_info.append(dict(num_chs=chs, reduction=32, module=f"features.{len(features) - 1}"))
         features.append(conv_bn_relu6(chs, last, 1))
         self.features = nn.Sequential(*features)
-        self.feature_info.append(dict(num_chs=last, reduction=32, module=f"features.{len(features) - 1}"))
         self.num_features = last
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, num_classes))
         for m in self.modules():  # torchvision's init

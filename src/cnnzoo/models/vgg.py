@@ -53,11 +53,11 @@ class VGG(ZooModel):
         layers: list[nn.Module] = []
         chs, reduction = in_chans, 1
         for item in CFGS[cfg]:
-            if item == _M:
-                layers.append(nn.MaxPool2d(2, 2))
-                reduction *= 2
+            if item == _M:  # timm's stages: each block's last ReLU, before its pool
                 self.feature_info.append(
                     dict(num_chs=chs, reduction=reduction, module=f"features.{len(layers) - 1}"))
+                layers.append(nn.MaxPool2d(2, 2))
+                reduction *= 2
             elif item == "LRN":
                 layers.append(LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0))
             else:
@@ -68,6 +68,7 @@ class VGG(ZooModel):
                 layers.append(nn.ReLU(inplace=True))
                 chs = out
         self.features = nn.Sequential(*layers)  # N x 512 x 7 x 7 at 224 x 224
+        self.feature_info.append(dict(num_chs=chs, reduction=reduction, module=f"features.{len(layers) - 1}"))
         self.avgpool = AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(chs * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
