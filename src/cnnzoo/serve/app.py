@@ -3,6 +3,7 @@ the same library calls as the CLI.
 
     GET  /                                  the page (Zoo, Model, Compare, Playground, Runs)
     GET  /api/zoo                           every model: family, year, params, MACs, memory, top-1/5
+    GET  /api/zoo/charts                    the bubble charts, laid out (serve.chart)
     GET  /api/models/{name}?input=CxHxW     `cnnzoo summary` rows, stages, diagram, paper
     GET  /api/models/{name}/explain?layer=  `cnnzoo summary --explain`
     GET  /api/compare?models=a,b&input=     totals and stages side by side (2 to 6)
@@ -14,7 +15,7 @@ the same library calls as the CLI.
 
 Errors are JSON {"error": message} with a 4xx status: 400 bad input, 403 a path out of
 --runs, 404 unknown model/run/layer (with close matches), 413 upload too large, 415 not an
-image. Handlers that compute run in the thread pool; shared state is the ModelCache (locked).
+image. Handlers that compute run in the thread pool; shared state is bounded caches (state.BoundedCache).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def _size(request: Request) -> tuple[int, int, int] | None:
 
 def _zoo(request: Request, state: Any) -> Any:
     return zoo.zoo_rows(state.models)
+
+
+def _zoo_charts(request: Request, state: Any) -> Any:
+    return zoo.zoo_charts(state.models)
 
 
 def _model(request: Request, state: Any) -> Any:
@@ -180,6 +185,7 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
     routes = [
         Route("/", index),
         Route("/api/zoo", _json(_zoo)),
+        Route("/api/zoo/charts", _json(_zoo_charts)),
         Route("/api/models/{name}", _json(_model)),
         Route("/api/models/{name}/explain", _json(_explain)),
         Route("/api/compare", _json(_compare)),
