@@ -202,4 +202,5 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
     app.state.cache_dir = Path(cache) if cache is not None else cache_dir("playground")
     app.state.models_cache = ModelCache()
     app.state.max_upload = max_upload
+    zoo.warm_up()
     return app

@@ -79,9 +79,10 @@ def layout(rows: Sequence[dict[str, Any]], dataset: str) -> dict[str, Any]:
                                round(HEIGHT - near[1], 1)]
         labels.append(label)
     step = max(1, round((y1 - y0) / 8))
+    first = math.ceil(y0 / step) * step
     return {"dataset": dataset, "width": WIDTH, "height": HEIGHT, "frame": list(FRAME),
             "x_ticks": [[round(sx(t), 1), t] for t in _ticks(10 ** x0, 10 ** x1)],
-            "y_ticks": [[round(sy(v), 1), v] for v in range(int(y0), int(y1) + 1, step)],
+            "y_ticks": [[round(sy(v), 1), v] for v in range(first, int(y1) + 1, step)],
             "bubbles": sorted(bubbles, key=lambda b: -b["r"]),  # small ones drawn last, on top
             "labels": labels, "families": fams,
             "sizes": [[n, round(max(R_MIN, R_MAX * math.sqrt(n / biggest)), 1)] for n in _legend_sizes(biggest)]}

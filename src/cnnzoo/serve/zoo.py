@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import threading
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Sequence
@@ -43,6 +44,18 @@ def report_for(name: str, input_size: Sequence[int] | None = None) -> Report:
     get_entry(name)
     key = (name, None if input_size is None else tuple(input_size))
     return _REPORTS.get(key, lambda: analyze(name, input_size=input_size))
+
+
+_WARM = threading.Event()
+
+
+def warm_up() -> None:
+    """Analyse LeNet-5 once in the background: the first analysis in a process imports ~3 s of
+    torch internals (torch._dynamo, through the meta kernels), which a cold server's first Model
+    page would otherwise wait for. Once per process; the server answers meanwhile."""
+    if not _WARM.is_set():
+        _WARM.set()
+        threading.Thread(target=report_for, args=("lenet5",), name="cnnzoo-warm-up", daemon=True).start()
 
 
 def totals(name: str, report: Report) -> dict[str, Any]:
