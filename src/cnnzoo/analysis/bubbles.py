@@ -1,7 +1,9 @@
 """The lectures' "comparing complexity" bubble chart, drawn so it cannot mislead: one panel per
 dataset (accuracies from different datasets never share an axis), bubbles inside the axes, and
 labels placed by a search that keeps every label off every bubble and every other label, with
-leader lines that do not cross. The footnote names what is missing (no top-1, or top-5 only)."""
+leader lines that do not cross. The footnote names what is missing (no top-1, or top-5 only).
+The placement rule (`place_boxes`) is also the web app's (serve.chart lays out the Zoo page's
+charts with it)."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def draw_compare(items: Sequence[dict], plt: Any = None) -> Any:
     fig.subplots_adjust(left=0.08 / len(groups), right=1 - 0.17 / len(groups), bottom=0.13, top=0.9, wspace=0.25)
     for ax, (dataset, group) in zip(axes[0], sorted(groups.items())):
         _panel(fig, ax, group, scale, dataset)
-    for n in _legend_sizes(biggest):  # reference bubbles, beside the last panel
+    for n in legend_sizes(biggest):  # reference bubbles, beside the last panel
         axes[0][-1].scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
                             label=f"{n / 1e6:g}M params")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.0, borderpad=1.6,
@@ -197,7 +199,7 @@ def place_labels(fig: Any, ax: Any, circles: list[tuple[float, float, float]], l
     return texts
 
 
-def _legend_sizes(biggest: int) -> list[int]:
+def legend_sizes(biggest: int) -> list[int]:
     """Up to three reference bubbles: the largest round size the chart reaches and two smaller."""
     sizes = [int(c) for c in (1e5, 5e5, 1e6, 5e6, 25e6, 50e6, 100e6, 500e6, 1e9) if c <= biggest * 1.2]
     if not sizes:

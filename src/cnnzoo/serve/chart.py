@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..analysis.bubbles import _legend_sizes, place_boxes
+from ..analysis.bubbles import legend_sizes, place_boxes
 
 WIDTH, HEIGHT = 1200, 600
 FRAME = (64.0, 16.0, 1010.0, 552.0)  # plot area (left, top, right, bottom) in SVG pixels (y down)
@@ -85,7 +85,7 @@ def layout(rows: Sequence[dict[str, Any]], dataset: str) -> dict[str, Any]:
             "y_ticks": [[round(sy(v), 1), v] for v in range(first, int(y1) + 1, step)],
             "bubbles": sorted(bubbles, key=lambda b: -b["r"]),  # small ones drawn last, on top
             "labels": labels, "families": fams,
-            "sizes": [[n, round(max(R_MIN, R_MAX * math.sqrt(n / biggest)), 1)] for n in _legend_sizes(biggest)]}
+            "sizes": [[n, round(max(R_MIN, R_MAX * math.sqrt(n / biggest)), 1)] for n in legend_sizes(biggest)]}
 
 
 def charts(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

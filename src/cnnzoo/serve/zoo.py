@@ -52,10 +52,11 @@ _WARM = threading.Event()
 def warm_up() -> None:
     """Analyse LeNet-5 once in the background: the first analysis in a process imports ~3 s of
     torch internals (torch._dynamo, through the meta kernels), which a cold server's first Model
-    page would otherwise wait for. Once per process; the server answers meanwhile."""
+    page would otherwise wait for. Once per process; the server answers meanwhile. Not a daemon
+    thread: a process that exits meanwhile waits for it instead of aborting inside torch."""
     if not _WARM.is_set():
         _WARM.set()
-        threading.Thread(target=report_for, args=("lenet5",), name="cnnzoo-warm-up", daemon=True).start()
+        threading.Thread(target=report_for, args=("lenet5",), name="cnnzoo-warm-up").start()
 
 
 def totals(name: str, report: Report) -> dict[str, Any]:
