@@ -140,6 +140,7 @@ def test_chart_labels_touch_no_bubble_and_no_other_label(tmp_path):
         for b in c["bubbles"]:  # bubbles whole inside the frame
             assert left <= b["x"] - b["r"] and b["x"] + b["r"] <= right and top <= b["y"] - b["r"] and b["y"] + b["r"] <= bottom, b
         assert {c["families"][b["family"]] for b in c["bubbles"]} == set(c["families"])
+        assert all(v <= 100 for _, v in c["y_ticks"]), "an accuracy tick above 100%"
         assert c["sizes"] and all(r > 0 for _, r in c["sizes"])
 
 

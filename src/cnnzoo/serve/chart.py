@@ -53,7 +53,8 @@ def layout(rows: Sequence[dict[str, Any]], dataset: str) -> dict[str, Any]:
     radius = [max(R_MIN, R_MAX * math.sqrt(r["params"] / biggest)) for r in pts]
     lx = [math.log10(r["macs"]) for r in pts] or [0.0]
     ys = [100 - r["top1_err_pct"] for r in pts] or [50.0]
-    # room for the biggest bubbles and for labels beyond the outermost ones
+    # room for the biggest bubbles and for labels beyond the outermost ones (above 100% too:
+    # no tick is drawn there)
     x0, x1 = min(lx) - 0.25, max(lx) + 0.45
     y0, y1 = math.floor(min(ys) - 3), math.ceil(max(ys) + 4)
 
@@ -82,7 +83,7 @@ def layout(rows: Sequence[dict[str, Any]], dataset: str) -> dict[str, Any]:
     first = math.ceil(y0 / step) * step
     return {"dataset": dataset, "width": WIDTH, "height": HEIGHT, "frame": list(FRAME),
             "x_ticks": [[round(sx(t), 1), t] for t in _ticks(10 ** x0, 10 ** x1)],
-            "y_ticks": [[round(sy(v), 1), v] for v in range(first, int(y1) + 1, step)],
+            "y_ticks": [[round(sy(v), 1), v] for v in range(first, int(min(y1, 100)) + 1, step)],
             "bubbles": sorted(bubbles, key=lambda b: -b["r"]),  # small ones drawn last, on top
             "labels": labels, "families": fams,
             "sizes": [[n, round(max(R_MIN, R_MAX * math.sqrt(n / biggest)), 1)] for n in legend_sizes(biggest)]}
