@@ -205,11 +205,14 @@ def cold_site(tmp_path_factory):
 
 
 def _timings(drv) -> dict[str, float]:
-    """Milliseconds from the navigation's start: first contentful paint and the page's marks."""
+    """Milliseconds from the navigation's start: first contentful paint, the page's marks and
+    the arrival of each API answer."""
     return drv.execute_script("""
         const out = {};
         for (const e of performance.getEntriesByType('paint')) out[e.name] = e.startTime;
         for (const e of performance.getEntriesByType('mark')) out[e.name] = e.startTime;
+        for (const e of performance.getEntriesByType('resource'))  // when each API answer arrived
+            if (e.name.includes('/api/')) out['answer ' + new URL(e.name).pathname] = e.responseEnd;
         return out;""")
 
 
