@@ -225,7 +225,7 @@ def test_cold_server_pages_paint_at_once_and_the_chart_is_readable(cold_site, br
     bound asserted is generous, the numbers go to BENCHMARKS.md); labels that touch nothing."""
     times = {}
     for page, url in (("zoo", "/#/zoo"), ("model", "/#/model/densenet201"), ("compare", "/#/compare"),
-                      ("playground", "/#/playground")):
+                      ("playground", "/#/playground"), ("runs", "/#/runs")):
         _open(browser, cold_site + url, page, timeout=180)
         times[url] = _timings(browser)
         if page == "zoo":
