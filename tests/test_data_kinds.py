@@ -48,13 +48,14 @@ def test_an_unknown_kind_is_refused_listing_exactly_the_registered_kinds(toy_kin
     with pytest.raises(InvalidArgumentError) as err:
         parse_spec("nope:/x")
     msg = str(err.value)
-    listed = re.search(r"KIND one of ([\w, ]+) \(", msg).group(1).split(", ")
+    listed = re.search(r"KIND one of ([\w, -]+) \(", msg).group(1).split(", ")
     assert listed == [k.name for k in KINDS.values() if k.takes_path]
     assert "toy" in listed and all(f"{k.name!r}" in msg for k in KINDS.values() if not k.takes_path)
 
 
 def test_help_strings_list_every_kind_with_its_syntax(toy_kind):
-    assert spec_list() == "mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, embedded or toy:PATH"
+    assert spec_list() == ("mnist:PATH, fashion-mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, embedded "
+                           "or toy:PATH")
     assert spec_help().startswith(spec_list()) and "default embedded" in spec_help()
     assert spec_list(lambda k: not k.in_memory) == "folder:PATH"
     assert "toy:PATH" in kinds.spec_table() and "toy images in PATH" in kinds.spec_table()
@@ -208,3 +209,37 @@ def test_stratified_sample_is_fixed_and_proportional():
     pick = stratified_sample(labels, 10)
     assert torch.equal(pick, stratified_sample(labels, 10)) and torch.equal(pick, pick.sort().values)
     assert torch.bincount(labels[pick]).tolist() == [5, 3, 2]
+
+
+# -- Fashion-MNIST ----------------------------------------------------------------------------------
+def _fashion_folder(tmp_path, n: int = 20) -> str:
+    from cnnzoo.data.mnist import write_idx
+
+    rng = np.random.default_rng(0)
+    for stem in ("train", "t10k"):
+        write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return f"fashion-mnist:{tmp_path}"
+
+
+def test_fashion_mnist_is_a_kind_with_its_class_names_and_flips_allowed(tmp_path):
+    from cnnzoo.data.nature import mirror_problem
+
+    spec = _fashion_folder(tmp_path)
+    kind = kinds.kind_of(spec)
+    assert kind.class_names[0] == "T-shirt/top" and kind.class_names[9] == "Ankle boot"
+    assert kind.channels == 1 and mirror_problem(spec) is None  # a mirrored coat is a coat
+    split = kind.reader(tmp_path, "test")
+    assert split.images.shape == (20, 28, 28) and split.classes == list(kinds.CLOTHES)
+
+
+def test_fashion_mnist_gets_mnists_checks_with_its_own_name(tmp_path):
+    from cnnzoo.data.mnist import write_idx
+
+    spec = _fashion_folder(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.full(20, 12))
+    with pytest.raises(InvalidArgumentError, match="Fashion-MNIST labels must be 0-9, found 12"):
+        kinds.kind_of(spec).reader(tmp_path, "test")
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(InvalidArgumentError, match="Fashion-MNIST file train-images"):
+        kinds.kind_of(spec).reader(tmp_path, "train")

@@ -3,7 +3,7 @@ every page loads, the zoo sorts, the chart opens a model, the input size changes
 drawn digit is classified, an upload is classified, a curve grows while a run trains; on a cold
 `cnnzoo serve` of the whole zoo, how fast each page paints, and the bubble chart's labels, legend
 and width as the browser draws them. Each page is saved as a screenshot in a temporary folder;
-CNNZOO_SCREENSHOTS=DIR keeps them (CNNZOO_SCREENSHOTS=docs/img refreshes docs/serve.md's)."""
+CNNZOO_SCREENSHOTS=DIR keeps them there; CNNZOO_SCREENSHOTS=1 refreshes docs/serve.md's (docs/img)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    d = Path(os.environ.get("CNNZOO_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    env = os.environ.get("CNNZOO_SCREENSHOTS")
+    docs_img = Path(__file__).resolve().parents[1] / "docs" / "img"
+    d = docs_img if env == "1" else Path(env) if env else tmp_path_factory.mktemp("screenshots")
     d.mkdir(parents=True, exist_ok=True)
     return d
 

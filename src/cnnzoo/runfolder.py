@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -59,24 +60,61 @@ def write_metrics(folder: Path, history: list[dict]) -> Path:
     return path
 
 
-def _value(field: str, text: str | None) -> int | float | None:
-    if text is None or text == "":
+MAX_METRICS_BYTES = 16 * 2**20  # ~100,000 epochs of rows: more is not a file train wrote
+
+
+class MetricsFileError(CnnzooError):
+    """A metrics.csv that cannot be trusted: unreadable, not UTF-8, too large, a row whose field
+    count differs from the header's, or a cell that is not a finite number."""
+
+
+def _value(field: str, text: str, where: str) -> int | float | None:
+    if text == "":
         return None  # a column this epoch has no value for (test_* outside the kept epoch)
     try:
         number = float(text)
     except ValueError:
-        return None
+        raise MetricsFileError(f"{where}: {field} is {text[:40]!r}, not a number") from None
+    if not math.isfinite(number):
+        raise MetricsFileError(f"{where}: {field} is {text!r}, not a finite number")
     return int(number) if field in INT_FIELDS and number.is_integer() else number
+
+
+def _metrics_text(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_METRICS_BYTES + 1)
+    except OSError as err:
+        raise MetricsFileError(f"{METRICS_FILE}: cannot be read ({_reason(err)})") from None
+    if len(data) > MAX_METRICS_BYTES:
+        raise MetricsFileError(f"{METRICS_FILE} is over {MAX_METRICS_BYTES // 2**20} MiB; not read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MetricsFileError(f"{METRICS_FILE}: not UTF-8 text (byte {err.start})") from None
 
 
 def read_metrics(folder: Path) -> list[dict[str, int | float | None]]:
     """The rows of `folder`'s metrics.csv ([] if there is none yet): every column of the file in
-    every row, epoch and step as int, the rest as float, an empty cell as None."""
+    every row, epoch and step as int, the rest as float, an empty cell as None. A file train
+    cannot have written raises MetricsFileError naming the line (see MAX_METRICS_BYTES)."""
     path = Path(folder) / METRICS_FILE
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        return [{k: _value(k, v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+    rows = csv.reader(io.StringIO(_metrics_text(path), newline=""))
+    try:
+        header = next(rows, [])
+        out = []
+        for row in rows:
+            if not row:
+                continue  # a blank line, as csv.DictReader skips it
+            where = f"{METRICS_FILE} line {rows.line_num}"
+            if len(row) != len(header):
+                raise MetricsFileError(f"{where}: {len(row)} fields, expected {len(header)}")
+            out.append({k: _value(k, v, where) for k, v in zip(header, row)})
+    except csv.Error as err:
+        raise MetricsFileError(f"{METRICS_FILE} line {rows.line_num}: {err}") from None
+    return out
 
 
 def is_run_folder(path: Path) -> bool:

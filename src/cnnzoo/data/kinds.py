@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 DIGITS = tuple(str(i) for i in range(10))
+# Zalando's label order (the dataset's README): index i is class i.
+CLOTHES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+           "Bag", "Ankle boot")
 
 
 class InMemory(NamedTuple):
@@ -68,6 +71,13 @@ def _mnist(path: Path | None, split: str) -> InMemory:
     return InMemory(x, y, list(DIGITS))
 
 
+def _fashion(path: Path | None, split: str) -> InMemory:
+    from .mnist import load_mnist
+
+    x, y = load_mnist(path, split, name="Fashion-MNIST")
+    return InMemory(x, y, list(CLOTHES))
+
+
 def _cifar(classes: int) -> Reader:
     def read(path: Path | None, split: str) -> InMemory:
         from .cifar import load_cifar
@@ -86,6 +96,9 @@ DEFAULT_KIND = "embedded"
 KINDS: dict[str, DataKind] = {k.name: k for k in (
     DataKind("mnist", _mnist, "the four MNIST IDX files (gz or not) in PATH", channels=1,
              class_names=DIGITS, mirror_safe=False, images="MNIST digits", fetchable=True),
+    # Clothes keep their class in a mirror (a left shoe is still a sandal): flips are allowed.
+    DataKind("fashion-mnist", _fashion, "the four Fashion-MNIST IDX files (gz or not) in PATH, "
+             "same names as MNIST's", channels=1, class_names=CLOTHES, images="Fashion-MNIST clothes"),
     DataKind("cifar10", _cifar(10), "CIFAR-10 python batches (PATH or PATH/cifar-10-batches-py)",
              channels=3),
     DataKind("cifar100", _cifar(100), "CIFAR-100 python batches (PATH or PATH/cifar-100-python)",

@@ -81,34 +81,36 @@ def _read_upto(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _find(root: Path, stem: str) -> Path:
+def _find(root: Path, stem: str, dataset: str = "MNIST") -> Path:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
         if (root / name).is_file():
             return root / name
     raise InvalidArgumentError(
-        f"MNIST file {stem}[.gz] not found in {root}; an MNIST folder holds "
+        f"{dataset} file {stem}[.gz] not found in {root}; a {dataset} folder holds "
         + ", ".join(s + "[.gz]" for pair in SPLITS.values() for s in pair))
 
 
-def load_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 N x 28 x 28, labels int64 N) of the 'train' or 'test' split."""
+def load_mnist(root: str | Path, split: str, name: str = "MNIST") -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 N x 28 x 28, labels int64 N) of the 'train' or 'test' split.
+
+    Fashion-MNIST shares the files' names and format; `name` only changes the messages."""
     root = Path(root)
     if not root.is_dir():
-        raise InvalidArgumentError(f"MNIST folder {root} does not exist")
+        raise InvalidArgumentError(f"{name} folder {root} does not exist")
     img_stem, lbl_stem = SPLITS[split]
-    images = read_idx(_find(root, img_stem))
-    labels = read_idx(_find(root, lbl_stem))
+    images = read_idx(_find(root, img_stem, name))
+    labels = read_idx(_find(root, lbl_stem, name))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise InvalidArgumentError(
-            f"{root}: MNIST {split} images {images.shape} and labels {labels.shape} do not match "
+            f"{root}: {name} {split} images {images.shape} and labels {labels.shape} do not match "
             "(expected N x H x W images and N labels)")
     if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
         raise InvalidArgumentError(
-            f"{root}: MNIST {split} images must be unsigned bytes and labels integers (IDX types "
+            f"{root}: {name} {split} images must be unsigned bytes and labels integers (IDX types "
             f"0x08-0x0C); found {images.dtype} images and {labels.dtype} labels")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         bad = labels.min() if labels.min() < 0 else labels.max()
-        raise InvalidArgumentError(f"{root}: MNIST labels must be 0-9, found {bad}")
+        raise InvalidArgumentError(f"{root}: {name} labels must be 0-9, found {bad}")
     return images, labels.astype(np.int64)
 
 

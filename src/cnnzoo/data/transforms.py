@@ -205,6 +205,11 @@ AUGMENTS: dict[str, Augmentation] = {a.name: a for a in (
                  batch=lambda x, size, g, pca: random_crop(x, size, 2, g),
                  folder=lambda T, size, resize: _centre(T, size, resize) + [
                      T.RandomCrop(size, padding=max(1, size[0] // 14))]),
+    Augmentation("shift-flip", "small random translations and horizontal flips (Fashion-MNIST: a "
+                 "mirrored coat is a coat)", flips=True,
+                 batch=lambda x, size, g, pca: random_flip(random_crop(x, size, 2, g), g),
+                 folder=lambda T, size, resize: _centre(T, size, resize) + [
+                     T.RandomCrop(size, padding=max(1, size[0] // 14)), T.RandomHorizontalFlip()]),
     Augmentation("cifar", "He et al.: pad 4, random crop, horizontal flip", flips=True,
                  batch=lambda x, size, g, pca: random_flip(random_crop(x, size, 4, g), g),
                  folder=lambda T, size, resize: _centre(T, size, resize) + [

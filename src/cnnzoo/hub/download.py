@@ -4,11 +4,13 @@ publisher or from the mirror $CNNZOO_WEIGHTS_MIRROR names.
 
 A file that fails its check (the table's SHA-256, or without a published digest, that it parses
 as weights) is deleted and reported (exit code 2). A cached file is checked again before use,
-so a file placed or altered by hand is verified too.
+so a file placed or altered by hand is verified too. A download reads at most the size the table
+knows (`max_bytes`: the publisher's MiB, plus 1% for their rounding), else the core's MAX_BYTES.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -42,6 +44,14 @@ def source_url(entry: WeightsEntry) -> str:
     return mirror.rstrip("/") + "/" + entry.file_name
 
 
+def max_bytes(entry: WeightsEntry) -> int | None:
+    """The most bytes `entry`'s file may have: its listed size (MiB, rounded by the publisher)
+    with 1% and 64 KiB to spare; None (the core's MAX_BYTES) where no size is listed."""
+    if entry.size_mb is None or not math.isfinite(entry.size_mb) or entry.size_mb <= 0:
+        return None
+    return math.ceil(entry.size_mb * 2**20 * 1.01) + 2**16
+
+
 def check_file(path: Path, entry: WeightsEntry) -> str | None:
     """None when `path` is the published file, else why not."""
     if entry.sha256:
@@ -71,7 +81,7 @@ def fetch(entry: WeightsEntry, cache: Path | None = None, progress: bool = True,
     make_dir(dest.parent, "the weights cache")
     return download(url, dest, check=lambda path: check_file(path, entry),
                     progress=stderr_progress() if progress else None, timeout=timeout,
-                    hint=_offline_hint(url, dest))
+                    hint=_offline_hint(url, dest), max_bytes=max_bytes(entry))
 
 
 def place(entry: WeightsEntry, path: Path, cache: Path | None = None) -> Path:

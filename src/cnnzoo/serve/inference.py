@@ -97,7 +97,7 @@ def classify_drawing(model: nn.Module, record: dict, pixels: Sequence[Sequence[f
     """A 28x28 drawing (0 background .. 1 ink) -> scores and the C1/S2/C3 feature maps."""
     try:
         arr = np.asarray(pixels, dtype=np.float32)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, RecursionError):  # ragged, text, 10**400, deep
         arr = np.zeros((0,), dtype=np.float32)
     if arr.shape != (DRAWING_SIZE, DRAWING_SIZE) or not np.isfinite(arr).all():
         raise InvalidArgumentError(f"pixels must be {DRAWING_SIZE}x{DRAWING_SIZE} numbers in [0, 1], "

@@ -1,5 +1,5 @@
 // Router and fetch helper: #/zoo, #/model/NAME?input=CxHxW, #/compare?models=a,b,
-// #/playground, #/runs, #/runs/NAME.
+// #/playground, #/runs, #/runs/NAME, #/conv/NAME?layer=&input=.
 "use strict";
 const main = document.getElementById("main");
 let pollTimer = null;
@@ -37,7 +37,7 @@ async function route() {
   document.querySelectorAll("header nav a").forEach(a => a.classList.toggle("active", a.dataset.page === page));
   main.innerHTML = "";
   main.dataset.page = page;
-  const pages = { zoo: zooPage, model: modelPage, compare: comparePage, playground: playgroundPage, runs: runsPage };
+  const pages = { zoo: zooPage, model: modelPage, compare: comparePage, playground: playgroundPage, runs: runsPage, conv: convPage };
   const fn = pages[page];
   if (!fn) { showError(main, `no page ${page}`); return; }
   try { await fn(main, arg, params); } catch (e) { showError(main, e); } finally { setStatus(""); }
