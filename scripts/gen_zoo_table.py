@@ -1,6 +1,6 @@
 """Write src/cnnzoo/serve/zoo_table.json: each registered model's analyzer totals (params,
 multiply-adds, activation memory) at its native input, so `cnnzoo serve`'s Zoo page answers at
-once instead of analysing 80 models first (tests/test_serve_zoo.py fails when the file is
+once instead of analysing every model first (tests/test_serve_zoo.py fails when the file is
 stale: rerun this script, or `make docs`)."""
 
 from __future__ import annotations
