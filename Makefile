@@ -44,6 +44,7 @@ gpu-check:
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_param_counts.py
 	$(BIN)/python scripts/gen_model_docs.py
+	$(BIN)/python scripts/gen_zoo_table.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

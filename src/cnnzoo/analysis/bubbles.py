@@ -1,7 +1,9 @@
 """The lectures' "comparing complexity" bubble chart, drawn so it cannot mislead: one panel per
 dataset (accuracies from different datasets never share an axis), bubbles inside the axes, and
 labels placed by a search that keeps every label off every bubble and every other label, with
-leader lines that do not cross. The footnote names what is missing (no top-1, or top-5 only)."""
+leader lines that do not cross. The footnote names what is missing (no top-1, or top-5 only).
+The placement rule (`place_boxes`) is also the web app's (serve.chart lays out the Zoo page's
+charts with it)."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def draw_compare(items: Sequence[dict], plt: Any = None) -> Any:
     fig.subplots_adjust(left=0.08 / len(groups), right=1 - 0.17 / len(groups), bottom=0.13, top=0.9, wspace=0.25)
     for ax, (dataset, group) in zip(axes[0], sorted(groups.items())):
         _panel(fig, ax, group, scale, dataset)
-    for n in _legend_sizes(biggest):  # reference bubbles, beside the last panel
+    for n in legend_sizes(biggest):  # reference bubbles, beside the last panel
         axes[0][-1].scatter([], [], s=n * scale, color="grey", alpha=0.35, edgecolors="black",
                             label=f"{n / 1e6:g}M params")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), labelspacing=3.0, borderpad=1.6,
@@ -132,23 +134,29 @@ def _segment_hits_circle(p: tuple[float, float], q: tuple[float, float], c: tupl
     return math.hypot(px + t * vx - c[0], py + t * vy - c[1]) < c[2]
 
 
-def place_labels(fig: Any, ax: Any, circles: list[tuple[float, float, float]], labels: list[str]) -> list[Any]:
-    """Put each label (in display pixels) where it touches no bubble, no other label and stays in
-    the axes; a leader line joins it to its bubble without crossing another leader or bubble.
-    Greedy, nearest position first; returns the text artists."""
-    renderer = fig.canvas.get_renderer()
-    frame = ax.get_window_extent()
-    boxes: list[tuple[float, float, float, float]] = []
-    leaders: list[tuple[tuple[float, float], tuple[float, float]]] = []
-    texts = []
-    order = sorted(range(len(labels)), key=lambda k: -circles[k][2])  # big bubbles choose first
-    for k in order:
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+# Distances from the bubble's edge tried in turn (pixels); the far ones only when the near ones
+# are all taken, as in a dense corner of the zoo.
+GAPS = (4, 14, 28, 48, 75, 110, 160, 220, 300, 400)
+
+
+def place_boxes(circles: Sequence[tuple[float, float, float]], sizes: Sequence[tuple[float, float]],
+                frame: Box) -> list[tuple[Box, Point, Point]]:
+    """The placement rule of every bubble chart (the CLI's and the web page's): for label k of
+    size (w, h), a box (x0, y0, x1, y1) in pixels with y up that touches no bubble, no other
+    label and stays in `frame`, and a leader line (edge of bubble k, nearest point of the box)
+    that crosses no other leader or bubble. Greedy, biggest bubble first, nearest free position
+    first (upper right preferred); returned in the labels' order."""
+    out: dict[int, tuple[Box, Point, Point]] = {}
+    boxes: list[Box] = []
+    leaders: list[tuple[Point, Point]] = []
+    for k in sorted(range(len(sizes)), key=lambda k: -circles[k][2]):
         cx, cy, r = circles[k]
-        t = ax.text(0, 0, labels[k], fontsize=8.5, ha="center", va="center", zorder=4)
-        bb = t.get_window_extent(renderer)
-        w, h = bb.width, bb.height
-        best, best_cost = None, math.inf
-        for gap in (4, 14, 28, 48, 75, 110, 160):
+        w, h = sizes[k]
+        best: tuple[Box, Point, Point] = ((cx, cy, cx, cy), (cx, cy), (cx, cy))  # replaced at once
+        best_cost = math.inf
+        for gap in GAPS:
             for deg in range(0, 360, 15):
                 a = math.radians(deg)
                 ux, uy = math.cos(a), math.sin(a)
@@ -158,7 +166,7 @@ def place_labels(fig: Any, ax: Any, circles: list[tuple[float, float, float]], l
                 edge = (cx + ux * r, cy + uy * r)
                 near = (min(max(edge[0], box[0]), box[2]), min(max(edge[1], box[1]), box[3]))
                 cost = gap + 0.02 * ((deg - 45) % 360)  # prefer upper right, then around
-                cost += 1e4 * (box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1)
+                cost += 1e4 * (box[0] < frame[0] or box[2] > frame[2] or box[1] < frame[1] or box[3] > frame[3])
                 cost += 1e4 * sum(_rect_circle(box, c) for c in circles)
                 cost += 1e4 * sum(_rects(box, b) for b in boxes)
                 cost += 1e3 * sum(_cross(edge, near, p, q) for p, q in leaders)
@@ -169,17 +177,29 @@ def place_labels(fig: Any, ax: Any, circles: list[tuple[float, float, float]], l
                 break
         box, edge, near = best
         boxes.append(box)
-        inv = ax.transData.inverted()
-        t.set_position(inv.transform(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)))
         if math.dist(edge, near) > 3:
             leaders.append((edge, near))
+        out[k] = best
+    return [out[k] for k in range(len(sizes))]
+
+
+def place_labels(fig: Any, ax: Any, circles: list[tuple[float, float, float]], labels: list[str]) -> list[Any]:
+    """Matplotlib's side of `place_boxes`: the labels' measured extents in, text artists and
+    grey leader lines (where the label is more than 3 pixels from its bubble) out."""
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent()
+    texts = [ax.text(0, 0, label, fontsize=8.5, ha="center", va="center", zorder=4) for label in labels]
+    sizes = [(bb.width, bb.height) for bb in (t.get_window_extent(renderer) for t in texts)]
+    inv = ax.transData.inverted()
+    for t, (box, edge, near) in zip(texts, place_boxes(circles, sizes, (frame.x0, frame.y0, frame.x1, frame.y1))):
+        t.set_position(inv.transform(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)))
+        if math.dist(edge, near) > 3:
             (x0, y0), (x1, y1) = inv.transform(edge), inv.transform(near)
             ax.plot([x0, x1], [y0, y1], color="grey", lw=0.6, zorder=1)
-        texts.append(t)
     return texts
 
 
-def _legend_sizes(biggest: int) -> list[int]:
+def legend_sizes(biggest: int) -> list[int]:
     """Up to three reference bubbles: the largest round size the chart reaches and two smaller."""
     sizes = [int(c) for c in (1e5, 5e5, 1e6, 5e6, 25e6, 50e6, 100e6, 500e6, 1e9) if c <= biggest * 1.2]
     if not sizes:

@@ -3,6 +3,7 @@ the same library calls as the CLI.
 
     GET  /                                  the page (Zoo, Model, Compare, Playground, Runs)
     GET  /api/zoo                           every model: family, year, params, MACs, memory, top-1/5
+    GET  /api/zoo/charts                    the bubble charts, laid out (serve.chart)
     GET  /api/models/{name}?input=CxHxW     `cnnzoo summary` rows, stages, diagram, paper
     GET  /api/models/{name}/explain?layer=  `cnnzoo summary --explain`
     GET  /api/compare?models=a,b&input=     totals and stages side by side (2 to 6)
@@ -18,7 +19,7 @@ Errors are JSON {"error": message} with a 4xx status: 400 bad input, 403 a path 
 image. A run that cannot be read is listed with an "error" instead of its numbers. Anything
 else (a bug) is logged with its traceback and answered 500 {"error": ...}, the traceback never
 in the body; JSON never holds NaN. Handlers that compute run in the thread pool; shared state
-is the ModelCache (locked).
+is bounded caches (state.BoundedCache).
 """
 
 from __future__ import annotations
@@ -154,6 +155,10 @@ def _zoo(request: Request, state: Any) -> Any:
     return zoo.zoo_rows(state.models)
 
 
+def _zoo_charts(request: Request, state: Any) -> Any:
+    return zoo.zoo_charts(state.models)
+
+
 def _model(request: Request, state: Any) -> Any:
     return zoo.model_detail(request.path_params["name"], _size(request))
 
@@ -260,6 +265,7 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
     routes = [
         Route("/", index),
         Route("/api/zoo", _json(_zoo)),
+        Route("/api/zoo/charts", _json(_zoo_charts)),
         Route("/api/models/{name}", _json(_model)),
         Route("/api/models/{name}/explain", _json(_explain)),
         Route("/api/compare", _json(_compare)),
@@ -278,4 +284,5 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
     app.state.cache_dir = Path(cache) if cache is not None else cache_dir("playground")
     app.state.models_cache = ModelCache()
     app.state.max_upload = max_upload
+    zoo.warm_up()
     return app

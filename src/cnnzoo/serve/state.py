@@ -2,8 +2,10 @@
 
 - `safe_run_path`: a run folder or file under --runs, refusing `..`, absolute paths and
   symlinks that lead out of the folder.
-- `ModelCache`: loaded models (keyed by file and modification time) behind one lock; a
-  restart loses nothing, it only reloads.
+- `BoundedCache`: the app's caches (loaded models, analysed reports): least recently used
+  out beyond a fixed number of entries, each value computed once and outside the lock; a
+  restart loses nothing, it only recomputes. `ModelCache`: loaded models, keyed by file and
+  modification time.
 - `playground_file`: the LeNet-5 of the playground, trained by cnnzoo itself on the embedded
   MNIST subset on first use and kept in the cache's `playground/` folder (`cnnzoo.cache`),
   guarded by a thread lock and a file lock so two servers never train it twice at once.
@@ -16,7 +18,7 @@ import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from torch import nn
 
@@ -53,33 +55,88 @@ def safe_run_path(runs: Path, rel: str) -> Path:
     return path
 
 
-class ModelCache:
-    """Loaded models, at most `size`, keyed by (file, mtime); one lock around load and lookup,
-    so concurrent requests share one instance and never see a half-loaded model."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-    def __init__(self, size: int = 4) -> None:
+
+class _Pending:
+    """One computation in flight: the threads asking for the same key wait on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class BoundedCache(Generic[K, V]):
+    """A least-recently-used cache of at most `size` values, each computed once: the lock
+    guards only the bookkeeping, so a slow computation (a big model) never blocks requests for
+    other keys, and concurrent requests for the same key wait for the one computation (and
+    share its value or its error; errors are not cached)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise InvalidArgumentError(f"a cache holds at least 1 entry, got {size}")
         self.size = size
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[str, float], tuple[nn.Module, dict]] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._pending: dict[K, _Pending] = {}
 
-    def get(self, path: Path, loader: Callable[[Path], tuple[nn.Module, dict]]
-            ) -> tuple[nn.Module, dict[str, Any]]:
-        key = (str(path), path.stat().st_mtime)
+    def get(self, key: K, compute: Callable[[], V]) -> V:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
+            waiting = self._pending.get(key)
+            if waiting is None:
+                mine = self._pending[key] = _Pending()
+        if waiting is not None:  # another thread computes it: share its value or error
+            waiting.done.wait()
+            if waiting.error is not None:
+                raise waiting.error
+            return waiting.value
+        try:
+            mine.value = compute()
+        except BaseException as err:
+            mine.error = err
+            raise
+        finally:
+            with self._lock:
+                del self._pending[key]
+                if mine.error is None:
+                    self._items[key] = mine.value
+                    while len(self._items) > self.size:
+                        self._items.popitem(last=False)
+            mine.done.set()
+        return mine.value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ModelCache:
+    """Loaded models, at most `size`, keyed by (file, mtime): concurrent requests share one
+    instance and never see a half-loaded model."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._cache: BoundedCache[tuple[str, float], tuple[nn.Module, dict]] = BoundedCache(size)
+
+    def get(self, path: Path, loader: Callable[[Path], tuple[nn.Module, dict]]
+            ) -> tuple[nn.Module, dict[str, Any]]:
+        def load() -> tuple[nn.Module, dict]:
             model, record = loader(path)
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(False)
-            self._items[key] = (model, record)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
             return model, record
+        return self._cache.get((str(path), path.stat().st_mtime), load)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._cache)
 
 
 _TRAIN_LOCK = threading.Lock()

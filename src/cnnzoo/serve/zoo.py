@@ -1,29 +1,40 @@
 """The data of the Zoo, Model and Compare pages: the same library calls as `cnnzoo list`,
 `info`, `summary` (and `--explain`) and `compare`, as JSON-ready dicts.
 
-Reports are cached per (model, input size): they depend on nothing else, so the cache is a
-speed-up only (a restart recomputes them).
+The Zoo page is instant: its totals at each model's native input come with the package
+(zoo_table.json, written by scripts/gen_zoo_table.py, which `make docs` runs; a test keeps it
+current). Everything else is computed on demand and cached per (model, input size) in a bounded
+cache (REPORTS_KEPT reports, least recently used out; one computation per key, outside the lock),
+so a reader trying 600 input sizes cannot grow the server without bound. A restart recomputes.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import threading
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Sequence
 
 import torch
 
 from ..analysis import Report, analyze
 from ..analysis.compare import compare as compare_models
-from ..analysis.compare import compare_row
+from ..analysis.compare import compare_row, published_figure
 from ..analysis.disagreements import disagreements_for
 from ..analysis.explain import explain, explain_lines
 from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry, list_models
+from . import chart
+from .state import BoundedCache
 
-_LOCK = threading.Lock()
-_REPORTS: dict[tuple[str, tuple[int, ...] | None], Report] = {}
+TABLE_FILE = "zoo_table.json"
+# densenet201's report is ~0.5 MB, the zoo's largest: at most ~20 MB of reports
+REPORTS_KEPT = 32
+_REPORTS: BoundedCache[tuple[str, tuple[int, ...] | None], Report] = BoundedCache(REPORTS_KEPT)
+_CHARTS: BoundedCache[tuple[str, ...], list[dict[str, Any]]] = BoundedCache(4)
 _SHORTCUT_NAMES = ("downsample", "shortcut", "proj", "skip")
 _RESIDUAL_TYPES = re.compile(r"Basic|Bottleneck|Residual|PreAct|Res|Block35|Block17|Block8")
 
@@ -32,22 +43,57 @@ def report_for(name: str, input_size: Sequence[int] | None = None) -> Report:
     """analyze(name, input_size), cached; unknown names raise UnknownModelError (404)."""
     get_entry(name)
     key = (name, None if input_size is None else tuple(input_size))
-    with _LOCK:
-        if key not in _REPORTS:
-            _REPORTS[key] = analyze(name, input_size=input_size)
-        return _REPORTS[key]
+    return _REPORTS.get(key, lambda: analyze(name, input_size=input_size))
+
+
+_WARM = threading.Event()
+
+
+def warm_up() -> None:
+    """Analyse LeNet-5 once in the background: the first analysis in a process imports ~3 s of
+    torch internals (torch._dynamo, through the meta kernels), which a cold server's first Model
+    page would otherwise wait for. Once per process; the server answers meanwhile. Not a daemon
+    thread: a process that exits meanwhile waits for it instead of aborting inside torch."""
+    if not _WARM.is_set():
+        _WARM.set()
+        threading.Thread(target=report_for, args=("lenet5",), name="cnnzoo-warm-up").start()
+
+
+def totals(name: str, report: Report) -> dict[str, Any]:
+    """The analyzer's part of registered model `name`'s zoo row (what zoo_table.json keeps)."""
+    row = compare_row(name, report, name)
+    return {k: row[k] for k in ("input_size", "params", "macs", "memory_bytes")}
+
+
+@lru_cache(maxsize=1)
+def stored_table() -> dict[str, dict[str, Any]]:
+    """zoo_table.json: {model: totals at its native input}; empty if the file is missing."""
+    try:
+        return json.loads((resources.files("cnnzoo.serve") / TABLE_FILE).read_text())["models"]
+    except FileNotFoundError:
+        return {}
 
 
 def zoo_row(name: str) -> dict[str, Any]:
     """A registered model's row: `cnnzoo compare`'s (analysis.compare.compare_row) with its
-    family, year and description."""
+    family, year and description; the totals from zoo_table.json where it has the model at its
+    current native input, else analysed now."""
     e = get_entry(name)
-    return {**compare_row(name, report_for(name), name), "family": e.family, "year": e.paper.year,
+    kept = stored_table().get(name)
+    if kept is None or kept["input_size"] != list(e.input_size):
+        kept = totals(name, report_for(name))
+    return {"name": name, **kept, **published_figure(name), "family": e.family, "year": e.paper.year,
             "description": e.description}
 
 
 def zoo_rows(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     return [zoo_row(n) for n in (names if names is not None else list_models())]
+
+
+def zoo_charts(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The Zoo page's bubble charts, one per dataset, laid out (serve.chart)."""
+    key = tuple(names if names is not None else list_models())
+    return _CHARTS.get(key, lambda: chart.charts(zoo_rows(key)))
 
 
 def _doc(name: str) -> str:

@@ -42,6 +42,7 @@ async function route() {
   if (!fn) { showError(main, `no page ${page}`); return; }
   try { await fn(main, arg, params); } catch (e) { showError(main, e); } finally { setStatus(""); }
   main.dataset.ready = page;
+  performance.mark("ready-" + page);  // time to a drawn page, read by the browser test
 }
 window.addEventListener("hashchange", route);
 route();

@@ -23,51 +23,84 @@ function fmt(v, digits) {
   if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + " k";
   return Number(v).toFixed(digits === undefined ? 0 : digits);
 }
-function logTicks(lo, hi) {
-  const out = [];
-  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) out.push(Math.pow(10, e));
-  return out;
+function fmtShort(v) { return fmt(v).replace(/\.0+ /, " "); }  // 50 M, 1 G: tick and legend values
+
+// Accuracy vs MACs (log x), area ~ params, laid out by the server (/api/zoo/charts: the same
+// label rule as `cnnzoo compare --plot`): this draws it at the page's full width. Each label is
+// drawn with the width the server placed it with (textLength), so no two labels touch.
+function bubbleChart(host, c, rows, onClick, id = "bubble") {
+  const byName = Object.fromEntries(rows.map(r => [r.name, r]));
+  host.classList.add("chart-host");
+  const svg = svgEl("svg", { id, class: "bubble-chart", viewBox: `0 0 ${c.width} ${c.height}`, width: "100%",
+    "data-dataset": c.dataset }, host);
+  const [L, T, R, B] = c.frame;
+  const ax = svgEl("g", { class: "axis" }, svg);
+  for (const [x, v] of c.x_ticks) {
+    svgEl("line", { x1: x, y1: T, x2: x, y2: B, class: "grid" }, ax);
+    svgText(ax, x, B + 16, fmtShort(v), { "text-anchor": "middle" });
+  }
+  for (const [y, v] of c.y_ticks) {
+    svgEl("line", { x1: L, y1: y, x2: R, y2: y, class: "grid" }, ax);
+    svgText(ax, L - 6, y + 4, v + "%", { "text-anchor": "end" });
+  }
+  svgEl("rect", { x: L, y: T, width: R - L, height: B - T, fill: "none", class: "frame" }, ax);
+  svgText(ax, (L + R) / 2, B + 34, "multiply-adds per image (log scale)", { "text-anchor": "middle" });
+  svgText(ax, 16, (T + B) / 2, `top-1 accuracy (%, ${c.dataset})`,
+    { transform: `rotate(-90 16 ${(T + B) / 2})`, "text-anchor": "middle" });
+  const leaders = svgEl("g", { class: "leaders" }, svg);
+  for (const l of c.labels) if (l.leader) svgEl("line", { x1: l.leader[0], y1: l.leader[1], x2: l.leader[2], y2: l.leader[3] }, leaders);
+  const tip = document.createElement("div");
+  tip.className = "chart-tip";
+  tip.id = id + "-tip";
+  host.appendChild(tip);
+  const labelOf = {};
+  for (const b of c.bubbles) {
+    const p = byName[b.name];
+    const circle = svgEl("circle", { class: "bubble", cx: b.x, cy: b.y, r: b.r, fill: PALETTE[b.family % PALETTE.length],
+      "data-name": b.name, "aria-label": b.name }, svg);
+    circle.addEventListener("click", () => onClick(b.name));
+    circle.addEventListener("mouseenter", () => {
+      tip.innerHTML = "";
+      const lines = [[p.name, "b"], [`${p.family} · ${p.year}`], [`top-1 ${(100 - p.top1_err_pct).toFixed(1)}%` +
+        (p.top5_err_pct !== null ? ` · top-5 err ${p.top5_err_pct}%` : "")],
+        [`${fmt(p.macs)} MACs · ${fmt(p.params)} params`], [`input ${p.input_size.join("x")} · ${p.source || ""}`]];
+      for (const [text, tag] of lines) { const e = document.createElement(tag || "div"); e.textContent = text; tip.appendChild(e); }
+      const box = svg.getBoundingClientRect(), k = box.width / c.width;
+      // beside the bubble, on the side away from the crowded upper right
+      tip.style.left = (b.x > c.width / 2 ? Math.max(b.x * k - (b.r * k + 250), 0) : b.x * k + b.r * k + 14) + "px";
+      tip.style.top = Math.max(b.y * k - 20, 0) + "px";
+      tip.classList.add("shown");
+      if (labelOf[b.name]) labelOf[b.name].classList.add("hi");
+    });
+    circle.addEventListener("mouseleave", () => { tip.classList.remove("shown"); if (labelOf[b.name]) labelOf[b.name].classList.remove("hi"); });
+  }
+  const labels = svgEl("g", { class: "labels" }, svg);
+  for (const l of c.labels) {
+    labelOf[l.name] = svgText(labels, l.x0 + l.w / 2, l.y0 + l.h - 3, l.name, { class: "label", "text-anchor": "middle",
+      textLength: l.w - 2, lengthAdjust: "spacingAndGlyphs", "data-name": l.name });
+  }
+  legend(svg, c, R + 24, T);
+  return svg;
 }
 
-// Accuracy vs MACs (log x), area ~ params; click opens the model.
-function bubbleChart(host, rows, onClick, id = "bubble") {
-  const pts = rows.filter(r => r.top1_err_pct !== null && r.macs > 0);
-  const W = 760, H = 380, L = 56, R = 16, T = 14, B = 40;
-  const svg = svgEl("svg", { id, width: W, height: H, viewBox: `0 0 ${W} ${H}` });
-  host.appendChild(svg);
-  if (!pts.length) { svgText(svg, 20, 40, "no model with a published top-1 error"); return svg; }
-  const xs = pts.map(p => p.macs), ys = pts.map(p => 100 - p.top1_err_pct);
-  const x0 = Math.min(...xs) / 1.6, x1 = Math.max(...xs) * 1.6;
-  const y0 = Math.max(0, Math.floor(Math.min(...ys) - 3)), y1 = Math.min(100, Math.ceil(Math.max(...ys) + 3));
-  const sx = v => L + (Math.log10(v) - Math.log10(x0)) / (Math.log10(x1) - Math.log10(x0)) * (W - L - R);
-  const sy = v => T + (y1 - v) / (y1 - y0) * (H - T - B);
-  const ax = svgEl("g", { class: "axis" }, svg);
-  svgEl("line", { x1: L, y1: H - B, x2: W - R, y2: H - B }, ax);
-  svgEl("line", { x1: L, y1: T, x2: L, y2: H - B }, ax);
-  for (const t of logTicks(x0, x1)) {
-    if (t < x0 || t > x1) continue;
-    svgEl("line", { x1: sx(t), y1: H - B, x2: sx(t), y2: H - B + 4 }, ax);
-    svgText(svg, sx(t), H - B + 16, fmt(t), { "text-anchor": "middle" });
+// Colour: the family; area: parameters (reference bubbles at round counts).
+function legend(svg, c, x, y) {
+  const g = svgEl("g", { class: "legend" }, svg);
+  svgText(g, x, y + 10, "family (colour)", { "font-weight": 600 });
+  c.families.forEach((f, i) => {
+    const e = svgEl("g", { class: "legend-family", "data-family": f }, g);
+    svgEl("circle", { cx: x + 6, cy: y + 28 + 17 * i, r: 6, fill: PALETTE[i % PALETTE.length], class: "bubble-key" }, e);
+    svgText(e, x + 18, y + 32 + 17 * i, f);
+  });
+  let yy = y + 40 + 17 * c.families.length + 14;
+  svgText(g, x, yy, "parameters (area)", { "font-weight": 600 });
+  yy += 8;
+  for (const [n, r] of c.sizes.slice().reverse()) {
+    const e = svgEl("g", { class: "legend-size", "data-params": n }, g);
+    svgEl("circle", { cx: x + 28, cy: yy + r, r, class: "bubble-key", fill: "#9aa3b0" }, e);
+    svgText(e, x + 62, yy + r + 4, fmtShort(n));
+    yy += 2 * r + 8;
   }
-  for (let v = y0; v <= y1; v += Math.max(1, Math.round((y1 - y0) / 8))) {
-    svgEl("line", { x1: L - 4, y1: sy(v), x2: L, y2: sy(v) }, ax);
-    svgText(svg, L - 6, sy(v) + 4, v + "%", { "text-anchor": "end" });
-  }
-  svgText(svg, (W + L) / 2, H - 6, "multiply-adds (log scale)", { "text-anchor": "middle" });
-  svgText(svg, 12, T + 10, "top-1 accuracy", { transform: `rotate(-90 12 ${T + 10})`, "text-anchor": "end" });
-  const fams = [...new Set(pts.map(p => p.family))];
-  const maxP = Math.max(...pts.map(p => p.params));
-  pts.sort((a, b) => b.params - a.params);
-  for (const p of pts) {
-    const c = svgEl("circle", { class: "bubble", cx: sx(p.macs), cy: sy(100 - p.top1_err_pct),
-      r: 3 + 22 * Math.sqrt(p.params / maxP), fill: PALETTE[fams.indexOf(p.family) % PALETTE.length],
-      "data-name": p.name }, svg);
-    svgEl("title", {}, c).textContent = `${p.name}: ${(100 - p.top1_err_pct).toFixed(1)}% top-1, ` +
-      `${fmt(p.macs)} MACs, ${fmt(p.params)} params (${p.source || ""})`;
-    c.addEventListener("click", () => onClick(p.name));
-  }
-  for (const p of pts) svgText(svg, sx(p.macs) + 4, sy(100 - p.top1_err_pct) - 4, p.name, { "font-size": 9, "pointer-events": "none" });
-  return svg;
 }
 
 // One horizontal-ish bar per layer for a numeric key.
