@@ -153,7 +153,8 @@ async function runsPage(host, name) {
   host.append(h("h1", {}, "Runs"), h("p", { class: "muted" }, `from ${list.runs_dir}`));
   const ul = h("ul", { class: "plain", id: "run-list" });
   for (const r of list.runs) ul.append(h("li", { "data-run": r.name, class: r.name === name ? "selected" : "", onclick: () => go(`#/runs/${encodeURIComponent(r.name)}`) },
-    h("b", {}, r.name), ` · ${r.model || "?"} · ${r.epochs} epochs` + (r.last && r.last.test_acc != null ? ` · test ${(100 * r.last.test_acc).toFixed(1)}%` : "")));
+    h("b", {}, r.name), r.error ? h("span", { class: "bad" }, ` · unreadable: ${r.error}`)
+      : ` · ${r.model || "?"} · ${r.epochs} epochs` + (r.last && r.last.test_acc != null ? ` · test ${(100 * r.last.test_acc).toFixed(1)}%` : "")));
   if (!list.runs.length) ul.append(h("li", {}, "no runs yet: `cnnzoo train lenet5 --out runs/first`"));
   const detail = h("div", { id: "run-detail", style: "flex:1" });
   host.append(h("div", { class: "row" }, h("div", { class: "card", style: "min-width:260px" }, ul), detail));
