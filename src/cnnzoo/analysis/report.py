@@ -205,6 +205,12 @@ class Report:
     def __str__(self) -> str:  # print(report) shows the table, as torchinfo.summary does
         return self.to_table()
 
+    def _repr_html_(self) -> str:  # a notebook shows the same table as HTML
+        from ..display import html_table
+
+        body, total = self._body(False, False, False)
+        return html_table(self.headers(False, False), [*body, total], self.caption(False), self.footer())
+
     def to_table(self, flops: bool = False, all_layers: bool = False, rf: bool = False) -> str:
         """Fixed-width text table with the seeds' columns, then totals."""
         body, total = self._body(flops, all_layers, rf)
