@@ -355,3 +355,29 @@ def test_sigterm_from_outside_saves_and_resumes_exactly(tmp_path, reference):
     if step < 20:
         assert fit(resume=tmp_path)["steps"] == 20
     _same_as(reference, tmp_path)
+
+
+def test_sigterm_to_every_process_spares_the_loaders_workers_until_the_state_is_saved(tmp_path):
+    """SLURM (and a terminal's Ctrl-C) signal every process of the job, image loader workers too:
+    they leave it to the training process, which saves and stops them."""
+    from PIL import Image
+
+    for c in ("a", "b"):
+        for split, n in (("train", 150), ("val", 4)):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (32, 32), (i, 80 if c == "a" else 160, 7)).save(tmp_path / "data" / split / c / f"{i}.png")
+    cmd = [sys.executable, str(HELPER), "train", "tiny_rgb", "--data", f"folder:{tmp_path / 'data'}", "--epochs", "3",
+           "--batch-size", "8", "--recipe", "lenet", "--threads", "1", "--no-progress", "--out", str(tmp_path / "run"),
+           *[x for s in ("workers=2", "amp=off", "channels_last=off", "ckpt_every=2") for x in ("--set", s)]]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    state, deadline = tmp_path / "run" / "checkpoint.safetensors", time.time() + 240
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out[-2000:] + err[-2000:]
+    assert "Traceback" not in out + err and "DataLoader worker" not in err
+    assert f"stopped by SIGTERM at step {_step(tmp_path / 'run')}; the state is saved" in " ".join(out.split())
+    _no_leftovers(tmp_path / "run")

@@ -88,6 +88,15 @@ def cli_handlers() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def leave_to_parent(worker_id: int = 0) -> None:
+    """A data loader's worker process ignores stop signals: SLURM and a terminal's Ctrl-C reach
+    every process of the job, and a worker that died of one would fail its parent's next batch
+    before the parent could save. The parent stops its workers itself (and a worker whose parent
+    is gone exits by itself)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 @contextmanager
 def deferred(escalate: bool = True) -> Iterator[Callable[[], int]]:
     """While the block runs, a stop signal is only recorded; yields the check "which stop signal
