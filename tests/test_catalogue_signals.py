@@ -117,6 +117,23 @@ def test_a_stop_signal_mid_epoch_saves_that_step_and_resumes_exactly(sig, code, 
     _same_as(reference, tmp_path)
 
 
+@pytest.mark.parametrize("batch,code", [(10, 143), (20, 0)], ids=["epoch-1-last-step", "run-last-step"])
+def test_sigterm_on_an_epochs_last_step_is_taken_after_its_end(batch, code, tmp_path, cli, at_batch, reference):
+    at_batch(batch, signal.SIGTERM)
+    r = cli("train", *ARGS, "--epochs", "2", "--out", tmp_path)
+    assert r.code == code, r.err[-2000:]
+    text = " ".join(r.out.split())
+    assert f"epoch   {batch // 10}/2" in r.out  # that epoch ended whole: its row, checkpoint and line
+    if code:
+        assert "stopped by SIGTERM at step 10; the state is saved" in text
+        assert cli("train", "--resume", tmp_path, "--no-progress").code == 0
+    else:
+        assert "SIGTERM came after the last training step: the run finished first" in text
+    assert [r["epoch"] for r in ckpt.read_training_state(tmp_path)[1]["history"]] == [1, 2]
+    _same_as(reference, tmp_path)
+    _no_leftovers(tmp_path)
+
+
 def test_sigterm_twice_in_a_row_still_saves_once_at_that_step(tmp_path, cli, at_batch):
     at_batch(4, signal.SIGTERM, times=2)  # a scheduler and torchrun may both send one
     r = cli("train", *ARGS, "--epochs", "2", "--out", tmp_path)

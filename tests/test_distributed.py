@@ -126,3 +126,41 @@ def test_sigterm_to_torchrun_saves_on_both_ranks_and_resumes_exactly(tmp_path):
     for k in ref:
         assert torch.equal(ref[k], run[k]), k
     assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
+def _vote_worker(rank: int, store: str, side_group: bool, answers) -> None:
+    import torch.distributed as dist
+
+    from cnnzoo.train import distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    if side_group:  # as under NCCL: the vote runs on a CPU group of its own
+        distributed.dist.get_backend = lambda *a: "nccl"
+    calls = [0]
+
+    def asked() -> int:  # rank 1 gets SIGTERM before its 3rd step
+        calls[0] += 1
+        return signal.SIGTERM if rank == 1 and calls[0] >= 3 else 0
+
+    vote = distributed.StopVote(DistInfo(rank, 2, rank), asked)
+    answers.put((rank, [vote() for _ in range(5)], vote.group is not None))
+    vote.close()
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("side_group", [False, True], ids=["gloo", "beside-nccl"])
+def test_the_stop_vote_gives_every_rank_the_same_answer_at_the_same_step(tmp_path, side_group):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    answers = ctx.Queue()
+    procs = [ctx.Process(target=_vote_worker, args=(r, str(tmp_path / "store"), side_group, answers))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict((r, (a, g)) for r, a, g in (answers.get(timeout=120) for _ in procs))
+    for p in procs:
+        p.join(60)
+    # the 3rd call carries rank 1's signal; every rank reads it at the 4th and stops there
+    assert got[0][0] == got[1][0] == [0, 0, 0, signal.SIGTERM, 0]
+    assert got[0][1] == got[1][1] == side_group
