@@ -398,3 +398,29 @@ def test_sigterm_to_every_process_spares_the_loaders_workers_until_the_state_is_
     assert "Traceback" not in out + err and "DataLoader worker" not in err
     assert f"stopped by SIGTERM at step {_step(tmp_path / 'run')}; the state is saved" in " ".join(out.split())
     _no_leftovers(tmp_path / "run")
+
+
+def _worker(ready) -> None:
+    from cnnzoo.signals import leave_to_parent
+
+    leave_to_parent()
+    ready.set()
+    time.sleep(120)
+
+
+@pytest.mark.skipif(not hasattr(signal, "sigwaitinfo"), reason="needs sigwaitinfo (not on macOS)")
+def test_a_loader_worker_ignores_others_stop_signals_but_not_its_parents_terminate():
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    p = ctx.Process(target=_worker, args=(ready,), daemon=True)
+    p.start()
+    assert ready.wait(60)
+    for sig in ("TERM", "HUP", "INT"):  # from another process, as SLURM or a terminal sends them
+        subprocess.run(["kill", f"-{sig}", str(p.pid)], check=True)
+    time.sleep(0.5)
+    assert p.is_alive()
+    p.terminate()  # the loader's last resort for a stuck worker still works
+    p.join(60)
+    assert p.exitcode == 0

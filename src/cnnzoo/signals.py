@@ -14,6 +14,7 @@ A signal someone else handles or ignores (`nohup`, a host application) is left a
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -89,12 +90,22 @@ def cli_handlers() -> Iterator[None]:
 
 
 def leave_to_parent(worker_id: int = 0) -> None:
-    """A data loader's worker process ignores stop signals: SLURM and a terminal's Ctrl-C reach
-    every process of the job, and a worker that died of one would fail its parent's next batch
-    before the parent could save. The parent stops its workers itself (and a worker whose parent
-    is gone exits by itself)."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    """A data loader's worker process leaves stop signals to its parent: SLURM and a terminal's
+    Ctrl-C reach every process of the job, and a worker that died of one would fail its parent's
+    next batch before the parent could save. They are blocked and taken by a thread that ends
+    the worker only on its parent's own SIGTERM (the loader's last resort for a stuck worker);
+    the parent stops its workers itself. Where sigwaitinfo is missing (macOS), nothing changes."""
+    if not hasattr(signal, "sigwaitinfo"):
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # threads started later inherit it
+    threading.Thread(target=_parents_sigterm_only, name="cnnzoo-stop-signals", daemon=True).start()
+
+
+def _parents_sigterm_only() -> None:
+    while True:
+        info = signal.sigwaitinfo(set(STOP_SIGNALS))
+        if info.si_signo == signal.SIGTERM and info.si_pid == os.getppid():
+            os._exit(0)  # as torch's own handler does for its parent's SIGTERM
 
 
 @contextmanager
