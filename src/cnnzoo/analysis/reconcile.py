@@ -1,0 +1,209 @@
+"""Why the counters disagree: cnnzoo's params and multiply-adds beside torchvision's published
+figure, the paper's, and fvcore, ptflops (both backends), thop and calflops where installed; each
+difference split into named rules whose amounts are counted on the model (census.py), and what
+is left over printed as the unexplained residual.
+
+    r = reconcile("resnet50"); print(r.to_text())
+
+The rules say what each tool does differently from cnnzoo's (the lectures') convention, which
+counts one multiply-add per weight use in convs and fully connected layers, one per window
+element in pooling, and nothing for bias, BN, activations, residual adds or softmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError
+from . import counters as _counters
+from .census import Census, Layer, census
+
+POOL_ROWS = ("pool",)
+
+
+class Rule(NamedTuple):
+    name: str  # short, stable: the JSON key and the docs' word
+    text: str  # what the counter does differently from cnnzoo
+    amount: Callable[[Census], int]  # what it adds to cnnzoo's figure (negative: leaves out)
+
+
+def _pool(layer: Layer) -> bool:
+    return layer.row.kind == "pool"
+
+
+def _adaptive(layer: Layer) -> bool:
+    return isinstance(layer.module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d))
+
+
+def _torch_adaptive(layer: Layer) -> bool:
+    """An adaptive average pool that runs torch's own op (not a subclass's own forward)."""
+    if layer.module is None:
+        return layer.row.type.startswith("F.adaptive_avg_pool")
+    return _adaptive(layer) and type(layer.module).__module__.startswith("torch.")
+
+
+def _bn(layer: Layer) -> bool:
+    return isinstance(layer.module, nn.modules.batchnorm._BatchNorm)
+
+
+def _affine(layer: Layer) -> int:
+    return 2 if getattr(layer.module, "affine", False) else 1
+
+
+def _bias(layer: Layer) -> int:
+    return layer.elements() if layer.row.kind in ("conv", "linear") and layer.has_bias else 0
+
+
+def _known(table: Callable[[], Any]) -> Callable[[Layer], bool]:
+    """Is the layer's class (exactly: subclasses are unknown to these tools) in `table()`?"""
+    return lambda layer: layer.cls in table()
+
+
+def _thop_table() -> Any:
+    from thop.profile import register_hooks
+    return register_hooks
+
+
+def _ptflops_table() -> Any:
+    from ptflops.pytorch_ops import MODULES_MAPPING
+    return MODULES_MAPPING
+
+
+def _elements(which: str = "out") -> Callable[[Layer], int]:
+    return lambda layer: layer.elements(which)
+
+
+def _macs(layer: Layer) -> int:
+    return layer.row.macs
+
+
+# -- the rules ----------------------------------------------------------------------------------
+NO_POOL = Rule("pooling not counted", "max and average pooling cost nothing",
+               lambda c: -c.where(_pool, _macs))
+NO_POOL_BUT_ADAPTIVE = Rule(
+    "pooling not counted (but adaptive)", "max / average pooling cost nothing; "
+    "adaptive_avg_pool counts one per input element",
+    lambda c: c.where(_pool, lambda ly: (ly.elements("in") if _torch_adaptive(ly) else 0) - ly.row.macs))
+BN_X2 = Rule("BN counted (x2 affine)", "batch norm counts one per element, two with scale and shift",
+             lambda c: c.where(_bn, lambda ly: ly.elements() * _affine(ly)))
+BN_X4 = Rule("BN counted (x4 affine)", "batch norm counts two per element, four with scale and shift",
+             lambda c: c.where(_bn, lambda ly: 2 * ly.elements() * _affine(ly)))
+BIAS = Rule("bias counted", "one per output element of a conv or FC layer with a bias",
+            lambda c: c.total(_bias))
+FC_BIAS = Rule("FC bias counted", "one per output of a fully connected layer with a bias",
+               lambda c: c.where(lambda ly: ly.row.kind == "linear", _bias))
+
+
+def _ptflops_pool(c: Census) -> int:
+    known = _known(_ptflops_table)
+    return c.where(_pool, lambda ly: (ly.elements("in") if known(ly) else 0) - ly.row.macs)
+
+
+PTF_POOL = Rule("pooling = input elements", "pooling counts one per input element, not per "
+                "window element", _ptflops_pool)
+def _ptflops_patched() -> set[str]:
+    from ptflops.pytorch_engine import FUNCTIONAL_MAPPING
+    return {getattr(f, "__name__", "").lstrip("_").replace("_with_indices", "") for f in FUNCTIONAL_MAPPING} - {"linear"}
+
+
+PTF_FUNCTIONAL = Rule("functionals counted (again)", "F.relu, F.*pool*, F.softmax ... count one per "
+                      "input element wherever they run, also inside a layer its hook already counted",
+                      lambda c: sum(n for _, op, n in c.inner if op in _ptflops_patched()))
+PTF_TENSOR = Rule("torch.add / Tensor.mul counted", "one per output element of add and mul "
+                  "called as functions or methods (the `+` and `*` operators are not seen)",
+                  lambda c: sum(n for _, op, n in c.inner if op in ("add", "mul", "add_", "mul_")))
+PTF_ACT = Rule("activations counted", "one per element of ReLU / ELU / ReLU6 / LeakyReLU / PReLU",
+               lambda c: c.where(_known(_ptflops_table), lambda ly: ly.elements() if ly.row.kind == "act" else 0))
+
+
+def _thop_pool(c: Census) -> int:
+    known = _known(_thop_table)
+
+    def one(ly: Layer) -> int:
+        if not known(ly) or isinstance(ly.module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
+            return -ly.row.macs
+        if _adaptive(ly):  # window + 1 division per output
+            return ly.elements() * (ly.elements("in") // max(1, ly.elements()) + 1) - ly.row.macs
+        return ly.elements() - ly.row.macs  # average pool: one per output
+    return c.where(_pool, one)
+
+
+THOP_POOL = Rule("pooling: max not counted, average per output", "max pooling costs nothing, "
+                 "average pooling one per output (+1 division when adaptive); a subclass of "
+                 "torch's pool layers costs nothing", _thop_pool)
+
+MAC_RULES: dict[str, tuple[Rule, ...]] = {
+    "fvcore": (NO_POOL_BUT_ADAPTIVE, BN_X2),
+    "ptflops (pytorch)": (BIAS, PTF_POOL, BN_X2, PTF_ACT, PTF_FUNCTIONAL, PTF_TENSOR),
+    "ptflops (aten)": (NO_POOL, BIAS),
+    "thop": (THOP_POOL, BN_X4),
+    "calflops": (NO_POOL,),
+}
+AUX = Rule("auxiliary heads' params counted", "parameters of modules the inference pass does not "
+           "run (e.g. GoogLeNet's auxiliary classifiers)", lambda c: c.report.unused_params)
+PARAM_RULES: dict[str, tuple[Rule, ...]] = {k: () if k == "thop" else (AUX,) for k in MAC_RULES}
+
+
+@dataclass
+class Line:
+    """One counter's figure and how cnnzoo's becomes it."""
+
+    source: str
+    params: int | None
+    macs: int | None
+    rules: list[tuple[str, str, int]] = field(default_factory=list)  # (name, text, amount) MACs
+    param_rules: list[tuple[str, str, int]] = field(default_factory=list)
+    residual_macs: int | None = None
+    residual_params: int | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        def rules(rs: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
+            return [{"rule": n, "what": t, "amount": a} for n, t, a in rs]
+        return {"source": self.source, "params": self.params, "macs": self.macs,
+                "mac_rules": rules(self.rules), "param_rules": rules(self.param_rules),
+                "residual_macs": self.residual_macs, "residual_params": self.residual_params,
+                "note": self.note}
+
+
+def _explain(source: str, c: Census, got: _counters.Counted, mac_rules: Sequence[Rule],
+             param_rules: Sequence[Rule]) -> Line:
+    rules = [(r.name, r.text, int(r.amount(c))) for r in mac_rules]
+    prules = [(r.name, r.text, int(r.amount(c))) for r in param_rules]
+    base = c.report
+    return Line(source, got.params, got.macs, [r for r in rules if r[2]], [r for r in prules if r[2]],
+                got.macs - base.total_macs - sum(a for *_, a in rules),
+                got.params - base.total_params - sum(a for *_, a in prules))
+
+
+def counter_lines(model: nn.Module, c: Census, input_size: tuple[int, ...],
+                  only: Sequence[str] | None = None) -> list[Line]:
+    """Each counter's figure on `model`, explained (a missing counter: a line with the reason)."""
+    lines = []
+    for counter in _counters.COUNTERS:
+        if only is not None and counter.name not in only:
+            continue
+        why = _counters.missing(counter)
+        if why is not None:
+            lines.append(Line(counter.name, None, None, note=why))
+            continue
+        got = _counters.run(counter, model, input_size)
+        lines.append(_explain(counter.name, c, got, MAC_RULES[counter.name], PARAM_RULES[counter.name]))
+    return lines
+
+
+def check_counters(names: Sequence[str] | None) -> None:
+    """An unknown counter name is bad input."""
+    known = [c.name for c in _counters.COUNTERS]
+    bad = [n for n in names or () if n not in known]
+    if bad:
+        raise InvalidArgumentError(f"unknown counter {', '.join(map(repr, bad))}; known: {', '.join(known)}")
+
+
+def model_census(model: nn.Module, input_size: tuple[int, ...]) -> Census:
+    with torch.no_grad():
+        return census(model, input_size)
