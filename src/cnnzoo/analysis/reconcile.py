@@ -21,6 +21,8 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from . import counters as _counters
 from .census import Census, Layer, census
+from .core import analyze
+from .report import Report
 
 POOL_ROWS = ("pool",)
 
@@ -107,7 +109,8 @@ PTF_POOL = Rule("pooling = input elements", "pooling counts one per input elemen
                 "window element", _ptflops_pool)
 def _ptflops_patched() -> set[str]:
     from ptflops.pytorch_engine import FUNCTIONAL_MAPPING
-    return {getattr(f, "__name__", "").lstrip("_").replace("_with_indices", "") for f in FUNCTIONAL_MAPPING} - {"linear"}
+    names = {getattr(f, "__name__", "").lstrip("_").replace("_with_indices", "") for f in FUNCTIONAL_MAPPING}
+    return names - {"linear"}
 
 
 PTF_FUNCTIONAL = Rule("functionals counted (again)", "F.relu, F.*pool*, F.softmax ... count one per "
@@ -207,3 +210,192 @@ def check_counters(names: Sequence[str] | None) -> None:
 def model_census(model: nn.Module, input_size: tuple[int, ...]) -> Census:
     with torch.no_grad():
         return census(model, input_size)
+
+
+# -- published figures ---------------------------------------------------------------------------
+# a zoo model whose published figure is another zoo model's: (that model, the rule's name, text)
+TWINS: dict[str, tuple[str, str, str]] = {
+    "resnet50": ("resnet50_v1", "v1 vs v1.5 stride placement", "the paper's ResNet (v1) strides in the "
+                 "first 1x1 of a down-sampling block, torchvision's (v1.5) in the 3x3"),
+    "resnet101": ("resnet101_v1", "v1 vs v1.5 stride placement", "the paper's ResNet (v1) strides in "
+                  "the first 1x1 of a down-sampling block, torchvision's (v1.5) in the 3x3"),
+    "resnet152": ("resnet152_v1", "v1 vs v1.5 stride placement", "the paper's ResNet (v1) strides in "
+                  "the first 1x1 of a down-sampling block, torchvision's (v1.5) in the 3x3"),
+    "googlenet": ("googlenet_tv", "torchvision's GoogLeNet", "torchvision's GoogLeNet has BN and a 3x3 "
+                  "where the paper's branch has a 5x5 (zoo: googlenet_tv)"),
+}
+
+
+def _rounding(published: int, exact: int) -> int:
+    """What printing `exact` to `published`'s last significant digit changed; 0 if more than that."""
+    text = str(published)
+    unit = 10 ** (len(text) - len(text.rstrip("0"))) if published else 1
+    return published - exact if 2 * abs(published - exact) <= unit else 0
+
+
+ROUNDED = "printed rounded"
+
+
+def _published_line(source: str, params: int | None, macs: int | None, base_params: int, base_macs: int,
+                    steps: list[tuple[str, str, int, int]], note: str = "") -> Line:
+    """A published figure: cnnzoo's totals, then `steps` (name, text, MACs, params) to reach it,
+    then what printing it to its last digit changed."""
+    rules = [(n, t, m) for n, t, m, _ in steps if m]
+    prules = [(n, t, p) for n, t, _, p in steps if p]
+    line = Line(source, params, macs, rules, prules, note=note)
+    if macs is not None:
+        exact = base_macs + sum(a for *_, a in rules)
+        r = _rounding(macs, exact)
+        if r:
+            line.rules.append((ROUNDED, "the figure is printed to its last digit", r))
+        line.residual_macs = macs - exact - r
+    if params is not None:
+        exact = base_params + sum(a for *_, a in prules)
+        r = _rounding(params, exact)
+        if r:
+            line.param_rules.append((ROUNDED, "the figure is printed to its last digit", r))
+        line.residual_params = params - exact - r
+    return line
+
+
+def _steps(name: str, model: str, size: tuple[int, ...], at: tuple[int, ...],
+           report: Report) -> list[tuple[str, str, int, int]]:
+    """From cnnzoo's `name` at `size` to zoo model `model` at `at` (a published figure's input)."""
+    steps: list[tuple[str, str, int, int]] = []
+    mine = report if tuple(size) == at else analyze(name, input_size=at)
+    if mine is not report:
+        steps.append((f"input size {'x'.join(map(str, at))}", "the figure is for this input",
+                      mine.total_macs - report.total_macs, 0))
+    if model != name:
+        _, rule, text = TWINS[name]
+        other = analyze(model, input_size=at)
+        steps.append((rule, text, other.total_macs - mine.total_macs, other.total_params - mine.total_params))
+    return steps
+
+
+def published_lines(name: str, input_size: tuple[int, ...], report: Report) -> list[Line]:
+    """torchvision's `_ops` ("GFLOPS" in its weights' meta: multiply-adds of convs and FC layers,
+    at its crop) and the papers' figures the registry records for `name` or its twin."""
+    from ..hub.table import TABLE
+    from ..registry import get_entry, list_models
+
+    if name not in list_models():
+        return []
+    lines: list[Line] = []
+    for model in [name] + ([TWINS[name][0]] if name in TWINS else []):
+        for e in [e for e in TABLE.get(model, ()) if e.source == "torchvision" and e.gmacs is not None][:1]:
+            at = (input_size[0], e.crop, e.crop)
+            pools = -census(_meta(model), at).where(_pool, _macs)
+            lines.append(_published_line(
+                f"torchvision {e.publisher_name} _ops", e.params, int(round(e.gmacs * 1e9)),
+                report.total_params, report.total_macs, _steps(name, model, input_size, at, report)
+                + [("pooling not counted", "torchvision's _ops count convs and FC layers only", pools, 0)],
+                note="torchvision's \"GFLOPS\" are multiply-adds"))
+        at = tuple(get_entry(model).input_size)
+        for p in get_entry(model).published:
+            if p.source.startswith("torchvision") or (p.macs is None and p.params is None):
+                continue
+            lines.append(_published_line(
+                p.source, None if p.params is None else int(p.params),
+                None if p.macs is None else int(p.macs), report.total_params, report.total_macs,
+                _steps(name, model, input_size, at, report)))
+    return lines
+
+
+def _meta(name: str) -> nn.Module:
+    from ..registry import create_model
+
+    with torch.device("meta"):
+        return create_model(name)
+
+
+# -- the result ----------------------------------------------------------------------------------
+@dataclass
+class Reconciliation:
+    model: str
+    input_size: tuple[int, ...]
+    params: int  # cnnzoo's
+    macs: int
+    lines: list[Line]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "input_size": list(self.input_size),
+                "cnnzoo": {"params": self.params, "macs": self.macs,
+                           "convention": CONVENTION},
+                "sources": [ln.as_dict() for ln in self.lines]}
+
+    def to_text(self) -> str:
+        out = [f"{self.model}, input {'x'.join(map(str, self.input_size))}: cnnzoo {self.params:,} params, "
+               f"{self.macs:,} multiply-adds", f"({CONVENTION})", ""]
+        w = max(len(ln.source) for ln in self.lines) if self.lines else 10
+        for ln in self.lines:
+            if ln.macs is None and ln.params is None:
+                out.append(f"{ln.source.ljust(w)}  not run: {ln.note}")
+                continue
+            out.append(f"{ln.source.ljust(w)}  params {_n(ln.params):>14}  MACs {_n(ln.macs):>17}")
+            for name, _, amount in ln.param_rules:
+                out.append(f"    params: {name:<44} {amount:+,}")
+            for name, _, amount in ln.rules:
+                out.append(f"    MACs:   {name:<44} {amount:+,}")
+            out.append(f"    unexplained: params {_n(ln.residual_params)}, MACs {_n(ln.residual_macs)}")
+        return "\n".join(out) + "\n"
+
+    def to_markdown(self) -> str:
+        rows = ["| source | params | MACs | rules (MACs) | unexplained MACs |", "|---|---:|---:|---|---:|",
+                f"| cnnzoo | {self.params:,} | {self.macs:,} | | |"]
+        for ln in self.lines:
+            if ln.macs is None and ln.params is None:
+                rows.append(f"| {ln.source} | | | not run: {ln.note} | |")
+                continue
+            both = ln.rules + [("params: " + n, t, a) for n, t, a in ln.param_rules]
+            rules = "; ".join(f"{n} {a:+,}" for n, _, a in both)
+            rows.append(f"| {ln.source} | {_n(ln.params)} | {_n(ln.macs)} | {rules} | {_n(ln.residual_macs)} |")
+        return "\n".join(rows) + "\n"
+
+
+CONVENTION = ("one multiply-add per weight use in convs and FC layers, one per window element in "
+              "pooling; bias, BN, activations, residual adds and softmax count nothing")
+
+
+def _n(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def reconcile(model: str | nn.Module, input_size: Sequence[int] | None = None,
+              counters: Sequence[str] | None = None, published: bool = True) -> Reconciliation:
+    """cnnzoo's params and multiply-adds of `model` (a zoo name, `tv:NAME`, `timm:NAME` or a
+    module) beside the published figures and each installed counter's, every difference
+    attributed to a named rule and the rest printed as unexplained. `counters`: only these
+    (names as in counters.COUNTERS); `published`: include torchvision's and the papers' figures."""
+    from .compare import resolve_target
+
+    check_counters(counters)
+    if isinstance(model, nn.Module):
+        if input_size is None:
+            raise InvalidArgumentError("input_size is required for a module, e.g. (3, 224, 224)")
+        module, label, size = model, type(model).__name__, tuple(input_size)
+    else:
+        target, size, label = resolve_target(model, None if input_size is None else tuple(input_size))
+        module = _cpu_model(target)
+        size = tuple(size) if size is not None else _default_size(target)
+    c = model_census(module, size)
+    lines = published_lines(label, size, c.report) if published and isinstance(model, str) else []
+    lines += counter_lines(module, c, size, counters)
+    return Reconciliation(label, size, c.report.total_params, c.report.total_macs, lines)
+
+
+def _default_size(target: Any) -> tuple[int, ...]:
+    from ..registry import get_entry
+
+    if isinstance(target, str):
+        return tuple(get_entry(target).input_size)
+    return (3, 224, 224)
+
+
+def _cpu_model(target: Any) -> nn.Module:
+    """The counters run the model: a name is built on the CPU with random weights."""
+    from ..registry import create_model
+
+    if isinstance(target, nn.Module):
+        return target
+    return create_model(target)

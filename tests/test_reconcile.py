@@ -1,0 +1,86 @@
+"""`cnnzoo reconcile`: every counter's figure explained by named rules counted on the model, with
+nothing left unexplained on the five landmark models (issue 28, item 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnzoo.analysis import counters as counters_mod
+from cnnzoo.analysis.reconcile import reconcile
+
+FIVE = ["alexnet", "vgg16", "googlenet", "resnet50", "mobilenet_v2"]
+FAST = {"alexnet", "resnet50", "mobilenet_v2"}  # vgg16 and googlenet take longer on 2 cores
+
+
+def _installed(name: str) -> None:
+    counter = next(c for c in counters_mod.COUNTERS if c.name == name)
+    why = counters_mod.missing(counter)
+    if why:
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("counter", [c.name for c in counters_mod.COUNTERS])
+@pytest.mark.parametrize("model", [pytest.param(m, marks=() if m in FAST else pytest.mark.slow) for m in FIVE])
+def test_every_difference_is_a_named_rule(model, counter):
+    _installed(counter)
+    r = reconcile(model, counters=[counter], published=False)
+    (line,) = r.lines
+    assert line.residual_macs == 0, line.as_dict()
+    assert line.residual_params == 0, line.as_dict()
+    assert line.macs == r.macs + sum(a for *_, a in line.rules)
+
+
+@pytest.mark.parametrize("model", FIVE)
+def test_torchvision_ops_are_multiply_adds_of_convs_and_fc(model):
+    r = reconcile(model, counters=[])
+    tv = next(ln for ln in r.lines if ln.source.startswith("torchvision"))
+    assert tv.residual_macs == 0 and tv.residual_params == 0
+    names = [n for n, *_ in tv.rules]
+    assert "pooling not counted" in names
+    if model == "googlenet":  # the zoo's googlenet is the paper's; torchvision's is googlenet_tv
+        assert "torchvision's GoogLeNet" in names
+    if model == "alexnet":  # native 227, torchvision's figure at 224
+        assert "input size 3x224x224" in names
+
+
+def test_resnet50_paper_figure_is_v1():
+    r = reconcile("resnet50", counters=[])
+    paper = next(ln for ln in r.lines if ln.source.startswith("He et al."))
+    (rule,) = [a for n, _, a in paper.rules if n == "v1 vs v1.5 stride placement"]
+    assert rule == -231_211_008  # v1 3,859,879,936 - v1.5 4,091,090,944 (tests/test_analysis_seeds.py)
+    assert paper.macs == 3_800_000_000 and paper.residual_macs == 3_800_000_000 - 3_859_879_936
+
+
+def test_bn_amount_is_counted_on_the_model():
+    _installed("fvcore")
+    r = reconcile("resnet50", counters=["fvcore"], published=False)
+    bn = dict((n, a) for n, _, a in r.lines[0].rules)["BN counted (x2 affine)"]
+    assert bn == 2 * 11_113_984  # 53 BN layers' output elements, scale and shift
+
+
+def test_cli_table_and_json(cli):
+    res = cli("reconcile", "alexnet", "--input", "3x224x224", "--counters", "thop", "--json")
+    assert res.code in (0, None)
+    d = res.json()
+    assert d["input_size"] == [3, 224, 224] and d["cnnzoo"]["macs"] == 714_992_576
+    sources = [s["source"] for s in d["sources"]]
+    assert sources[0] == "torchvision alexnet _ops" and sources[-1] == "thop"
+    text = cli("reconcile", "alexnet", "--counters", "thop").out
+    assert "unexplained: params 0, MACs 0" in text and "pooling not counted" in text
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["reconcile", "alexnet", "--counters", "nope"], "unknown counter 'nope'"),
+    (["reconcile", "no_such_model"], "unknown model"),
+    (["reconcile", "alexnet", "--input", "3x0x1"], "--input must be"),
+])
+def test_cli_bad_input_exits_2(cli, argv, needle):
+    res = cli(*argv)
+    assert res.code == 2 and needle in res.err
+
+
+def test_missing_counter_is_listed_with_its_reason(monkeypatch):
+    monkeypatch.setattr(counters_mod, "missing", lambda c: "thop is not installed" if c.name == "thop" else None)
+    r = reconcile("alexnet", counters=["thop"], published=False)
+    assert r.lines[0].macs is None and "not installed" in r.lines[0].note
+    assert "not run: thop is not installed" in r.to_text()
