@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from . import counters as _counters
+from . import own
 from .census import Census, Layer, census
 from .core import analyze
 from .report import Report
@@ -376,17 +377,22 @@ def reconcile(model: str | nn.Module, input_size: Sequence[int] | None = None,
         module, label, size = model, type(model).__name__, tuple(input_size)
     else:
         target, size, label = resolve_target(model, None if input_size is None else tuple(input_size))
+        if own.is_onnx(target):
+            raise InvalidArgumentError(f"{model}: the counters run PyTorch modules, an ONNX file has none; "
+                                       "`cnnzoo summary FILE.onnx` gives cnnzoo's figures")
         module = _cpu_model(target)
-        size = tuple(size) if size is not None else _default_size(target)
+        size = tuple(size) if size is not None else _default_size(target, module)
     c = model_census(module, size)
     lines = published_lines(label, size, c.report) if published and isinstance(model, str) else []
     lines += counter_lines(module, c, size, counters)
     return Reconciliation(label, size, c.report.total_params, c.report.total_macs, lines)
 
 
-def _default_size(target: Any) -> tuple[int, ...]:
+def _default_size(target: Any, module: nn.Module) -> tuple[int, ...]:
     from ..registry import get_entry
 
+    if own.is_library_name(target):
+        return own.default_input(module)
     if isinstance(target, str):
         return tuple(get_entry(target).input_size)
     return (3, 224, 224)
@@ -398,4 +404,4 @@ def _cpu_model(target: Any) -> nn.Module:
 
     if isinstance(target, nn.Module):
         return target
-    return create_model(target)
+    return own.build(target, "cpu") if own.is_library_name(target) else create_model(target)
