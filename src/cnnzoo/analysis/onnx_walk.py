@@ -50,6 +50,12 @@ def _load(path: str | Path, input_size: tuple[int, ...] | None, batch: int) -> t
         raise InvalidArgumentError(f"{path} is not an ONNX model ({type(err).__name__}: {err})") from None
     if not model.graph.node:
         raise InvalidArgumentError(f"{path} is not an ONNX model (an empty graph)")
+    unknown: dict[str, list[str]] = {}  # before shape inference, which fails on them too
+    for i, n in enumerate(model.graph.node):
+        if n.op_type not in COSTED or n.domain not in ("", "ai.onnx"):
+            unknown.setdefault(n.op_type, []).append(n.name or f"node {i}")
+    if unknown:
+        raise UncostedOperatorsError(str(path), unknown)
     inits = {i.name for i in model.graph.initializer}
     x = next((i for i in model.graph.input if i.name not in inits), None)
     if x is None:
@@ -88,17 +94,11 @@ def analyze_onnx(path: str | Path, input_size: tuple[int, ...] | None = None, ba
         shapes[v.name] = tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
     inits = {i.name: tuple(i.dims) for i in g.initializer}
     shapes.update(inits)
-    unknown: dict[str, list[str]] = {}
-    for i, n in enumerate(g.node):
-        if n.op_type not in COSTED or n.domain not in ("", "ai.onnx"):
-            unknown.setdefault(n.op_type, []).append(n.name or f"node {i}")
-    if unknown:
-        raise UncostedOperatorsError(str(path), unknown)
     n_sp = max(0, len(size) - 1)
     geo: dict[str, receptive.Geo] = {xname: receptive.unit(n_sp)}
     rows: list[LayerRow] = []
     seen: Counter[str] = Counter()
-    for i, n in enumerate(g.node):
+    for n in g.node:
         ins = [shapes.get(t, ()) for t in n.input]
         out = shapes.get(n.output[0], ()) if n.output else ()
         g_in = receptive.merge([geo.get(t) for t in n.input]) or receptive.unit(n_sp)
