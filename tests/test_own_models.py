@@ -114,3 +114,42 @@ def test_library_not_installed_is_bad_input(monkeypatch):
     monkeypatch.setattr(own.importlib.util, "find_spec", lambda n, *a: None if n == "timm" else real(n, *a))
     with pytest.raises(InvalidArgumentError, match="timm is not installed"):
         analyze("timm:resnet18")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from starlette.testclient import TestClient
+
+    from cnnzoo.serve import create_app
+
+    root = tmp_path_factory.mktemp("serve")
+    with TestClient(create_app(root / "runs", models=["alexnet"], cache=root / "cache")) as c:
+        yield c
+
+
+def test_api_own_model_by_name_and_upload(client, tmp_path):
+    r = client.get("/api/own?name=tv:resnet18")
+    assert r.status_code == 200 and r.json()["totals"]["macs"] == 1_815_904_768
+    data = _onnx(tmp_path / "tiny.onnx").read_bytes()
+    r = client.post("/api/own?input=3x64x64", content=data)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["model"] == "uploaded ONNX file" and d["rows"][0]["out_shape"] == [8, 64, 64]
+
+
+@pytest.mark.parametrize("how, status, needle", [
+    ("bad", 400, "is not an ONNX model"),
+    ("odd", 400, "cannot cost these operators: Mystery"),
+    ("empty", 400, "empty upload"),
+    ("path", 400, "name must be tv:NAME or timm:NAME"),
+    ("unknown", 400, "torchvision has no model"),
+])
+def test_api_own_bad_input_is_4xx(client, tmp_path, how, status, needle):
+    if how in ("path", "unknown"):
+        r = client.get("/api/own?name=" + ("/etc/passwd" if how == "path" else "tv:nope"))
+    else:
+        body = {"bad": b"\xff\xfe not onnx", "empty": b"",
+                "odd": _onnx(tmp_path / "odd.onnx", extra_op="Mystery").read_bytes() if how == "odd" else b""}[how]
+        r = client.post("/api/own", content=body)
+    assert r.status_code == status and needle in r.json()["error"], r.text
+    assert "/tmp" not in r.json()["error"]

@@ -84,3 +84,41 @@ def test_missing_counter_is_listed_with_its_reason(monkeypatch):
     r = reconcile("alexnet", counters=["thop"], published=False)
     assert r.lines[0].macs is None and "not installed" in r.lines[0].note
     assert "not run: thop is not installed" in r.to_text()
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from starlette.testclient import TestClient
+
+    from cnnzoo.serve import create_app
+
+    root = tmp_path_factory.mktemp("serve")
+    with TestClient(create_app(root / "runs", models=["alexnet"], cache=root / "cache")) as c:
+        yield c
+
+
+def test_api_reconcile(client):
+    r = client.get("/api/reconcile/alexnet?input=3x224x224&counters=thop")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["cnnzoo"]["macs"] == 714_992_576
+    assert [s["residual_macs"] for s in d["sources"]] == [0, 0]
+
+
+@pytest.mark.parametrize("url, status, needle", [
+    ("/api/reconcile/no_such_model", 404, "unknown model"),
+    ("/api/reconcile/alexnet?counters=nope", 400, "unknown counter"),
+    ("/api/reconcile/alexnet?input=3x0x0", 400, "--input must be"),
+    ("/api/reconcile/%2Fetc%2Fpasswd", 404, "no such page or API"),  # never a path on the server
+    ("/api/reconcile/..%2Fetc", 404, "unknown model"),
+    ("/api/reconcile/tv:resnet5", 400, "torchvision has no model"),
+])
+def test_api_reconcile_bad_input_is_4xx(client, url, status, needle):
+    r = client.get(url)
+    assert r.status_code == status and needle in r.json()["error"], r.text
+
+
+def test_page_has_the_reconcile_view(client):
+    html = client.get("/").text
+    assert 'data-page="reconcile"' in html and "/static/reconcile.js" in html
+    assert "async function reconcilePage" in client.get("/static/reconcile.js").text

@@ -195,7 +195,12 @@ def counter_lines(model: nn.Module, c: Census, input_size: tuple[int, ...],
         if why is not None:
             lines.append(Line(counter.name, None, None, note=why))
             continue
-        got = _counters.run(counter, model, input_size)
+        try:
+            got = _counters.run(counter, model, input_size)
+        except Exception as err:  # a third-party tool's failure on this model: say so, go on
+            lines.append(Line(counter.name, None, None, note=f"{counter.name} failed on this model: "
+                              f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
+            continue
         lines.append(_explain(counter.name, c, got, MAC_RULES[counter.name], PARAM_RULES[counter.name]))
     return lines
 
