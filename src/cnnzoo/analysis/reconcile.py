@@ -347,15 +347,16 @@ class Reconciliation:
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
-        rows = ["| source | params | MACs | rules (MACs) | unexplained MACs |", "|---|---:|---:|---|---:|",
-                f"| cnnzoo | {self.params:,} | {self.macs:,} | | |"]
+        rows = ["| source | params | MACs | rules: what it counts differently | unexplained params / MACs |",
+                "|---|---:|---:|---|---:|", f"| cnnzoo | {self.params:,} | {self.macs:,} | | |"]
         for ln in self.lines:
             if ln.macs is None and ln.params is None:
                 rows.append(f"| {ln.source} | | | not run: {ln.note} | |")
                 continue
             both = ln.rules + [("params: " + n, t, a) for n, t, a in ln.param_rules]
             rules = "; ".join(f"{n} {a:+,}" for n, _, a in both)
-            rows.append(f"| {ln.source} | {_n(ln.params)} | {_n(ln.macs)} | {rules} | {_n(ln.residual_macs)} |")
+            rows.append(f"| {ln.source} | {_n(ln.params)} | {_n(ln.macs)} | {rules} | "
+                        f"{_n(ln.residual_params)} / {_n(ln.residual_macs)} |")
         return "\n".join(rows) + "\n"
 
 
