@@ -9,7 +9,7 @@ from cnnzoo.analysis import counters as counters_mod
 from cnnzoo.analysis.reconcile import reconcile
 
 FIVE = ["alexnet", "vgg16", "googlenet", "resnet50", "mobilenet_v2"]
-FAST = {"alexnet", "resnet50", "mobilenet_v2"}  # vgg16 and googlenet take longer on 2 cores
+FAST = {"resnet50"}  # the others run with -m slow (each counter takes seconds per model on 2 cores)
 
 
 def _installed(name: str) -> None:
@@ -51,11 +51,16 @@ def test_resnet50_paper_figure_is_v1():
     assert paper.macs == 3_800_000_000 and paper.residual_macs == 3_800_000_000 - 3_859_879_936
 
 
-def test_bn_amount_is_counted_on_the_model():
-    _installed("fvcore")
-    r = reconcile("resnet50", counters=["fvcore"], published=False)
-    bn = dict((n, a) for n, _, a in r.lines[0].rules)["BN counted (x2 affine)"]
-    assert bn == 2 * 11_113_984  # 53 BN layers' output elements, scale and shift
+def test_rule_amounts_are_counted_on_the_model():
+    import torch
+
+    from cnnzoo.analysis.reconcile import BN_X2, NO_POOL, model_census
+    from cnnzoo.registry import create_model
+
+    with torch.device("meta"):
+        c = model_census(create_model("resnet50"), (3, 224, 224))
+    assert BN_X2.amount(c) == 2 * 11_113_984  # 53 BN layers' output elements, scale and shift
+    assert NO_POOL.amount(c) == -(64 * 56 * 56 * 9 + 2048 * 7 * 7)  # the stem's 3x3 max pool, global average
 
 
 def test_cli_table_and_json(cli):
@@ -122,3 +127,28 @@ def test_page_has_the_reconcile_view(client):
     html = client.get("/").text
     assert 'data-page="reconcile"' in html and "/static/reconcile.js" in html
     assert "async function reconcilePage" in client.get("/static/reconcile.js").text
+
+
+def _docs_rows(model: str) -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "analysis.md").read_text()
+    block = text.split(f"**{model}** (", 1)[1].split("\n\n", 2)[1]
+    return block.splitlines()
+
+
+@pytest.mark.parametrize("model", FIVE)
+def test_docs_tables_show_the_published_rows_as_computed(model):
+    """The side-by-side tables in docs/analysis.md: cnnzoo's and the published rows are exact
+    (the counters' rows depend on their versions: the block names them)."""
+    want = reconcile(model, counters=[]).to_markdown().splitlines()
+    shown = _docs_rows(model)
+    assert shown[:len(want)] == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", FIVE)
+def test_docs_tables_are_the_commands_output(model):
+    for c in counters_mod.COUNTERS:
+        _installed(c.name)
+    assert _docs_rows(model) == reconcile(model).to_markdown().splitlines()
