@@ -153,3 +153,64 @@ def test_api_own_bad_input_is_4xx(client, tmp_path, how, status, needle):
         r = client.post("/api/own", content=body)
     assert r.status_code == status and needle in r.json()["error"], r.text
     assert "/tmp" not in r.json()["error"]
+
+
+@pytest.mark.browser
+def test_browser_reconcile_and_own_model_pages(tmp_path):
+    """The two pages in headless Chromium: the reconcile table, a tv: model's rows, an ONNX upload."""
+    import os
+    import shutil
+    import socket
+    import threading
+    import time
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    uvicorn = pytest.importorskip("uvicorn")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("needs chromium and chromedriver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from cnnzoo.serve import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "runs", models=["alexnet"], cache=tmp_path / "c"),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    opts = Options()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(driver), options=opts)
+    shots = os.environ.get("CNNZOO_SCREENSHOTS")
+    try:
+        def open_(hash_: str, page: str) -> None:
+            drv.get(f"http://127.0.0.1:{port}/{hash_}")
+            WebDriverWait(drv, 120).until(lambda d: d.execute_script("return document.getElementById('main').dataset.ready") == page)
+            assert not drv.find_elements(By.CSS_SELECTOR, "#main .error")
+
+        open_("#/reconcile/alexnet?input=3x224x224&counters=thop", "reconcile")
+        rows = drv.find_elements(By.CSS_SELECTOR, "#rec-table tr[data-source]")
+        assert [r.get_attribute("data-source") for r in rows] == ["torchvision alexnet _ops", "thop"]
+        assert all(r.find_elements(By.TAG_NAME, "td")[-1].text == "0" for r in rows)
+        if shots:
+            drv.save_screenshot(os.path.join(shots, "reconcile.png"))
+        open_("#/own/tv:resnet18", "own")
+        assert "1,815,904,768 multiply-adds" in drv.find_element(By.ID, "own-totals").text
+        drv.find_element(By.ID, "own-file").send_keys(str(_onnx(tmp_path / "tiny.onnx")))
+        WebDriverWait(drv, 60).until(lambda d: "uploaded ONNX file" in d.find_element(By.ID, "own-out").text)
+        assert "conv2" in drv.find_element(By.ID, "own-table").text
+        if shots:
+            drv.save_screenshot(os.path.join(shots, "own-model.png"))
+    finally:
+        drv.quit()
+        server.should_exit = True
+        thread.join(10)

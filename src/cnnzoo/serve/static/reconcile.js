@@ -1,4 +1,4 @@
-// Reconcile (#/reconcile/NAME?input=CxHxW): cnnzoo beside torchvision's _ops, the paper and the
+// Reconcile (#/reconcile/NAME?input=CxHxW&counters=a,b): cnnzoo beside torchvision's _ops, the paper and the
 // installed counters, each difference a named rule. Own model (#/own?name=tv:NAME): the per-layer
 // table of a torchvision/timm architecture or an uploaded ONNX file.
 "use strict";
@@ -18,7 +18,10 @@ async function reconcilePage(host, name, params) {
   reconcileForm(host, name, input, "reconcile");
   if (!name) return;
   setStatus(`running the counters on ${name}… (seconds each)`);
-  const d = await api(`/api/reconcile/${encodeURIComponent(name)}` + (input ? `?input=${encodeURIComponent(input)}` : ""));
+  const q = new URLSearchParams();
+  if (input) q.set("input", input);
+  if (params.get("counters")) q.set("counters", params.get("counters"));  // e.g. fvcore,thop
+  const d = await api(`/api/reconcile/${encodeURIComponent(name)}?${q}`);
   host.append(h("p", { id: "rec-head" }, `${d.model}, input ${d.input_size.join("x")}: cnnzoo ${fmt(d.cnnzoo.params)} params, ${d.cnnzoo.macs.toLocaleString("en")} multiply-adds`),
     h("p", { class: "muted" }, `cnnzoo counts ${d.cnnzoo.convention}.`));
   const table = h("table", { id: "rec-table" }, h("tr", {}, ["source", "params", "MACs", "rules (what it counts differently)", "unexplained MACs"].map(t => h("th", { class: "l" }, t))));
