@@ -83,6 +83,13 @@ def test_cli_summary_compare_with_own_models(cli, tmp_path):
     assert rows[0]["params"] == 1_546
 
 
+def test_reconcile_an_onnx_file_gives_cnnzoos_figures(cli, tmp_path):
+    res = cli("reconcile", _onnx(tmp_path / "tiny.onnx"), "--counters", "thop,fvcore")
+    assert res.code in (0, None), res.err
+    assert "cnnzoo 1,546 params, 286,768 multiply-adds" in res.out
+    assert res.out.count("not run: the counters run PyTorch modules") == 2
+
+
 def test_tv_and_timm_names_build_the_library_architecture():
     assert analyze("tv:resnet50").total_macs == analyze("resnet50").total_macs  # zoo resnet50 is torchvision's
     pytest.importorskip("timm")
@@ -92,7 +99,7 @@ def test_tv_and_timm_names_build_the_library_architecture():
 @pytest.mark.parametrize("argv, needle", [
     (["summary", "tv:resnet5"], "torchvision has no model 'resnet5'; did you mean: tv:resnet50"),
     (["summary", "timm:nope_net"], "timm has no model 'nope_net'"),
-    (["reconcile", "BADFILE"], "the counters run PyTorch modules"),
+    (["reconcile", "BADFILE"], "is not an ONNX model"),
     (["summary", "BADFILE"], "is not an ONNX model"),
     (["summary", "ODDFILE"], "cannot cost these operators: Mystery x1 (e.g. mystery)"),
     (["summary", "missing.onnx"], "no such file"),

@@ -152,3 +152,13 @@ def test_docs_tables_are_the_commands_output(model):
     for c in counters_mod.COUNTERS:
         _installed(c.name)
     assert _docs_rows(model) == reconcile(model).to_markdown().splitlines()
+
+
+def test_a_timm_model_with_layer_norm():
+    """Beyond the zoo: fvcore's LayerNorm (5 per element with scale and shift) is a rule too."""
+    _installed("fvcore")
+    pytest.importorskip("timm")
+    r = reconcile("timm:convnext_tiny", counters=["fvcore"])
+    (line,) = r.lines
+    assert dict((n, a) for n, _, a in line.rules)["LayerNorm / GroupNorm counted (x5 affine)"] == 5 * 2_973_696
+    assert line.residual_macs == 0 and line.residual_params == 0

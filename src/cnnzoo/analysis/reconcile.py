@@ -95,9 +95,25 @@ BN_X2 = Rule("BN counted (x2 affine)", "batch norm counts one per element, two w
              lambda c: c.where(_bn, lambda ly: ly.elements() * _affine(ly)))
 BN_X4 = Rule("BN counted (x4 affine)", "batch norm counts two per element, four with scale and shift",
              lambda c: c.where(_bn, lambda ly: 2 * ly.elements() * _affine(ly)))
+def _ln(layer: Layer) -> int:
+    m = layer.module
+    affine = getattr(m, "elementwise_affine", getattr(m, "affine", False))
+    return layer.elements() * (5 if affine else 4) if isinstance(m, (nn.LayerNorm, nn.GroupNorm)) else 0
+
+
+LN_X5 = Rule("LayerNorm / GroupNorm counted (x5 affine)", "layer and group norm count 4 per element, "
+             "5 with scale and shift", lambda c: c.total(_ln))
 BIAS = Rule("bias counted", "one per output element of a conv or FC layer with a bias",
             lambda c: c.total(_bias))
-FC_BIAS = Rule("FC bias counted", "one per output of a fully connected layer with a bias",
+FC_def _ln(layer: Layer) -> int:
+    m = layer.module
+    affine = getattr(m, "elementwise_affine", getattr(m, "affine", False))
+    return layer.elements() * (5 if affine else 4) if isinstance(m, (nn.LayerNorm, nn.GroupNorm)) else 0
+
+
+LN_X5 = Rule("LayerNorm / GroupNorm counted (x5 affine)", "layer and group norm count 4 per element, "
+             "5 with scale and shift", lambda c: c.total(_ln))
+BIAS = Rule("FC bias counted", "one per output of a fully connected layer with a bias",
                lambda c: c.where(lambda ly: ly.row.kind == "linear", _bias))
 
 
@@ -141,7 +157,7 @@ THOP_POOL = Rule("pooling: max not counted, average per output", "max pooling co
                  "torch's pool layers costs nothing", _thop_pool)
 
 MAC_RULES: dict[str, tuple[Rule, ...]] = {
-    "fvcore": (NO_POOL_BUT_ADAPTIVE, BN_X2),
+    "fvcore": (NO_POOL_BUT_ADAPTIVE, BN_X2, LN_X5),
     "ptflops (pytorch)": (BIAS, PTF_POOL, BN_X2, PTF_ACT, PTF_FUNCTIONAL, PTF_TENSOR),
     "ptflops (aten)": (NO_POOL, BIAS),
     "thop": (THOP_POOL, BN_X4),
@@ -383,9 +399,12 @@ def reconcile(model: str | nn.Module, input_size: Sequence[int] | None = None,
         module, label, size = model, type(model).__name__, tuple(input_size)
     else:
         target, size, label = resolve_target(model, None if input_size is None else tuple(input_size))
-        if own.is_onnx(target):
-            raise InvalidArgumentError(f"{model}: the counters run PyTorch modules, an ONNX file has none; "
-                                       "`cnnzoo summary FILE.onnx` gives cnnzoo's figures")
+        if own.is_onnx(target):  # cnnzoo's figures; the counters need a PyTorch module
+            rep = analyze(target, input_size=size)
+            why = "the counters run PyTorch modules; an ONNX file has none"
+            return Reconciliation(rep.model_name, rep.input_size, rep.total_params, rep.total_macs,
+                                  [Line(c.name, None, None, note=why) for c in _counters.COUNTERS
+                                   if counters is None or c.name in counters])
         module = _cpu_model(target)
         size = tuple(size) if size is not None else _default_size(target, module)
     c = model_census(module, size)
