@@ -95,6 +95,8 @@ BN_X2 = Rule("BN counted (x2 affine)", "batch norm counts one per element, two w
              lambda c: c.where(_bn, lambda ly: ly.elements() * _affine(ly)))
 BN_X4 = Rule("BN counted (x4 affine)", "batch norm counts two per element, four with scale and shift",
              lambda c: c.where(_bn, lambda ly: 2 * ly.elements() * _affine(ly)))
+
+
 def _ln(layer: Layer) -> int:
     m = layer.module
     affine = getattr(m, "elementwise_affine", getattr(m, "affine", False))
@@ -105,15 +107,7 @@ LN_X5 = Rule("LayerNorm / GroupNorm counted (x5 affine)", "layer and group norm 
              "5 with scale and shift", lambda c: c.total(_ln))
 BIAS = Rule("bias counted", "one per output element of a conv or FC layer with a bias",
             lambda c: c.total(_bias))
-FC_def _ln(layer: Layer) -> int:
-    m = layer.module
-    affine = getattr(m, "elementwise_affine", getattr(m, "affine", False))
-    return layer.elements() * (5 if affine else 4) if isinstance(m, (nn.LayerNorm, nn.GroupNorm)) else 0
-
-
-LN_X5 = Rule("LayerNorm / GroupNorm counted (x5 affine)", "layer and group norm count 4 per element, "
-             "5 with scale and shift", lambda c: c.total(_ln))
-BIAS = Rule("FC bias counted", "one per output of a fully connected layer with a bias",
+FC_BIAS = Rule("FC bias counted", "one per output of a fully connected layer with a bias",
                lambda c: c.where(lambda ly: ly.row.kind == "linear", _bias))
 
 
