@@ -162,3 +162,18 @@ def test_a_timm_model_with_layer_norm():
     (line,) = r.lines
     assert dict((n, a) for n, _, a in line.rules)["LayerNorm / GroupNorm counted (x5 affine)"] == 5 * 2_973_696
     assert line.residual_macs == 0 and line.residual_params == 0
+
+
+def test_counters_leave_a_module_unchanged():
+    import torch
+
+    _installed("thop")
+    from cnnzoo.registry import create_model
+
+    model = create_model("lenet5").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    r = reconcile(model, input_size=(1, 32, 32))
+    assert r.model == "LeNet5" and all(ln.residual_macs in (0, None) for ln in r.lines)
+    after = model.state_dict()
+    assert model.training and before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)

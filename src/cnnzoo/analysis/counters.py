@@ -45,11 +45,14 @@ def _ptflops(backend: str) -> Callable[[nn.Module, torch.Tensor], Counted]:
 
 
 def _thop(model: nn.Module, x: torch.Tensor) -> Counted:
-    # thop leaves total_ops/total_params buffers on every module: count on a copy
-    import copy
-
     import thop
-    macs, params = thop.profile(copy.deepcopy(model), inputs=(x,), verbose=False)
+
+    try:
+        macs, params = thop.profile(model, inputs=(x,), verbose=False)
+    finally:  # thop leaves its counting buffers on the containers: take them off
+        for m in model.modules():
+            m._buffers.pop("total_ops", None)
+            m._buffers.pop("total_params", None)
     return Counted(int(params), int(macs))
 
 
