@@ -41,6 +41,12 @@ VERBS: dict[str, Verb] = {
         "cnnzoo compare alexnet vgg16 googlenet resnet50 --plot complexity.png",
         "cnnzoo compare runs/lenet5-1/model.safetensors lenet5 --format json",
     )),
+    "reconcile": Verb("analyze", "Why the cost counters disagree: cnnzoo beside torchvision's _ops, the "
+                      "paper, fvcore, ptflops, thop and calflops, each difference a named rule.", (
+        "cnnzoo reconcile resnet50",
+        "cnnzoo reconcile alexnet --input 3x224x224 --format markdown",
+        "cnnzoo reconcile mobilenet_v2 --counters fvcore,thop --json",
+    )),
     "train": Verb("train", "Train a model on real data with its paper's recipe; resumable checkpoints.", (
         "cnnzoo train lenet5",
         "cnnzoo train resnet20 --data cifar10:~/data/cifar10 --epochs 30 --set label_smoothing=0.1",
