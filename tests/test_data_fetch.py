@@ -128,6 +128,7 @@ def test_fetch_from_a_file_mirror_then_data_cifar10_reads_the_cache(publisher, t
     assert r.code == 0, r.err
     folder = _cached(tmp_path, "cifar10")
     assert "cifar10: verified" in r.out and "--data cifar10" in r.out and "unpacking" in r.err
+    assert f"downloading {publisher.as_uri()}/cifar-10-python.tar.gz" in r.err  # progress, on stderr
     assert not (folder / "cifar-10-python.tar.gz").exists()  # unpacked, then deleted
     _no_leftovers(folder)
     rows = {row["dataset"]: row for row in cli("data", "list", "--format", "json").json()}
@@ -175,6 +176,22 @@ def test_an_unknown_name_or_variant_lists_the_known_ones(cli, publisher):
     assert r.code == 2 and "160px, 320px, full" in r.err
     r = cli("train", "lenet5", "--data", "cifar11")
     assert r.code == 2 and "alone for the verified cache" in r.err
+
+
+def test_the_first_downloader_still_works_on_real_mnist(mnist_dir, tmp_path):
+    """The real files (re-compressed: their content's SHA-256 verifies them) through the old
+    entry point, then the new one; both leave a verified folder."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "CNNZOO_CACHE": str(tmp_path / "cache")}
+    env.pop(data_fetch.MIRROR_ENV, None)
+    out = subprocess.run([sys.executable, "-m", "cnnzoo.data.download", "mnist", str(tmp_path / "m"),
+                          "--mirror", mnist_dir.as_uri()], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and "cnnzoo data fetch mnist --dir" in out.stderr, out.stderr
+    assert (tmp_path / "m" / data_fetch.MANIFEST).is_file()
+    assert len(load_split(parse_spec(f"mnist:{tmp_path / 'm'}"), "test")) == 10000
+    out = subprocess.run([sys.executable, "-m", "cnnzoo", "data", "fetch", "mnist"], capture_output=True,
+                         env={**env, data_fetch.MIRROR_ENV: mnist_dir.as_uri()}, text=True, timeout=300)
+    assert out.returncode == 0 and "mnist: verified" in out.stdout, out.stderr
 
 
 # -- downloads: resume, tampering, mirror, lock ---------------------------------------------------------

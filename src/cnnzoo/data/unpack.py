@@ -107,4 +107,4 @@ def _check_member(archive: Path, member: tarfile.TarInfo, root: Path) -> None:
         why = "resolves outside the folder"
     if why:
         raise UnsafeArchiveError(f"{archive.name}: member {name!r} {why}; the archive is refused "
-                                 "and nothing of it was unpacked")
+                                 "and nothing unpacked was kept")
