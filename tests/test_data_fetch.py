@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -353,3 +354,24 @@ def test_target_bounds_are_in_force(publisher, tmp_path, cli, monkeypatch):
     monkeypatch.setitem(sources.TARGETS, "cifar10", small)
     r = cli("data", "fetch", "cifar10")
     assert r.code == 2 and "more than 1,000 bytes" in r.err
+
+
+@pytest.mark.parametrize("data", [b"not an archive at all", b"\x1f\x8b\x08\x00garbage"])
+def test_an_archive_that_is_not_a_tar_is_refused_without_leftovers(data, tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(data)
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="not a readable tar archive"):
+        unpack(archive, target, "d", 4096, 10)
+    assert list(target.iterdir()) == []
+
+
+def test_a_record_naming_files_outside_its_folder_is_not_verified(publisher, tmp_path, cli):
+    assert cli("data", "fetch", "cifar10").code == 0
+    record_file = _cached(tmp_path, "cifar10") / data_fetch.MANIFEST
+    record = json.loads(record_file.read_text())
+    record["files"]["../../outside"] = {"bytes": 1, "sha256": "0"}
+    record_file.write_text(json.dumps(record))
+    with pytest.raises(InvalidArgumentError, match="outside the folder"):
+        parse_spec("cifar10")

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..cache import CacheError, cache_dir, lock_file, make_dir
-from ..cache.download import SCHEMES, Check, Progress, download, sha256_file, stderr_progress
-from ..errors import InvalidArgumentError
+from ..cache.download import SCHEMES, Check, Progress, download, sha256_file
+from ..errors import InvalidArgumentError, JobFailedError
 from .sources import TARGETS, Remote, Target, remotes, target
 from .unpack import UnsafeArchiveError, unpack
 
@@ -105,9 +105,20 @@ def _sha_of_gz(path: Path) -> str:
         return "not-gzip"
 
 
+class FetchFailedError(DatasetError, JobFailedError):
+    """Fetching ran and failed: the record of a verified folder could not be written (exit 1)."""
+
+    exit_code = 1
+
+
 @contextmanager
 def _locked(folder: Path, t: Target) -> Iterator[None]:
-    with open(folder / ".lock", "a") as f:
+    try:
+        f = open(folder / ".lock", "a")
+    except OSError as err:
+        raise DatasetError(f"cannot write in {folder}: {err.strerror or err}; give a writable "
+                           "folder (--dir, or CNNZOO_CACHE for the cache)") from None
+    with f:
         if not lock_file(f, wait=False):
             raise DatasetError(f"another process is fetching {t.key} into {folder}; wait for it "
                                "to finish, then run the command again")
@@ -161,8 +172,13 @@ def _write_manifest(t: Target, root: Path, sources: tuple[Remote, ...]) -> None:
               "files": {p.relative_to(root).as_posix(): {"bytes": p.stat().st_size,
                                                          "sha256": sha256_file(p)}
                         for p in _files(t, root)}}
-    with atomic_path(root / MANIFEST) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+    try:
+        with atomic_path(root / MANIFEST) as tmp:
+            Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+    except OSError as err:
+        raise FetchFailedError(f"could not write {root / MANIFEST}: {err.strerror or err}; the "
+                               f"files are there but not marked verified: free some space and "
+                               f"run `{t.fetch_command}` again") from None
 
 
 def _manifest(root: Path) -> dict[str, Any] | None:
@@ -188,6 +204,8 @@ def state(t: Target, root: Path) -> tuple[str, str]:
         return "unverified", "fetched for other checksums than the installed torchvision's"
     for rel, info in record["files"].items():
         p = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not isinstance(info, dict):
+            return "unverified", f"{MANIFEST} names {rel!r}, outside the folder"
         if not p.is_file() or p.stat().st_size != info.get("bytes"):
             return "unverified", f"{p} is missing or changed size"
     return "verified", ""
@@ -237,10 +255,6 @@ def cached_data(name: str, variant: str | None = None) -> Path:
                            f"`{t.fetch_command}` fetches and verifies it (or give "
                            f"--data {name}:PATH); nothing is downloaded on its own")
     return data_path(t, root)
-
-
-def default_progress() -> Progress:
-    return stderr_progress()
 
 
 def verify_all(name: str | None = None, variant: str | None = None,

@@ -18,10 +18,13 @@ tarfile's own `filter="data"` runs on every member too, as a second guard.
 from __future__ import annotations
 
 import errno
+import gzip
+import lzma
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..cache import CacheError
@@ -84,7 +87,7 @@ def _extract(archive: Path, tmp: Path, max_bytes: int, max_members: int) -> None
                         f"{archive.name} unpacks to more than {max_bytes:,} bytes, more than this "
                         "data set has; refused, nothing unpacked was kept")
                 tar.extract(member, tmp, set_attrs=False, filter="data")
-    except (tarfile.TarError, EOFError, UnicodeError) as err:
+    except (tarfile.TarError, EOFError, UnicodeError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as err:
         msg = str(err)
         raise UnsafeArchiveError(f"{archive.name} is not a readable tar archive ({msg}); "
                                  "nothing unpacked was kept") from None
