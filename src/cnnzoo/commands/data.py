@@ -31,12 +31,15 @@ def fetch_cmd(
                                           "160px (default), 320px or full)"),
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
-    """Download a data set, check each file against the publisher's MD5 (as the installed
-    torchvision lists it) before anything reads it, unpack archives safely, and mark the folder
-    verified. Interrupted downloads resume; a file that fails its check is deleted and named;
-    $CNNZOO_DATA_MIRROR (http(s):// or file://, a folder with the publishers' file names) replaces
-    the publishers' servers. Without --dir the data goes to the cache ($CNNZOO_CACHE/datasets)
-    and `--data NAME` (no path) reads it; nothing else ever downloads data."""
+    """Download a data set, checked against the publisher's MD5, into the cache (or --dir).
+
+    Each file is checked against the publisher's MD5 (as the installed torchvision lists it)
+    before anything reads it; archives are unpacked safely; the folder is marked verified.
+    Interrupted downloads resume; a file that fails its check is deleted and named;
+    $CNNZOO_DATA_MIRROR (http(s):// or file://, a folder with the publishers' file names)
+    replaces the publishers' servers. Without --dir the data goes to the cache
+    ($CNNZOO_CACHE/datasets) and `--data NAME` (no path) reads it; nothing else ever downloads
+    data."""
     from ..cache.download import stderr_progress
     from ..data.fetch import fetch
     from ..data.sources import target
@@ -52,8 +55,10 @@ def fetch_cmd(
 
 
 def list_cmd(fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
-    """Every data set `data fetch` knows, and its state in the cache: verified (fetched and
-    checked: `--data NAME` reads it), absent, partial (a download to resume) or unverified."""
+    """Every data set `data fetch` knows: where it is cached, verified or not.
+
+    The states: verified (fetched and checked: `--data NAME` reads it), absent, partial (a
+    download to resume) or unverified."""
     from ..data.fetch import listing
 
     rows = listing()
@@ -76,9 +81,11 @@ def verify_cmd(
     variant: Optional[str] = typer.Option(None, "--variant", help="which form (Imagenette)"),
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
-    """Hash every file of a fetched data set again and compare with what was verified at fetch
-    time (and the publisher's MD5 for files kept as downloaded). A damaged data set is named,
-    unmarked (`--data NAME` refuses it) and the command exits 2."""
+    """Hash the files of fetched data sets again: are they what was verified?
+
+    Every file is compared with what was verified at fetch time (and the publisher's MD5 for
+    files kept as downloaded). A damaged data set is named, unmarked (`--data NAME` refuses it)
+    and the command exits 2."""
     from ..data.fetch import verify_all
 
     rows = verify_all(name, variant, folder)
