@@ -145,8 +145,10 @@ def test_fetch_from_a_file_mirror_then_data_cifar10_reads_the_cache(publisher, t
 def test_data_name_without_a_cache_exits_2_naming_the_fetch_command(publisher, cli):
     r = cli("train", "lenet5", "--data", "cifar10", "--epochs", "1")
     assert r.code == 2 and "`cnnzoo data fetch cifar10`" in r.err and "not in the cache" in r.err
-    with pytest.raises(InvalidArgumentError, match="cnnzoo data fetch imagenette"):
+    with pytest.raises(InvalidArgumentError, match="`cnnzoo data fetch imagenette`"):
         parse_spec("imagenette")
+    with pytest.raises(InvalidArgumentError, match="`cnnzoo data fetch imagenette --variant 320px`"):
+        parse_spec("imagenette-320px")  # another variant: its name in the cache
 
 
 def test_mnist_and_imagenette_through_the_cache(publisher, cli, monkeypatch):
