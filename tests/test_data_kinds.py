@@ -125,7 +125,8 @@ def test_the_augmentation_registry_drives_the_fast_loader_choice(monkeypatch):
 
 
 def test_flips_and_the_big_base_are_read_from_the_registry(monkeypatch):
-    assert [a.name for a in transforms.AUGMENTS.values() if a.flips] == ["cifar", "alexnet", "vgg", "imagenet"]
+    assert [a.name for a in transforms.AUGMENTS.values() if a.flips] == ["shift-flip", "cifar", "alexnet", "vgg",
+                                                                              "imagenet"]
     base = transforms.AUGMENTS["shift"]
     monkeypatch.setitem(transforms.AUGMENTS, "mirror", dataclasses.replace(base, name="mirror", flips=True,
                                                                             big_base=True))
