@@ -54,10 +54,11 @@ def test_an_unknown_kind_is_refused_listing_exactly_the_registered_kinds(toy_kin
 
 
 def test_help_strings_list_every_kind_with_its_syntax(toy_kind):
-    assert spec_list() == ("mnist:PATH, fashion-mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, embedded "
-                           "or toy:PATH")
+    assert spec_list() == ("mnist:PATH, fashion-mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, "
+                           "imagenette:PATH, embedded or toy:PATH")
     assert spec_help().startswith(spec_list()) and "default embedded" in spec_help()
-    assert spec_list(lambda k: not k.in_memory) == "folder:PATH"
+    assert spec_list(lambda k: not k.in_memory) == "folder:PATH or imagenette:PATH"
+    assert "mnist, fashion-mnist, cifar10, cifar100, imagenette alone: the verified cache" in spec_help()
     assert "toy:PATH" in kinds.spec_table() and "toy images in PATH" in kinds.spec_table()
 
 
@@ -70,10 +71,12 @@ def test_a_registered_kind_is_read_through_its_reader(tmp_path, toy_kind):
 
 
 def test_a_missing_path_of_a_fetchable_kind_says_how_to_fetch_it(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="does not exist.*cnnzoo.data.download mnist"):
+    with pytest.raises(InvalidArgumentError, match="does not exist.*`cnnzoo data fetch mnist --dir "):
         parse_spec(f"mnist:{tmp_path / 'nope'}")
-    with pytest.raises(InvalidArgumentError, match="does not exist$"):
+    with pytest.raises(InvalidArgumentError, match="does not exist.*`cnnzoo data fetch cifar10 --dir "):
         parse_spec(f"cifar10:{tmp_path / 'nope'}")
+    with pytest.raises(InvalidArgumentError, match="does not exist$"):
+        parse_spec(f"folder:{tmp_path / 'nope'}")
 
 
 def test_no_hand_written_list_of_kinds_is_left_in_the_sources():
@@ -122,7 +125,8 @@ def test_the_augmentation_registry_drives_the_fast_loader_choice(monkeypatch):
 
 
 def test_flips_and_the_big_base_are_read_from_the_registry(monkeypatch):
-    assert [a.name for a in transforms.AUGMENTS.values() if a.flips] == ["cifar", "alexnet", "vgg", "imagenet"]
+    assert [a.name for a in transforms.AUGMENTS.values() if a.flips] == ["shift-flip", "cifar", "alexnet", "vgg",
+                                                                              "imagenet"]
     base = transforms.AUGMENTS["shift"]
     monkeypatch.setitem(transforms.AUGMENTS, "mirror", dataclasses.replace(base, name="mirror", flips=True,
                                                                             big_base=True))

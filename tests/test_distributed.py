@@ -1,13 +1,16 @@
 """torchrun / DDP on the CPU (gloo): two processes with the same global batch give the same
-weights as one process; a distributed run resumes like a single one; SyncBN is an option."""
+weights as one process; a distributed run resumes like a single one, also after a SIGTERM;
+SyncBN is an option."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,8 @@ import _train_models  # noqa: F401
 from _train_models import _weights
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.registry import create_model
+from cnnzoo.runfolder import LOCK_FILE
+from cnnzoo.train import state as ckpt
 from cnnzoo.train.distributed import DistInfo, wrap_model
 from cnnzoo.train.run import fit
 
@@ -90,3 +95,72 @@ def test_torchrun_with_a_terminal_on_rank_0_finishes(tmp_path):
                        capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "test accuracy" in p.stdout and (tmp_path / "run/model.safetensors").is_file()
+
+
+def test_sigterm_to_torchrun_saves_on_both_ranks_and_resumes_exactly(tmp_path):
+    """As SLURM or Kubernetes stops a job: SIGTERM to torchrun, which forwards it to every rank.
+    The ranks agree on one step, gather their random states into rank 0's checkpoint and exit
+    143; resumed under torchrun, the run ends with the weights of an uninterrupted one."""
+    _torchrun("tiny_cnn", "--epochs", "2", "--out", str(tmp_path / "ref"), *SETS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(HELPER),
+           "train", "tiny_cnn", "--epochs", "2", "--out", str(tmp_path / "run"), *SETS, "--set", "ckpt_every=1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    state, deadline = tmp_path / "run" / "checkpoint.safetensors", time.time() + 240
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)  # the first step's checkpoint: both ranks train
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    _, st = ckpt.read_training_state(tmp_path / "run")
+    said = " ".join(out.split())
+    assert f"stopped by SIGTERM at step {st['step']}; the state is saved" in said, out[-3000:] + err[-3000:]
+    assert said.count("stopped by SIGTERM at step") == 1  # rank 0 talks
+    assert len(st["rng"]["ranks"]) == 2  # both ranks' random states, saved at that step
+    # both workers exited 143 of their own accord (torchrun reports a worker it had to kill as -9)
+    assert "exitcode  : -9" not in err and "Traceback (most recent call last)" not in out
+    assert err.count("stopped by SIGTERM") == 2, err[-3000:]
+    if st["step"] < 20:
+        _torchrun("tiny_cnn", "--epochs", "2", "--resume", str(tmp_path / "run"), "--no-progress")
+    ref, run = _weights(tmp_path / "ref/model.safetensors"), _weights(tmp_path / "run/model.safetensors")
+    for k in ref:
+        assert torch.equal(ref[k], run[k]), k
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
+def _vote_worker(rank: int, store: str, side_group: bool, answers) -> None:
+    import torch.distributed as dist
+
+    from cnnzoo.train import distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    if side_group:  # as under NCCL: the vote runs on a CPU group of its own
+        distributed.dist.get_backend = lambda *a: "nccl"
+    calls = [0]
+
+    def asked() -> int:  # rank 1 gets SIGTERM before its 3rd step
+        calls[0] += 1
+        return signal.SIGTERM if rank == 1 and calls[0] >= 3 else 0
+
+    vote = distributed.StopVote(DistInfo(rank, 2, rank), asked)
+    answers.put((rank, [vote() for _ in range(5)], vote.group is not None))
+    vote.close()
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("side_group", [False, True], ids=["gloo", "beside-nccl"])
+def test_the_stop_vote_gives_every_rank_the_same_answer_at_the_same_step(tmp_path, side_group):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    answers = ctx.Queue()
+    procs = [ctx.Process(target=_vote_worker, args=(r, str(tmp_path / "store"), side_group, answers))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict((r, (a, g)) for r, a, g in (answers.get(timeout=120) for _ in procs))
+    for p in procs:
+        p.join(60)
+    # the 3rd call carries rank 1's signal; every rank reads it at the 4th and stops there
+    assert got[0][0] == got[1][0] == [0, 0, 0, signal.SIGTERM, 0]
+    assert got[0][1] == got[1][1] == side_group

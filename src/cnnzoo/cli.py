@@ -6,7 +6,8 @@ module is imported only when that verb runs or shows its own help, so `cnnzoo --
 clear messages and exit codes:
     0 success, 1 the job ran but failed (JobFailedError: a check did not pass, a NaN loss),
     2 bad input (any other CnnzooError: unknown model, bad shape or file, bad option),
-    130 interrupted.
+    128 + the signal's number when a stop signal ended it: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+    (cnnzoo.signals; training saves its state first).
 """
 
 from __future__ import annotations
@@ -66,33 +67,58 @@ def _error(message: str) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def _stopped(err: BaseException | None) -> int:
+    """The exit code of a command a stop signal ended (128 + its number), said in one line."""
+    import signal
+
+    from .signals import name, stopped_by
+
+    while err is not None and not hasattr(err, "signum") and err.__cause__ is not None:
+        err = err.__cause__  # click wraps a KeyboardInterrupt in Abort
+    signum = getattr(err, "signum", None) or stopped_by() or signal.SIGINT
+    try:
+        print("interrupted" if signum == signal.SIGINT else f"stopped by {name(signum)}", file=sys.stderr)
+    except OSError:  # SIGHUP: the terminal may be gone
+        pass
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> None:
+    from .signals import cli_handlers
+
+    with cli_handlers():  # SIGTERM and SIGHUP unwind like Ctrl-C (signals.py)
+        code = _run(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and code in (0, 129, 130, 143):
+        # A torchrun worker that finished or was stopped: its files are written (atomically,
+        # fsynced) and its process group destroyed. Skip interpreter finalisation, where gloo's
+        # worker threads could still abort the process ("terminate called without an active
+        # exception").
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command; its exit code."""
     try:
         rc = app(args=argv, standalone_mode=False)
     except CnnzooError as err:  # bad input (2) or a job that ran and failed (1): no traceback
         _error(str(err))
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        return err.exit_code
+    except KeyboardInterrupt as err:
+        return _stopped(err)
     except SystemExit:
         raise
     except Exception as err:
         usage, abort = _usage_and_abort_errors()
         if isinstance(err, usage):
             err.show()
-            sys.exit(err.exit_code)
+            return err.exit_code
         if isinstance(err, abort):  # click turns Ctrl-C into Abort
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+            return _stopped(err)
         raise
-    # standalone_mode=False hands back typer.Exit's code instead of exiting with it
+    # standalone_mode=False hands back typer.Exit's code instead of exiting with it (typer turns
+    # a KeyboardInterrupt into Exit(130), losing which signal it was)
     code = rc if isinstance(rc, int) else 0
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and code == 0:
-        # A torchrun worker that finished: its files are written (atomically, fsynced) and its
-        # process group destroyed. Skip interpreter finalisation, where gloo's worker threads
-        # could still abort the process ("terminate called without an active exception").
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    sys.exit(code)
+    return _stopped(None) if code == 130 else code

@@ -12,7 +12,9 @@ The guard:
 - `open_run_folder` creates the folder and proves it writable (a file created, linked as the
   lock and removed), locks it (a lock file holding the owner's pid: a live owner is refused,
   a dead one's lock is taken over with a note), and refuses a folder that holds another run
-  unless the run resumes it or `overwrite` is set (then the old run's files are removed).
+  unless the run resumes it or `overwrite` is set. The old run's files are then set aside
+  (REPLACED_DIR) until the new run writes its first checkpoint, and put back if it ends
+  before that (a NaN loss, an error, a stop signal, or, at the next open, a kill -9).
 - `writing(...)` turns an OSError of a writer (full disk, read-only file system) into an
   `OutputWriteError` that says what failed, that the last good checkpoint is kept, and how to
   resume. The writers are atomic, so that checkpoint is intact.
@@ -39,6 +41,7 @@ METRICS_FILE = "metrics.csv"  # one row per epoch
 CURVES_FILE = "training_curves.png"
 TENSORBOARD_DIR = "tensorboard"
 LOCK_FILE = ".cnnzoo-train.lock"  # held while a run trains
+REPLACED_DIR = ".cnnzoo-replaced"  # the run --overwrite replaces, kept until the new one has a checkpoint
 RUN_FILES = (STATE_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE)  # any of them: the folder holds a run
 RUN_DIRS = (TENSORBOARD_DIR,)
 
@@ -210,14 +213,40 @@ def _check_run_files(out_dir: Path, resumed: Path | None, overwrite: bool) -> No
     if resumed is not None and (resumed if resumed.is_dir() else resumed.parent).resolve() == out_dir.resolve():
         return
     if overwrite:
-        for name in RUN_FILES:
-            (out_dir / name).unlink(missing_ok=True)
-        for name in RUN_DIRS:
-            shutil.rmtree(out_dir / name, ignore_errors=True)
+        _move_run(out_dir, out_dir / REPLACED_DIR)
         return
     raise RunFolderError(
         f"--out {out_dir} already holds a run ({', '.join(found)}); continue it with --resume {out_dir}, "
         "replace it with --overwrite, or choose another --out")
+
+
+def _move_run(src: Path, dest: Path) -> None:
+    """The run files and folders of `src` renamed into `dest` (the same file system)."""
+    dest.mkdir(exist_ok=True)
+    for name in RUN_FILES + RUN_DIRS:
+        if (src / name).exists():
+            os.replace(src / name, dest / name)
+
+
+def drop_replaced(out_dir: Path) -> None:
+    """The new run has its first checkpoint: the run `--overwrite` replaced goes."""
+    shutil.rmtree(out_dir / REPLACED_DIR, ignore_errors=True)
+
+
+def restore_replaced(out_dir: Path) -> bool:
+    """A run that ends before its first checkpoint puts back the run `--overwrite` was replacing
+    (its own files, if any, go). True if there was one."""
+    aside = out_dir / REPLACED_DIR
+    if not aside.is_dir() or (out_dir / STATE_FILE).exists():
+        drop_replaced(out_dir)
+        return False
+    for name in RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    for name in RUN_DIRS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    _move_run(aside, out_dir)
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 def open_run_folder(out_dir: Path, *, resumed: Path | None, overwrite: bool,
@@ -228,6 +257,8 @@ def open_run_folder(out_dir: Path, *, resumed: Path | None, overwrite: bool,
     _create(out_dir)
     lock = _lock(out_dir, note)
     try:
+        if restore_replaced(out_dir):  # its owner died (kill -9) before the new run's first checkpoint
+            note(f"[yellow]note:[/] put back the run in {out_dir} that a killed --overwrite was replacing")
         _check_run_files(out_dir, resumed, overwrite)
     except BaseException:
         unlock(lock)

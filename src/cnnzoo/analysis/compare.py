@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from ..registry import get_entry, list_models, load_model
 from ..results import published
+from . import own
 from .core import analyze
 from .report import Report
 
@@ -33,7 +34,7 @@ def published_figure(name: str) -> dict[str, Any]:
     """The figure a comparison shows for registered model `name`: its first published figure
     with a top-1 error (else its first), with the top-1 accuracy beside the error; every key
     None where the model has none."""
-    pubs = get_entry(name).published
+    pubs = get_entry(name).published if name in list_models() else ()  # tv:, timm:, .onnx: none
     pub = next((p for p in pubs if p.top1_err is not None), pubs[0] if pubs else None)
     if pub is None:
         return {"top1_err_pct": None, "top5_err_pct": None, "top1_acc_pct": None,
@@ -49,6 +50,8 @@ def resolve_target(arg: str, size: Size | None = None) -> tuple[str | nn.Module,
     """A registered name, or a model file / run folder: (what `analyze` takes, the input size,
     the registry name whose published figure applies). A model file is measured at `size`,
     else at the input it was trained on, else at its architecture's native input."""
+    if own.is_own(arg):  # one home for tv:NAME, timm:NAME and .onnx files
+        return arg, size, arg
     if arg in list_models() or not Path(arg).exists():
         get_entry(arg)  # an unknown name: the registry's message
         return arg, size, arg

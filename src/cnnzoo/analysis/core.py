@@ -17,6 +17,7 @@ from torch import nn
 from ..contract import call_with_state, meta_state
 from ..errors import CnnzooError, InvalidArgumentError
 from ..registry import create_model, get_entry
+from . import own
 from .diagnose import fmt, too_small
 from .report import Report
 from .walk import Tracer
@@ -37,6 +38,9 @@ def _check_input_size(input_size: Any) -> tuple[int, ...]:
 def _resolve(model_or_name: nn.Module | str,
              input_size: Sequence[int] | None) -> tuple[nn.Module, str, tuple[int, ...]]:
     """(model, its display name, checked input size); a name is built on the meta device."""
+    if own.is_library_name(model_or_name):  # tv:NAME, timm:NAME
+        model = own.build(model_or_name)
+        return model, model_or_name, _check_input_size(input_size or own.default_input(model))
     if isinstance(model_or_name, str):
         entry = get_entry(model_or_name)
         if input_size is None:
@@ -84,6 +88,9 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
     A batch shape (N, C, H, W), as torchinfo takes it, is read as input_size=(C, H, W),
     batch_size=N. `print(report)` prints the per-layer table.
     """
+    if own.is_onnx(model_or_name):
+        from .onnx_walk import analyze_onnx
+        return analyze_onnx(model_or_name, input_size, batch_size)
     input_size, batch_size = _batch_shape(model_or_name, input_size, batch_size)
     model, model_name, size = _resolve(model_or_name, input_size)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:

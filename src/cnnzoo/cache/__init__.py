@@ -4,7 +4,7 @@ The root is $CNNZOO_CACHE (a leading ~ expanded), else $XDG_CACHE_HOME/cnnzoo (o
 %LOCALAPPDATA%/cnnzoo on Windows), else ~/.cache/cnnzoo. Under it, one folder per kind:
 
 - `weights/`: published weights files under their publishers' names (`cnnzoo.hub`);
-- `datasets/`: downloaded data sets, one folder each (`cnnzoo.data.download`: `datasets/mnist`);
+- `datasets/`: downloaded data sets, one folder each (`cnnzoo data fetch`, `cnnzoo.data.fetch`);
 - `playground/`: the web app's LeNet-5, trained on first use (`cnnzoo.serve`).
 
 The download core that fills it is `cnnzoo.cache.download`.

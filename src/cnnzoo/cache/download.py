@@ -1,6 +1,6 @@
 """The one download core: a file from a list of URLs (http://, https://, file://; the first that
 delivers a verified file wins) to its final path. Weights (`cnnzoo.hub`) and data sets
-(`cnnzoo.data.download`) both fetch through `download`.
+(`cnnzoo.data.fetch`) both fetch through `download`.
 
 - **Resume.** The bytes go to `<dest>.part`; an interrupted transfer leaves only that `.part`,
   which nothing trusts, and the next attempt asks for the rest (HTTP Range; a server that

@@ -41,6 +41,12 @@ VERBS: dict[str, Verb] = {
         "cnnzoo compare alexnet vgg16 googlenet resnet50 --plot complexity.png",
         "cnnzoo compare runs/lenet5-1/model.safetensors lenet5 --format json",
     )),
+    "reconcile": Verb("analyze", "Why the cost counters disagree: cnnzoo beside torchvision's _ops, the "
+                      "paper, fvcore, ptflops, thop and calflops, each difference a named rule.", (
+        "cnnzoo reconcile resnet50",
+        "cnnzoo reconcile alexnet --input 3x224x224 --format markdown",
+        "cnnzoo reconcile mobilenet_v2 --counters fvcore,thop --json",
+    )),
     "train": Verb("train", "Train a model on real data with its paper's recipe; resumable checkpoints.", (
         "cnnzoo train lenet5",
         "cnnzoo train resnet20 --data cifar10:~/data/cifar10 --epochs 30 --set label_smoothing=0.1",
@@ -90,6 +96,12 @@ VERBS: dict[str, Verb] = {
         "cnnzoo weights resnet50 --format json",
         "cnnzoo weights resnet18 --download",
     )),
+    "data": Verb("data", "Data sets fetched and verified against their publishers' checksums: "
+                 "fetch, list, verify.", (
+        "cnnzoo data fetch cifar10",
+        "cnnzoo data list --format json",
+        "cnnzoo data verify",
+    )),
     "bench": Verb("bench", "Time ours against the reference, interleaved: models (same architecture "
                   "and weights), training to an accuracy, the image-folder loader.", (
         "cnnzoo bench models --quick",
@@ -123,6 +135,19 @@ SUB_EXAMPLES: dict[str, tuple[str, ...]] = {
     "bench loader": (
         "cnnzoo bench loader folder:photos --make-folder 3000 --images 1024 --reps 8",
         "cnnzoo bench loader folder:~/data/imagenet --workers 12 --device cuda --json",
+    ),
+    "data fetch": (
+        "cnnzoo data fetch mnist",
+        "cnnzoo data fetch imagenette --variant 320px --dir ~/data/imagenette",
+        "cnnzoo data fetch cifar100 --dir ~/data/cifar100",
+    ),
+    "data list": (
+        "cnnzoo data list",
+        "cnnzoo data list --format json",
+    ),
+    "data verify": (
+        "cnnzoo data verify",
+        "cnnzoo data verify cifar10 --format json",
     ),
     "visualize filters": (
         "cnnzoo visualize filters runs/lenet5-1 --out filters.png",

@@ -21,6 +21,12 @@ from ._lazy import verb
 from ._options import JsonOpt, choices, format_option
 
 
+class RecFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
 class TableFormat(str, Enum):
     table = "table"
     markdown = "markdown"
@@ -38,6 +44,7 @@ def _opt(v: float | None, fmt: str) -> str:
 def register(app: typer.Typer) -> None:
     verb(app, "summary", summary_cmd)
     verb(app, "compare", compare_cmd)
+    verb(app, "reconcile", reconcile_cmd)
 
 
 Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="group rows by the first N parts of "
@@ -139,3 +146,32 @@ def _print_compare(items: list[dict[str, Any]], fmt: TableFormat) -> None:
     for r in [head] + rows:
         print("  ".join(c.ljust(w) if k in (0, len(head) - 1) else c.rjust(w)
                         for k, (c, w) in enumerate(zip(r, widths))).rstrip())
+
+
+Counters = Annotated[Optional[str], typer.Option(
+    "--counters", metavar="NAMES", help="only these counters, comma-separated: fvcore, "
+    "'ptflops (pytorch)', 'ptflops (aten)', thop, calflops (default: every installed one)")]
+
+
+def reconcile_cmd(
+    model: Annotated[str, typer.Argument(help="registered model name, tv:NAME, timm:NAME, .onnx file "
+                                         "or model file")],
+    input: Annotated[Optional[str], typer.Option(help="CxHxW (default: the model's native input)")] = None,
+    counters: Counters = None,
+    fmt: Annotated[RecFormat, format_option()] = RecFormat.table, json_flag: JsonOpt = False,
+) -> None:
+    """cnnzoo's params and multiply-adds beside torchvision's published _ops, the paper's figure
+    and fvcore, ptflops (both backends), thop and calflops where installed (pip install
+    'cnnzoo[counters]'); each difference attributed to a named rule (pooling, BN, bias,
+    activations counted or not, v1 vs v1.5, input size, rounding), with what is left unexplained."""
+    from ..analysis.reconcile import reconcile
+
+    size = parse_input(input) if input is not None else None
+    only = [c.strip() for c in counters.split(",") if c.strip()] if counters is not None else None
+    result = reconcile(model, size, counters=only)
+    if fmt is RecFormat.json:
+        print_json(result.to_dict())
+    elif fmt is RecFormat.markdown:
+        print(result.to_markdown(), end="")
+    else:
+        print(result.to_text(), end="")

@@ -84,7 +84,8 @@ Sets = Annotated[Optional[List[str]], _opt("override any recipe field: key=value
 Resume = Annotated[OptPath, _opt("continue a run: its folder or its training state "
                                  "(checkpoint.safetensors), or a torch .pt/.pth checkpoint, read with "
                                  "weights_only=True")]
-Overwrite = Annotated[bool, _opt("replace the run already in --out (refused without it)", "--overwrite")]
+Overwrite = Annotated[bool, _opt("replace the run already in --out (refused without it), once this run "
+                                  "has written its first checkpoint", "--overwrite")]
 Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1 (default: cuda if available)")]
 Compile = Annotated[bool, _opt("torch.compile the model", "--compile")]
 Accum = Annotated[OptInt, _opt("gradient accumulation steps", "--accum-steps")]
@@ -111,9 +112,10 @@ def train_cmd(
 
     Writes checkpoint.safetensors (full state, for --resume), model.safetensors (weights and
     record, for eval/predict/export), metrics.csv and training_curves.png into --out, which
-    must not hold another run (--overwrite replaces it) and is locked while training.
-    Ctrl-C saves the state at the current step: continue with --resume. Under torchrun it
-    trains with DistributedDataParallel (only rank 0 writes)."""
+    must not hold another run (--overwrite replaces it once the new run has a checkpoint) and
+    is locked while training. Ctrl-C, SIGTERM or SIGHUP save the state at the current step
+    (exit 130, 143, 129): continue with --resume. Under torchrun it trains with
+    DistributedDataParallel (only rank 0 writes; every rank stops at the same step)."""
     if list_fields:
         return _print_fields(fmt)
     from ..train.recipes import parse_sets

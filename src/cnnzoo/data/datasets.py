@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError
-from .kinds import KINDS, Files, kind_of, missing_path
+from .kinds import KINDS, Files, kind_of, spec_path
 
 S = TypeVar("S", bound="LabelledImages")
 
@@ -58,10 +58,7 @@ def parse_spec(spec: str | None) -> DataSpec:
     kind = kind_of(spec)
     if not kind.takes_path:
         return DataSpec(kind.name, None)
-    p = Path(spec.partition(":")[2]).expanduser()
-    if not p.exists():
-        raise InvalidArgumentError(missing_path(spec, kind, p))
-    return DataSpec(kind.name, p)
+    return DataSpec(kind.name, spec_path(spec, kind))
 
 
 @dataclass

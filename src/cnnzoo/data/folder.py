@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import CnnzooError, InvalidArgumentError
+from ..signals import leave_to_parent
 from .datasets import FolderData
 from .images import ImageError, load_image
 
@@ -95,7 +96,7 @@ class FolderLoader:
         loader = DataLoader(self.ds, batch_sampler=_ListSampler(self._sampler_batches(start)),
                             num_workers=self.workers, collate_fn=self.collate,
                             pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=leave_to_parent)
         tried = read = 0
         try:
             for k, (x, y, bad) in enumerate(loader, start):

@@ -53,7 +53,7 @@ class DataKind:
     class_names: tuple[str, ...] | None = None  # None: read from the data
     mirror_safe: bool = True        # False: a mirror image is another class (digits)
     images: str = ""                # what the images are, for the mirror rule's message
-    fetchable: bool = False         # `python -m cnnzoo.data.download NAME DIR` fetches it
+    fetchable: bool = False         # `cnnzoo data fetch NAME` fetches it; NAME alone reads the cache
     takes_path: bool = True         # False: the kind is the whole spec (`embedded`)
     in_memory: bool = True          # held as tensors (False: image files, streamed)
     aliases: tuple[str, ...] = ()   # other spellings of a spec without a PATH
@@ -92,19 +92,36 @@ def _folder(path: Path | None, split: str) -> Files:
     return Files(*read_split(path, split))
 
 
+def _imagenette(path: Path | None, split: str) -> Files:
+    """An image folder whose WordNet-id class folders are named as torchvision names them."""
+    from .imagefolder import read_split
+    from .sources import imagenette_class_names
+
+    if path is not None and not (path / "train").is_dir():  # the folder `data fetch --dir` filled
+        inner = sorted(path.glob("imagenette2*/train"))
+        path = inner[0].parent if len(inner) == 1 else path
+    root, classes, samples = read_split(path, split)
+    names = imagenette_class_names()
+    return Files(root, [names.get(c, c) for c in classes], samples)
+
+
 DEFAULT_KIND = "embedded"
 KINDS: dict[str, DataKind] = {k.name: k for k in (
     DataKind("mnist", _mnist, "the four MNIST IDX files (gz or not) in PATH", channels=1,
              class_names=DIGITS, mirror_safe=False, images="MNIST digits", fetchable=True),
     # Clothes keep their class in a mirror (a left shoe is still a sandal): flips are allowed.
     DataKind("fashion-mnist", _fashion, "the four Fashion-MNIST IDX files (gz or not) in PATH, "
-             "same names as MNIST's", channels=1, class_names=CLOTHES, images="Fashion-MNIST clothes"),
+             "same names as MNIST's", channels=1, class_names=CLOTHES, images="Fashion-MNIST clothes",
+             fetchable=True),
     DataKind("cifar10", _cifar(10), "CIFAR-10 python batches (PATH or PATH/cifar-10-batches-py)",
-             channels=3),
+             channels=3, fetchable=True),
     DataKind("cifar100", _cifar(100), "CIFAR-100 python batches (PATH or PATH/cifar-100-python)",
-             channels=3),
+             channels=3, fetchable=True),
     DataKind("folder", _folder, "PATH/train/<class>/*.jpg, PATH/val/<class>/* (validation) and/or "
              "PATH/test/<class>/*", channels=3, in_memory=False),
+    DataKind("imagenette", _imagenette, "Imagenette (10 ImageNet classes): an image folder, "
+             "PATH/train/<wnid>/*.JPEG and PATH/val/<wnid>/*", channels=3, in_memory=False,
+             fetchable=True),
     DataKind("embedded", _mnist, "the small real MNIST subset shipped in the package, 10k digits",
              channels=1, class_names=DIGITS, mirror_safe=False,
              images="MNIST digits (the embedded subset)", takes_path=False, aliases=("embedded:mnist",)),
@@ -126,7 +143,10 @@ def spec_help(where: Callable[[DataKind], bool] | None = None) -> str:
     """A `--data` option's help: the specs it takes, and which one is the default."""
     default = KINDS.get(DEFAULT_KIND)
     note = f" (default {default.syntax}: {default.help})" if default and (where is None or where(default)) else ""
-    return spec_list(where) + note
+    fetchable = [k.name for k in KINDS.values() if k.fetchable and (where is None or where(k))]
+    cached = (f"; {', '.join(fetchable)} alone: the verified cache (`cnnzoo data fetch NAME` "
+              "fills it)") if fetchable else ""
+    return spec_list(where) + note + cached
 
 
 def spec_table() -> str:
@@ -144,10 +164,30 @@ def kind_of(spec: str | None) -> DataKind:
         if not kind.takes_path and spec in (kind.name, *kind.aliases):
             return kind
     name, sep, path = spec.partition(":")
+    if not sep:  # a fetchable data set's name alone (or name-variant): its cache
+        from .sources import TARGETS
+
+        name = TARGETS[name].name if name in TARGETS else name
     kind = KINDS.get(name)
-    if kind is None or not kind.takes_path or not sep or not path:
+    if kind is None or not kind.takes_path or (sep and not path) or not (sep or kind.fetchable):
         raise InvalidArgumentError(bad_spec(spec))
     return kind
+
+
+def spec_path(spec: str, kind: DataKind) -> Path:
+    """The folder a spec of a kind that takes a path reads: its PATH (which must exist), or for
+    a fetchable name alone the verified cache (else an error naming `cnnzoo data fetch`)."""
+    name, sep, path = spec.partition(":")
+    if not sep:
+        from .fetch import cached_data
+        from .sources import TARGETS
+
+        t = TARGETS.get(name)
+        return cached_data(t.name if t else name, t.variant if t else None)
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InvalidArgumentError(missing_path(spec, kind, p))
+    return p
 
 
 def bad_spec(spec: str) -> str:
@@ -156,10 +196,13 @@ def bad_spec(spec: str) -> str:
     bare = [k for k in KINDS.values() if not k.takes_path]
     text = (f"bad --data {spec!r}: write KIND:PATH with KIND one of {', '.join(k.name for k in with_path)}"
             + (f" (e.g. {with_path[0].name}:../shared/data/{with_path[0].name})" if with_path else ""))
-    return text + "".join(f", or {k.name!r} for {k.help}" for k in bare)
+    fetchable = [k.name for k in with_path if k.fetchable]
+    cached = (f", or {', '.join(fetchable)} alone for the verified cache (`cnnzoo data fetch NAME`)"
+              if fetchable else "")
+    return text + cached + "".join(f", or {k.name!r} for {k.help}" for k in bare)
 
 
 def missing_path(spec: str, kind: DataKind, path: Path) -> str:
     """The error for a spec whose PATH does not exist (with how to fetch the kinds cnnzoo can)."""
-    fetch = (f" (`python -m cnnzoo.data.download {kind.name} {path}` fetches it)" if kind.fetchable else "")
+    fetch = (f" (`cnnzoo data fetch {kind.name} --dir {path}` fetches it)" if kind.fetchable else "")
     return f"--data {spec}: {path} does not exist{fetch}"

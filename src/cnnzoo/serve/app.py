@@ -13,6 +13,7 @@ the same library calls as the CLI.
     POST /api/playground/lenet              {"pixels": 28x28} -> scores, C1/S2/C3 feature maps
     POST /api/runs/{run}/predict?layer=     raw image bytes -> top-5, filters, maps, Grad-CAM
     /api/layers/...                         the Convolution page (layers.py lists its routes)
+    GET  /api/reconcile/{name}, /api/own    why the counters disagree; your own model (reconcile.py)
 
 Errors are JSON {"error": message} with a 4xx status: 400 bad input, 403 a path out of
 --runs, 404 unknown model/run/layer (with close matches), 413 upload too large, 415 not an
@@ -48,6 +49,7 @@ from ..cache import cache_dir
 from ..data.images import ImageError
 from ..errors import CnnzooError, InvalidArgumentError, UnknownModelError
 from . import inference, layers, runs, zoo
+from . import reconcile as reconcile_api
 from .state import ForbiddenPathError, ModelCache, NotFoundError, playground_file
 
 MAX_UPLOAD_BYTES = int(os.environ.get("CNNZOO_MAX_UPLOAD", 8 * 2**20))
@@ -275,6 +277,7 @@ def create_app(runs_dir: str | os.PathLike = "runs", *, models: Sequence[str] | 
         Route("/api/runs/{run:path}", _json(_run)),
         Route("/api/playground/lenet", lenet, methods=["POST"]),
         *layers.routes(_status, _read_capped),  # the Convolution page
+        *reconcile_api.routes(_json, _read_capped),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},

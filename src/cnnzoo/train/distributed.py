@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -73,6 +74,40 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+class StopVote:
+    """"Stop now?", the same answer on every rank: the stop signal asked (0: none). One process:
+    its own. Under torchrun a SIGTERM reaches the ranks at different moments, yet they must
+    stop (and save) at the same step: each call starts a MAX all-reduce of this rank's signal
+    on a CPU (gloo) group and answers with the one the call before started. No device sync and
+    no wait on the network per step; every rank stops one step after the first one to see it.
+    Every rank must call it the same number of times."""
+
+    def __init__(self, info: DistInfo, asked: Callable[[], int]) -> None:
+        self.info, self.asked = info, asked
+        self.pending: tuple[Any, torch.Tensor] | None = None
+        self.group = None
+        if info.enabled and dist.get_backend() != "gloo":  # NCCL: a CPU group beside it
+            self.group = dist.new_group(backend="gloo")
+
+    def __call__(self) -> int:
+        if not self.info.enabled:
+            return self.asked()
+        agreed = self.close()
+        if not agreed:
+            t = torch.tensor([self.asked()], dtype=torch.int64)
+            self.pending = (dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group, async_op=True), t)
+        return agreed
+
+    def close(self) -> int:
+        """Wait for the vote in flight (before leaving the loop); its answer."""
+        if self.pending is None:
+            return 0
+        work, t = self.pending
+        self.pending = None
+        work.wait()
+        return int(t.item())
 
 
 def barrier(info: DistInfo) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -28,6 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from ..contract import classification_loss, logits_of
 from ..errors import JobFailedError
 from ..precision import autocast, fast_low_precision
+from ..signals import Stopped
 from .distributed import DistInfo, all_reduce_sum, broadcast_flag
 from .recipes import Recipe
 
@@ -35,12 +37,19 @@ from .recipes import Recipe
 class NonFiniteLossError(JobFailedError):
     """Raised when the loss becomes NaN or infinite (the CLI exits 1, not 2)."""
 
+    KEPT = "so the last good checkpoint is kept"
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C seen between two optimizer steps: `step` steps are done and the state is consistent."""
+    def kept(self, what: str) -> NonFiniteLossError:
+        """The same error saying `what` is kept instead (a run that has no checkpoint yet)."""
+        return NonFiniteLossError(str(self).replace(self.KEPT, what, 1))
 
-    def __init__(self, step: int) -> None:
-        super().__init__(step)
+
+class TrainingInterrupted(Stopped):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) taken between two optimizer steps: `step` steps
+    are done and the state is consistent."""
+
+    def __init__(self, step: int, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum, step)
         self.step = step
 
 
@@ -157,7 +166,9 @@ class StepContext:
     on_progress: Callable[[int, dict], None] | None = None  # (steps done this epoch, metrics)
     on_step_checkpoint: Callable[[int], None] | None = None  # (global step) -> save state
     total_steps: int | None = None
-    stop_requested: Callable[[], bool] | None = None  # checked after each step (Ctrl-C seen)
+    steps_per_epoch: int | None = None
+    # checked after each step but an epoch's last: the stop signal asked (0: none), the same on every rank
+    stop_requested: Callable[[], int] | None = None
 
 
 PROGRESS_SECONDS = 10.0
@@ -234,15 +245,24 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
                 t_line = time.perf_counter()
             if ckpt_now and ctx.on_step_checkpoint is not None:
                 ctx.on_step_checkpoint(step)
-        if ctx.stop_requested is not None and ctx.stop_requested():
-            check_finite(first_bad, ctx.info, dev, bad_input)  # never save a NaN state
-            raise TrainingInterrupted(step)
+        if ctx.stop_requested is not None and not _ends_epoch(step, ctx):
+            signum = ctx.stop_requested()
+            if signum:
+                check_finite(first_bad, ctx.info, dev, bad_input)  # never save a NaN state
+                raise TrainingInterrupted(step, signum)
     check_finite(first_bad, ctx.info, dev, bad_input)
     m = _sync_metrics(acc, ctx.info)
     m["time"] = time.perf_counter() - t0
     m["img_s"] = seen * ctx.info.world / max(m["time"], 1e-9)
     m["step"] = step
     return m
+
+
+def _ends_epoch(step: int, ctx: StepContext) -> bool:
+    """An epoch's (or the run's) last step: its end (validation, checkpoint, metrics row) comes
+    first, so a stop there is taken after it."""
+    return (ctx.total_steps is not None and step >= ctx.total_steps) or \
+        (ctx.steps_per_epoch is not None and step % ctx.steps_per_epoch == 0)
 
 
 def check_finite(first_bad: torch.Tensor, info: DistInfo, dev: torch.device,
@@ -254,7 +274,7 @@ def check_finite(first_bad: torch.Tensor, info: DistInfo, dev: torch.device,
         return
     where = f"at step {bad_step + 1}" if bad_step >= 0 else "on another rank"
     head = (f"the training loss became NaN or infinite {where} (optimizer step {bad_step + 1} of the "
-            "run); stopped without saving, so the last good checkpoint is kept. ")
+            f"run); stopped without saving, {NonFiniteLossError.KEPT}. ")
     if bad_input is not None and bool(bad_input.item()):
         raise NonFiniteLossError(head + "The input batches themselves hold NaN or infinite values: "
                                  "the data is broken, not the learning rate; check --data")

@@ -7,31 +7,32 @@ Honest evaluation: the plateau schedule and the choice of the kept weights (`kee
 epoch by validation accuracy, or the last) read the validation split only. The test split is
 scored once, after the last epoch, on the kept weights; its numbers go into the model record,
 the kept epoch's row of metrics.csv and the result.
-Checkpoints every `ckpt_every` steps in between hold the state only. Ctrl-C (SIGINT) is
-taken between two optimizer steps: the state at that step is saved, then KeyboardInterrupt
-goes on up (the CLI exits 130), and `--resume` continues exactly.
+Checkpoints every `ckpt_every` steps in between hold the state only. A stop signal (Ctrl-C,
+SIGTERM, SIGHUP; cnnzoo.signals) is taken between two optimizer steps, at the same step on
+every rank (distributed.StopVote), or right after an epoch's end when it came during one: the
+state at that step is saved, then TrainingInterrupted goes on up (the CLI exits 128 + the
+signal's number) and `--resume` continues exactly. One that comes after the last training
+step lets the run finish.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..modelfile import load_state, save_model
 from ..results import err_pct, pct, scores
-from ..runfolder import CURVES_FILE, METRICS_FILE, MODEL_FILE, writing
+from ..runfolder import CURVES_FILE, METRICS_FILE, MODEL_FILE, drop_replaced, writing
+from ..signals import deferred, name
 from . import state as ckpt
 from .build import Trainer
-from .distributed import DistInfo, barrier, broadcast_flag
+from .distributed import DistInfo, StopVote, barrier, broadcast_flag
 from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch, uses_bf16
 from .feed import Feed, RunData
 from .logs import RunLogs
@@ -80,6 +81,7 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
     gathered first."""
     rng = ckpt.rank_rng_states(run.info, run.device)
     if not run.info.is_main:
+        run.saved_step = step  # every rank knows the run's last checkpoint
         return
     plan, data, t = run.plan, run.data, run.trainer
     record = {"model": plan.model_name, "data": str(data.spec), "seed": plan.seed,
@@ -92,7 +94,9 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
         ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
                         epoch=step // data.steps_per_epoch, step=step, rng=rng,
                         extra={"run": record, "history": t.history, "split": data.split, "best": run.best})
-    run.saved_step = step
+    first, run.saved_step = run.saved_step is None, step
+    if first:  # the run --overwrite replaces was kept until this run had a checkpoint of its own
+        drop_replaced(run.out_dir)
     if final_metrics is not None:
         with writing("model file", run.out_dir, run.saved_step):
             save_model(run.out_dir / MODEL_FILE, t.model, recipe=plan.recipe.to_dict(),
@@ -100,36 +104,13 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
                        preprocess=data.prep.to_record(), step=step, split=_split_summary(data.split))
 
 
-@contextmanager
-def _sigint_between_steps(enabled: bool) -> Iterator[Callable[[], bool]]:
-    """While training, the first Ctrl-C only asks the loop to stop after the current optimizer
-    step (a second one interrupts at once). Yields the "was it asked" check. Left as it is off
-    the main thread, under torchrun (every rank would have to stop at the same step) and where
-    someone else handles SIGINT."""
-    asked = [False]
-    if not enabled or threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield lambda: False
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if asked[0]:
-            raise KeyboardInterrupt
-        asked[0] = True
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: asked[0]
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def train_epochs(run: TrainingRun) -> LoopState:
     """Train from the trainer's start step to the end of the run."""
     plan, data, t = run.plan, run.data, run.trainer
     ctx = StepContext(recipe=plan.recipe, optimizer=t.optimizer, scheduler=t.scheduler, device=run.device,
                       info=run.info, prep=run.feed.train_prep, channels_last=t.channels_last,
-                      total_steps=data.total_steps, on_step_checkpoint=lambda s: save_checkpoint(run, step=s))
+                      total_steps=data.total_steps, steps_per_epoch=data.steps_per_epoch,
+                      on_step_checkpoint=lambda s: save_checkpoint(run, step=s))
     world = run.info.world
     run.reporter.message(
         f"training [bold]{plan.model_name}[/] on {data.spec} ({len(data.train)} train / "
@@ -144,27 +125,64 @@ def train_epochs(run: TrainingRun) -> LoopState:
     run.saved_step = t.start_step if plan.saved_state is not None else None
     run.best = dict((plan.saved_state or {}).get("best") or {})
     run.reporter.message(f"[dim]{data.split['note']}[/]")
-    try:
-        with _sigint_between_steps(not run.info.enabled) as ctx.stop_requested:
-            for epoch in range(t.start_step // data.steps_per_epoch, data.epochs):
-                if state.step >= data.total_steps:
-                    break
-                _train_epoch(run, ctx=ctx, epoch=epoch, state=state)
-        state.seconds = time.perf_counter() - state.started
-        _final_test(run, state)
-    except TrainingInterrupted as stop:
-        run.reporter.run_ends()
-        save_checkpoint(run, step=stop.step)
-        run.reporter.message(f"interrupted at step {stop.step}; the state is saved: resume with "
-                             f"--resume {run.out_dir}")
-        raise KeyboardInterrupt from None
-    finally:
-        run.reporter.run_ends()
-        if run.info.is_main and len(run.trainer.history) > state.plotted_rows:
-            with contextlib.suppress(Exception):  # stopped early: best-effort curves, never masking why
-                _write_logs(run, state)
-        run.logs.close()
+    # stop signals are taken between two steps from here to the end, the save included
+    with deferred(escalate=not run.info.enabled) as asked:
+        try:
+            ctx.stop_requested = vote = StopVote(run.info, asked)
+            _epochs(run, ctx, state, vote)
+        except TrainingInterrupted as stop:
+            _save_interrupted(run, stop)
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C: at once, maybe in the middle of a save
+            _say(run, f"stopped at once; {_kept(run)}")
+            raise
+        finally:
+            run.reporter.run_ends()
+            if run.info.is_main and len(run.trainer.history) > state.plotted_rows:
+                with contextlib.suppress(Exception):  # stopped early: best-effort curves, never masking why
+                    _write_logs(run, state)
+            run.logs.close()
+        if asked():
+            _say(run, f"{name(asked())} came after the last training step: the run finished first")
     return state
+
+
+def _epochs(run: TrainingRun, ctx: StepContext, state: LoopState, vote: StopVote) -> None:
+    """The epochs and the final test; a stop asked during an epoch's end (validation, its save)
+    is taken right after it, once every rank agrees."""
+    data = run.data
+    for epoch in range(run.trainer.start_step // data.steps_per_epoch, data.epochs):
+        if state.step >= data.total_steps:
+            break
+        _train_epoch(run, ctx=ctx, epoch=epoch, state=state)
+        if state.step < data.total_steps:
+            signum = vote()
+            if signum:
+                raise TrainingInterrupted(state.step, signum)
+    vote.close()
+    state.seconds = time.perf_counter() - state.started
+    _final_test(run, state)
+
+
+def _save_interrupted(run: TrainingRun, stop: TrainingInterrupted) -> None:
+    """The state at the step a stop signal was taken (unless the epoch's end just saved it)."""
+    run.reporter.run_ends()
+    if run.saved_step != stop.step:
+        save_checkpoint(run, step=stop.step)
+    said = "interrupted" if stop.signum == signal.SIGINT else f"stopped by {name(stop.signum)}"
+    _say(run, f"{said} at step {stop.step}; the state is saved: resume with --resume {run.out_dir}")
+
+
+def _kept(run: TrainingRun) -> str:
+    if run.saved_step is None:
+        return "no checkpoint of this run was written yet"
+    return f"the last checkpoint (step {run.saved_step}) is kept: resume with --resume {run.out_dir}"
+
+
+def _say(run: TrainingRun, text: str) -> None:
+    """A last message, never masking why the run ends (SIGHUP: the terminal may be gone)."""
+    with contextlib.suppress(OSError):
+        run.reporter.message(text)
 
 
 def _train_epoch(run: TrainingRun, *, ctx: StepContext, epoch: int, state: LoopState) -> None:

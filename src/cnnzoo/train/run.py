@@ -16,6 +16,7 @@ Every input error (model, recipe, data, batch size) is raised before anything is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ import torch
 
 from ..errors import CnnzooError, InvalidArgumentError
 from ..results import scores
-from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, unlock
+from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, restore_replaced, unlock
+from ..signals import Stopped, name
 from .build import build_trainer
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
-from .engine import set_deterministic
+from .engine import NonFiniteLossError, TrainingInterrupted, set_deterministic
 from .feed import Feed, RunData, load_run_data
 from .logs import RunLogs
 from .loop import LoopState, TrainingRun, train_epochs
@@ -51,10 +53,12 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
     'model' (and 'optimizer' when compatible) are loaded with weights_only=True.
     `reporter` receives messages and progress (the CLI's draws on the terminal).
 
-    `out` must not hold another run unless `overwrite` (its files are then replaced); it is
-    locked while the run trains. Ctrl-C saves the state at the current step (resumable) and
-    re-raises KeyboardInterrupt. `pretrained` starts from published ImageNet weights (a new
-    classifier for the data's classes), as create_model(pretrained=...) gives them."""
+    `out` must not hold another run unless `overwrite` (its files are then replaced, once this
+    run has written its first checkpoint); it is locked while the run trains. A stop signal
+    (Ctrl-C, SIGTERM, SIGHUP) saves the state at the current step (resumable) and raises
+    TrainingInterrupted, a KeyboardInterrupt whose `signum` names the signal. `pretrained`
+    starts from published ImageNet weights (a new classifier for the data's classes), as
+    create_model(pretrained=...) gives them."""
     info, dev = init_distributed(device)
     rep = (reporter or Reporter()) if info.is_main else Reporter()  # only rank 0 talks
     try:
@@ -77,6 +81,7 @@ def _train(plan: Plan, *, info: DistInfo, device: torch.device, reporter: Report
     out_dir = (Path(plan.out) if plan.out is not None
                else Path("runs") / f"{plan.model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     lock = _open_run_folder(plan, out_dir, info, device, reporter)
+    run: TrainingRun | None = None
     try:
         trainer = build_trainer(plan=plan, data=data, info=info, device=device, reporter=reporter)
         logs = RunLogs(out_dir, enabled=info.is_main, title=f"{plan.model_name} on {data.spec}",
@@ -85,10 +90,32 @@ def _train(plan: Plan, *, info: DistInfo, device: torch.device, reporter: Report
         run = TrainingRun(plan=plan, data=data, trainer=trainer, feed=feed, logs=logs, out_dir=out_dir,
                           info=info, device=device, reporter=reporter)
         state = train_epochs(run)
+    except BaseException as err:
+        _ended_early(err, run, out_dir, info, reporter)
+        raise
     finally:
         if lock is not None:
             unlock(lock)
     return _result(run, state) if info.is_main else None  # under torchrun only rank 0 reports
+
+
+def _ended_early(err: BaseException, run: TrainingRun | None, out_dir: Path, info: DistInfo,
+                 reporter: Reporter) -> None:
+    """A run that ends before its first checkpoint puts back the run `--overwrite` was replacing
+    and says truthfully what is kept (a NaN error is raised again with that said)."""
+    if (run is not None and run.saved_step is not None) or not info.is_main:
+        return
+    back = restore_replaced(out_dir)
+    kept = (f"and the run --overwrite was replacing is back in {out_dir} as it was" if back
+            else "so nothing of it is kept")
+    if isinstance(err, NonFiniteLossError):
+        raise err.kept(f"before this run's first checkpoint, {kept}") from None
+    if isinstance(err, Stopped) and not isinstance(err, TrainingInterrupted):
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            reporter.message(f"stopped by {name(err.signum)} before this run's first checkpoint, {kept}")
+    elif back:
+        reporter.message(f"[yellow]note:[/] this run wrote no checkpoint: the run --overwrite was "
+                         f"replacing is back in {out_dir} as it was")
 
 
 def _check_not_complete(plan: Plan, data: RunData) -> None:

@@ -37,7 +37,8 @@ async function route() {
   document.querySelectorAll("header nav a").forEach(a => a.classList.toggle("active", a.dataset.page === page));
   main.innerHTML = "";
   main.dataset.page = page;
-  const pages = { zoo: zooPage, model: modelPage, compare: comparePage, playground: playgroundPage, runs: runsPage, conv: convPage };
+  const pages = { zoo: zooPage, model: modelPage, compare: comparePage, playground: playgroundPage, runs: runsPage,
+    conv: convPage, reconcile: reconcilePage, own: ownPage };
   const fn = pages[page];
   if (!fn) { showError(main, `no page ${page}`); return; }
   try { await fn(main, arg, params); } catch (e) { showError(main, e); } finally { setStatus(""); }
