@@ -61,3 +61,37 @@ def test_a_report_shows_its_text_table_as_html():
     for row in rows[1:]:  # every cell of the HTML is a cell of the text table, same order
         line = next(ln for ln in text.splitlines() if ln.startswith(row[0] + " ") or ln == row[0])
         assert line.split() == [c for c in row if c]
+
+
+def test_the_library_returns_tables_and_records(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _train_models  # noqa: F401  (registers tiny_cnn)
+    from cnnzoo import hub
+    from cnnzoo.analysis.compare import compare
+    from cnnzoo.train import fit
+
+    rows = compare(["lenet5", "alexnet"])
+    assert isinstance(rows, Table) and [r["name"] for r in rows] == ["lenet5", "alexnet"]
+    assert _cells(rows._repr_html_())[1][0] == "lenet5"
+    info = cnnzoo.model_info("resnet50")
+    assert isinstance(info, Record) and ["name", "resnet50"] in _cells(info._repr_html_())
+    assert isinstance(hub.listing(), Table) and isinstance(hub.details("resnet50"), Table)
+    res = fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "run",
+              overrides={"batch_size": 64, "limit_train": 256})
+    assert isinstance(res, Record) and "test_acc_pct" in _cells(res._repr_html_())[1 + list(res).index("test_acc_pct")]
+
+
+def test_the_committed_notebooks_are_the_generators():
+    """notebooks/*.ipynb are written by scripts/gen_notebooks.py (.ci/run executes them)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "gen_notebooks.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list((root / "notebooks").glob("*.ipynb"))) == 5

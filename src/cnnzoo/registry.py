@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .display import Record
 from .errors import CnnzooError, InvalidArgumentError, ModelFileError, UnknownModelError, closest
 from .hub.table import TABLE as WEIGHTS_TABLE
 from .hub.table import WeightsEntry
@@ -176,7 +177,7 @@ def list_models(pattern: str = "*", family: str | None = None,
 
 def model_info(name: str) -> dict[str, Any]:
     """Metadata of a model: paper, native input size, published figures with their source."""
-    return get_entry(name).as_dict()
+    return Record(get_entry(name).as_dict(), name)
 
 
 def _accepted_kwargs(builder: Callable[..., nn.Module]) -> set[str]:

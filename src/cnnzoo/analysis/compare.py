@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from ..display import Table
 from ..errors import InvalidArgumentError
 from ..registry import get_entry, list_models, load_model
 from ..results import published
@@ -74,5 +75,5 @@ def compare(models: Sequence[str], size: Size | None = None, *,
     or each at its own input. Every name is checked before any work. `report` analyses one
     target (serve passes its cached `analyze`)."""
     targets = [resolve_target(m, size) for m in models]
-    return [compare_row(label, report(target, input_size=tsize), name)
-            for label, (target, tsize, name) in zip(models, targets)]
+    return Table([compare_row(label, report(target, input_size=tsize), name)
+                  for label, (target, tsize, name) in zip(models, targets)], "cnnzoo compare")
