@@ -67,9 +67,9 @@ assert c1.params == 6 * (1 * 5 * 5 + 1) and c1.macs == 6 * 28 * 28 * 5 * 5
 print(f"params {report.total_params:,} (paper: 60,000), multiply-adds {report.total_macs:,}")'''),
         ("md", "## Train it\n\nTwo epochs on the embedded MNIST subset (10,000 real digits "
                "shipped in the package): validation held out, the test set scored once."),
-        ("code", '''from cnnzoo.train import fit
+        ("code", '''from cnnzoo.train import PrintReporter, fit
 
-result = fit("lenet5", data="embedded", epochs=2, out=WORK / "lenet5")
+result = fit("lenet5", data="embedded", epochs=2, out=WORK / "lenet5", reporter=PrintReporter())
 {k: result[k] for k in ("val_acc_pct", "test_acc_pct", "test_top1_err_pct") if k in result}'''),
         ("code", '''from IPython.display import Image
 Image(filename=str(WORK / "lenet5" / "training_curves.png"))'''),
@@ -103,12 +103,12 @@ Table([{"block": "one 5x5", "params": a.total_params, "MACs": a.total_macs},
         ("md", "## Filters\n\nThe first layer's filters before and after one epoch of training "
                "(lenet5_modern on the embedded digits; with `pretrained=True` the same call shows "
                "AlexNet's published filters, where the weights can be downloaded)."),
-        ("code", '''from cnnzoo.train import fit
+        ("code", '''from cnnzoo.train import PrintReporter, fit
 from cnnzoo.visual.visualize import save_filters
 
 untrained = cnnzoo.create_model("lenet5_modern")
 save_filters(untrained, WORK / "filters_init.png", title="c1 at initialisation")
-fit("lenet5_modern", data="embedded", epochs=1, out=WORK / "modern")
+fit("lenet5_modern", data="embedded", epochs=1, out=WORK / "modern", reporter=PrintReporter())
 trained = cnnzoo.load_model(WORK / "modern" / "model.safetensors")
 save_filters(trained, WORK / "filters_trained.png", title="c1 after one epoch")'''),
         ("code", '''from IPython.display import Image, display
@@ -130,7 +130,8 @@ print(f"direct 5x5: {a.total_macs / 1e6:.1f} M multiply-adds; 1x1 to 16 first: {
                "Szegedy et al. Fig. 2 and Table 1."),
         ("code", '''real = cnnzoo.create_model("googlenet").inception3a
 rep = cnnzoo.analyze(real, (192, 28, 28))
-print(f"inception (3a) as built: {rep.total_params:,} params, {rep.total_macs / 1e6:.0f} M multiply-adds (paper: 159K, 128M)")'''),
+print(f"inception (3a) as built: {rep.total_params:,} params, {rep.total_macs / 1e6:.0f} M multiply-adds")
+print("the paper's Table 1: 159K params, 128M ops")'''),
         ("code", '''cnnzoo.analyze("googlenet").aggregate(1)'''),
         ("md", "## Network In Network: 1x1 layers everywhere, no fully connected layer"),
         ("code", '''nin = cnnzoo.analyze("nin_cifar")
@@ -153,12 +154,13 @@ print(f"{cnnzoo.analyze(block, (1024, 14, 14)).total_params:,} params in one lay
         ("md", "## A small degradation run\n\nplain-20 and ResNet-20 (the CIFAR networks, "
                "section 4.2), the same recipe, 2,000 embedded digits for 3 epochs. At this size the "
                "curves are short: `cnnzoo experiment degradation` runs the measured version."),
-        ("code", '''from cnnzoo.train import fit
+        ("code", '''from cnnzoo.train import PrintReporter, fit
 
 runs = {}
 for name in ("plain20", "resnet20"):
     runs[name] = fit(name, data="embedded", epochs=3, out=WORK / name,
-                     overrides={"limit_train": 2000, "batch_size": 64, "lr": 0.05, "schedule": "constant"})
+                     overrides={"limit_train": 2000, "batch_size": 64, "lr": 0.05, "schedule": "constant"},
+                     reporter=PrintReporter())
 Table([{"model": n, **{k: r[k] for k in ("train_acc_pct", "val_acc_pct", "test_acc_pct") if k in r}}
        for n, r in runs.items()])'''),
         ("code", '''from IPython.display import Image, display
@@ -186,10 +188,10 @@ for name in ("mobilenet_v1", "mobilenet_v1_075", "mobilenet_v1_050", "mobilenet_
 Table(rows, caption="the width multiplier: cost falls roughly with alpha squared (Howard et al. Table 6)")'''),
         ("md", "## Export and check\n\nA LeNet-5 trained for one epoch goes to ONNX; ONNX "
                "Runtime's outputs are compared with PyTorch's, then an int8 copy is measured."),
-        ("code", '''from cnnzoo.train import fit
+        ("code", '''from cnnzoo.train import PrintReporter, fit
 from cnnzoo.deploy.export import export_model
 
-fit("lenet5_modern", data="embedded", epochs=1, out=WORK / "run")
+fit("lenet5_modern", data="embedded", epochs=1, out=WORK / "run", reporter=PrintReporter())
 model = cnnzoo.load_model(WORK / "run" / "model.safetensors")
 report = export_model(model, WORK / "lenet5_modern.onnx", "onnx")
 print("max |ONNX - eager| =", report["max_abs_diff"])'''),

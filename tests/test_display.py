@@ -63,7 +63,7 @@ def test_a_report_shows_its_text_table_as_html():
         assert line.split() == [c for c in row if c]
 
 
-def test_the_library_returns_tables_and_records(tmp_path):
+def test_the_library_returns_tables_and_records(tmp_path, capsys):
     import sys
     from pathlib import Path
 
@@ -71,7 +71,7 @@ def test_the_library_returns_tables_and_records(tmp_path):
     import _train_models  # noqa: F401  (registers tiny_cnn)
     from cnnzoo import hub
     from cnnzoo.analysis.compare import compare
-    from cnnzoo.train import fit
+    from cnnzoo.train import PrintReporter, fit
 
     rows = compare(["lenet5", "alexnet"])
     assert isinstance(rows, Table) and [r["name"] for r in rows] == ["lenet5", "alexnet"]
@@ -80,7 +80,10 @@ def test_the_library_returns_tables_and_records(tmp_path):
     assert isinstance(info, Record) and ["name", "resnet50"] in _cells(info._repr_html_())
     assert isinstance(hub.listing(), Table) and isinstance(hub.details("resnet50"), Table)
     res = fit("tiny_cnn", recipe="lenet", epochs=1, out=tmp_path / "run",
-              overrides={"batch_size": 64, "limit_train": 256})
+              overrides={"batch_size": 64, "limit_train": 256, "log_every": 1},
+              reporter=PrintReporter(every=0))
+    printed = capsys.readouterr().out  # plain lines a notebook cell shows: messages and progress
+    assert "training tiny_cnn" in printed and "epoch 1/1: step 1/" in printed and "[" not in printed
     assert isinstance(res, Record) and "test_acc_pct" in _cells(res._repr_html_())[1 + list(res).index("test_acc_pct")]
 
 
