@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError
 from ._common import Format, make_console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, as_model_file, pretrained_choice
-from ._options import FormatOpt, JsonOpt, choices, combine_option
+from ._options import FormatOpt, JsonOpt, bounded, choices, combine_option
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +75,8 @@ OptStr, OptInt, OptFloat, OptPath = Optional[str], Optional[int], Optional[float
 Model = Annotated[OptStr, typer.Argument(help="model name (see `cnnzoo list`); optional with --resume")]
 Data = Annotated[OptStr, _opt(spec_help())]
 RecipeName = Annotated[OptStr, _opt(_recipe_help())]
-Epochs = Annotated[OptInt, _opt("number of epochs (replaces a recipe's iterations)")]
+Epochs = Annotated[OptInt, typer.Option(help="number of epochs (replaces a recipe's iterations)",
+                                        callback=bounded("epochs"))]
 ValSplit = Annotated[OptStr, _opt("validation held out of the training set: a fraction F or N images, "
                                   "stratified, fixed seed; 0: none (default: the recipe's val_split, 0.1; "
                                   "folders use val/)")]
@@ -87,22 +88,24 @@ Resume = Annotated[OptPath, _opt("continue a run: its folder or its training sta
 Overwrite = Annotated[bool, _opt("replace the run already in --out (refused without it)", "--overwrite")]
 Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1 (default: cuda if available)")]
 Compile = Annotated[bool, _opt("torch.compile the model", "--compile")]
-Accum = Annotated[OptInt, _opt("gradient accumulation steps", "--accum-steps")]
+Accum = Annotated[OptInt, typer.Option("--accum-steps", help="gradient accumulation steps",
+                                       callback=bounded("batch_size"))]
 SyncBN = Annotated[bool, _opt("SyncBatchNorm across processes (torchrun)", "--sync-bn")]
 Deterministic = Annotated[bool, _opt("deterministic algorithms: same seed, same weights", "--deterministic")]
-Threads = Annotated[OptInt, _opt("CPU threads for PyTorch (default: its own choice)")]
+Threads = Annotated[OptInt, typer.Option(help="CPU threads for PyTorch (default: its own choice)",
+                                         callback=bounded("threads"))]
 ListFields = Annotated[bool, _opt("list every --set field (type, default, meaning) and exit", "--list-fields")]
 
 
 def train_cmd(
     model: Model = None, data: Data = None, recipe: RecipeName = None, epochs: Epochs = None,
-    batch_size: Annotated[OptInt, _opt("global batch size")] = None,
+    batch_size: Annotated[OptInt, typer.Option(help="global batch size", callback=bounded("batch_size"))] = None,
     lr: Annotated[OptFloat, _opt("base learning rate")] = None, val_split: ValSplit = None,
     sets: Sets = None, config: Annotated[OptPath, _opt("YAML file of recipe fields")] = None,
     out: Annotated[OptPath, _opt("output folder (default runs/MODEL-TIME)")] = None,
     resume: Resume = None, overwrite: Overwrite = False, device: Device = None, compile: Compile = False,
     accum: Accum = None, sync_bn: SyncBN = False, deterministic: Deterministic = False,
-    seed: Annotated[int, typer.Option()] = 0, threads: Threads = None,
+    seed: Annotated[int, typer.Option(callback=bounded("seed"))] = 0, threads: Threads = None,
     progress: Annotated[bool, _opt("progress bar")] = True, fmt: FormatOpt = Format.table,
     json_flag: JsonOpt = False, pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None,
     weights: Weights = None, list_fields: ListFields = False,
@@ -170,7 +173,7 @@ def eval_cmd(
     combine: Annotated[str, combine_option()] = "mean",
     plot_confusion: Annotated[Optional[Path], typer.Option(help="write the confusion matrix PNG here")] = None,
     device: Annotated[Optional[str], typer.Option()] = None,
-    batch_size: Annotated[int, typer.Option()] = 500,
+    batch_size: Annotated[int, typer.Option(callback=bounded("batch_size"))] = 500,
     amp: Annotated[str, typer.Option(help=_amp_help())] = "auto",
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,

@@ -13,7 +13,7 @@ from ..results import pct
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import FormatOpt, JsonOpt
+from ._options import FormatOpt, JsonOpt, bounded
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     from torch import nn
@@ -65,8 +65,9 @@ def features_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="features file (.safetensors)"),
     split: str = typer.Option("train", help="train or test"),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
-    per_class: Optional[int] = typer.Option(None, help="at most N images per class (seeded)"),
-    limit: Optional[int] = typer.Option(None, help="at most N images"),
+    per_class: Optional[int] = typer.Option(None, help="at most N images per class (seeded)",
+                                            callback=bounded("per_class")),
+    limit: Optional[int] = typer.Option(None, help="at most N images", callback=bounded("limit")),
     pool: str = typer.Option("avg", help="reduce 4-D maps: avg, max or flatten"),
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
@@ -93,7 +94,7 @@ def features_cmd(
 def linear_probe_cmd(
     train: Path = typer.Argument(..., help="features file from `cnnzoo features`"),
     val: Optional[Path] = typer.Option(None, "--val", help="features file to evaluate on"),
-    epochs: int = typer.Option(100, help="passes over the features"),
+    epochs: int = typer.Option(100, help="passes over the features", callback=bounded("epochs")),
     lr: float = typer.Option(0.01, help="AdamW learning rate"),
     weight_decay: float = typer.Option(1e-4),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="save the probe (.safetensors)"),
@@ -142,11 +143,14 @@ def finetune_cmd(
     model_file: str = typer.Argument(..., help="pre-trained model file"),
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
-    per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
-    freeze_until: FreezeUntil = None, scratch: Scratch = False, epochs: int = typer.Option(30),
+    per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)",
+                                            callback=bounded("per_class")),
+    freeze_until: FreezeUntil = None, scratch: Scratch = False,
+    epochs: int = typer.Option(30, callback=bounded("epochs")),
     lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
     backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
-    batch_size: int = typer.Option(32), seed: int = typer.Option(0),
+    batch_size: int = typer.Option(32, callback=bounded("batch_size")),
+    seed: int = typer.Option(0, callback=bounded("seed")),
     augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
