@@ -89,6 +89,9 @@ def problem(name: str, value: Any, label: str | None = None) -> str | None:
         return f"{label} must be a whole number, got {value!r} ({b.describe()}: {b.why})"
     if not math.isfinite(value):
         return f"{label} must be a finite number, got {value} ({b.describe()}: {b.why})"
+    if value < b.low and b.low in (0, 1):
+        sign = "positive" if b.low == 1 else "zero or more"
+        return f"{label} must be {sign}, got {_shown(value)} ({b.describe()}: {b.why})"
     if not b.low <= value <= b.high:
         return f"{label} is {_shown(value)}, outside {b.describe()}: {b.why}"
     return None
@@ -138,8 +141,13 @@ def yaml_depth(data: Any, label: str) -> None:
         if not nxt:
             return
         if depth >= limit:
-            raise BoundError(f"{label} is nested more than {limit} levels deep ({BOUNDS['yaml_depth'].why})")
+            raise too_deep(label)
         level = nxt
+
+
+def too_deep(label: str) -> BoundError:
+    b = BOUNDS["yaml_depth"]
+    return BoundError(f"{label} is nested more than {int(b.high)} levels deep ({b.describe()}: {b.why})")
 
 
 def table() -> list[dict[str, str]]:

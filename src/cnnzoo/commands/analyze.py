@@ -16,6 +16,7 @@ from ..analysis.compare import compare, parse_input, resolve_target
 from ..analysis.explain import explain
 from ..analysis.memory import OPTIMIZER_STATES
 from ..analysis.plots import check_plot_path, plot_compare, plot_layers
+from ..errors import InvalidArgumentError
 from ._common import print_json
 from ._lazy import verb
 from ._options import JsonOpt, bounded, choices, format_option
@@ -106,6 +107,9 @@ def compare_cmd(
 ) -> None:
     """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
     and the lectures' "comparing complexity" chart."""
+    if len(models) < 2:
+        raise InvalidArgumentError(f"compare takes two or more models, got {len(models)} ({', '.join(models)}): "
+                                   f"`cnnzoo summary {models[0]}` describes one")
     size = parse_input(input) if input is not None else None
     if plot is not None:
         check_plot_path(plot)

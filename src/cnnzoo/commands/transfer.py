@@ -25,13 +25,16 @@ CLASSES_HELP = "keep only these labels, renumbered from 0 (e.g. 5-9 or 5,6,7,8,9
 
 
 def parse_classes(text: str | None) -> list[int] | None:
-    if not text:
+    if text is None:
         return None
+    from ..bounds import check
+
     out: list[int] = []
     try:
         for part in text.split(","):
             a, sep, b = part.strip().partition("-")
-            out += list(range(int(a), int(b) + 1)) if sep else [int(a)]
+            lo, hi = (check("label", int(v), f"--classes {text!r}: label") for v in (a, b if sep else a))
+            out += list(range(lo, hi + 1))  # both ends bounded before the range is made
     except ValueError:
         raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
     if len(set(out)) != len(out) or len(out) < 2:
