@@ -57,7 +57,7 @@ BOUNDS: dict[str, Bound] = {b.name: b for b in [
     Bound("steps", 0, 10**12, "optimizer steps, milestones and step intervals (int64-safe)"),
     Bound("patience", 0, 100_000, "epochs without improvement"),
     Bound("classes", 1, _MEGA, "classes of a classifier: ImageNet-21k has 21,841; 10^9 is 18 GB"),
-    Bound("label", 0, _MEGA - 1, "a class index in a features file: 0 <= label < classes"),
+    Bound("label", 0, _MEGA - 1, "a class index (features files, --classes): 0 <= label < classes"),
     Bound("top_k", 1, _MEGA, "classes shown per image (at most the model's classes are shown)"),
     Bound("tolerance", 0, math.inf, "an absolute difference: a finite number >= 0", integer=False),
     Bound("limit", 1, _GIGA, "the first N images"),
@@ -98,8 +98,8 @@ def problem(name: str, value: Any, label: str | None = None) -> str | None:
 
 
 def _shown(v: float) -> str:
-    s = f"{v:g}" if isinstance(v, float) else str(v)
-    return s if len(s) <= 30 else s[:12] + f"...({len(s)} digits)"
+    """A value as the message shows it: 1e+26 rather than 27 digits."""
+    return f"{v:g}" if isinstance(v, float) or abs(v) >= 10**15 else str(v)
 
 
 def check(name: str, value: Any, label: str | None = None) -> Any:

@@ -160,7 +160,7 @@ def _preprocess_problem(pre: Any, in_chans: Any) -> str | None:
         return "must be an object"
     size, channels = pre.get("input_size"), in_chans
     if size is not None:
-        if not (isinstance(size, list) and len(size) == 3 and all(_int_in(x, 1, 2**63) for x in size)):
+        if not (isinstance(size, list) and len(size) == 3 and all(_int_in(x, 1, math.inf) for x in size)):
             return f"input_size must be [C, H, W], positive integers, got {str(size)[:60]}"
         try:
             channels = check_size(size, "its input_size")[0]

@@ -119,7 +119,8 @@ def loader_cmd(
     spec: Annotated[str, typer.Argument(metavar="folder:PATH", help="an image folder (train/CLASS/*.jpg): "
                                                                     f"{spec_list(lambda k: not k.in_memory)}")],
     make_folder: Annotated[int, typer.Option(help="first write N photo-like 500x375 JPEGs into PATH "
-                                                  "(kept; existing files are reused)")] = 0,
+                                                  "(kept; existing files are reused)",
+                                             callback=bounded("images"))] = 0,
     workers: Annotated[int, typer.Option(help="DataLoader workers of both sides", callback=bounded("workers"))] = 2,
     images: Annotated[int, typer.Option(help="images per timed pass", callback=bounded("limit"))] = 1024,
     device: Device = "cpu", batch: Batch = None, reps: Reps = None,

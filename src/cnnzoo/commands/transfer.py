@@ -30,13 +30,14 @@ def parse_classes(text: str | None) -> list[int] | None:
     from ..bounds import check
 
     out: list[int] = []
-    try:
-        for part in text.split(","):
-            a, sep, b = part.strip().partition("-")
-            lo, hi = (check("label", int(v), f"--classes {text!r}: label") for v in (a, b if sep else a))
-            out += list(range(lo, hi + 1))  # both ends bounded before the range is made
-    except ValueError:
-        raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
+    for part in text.split(","):
+        a, sep, b = part.strip().partition("-")
+        try:
+            ends = [int(a), int(b if sep else a)]
+        except ValueError:
+            raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
+        lo, hi = (check("label", v, f"--classes {text!r}: label") for v in ends)
+        out += list(range(lo, hi + 1))  # both ends bounded before the range is made
     if len(set(out)) != len(out) or len(out) < 2:
         raise InvalidArgumentError(f"--classes {text!r}: need at least two distinct labels")
     return out

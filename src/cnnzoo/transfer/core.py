@@ -421,8 +421,8 @@ def check_features(f: torch.Tensor, y: torch.Tensor, num_classes: int | None = N
         raise InvalidArgumentError(f"{where}: labels must be a 1-D integer tensor, got {y.dtype} {tuple(y.shape)}")
     top = check_optional("classes", num_classes, "num_classes")
     if len(y):
-        check("label", int(y.min()), f"{where}: label {int(y.min())}")
-        check("label", int(y.max()), f"{where}: label {int(y.max())}")
+        check("label", int(y.min()), f"{where}: a label")
+        check("label", int(y.max()), f"{where}: a label")
         if top is not None and int(y.max()) >= top:
             raise InvalidArgumentError(f"{where}: label {int(y.max())} is not below its {top} classes")
 
