@@ -45,7 +45,7 @@ def _num(v: float) -> str:
 
 _MEGA, _GIGA = 10**6, 10**9
 BOUNDS: dict[str, Bound] = {b.name: b for b in [
-    Bound("channels", 1, 4096, "input channels of one image; no network here takes more"),
+    Bound("channels", 1, 1024, "input channels of one image (hyperspectral: a few hundred)"),
     Bound("side", 1, 16384, "an input's height or width in pixels; larger does not fit a device"),
     Bound("input_elements", 1, 2**28, "C*H*W of one input: 2^28 float32 values are 1 GiB per image"),
     Bound("batch_size", 1, 65536, "images per batch; one more doubling exceeds any device's memory"),

@@ -75,8 +75,7 @@ OptStr, OptInt, OptFloat, OptPath = Optional[str], Optional[int], Optional[float
 Model = Annotated[OptStr, typer.Argument(help="model name (see `cnnzoo list`); optional with --resume")]
 Data = Annotated[OptStr, _opt(spec_help())]
 RecipeName = Annotated[OptStr, _opt(_recipe_help())]
-Epochs = Annotated[OptInt, typer.Option(help="number of epochs (replaces a recipe's iterations)",
-                                        callback=bounded("epochs"))]
+Epochs = Annotated[OptInt, _opt("number of epochs (replaces a recipe's iterations)")]
 ValSplit = Annotated[OptStr, _opt("validation held out of the training set: a fraction F or N images, "
                                   "stratified, fixed seed; 0: none (default: the recipe's val_split, 0.1; "
                                   "folders use val/)")]
@@ -173,7 +172,7 @@ def eval_cmd(
     combine: Annotated[str, combine_option()] = "mean",
     plot_confusion: Annotated[Optional[Path], typer.Option(help="write the confusion matrix PNG here")] = None,
     device: Annotated[Optional[str], typer.Option()] = None,
-    batch_size: Annotated[int, typer.Option(callback=bounded("batch_size"))] = 500,
+    batch_size: Annotated[int, typer.Option()] = 500,
     amp: Annotated[str, typer.Option(help=_amp_help())] = "auto",
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,

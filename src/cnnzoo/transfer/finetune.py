@@ -87,6 +87,8 @@ def finetune(model: nn.Module, train: ImageSet, test: ImageSet | None,
     which layers, their learning rates), or with `settings.scratch` train a fresh copy of its
     architecture instead; scored on `test`. `model` is changed in place unless scratch."""
     s = settings
+    check("epochs", s.epochs)  # before a model is built or copied
+    check("batch_size", s.batch_size)
     torch.manual_seed(check("seed", s.seed))  # the new classifier's (or the scratch model's) initialisation
     n = len(train.classes)
     if s.scratch:
