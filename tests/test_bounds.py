@@ -290,3 +290,23 @@ def test_predict_sees_a_tagged_photo_upright(tmp_path):
 
 def test_bound_errors_are_cnnzoo_errors():
     assert issubclass(BoundError, CnnzooError)
+
+
+def test_cli_set_takes_floats_as_written_and_trains(tmp_path, cli):
+    r = cli("train", "lenet5", "--set", "lr=1e-3", "--set", "weight_decay=5E-4", "--set", "limit_train=64",
+            "--val-split", "0", "--epochs", "1", "--out", tmp_path / "r", "--no-progress", "--format", "json")
+    assert r.code == 0, r.err
+    from cnnzoo.modelfile import read_record
+
+    recipe = read_record(tmp_path / "r")["recipe"]
+    assert (recipe["lr"], recipe["weight_decay"]) == (1e-3, 5e-4)
+
+
+def test_cli_top_k_above_the_classes_shows_every_class(tmp_path, cli):
+    from cnnzoo.modelfile import save_model
+
+    save_model(tmp_path / "m.safetensors", cnnzoo.create_model("lenet5"))
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
+    r = cli("predict", tmp_path / "m.safetensors", tmp_path / "a.png", "--top", "1000000", "--json")
+    assert r.code == 0, r.err
+    assert len(r.json()[0]["top"]) == 10
