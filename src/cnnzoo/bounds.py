@@ -73,10 +73,6 @@ class BoundError(InvalidArgumentError):
     """A number outside its bound (exit 2): names the value, the bound and the reason."""
 
 
-def bound(name: str) -> Bound:
-    return BOUNDS[name]
-
-
 def problem(name: str, value: Any, label: str | None = None) -> str | None:
     """What is wrong with `value` as bounded quantity `name` (None: nothing); `label` is how
     the user gave it (an option, a field, a file's key)."""
