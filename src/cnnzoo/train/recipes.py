@@ -15,6 +15,7 @@ field of its registry entry (`register(..., recipe=NAME)`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -78,7 +79,7 @@ class Recipe:
                                    "multiplied by gamma", rule=">= 0", bound="steps")
     gamma: float = _field(0.1, "multistep / plateau / exp: the lr factor", rule="> 0")
     patience: int = _field(2, "plateau: epochs without validation improvement before lr x gamma", rule=">= 0",
-                         bound="patience")
+                           bound="patience")
     decay_every: float = _field(8.0, "exp: multiply lr by gamma every this many epochs (GoogLeNet: "
                                 "0.96 / 8)", rule="> 0")
     warmup_epochs: float = _field(0.0, "linear warm-up from 0 over this many epochs", rule=">= 0")
@@ -98,7 +99,7 @@ class Recipe:
     on_corrupt: str = _field("skip", "image folders: skip (and count) or fail on an unreadable image",
                              choices=("skip", "fail"), resume=True)
     workers: int = _field(4, "image folders: DataLoader worker processes", rule=">= 0", resume=True,
-                         bound="workers")
+                           bound="workers")
     loader: str = _field("auto", "image folders: auto, torch (decode_jpeg, batched augmentation), "
                          "dali (CUDA, if installed) or pil (one image at a time); see docs/training.md",
                          choices=("auto", "torch", "dali", "pil"))
@@ -115,7 +116,7 @@ class Recipe:
     ckpt_every: int = _field(0, "also checkpoint every N steps (0: at epoch ends only)", rule=">= 0",
                              resume=True, bound="steps")
     eval_every: int = _field(1, "evaluate on the validation split every N epochs", rule=">= 1", resume=True,
-                            bound="epochs")
+                              bound="epochs")
     limit_train: int | None = _field(None, "train on the first N images only (quick experiments)",
                                      rule=">= 1", kind=int, bound="limit")
     # honest evaluation (docs/training.md): validation held out of the training set, stratified,
@@ -234,6 +235,7 @@ def _coerce(key: str, value: Any) -> Any:
 _FLOAT = r"^[-+]?(?:(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+|[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$"
 
 
+@functools.cache
 def _yaml_loader() -> type:
     """YAML's safe loader, reading floats as users write them: YAML 1.1 (PyYAML) reads 1e-3,
     5E-4 and 1e3 as strings, since its floats need a dot and a signed exponent; these are
