@@ -54,7 +54,8 @@ BOUNDS: dict[str, Bound] = {b.name: b for b in [
           "process's thread limit (a segmentation fault)"),
     Bound("workers", 0, 256, "data-loading processes, each a copy of the loader"),
     Bound("epochs", 1, 100_000, "passes over the data; more would never finish"),
-    Bound("steps", 0, 10**12, "optimizer steps, milestones and step intervals (int64-safe)"),
+    Bound("steps", 0, 10**12, "optimizer steps, milestones and step intervals (int64-safe)",
+          integer=False),  # milestones scaled from iterations to epochs may fall between two
     Bound("patience", 0, 100_000, "epochs without improvement"),
     Bound("classes", 1, _MEGA, "classes of a classifier: ImageNet-21k has 21,841; 10^9 is 18 GB"),
     Bound("label", 0, _MEGA - 1, "a class index (features files, --classes): 0 <= label < classes"),
