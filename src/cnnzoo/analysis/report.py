@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..results import to_json
 from .memory import TrainingMemory, training_memory
 
 # Rows of these kinds have no parameters, no MACs and no counted memory: the table hides them
@@ -263,4 +263,4 @@ class Report:
                 "rows": [r.as_dict() for r in self.visible_rows(all_layers)]}
 
     def to_json(self, all_layers: bool = True) -> str:
-        return json.dumps(self.to_dict(all_layers), indent=2) + "\n"
+        return to_json(self.to_dict(all_layers)) + "\n"

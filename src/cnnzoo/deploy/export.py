@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..bounds import check as check_bound
 from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
 from ..files import atomic_path
@@ -55,6 +56,7 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_bound("tolerance", atol, "atol")  # NaN or a negative tolerance would pass or fail every export
     if batch_size < 2:
         # a batch of 1 would let exporters specialise the batch dimension to 1
         raise InvalidArgumentError("export batch_size must be >= 2 to keep the batch dynamic")
