@@ -35,10 +35,13 @@ def check_plot_path(path: str | os.PathLike) -> Path:
 
 
 def _save(fig: Any, path: Path) -> Path:
+    """Through the one writer: a full disk is an OutputWriteError (exit 1), nothing half-written."""
+    from ..files import save_figure
+
     try:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    except OSError as err:
-        raise InvalidArgumentError(f"cannot write plot {str(path)!r}: {err.strerror or err}") from err
+        save_figure(fig, path, dpi=150, bbox_inches="tight")
+    except InvalidArgumentError as err:  # a path that can never hold a file
+        raise InvalidArgumentError(f"cannot write plot {str(path)!r}: {getattr(err, 'reason', err)}") from None
     finally:
         import matplotlib.pyplot as plt  # loaded already by _pyplot; no backend switch here
 
