@@ -79,7 +79,7 @@ def write_failure(path: str | os.PathLike, err: BaseException) -> OutputWriteErr
     reason = describe_errno(code)
     if code in _BAD_PATH:
         bad = InvalidArgumentError(f"cannot write {path}: {reason}; choose another path")
-        bad.path, bad.reason = path, reason
+        bad.path, bad.reason, bad.errno = path, reason, code
         return bad
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         todo = "free some space there or write elsewhere"
@@ -89,7 +89,7 @@ def write_failure(path: str | os.PathLike, err: BaseException) -> OutputWriteErr
         todo = "check the file system, or write elsewhere"
     error = OutputWriteError(f"could not write {path}: {reason}, {free_space(path)} free on its "
                              f"file system; nothing was written ({todo})")
-    error.path, error.reason = path, reason
+    error.path, error.reason, error.errno = path, reason, code
     return error
 
 

@@ -30,8 +30,16 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     if not parent.is_dir():
         raise InvalidArgumentError(f"cannot write plot {str(p)!r}: directory {str(parent)!r} does not exist")
     if p.is_dir() or not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise InvalidArgumentError(f"cannot write plot {str(p)!r}: permission denied or not a file")
+        why = "a read-only file system" if _read_only(parent) else "permission denied or not a file"
+        raise InvalidArgumentError(f"cannot write plot {str(p)!r}: {why}")
     return p
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -19,6 +19,7 @@ prove the batch is dynamic); the maximum absolute difference is reported and mus
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -32,7 +33,7 @@ from torch import nn
 
 from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
-from ..files import atomic_path, atomic_write_bytes
+from ..files import atomic_path, atomic_write_bytes, write_failure
 from ..registry import get_entry
 from .predict import ONNX_RECORD_KEY, class_names, default_preprocess, get_preprocess
 
@@ -78,9 +79,12 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
             else:
                 _export_program(model, example, out)
         report = _check(model, out, fmt, input_size, batch_size, atol, gen) if check else {}
-    except BaseException:
+    except BaseException as err:
         if out != dest:
-            out.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder holds none
+                out.unlink(missing_ok=True)
+            if getattr(err, "errno", None) and isinstance(err, CnnzooError):  # a failed write: name `dest`
+                raise write_failure(dest, OSError(err.errno, "")) from None
         raise
     if out != dest:
         os.replace(out, dest)
