@@ -34,7 +34,7 @@ _TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[a-z0-9_]{8}\
 STALE_AFTER_S = 60  # a dead process's temporary older than this is removed
 FORGOTTEN_AFTER_S = 24 * 3600  # ... and anyone's (another host's, a reused pid's) older than this
 # a path that can never be written, whatever the disk: bad input (exit 2), not a failed job
-_BAD_PATH = {errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.ENOENT}
+_BAD_PATH = {errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EEXIST}
 
 
 @contextmanager
@@ -78,6 +78,8 @@ def write_failure(path: str | os.PathLike, err: BaseException) -> OutputWriteErr
     path = Path(path)
     reason = describe_errno(code)
     if code in _BAD_PATH:
+        if code in (errno.EEXIST, errno.ENOTDIR):  # from mkdir -p
+            reason += ": a file stands where a folder belongs"
         bad = InvalidArgumentError(f"cannot write {path}: {reason}; choose another path")
         bad.path, bad.reason, bad.errno = path, reason, code
         return bad

@@ -87,7 +87,12 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                 raise write_failure(dest, OSError(err.errno, "")) from None
         raise
     if out != dest:
-        os.replace(out, dest)
+        try:
+            os.replace(out, dest)
+        except OSError as err:  # `dest` a folder...
+            with contextlib.suppress(OSError):
+                out.unlink(missing_ok=True)
+            raise write_failure(dest, err) or err from None
     report.update({"format": fmt, "out": str(dest), "input_size": list(input_size),
                    "dynamic_batch": True, "bytes": dest.stat().st_size})
     return report
