@@ -210,7 +210,7 @@ def test_a_failed_write_keeps_the_old_file(small_fs):
 def test_read_only_file_system(model_file, small_fs, cli):
     fs = small_fs("1m")
     remount_read_only(fs)
-    for argv, out in ((["export", model_file, "--to", "onnx", "--out"], fs / "m.onnx"),
+    for argv, out in ((["export", model_file, "--to", "torchscript", "--out"], fs / "m.pt"),
                       (["features", model_file, "--limit", "16", "--out"], fs / "f.safetensors")):
         code, text, err = cli(*argv, out)
         assert code == 1, (argv, text + err)
@@ -245,7 +245,7 @@ def test_an_unwritable_folder_as_a_user(model_file, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
-    r = _without_root_privileges("export", model_file, "--to", "onnx", "--out", locked / "m.onnx")
+    r = _without_root_privileges("export", model_file, "--to", "torchscript", "--out", locked / "m.pt")
     assert r.returncode == 1, r.stderr[-2000:]
     assert "Permission denied" in r.stderr and "Traceback" not in r.stderr + r.stdout
     assert list(locked.iterdir()) == []
