@@ -48,12 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     tmp_path: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:120]}.{_HOST}-{os.getpid()}.", suffix=".tmp",
-                                   dir=path.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        tmp_path = _new_temporary(path)
         yield tmp_path
         os.chmod(tmp_path, _final_mode(path))
         replace_durably(tmp_path, path)
@@ -68,6 +63,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 tmp_path.unlink(missing_ok=True)
             except OSError:
                 pass
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A new empty file beside `path` named as this writer's temporaries (removed by a later
+    write once this process is gone), for a caller that renames it over `path` itself."""
+    try:
+        return _new_temporary(Path(path))
+    except OSError as err:
+        raise write_failure(path, err) from None
+
+
+def _new_temporary(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:120]}.{_HOST}-{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
 
 
 def write_failure(path: str | os.PathLike, err: BaseException) -> OutputWriteError | InvalidArgumentError | None:

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
-from ..files import atomic_path, atomic_write_bytes, write_failure
+from ..files import atomic_path, atomic_write_bytes, temporary_path, write_failure
 from ..registry import get_entry
 from .predict import ONNX_RECORD_KEY, class_names, default_preprocess, get_preprocess
 
@@ -67,7 +67,8 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     example = torch.randn(batch_size, *input_size, generator=gen)
     # Checked under a temporary name and renamed only when the check passes: a failed export
     # leaves no file that looks good, and an earlier good file at `out` stays.
-    dest, out = out, (out.with_name(f".{out.stem}.unchecked{out.suffix}") if check else out)
+    # (a temporary of cnnzoo.files: one left by kill -9 is removed by a later write there)
+    dest, out = out, (temporary_path(out) if check else out)
     try:  # a failed write (full disk) or check removes the unchecked file too
         with torch.no_grad():
             if fmt == "onnx":
