@@ -2,7 +2,7 @@
 
 A model file is self-describing: `load_model(path)` rebuilds the architecture from the record
 (model name + architecture arguments) and loads the weights. Nothing is ever unpickled.
-Every write goes through files.atomic_path. Rebuilding a model from its file
+Every write goes through files.atomic_path (a full disk is a clear OutputWriteError). Rebuilding a model from its file
 (`load_model`) needs the registry, so it lives in registry.py, one floor up.
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from .bounds import BOUNDS, BoundError, check_size
 from .errors import ModelFileError
-from .files import atomic_path
+from .files import atomic_path, check_readable
 from .runfolder import MODEL_FILE, STATE_FILE
 from .version import __version__
 
@@ -93,6 +93,7 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
                              "or --resume for training state")
     if not path.is_file():
         raise ModelFileError(f"no such model file: {path}")
+    _check_readable(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -182,10 +183,18 @@ def _preprocess_problem(pre: Any, in_chans: Any) -> str | None:
     return None
 
 
+def _check_readable(path: str | os.PathLike) -> None:
+    """A file we may not read says so (safetensors reports it as 'No such file or directory')."""
+    why = check_readable(path)
+    if why is not None:
+        raise ModelFileError(f"cannot read {path}: {why}; check its permissions (ls -l {path})")
+
+
 def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in a safetensors file, read from its header only."""
     from safetensors import safe_open
 
+    _check_readable(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
@@ -223,6 +232,7 @@ def check_shapes(path: str | os.PathLike, record: dict[str, Any],
 def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
+    _check_readable(path)
     try:
         return load_file(str(path))
     except Exception as err:

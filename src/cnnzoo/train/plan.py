@@ -53,7 +53,7 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
         if rpath.suffix in ckpt.TORCH_SUFFIXES:
             torch_checkpoint = _read_torch_checkpoint(rpath)
         else:
-            saved_weights, saved_state = ckpt.read_training_state(rpath)
+            saved_weights, saved_state = ckpt.read_training_state(rpath, resume=True)
             saved = saved_state["run"]
             _check_same_run(resume, saved, model_name=model_name, data=data, recipe=recipe)
             model_name, data = saved["model"], saved["data"]

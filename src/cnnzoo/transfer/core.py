@@ -16,6 +16,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import torch
@@ -26,7 +27,7 @@ from ..contract import logits_of
 from ..data.datasets import LabelledImages, load_split, parse_spec
 from ..data.preprocess import Preprocess
 from ..errors import InvalidArgumentError, closest
-from ..files import atomic_path
+from ..files import atomic_path, check_readable
 
 
 class _StopForward(Exception):
@@ -394,6 +395,8 @@ def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch
 def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     from safetensors import safe_open
 
+    if Path(path).is_file() and (why := check_readable(path)) is not None:  # not 'No such file'
+        raise InvalidArgumentError(f"cannot read features file {path}: {why}; check its permissions")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("cnnzoo_features", "{}"))
