@@ -200,7 +200,7 @@ def check_output_folder(folder: str | os.PathLike, files: Iterable[str], *, over
                         label: str = "output folder", flag: str = "overwrite=True") -> Path:
     """`folder` as a Path if a command may write `files` (names) into it: not a file, not a
     training run's folder, and each file as check_output wants it."""
-    p = Path(os.fspath(folder))
+    p, files = Path(os.fspath(folder)), list(files)
     said = f"{label} {p}" if label.startswith("-") else f"{label} {str(p)!r}"
     if _lexists(p) and not p.is_dir():
         raise OutputError(f"{said} is a file; it must be a folder (it receives {', '.join(files)}): "
