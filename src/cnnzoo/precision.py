@@ -108,9 +108,11 @@ class LossScaler:
     gradients: it lowers its scale and retries on the next batch) are counted on the device,
     without a host sync; the count and the scaler's state go into the checkpoint."""
 
+    INIT_SCALE = 2.0 ** 16  # PyTorch's default; the tests raise it to force overflowing steps
+
     def __init__(self, device: torch.device, enabled: bool) -> None:
         self.enabled = enabled
-        self.scaler = torch.amp.GradScaler(torch.device(device).type, enabled=enabled)
+        self.scaler = torch.amp.GradScaler(torch.device(device).type, init_scale=self.INIT_SCALE, enabled=enabled)
         self.skipped = torch.zeros((), dtype=torch.int64, device=device)
 
     def backward(self, loss: torch.Tensor) -> None:
