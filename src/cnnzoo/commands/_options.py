@@ -57,3 +57,15 @@ def combine_option() -> Any:
     from ..ensemble import COMBINE
 
     return typer.Option(help=f"ensembles: {choices(COMBINE)} (mean of the softmax is the papers' way)")
+
+
+# -- bounded numbers (cnnzoo/bounds.py): checked when the option is parsed, before any work ------
+def bounded(name: str) -> Any:
+    """A typer callback that refuses the option's value outside bound `name` (exit 2, naming the
+    option, the bound and the reason); None (an unset optional) passes."""
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        from ..bounds import check_optional
+
+        flag = max(param.opts, key=len) if param.opts else (param.name or name)
+        return check_optional(name, value, flag)
+    return check

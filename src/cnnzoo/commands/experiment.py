@@ -11,7 +11,7 @@ from ..data.kinds import spec_help
 from ..errors import InvalidArgumentError
 from ._common import Format, console, print_json
 from ._lazy import verb
-from ._options import FormatOpt, JsonOpt, choices
+from ._options import FormatOpt, JsonOpt, bounded, choices
 
 DATA_HELP = spec_help()
 
@@ -35,7 +35,7 @@ def experiment_cmd(
                                                 "(default: experiments/NAME)")] = None,
     data: Annotated[Optional[str], typer.Option(help=DATA_HELP)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: auto)")] = None,
-    seed: Annotated[int, typer.Option(help="the first run's seed")] = 0,
+    seed: Annotated[int, typer.Option(help="the first run's seed", callback=bounded("seed"))] = 0,
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Rerun a claim from the lectures: plain vs residual depth (degradation), ensembles,

@@ -12,7 +12,7 @@ from ..data.kinds import spec_list
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import JsonOpt, choices, format_option
+from ._options import JsonOpt, bounded, choices, format_option
 
 
 class Target(str, Enum):
@@ -34,10 +34,11 @@ Int8Mode = Annotated[Optional[str], typer.Option("--int8-mode", metavar="static|
                      "default: calibrated activation ranges) or dynamic (weights only); implies --int8")]
 Calibrate = Annotated[Optional[str], typer.Option("--calibrate", help="calibration images (train split): "
                       f"{spec_list()}")]
-CalibImages = Annotated[int, typer.Option(help="how many calibration images")]
+CalibImages = Annotated[int, typer.Option(help="how many calibration images", callback=bounded("limit"))]
 CheckData = Annotated[Optional[str], typer.Option("--check-data", help="labelled images (test split) for the "
                       "accuracy change; default: --calibrate's data")]
-CheckImages = Annotated[int, typer.Option(help="how many images the accuracy check uses")]
+CheckImages = Annotated[int, typer.Option(help="how many images the accuracy check uses",
+                                           callback=bounded("limit"))]
 
 
 def export_cmd(
@@ -47,7 +48,8 @@ def export_cmd(
                               help=f"{choices(Target)} (exported: an ExportedProgram .pt2)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside MODEL_FILE)"),
-    atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
+    atol: float = typer.Option(1e-4, help="largest allowed difference from the model",
+                                callback=bounded("tolerance")),
     int8: Int8 = False, int8_mode: Int8Mode = None, calibrate: Calibrate = None, calib_images: CalibImages = 256,
     check_data: CheckData = None, check_images: CheckImages = 2000,
     fmt: Annotated[str, format_option(f"{choices(Format)} (the report; the target is --to)")] = "table",

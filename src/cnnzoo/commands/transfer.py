@@ -13,7 +13,7 @@ from ..results import pct
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import FormatOpt, JsonOpt
+from ._options import FormatOpt, JsonOpt, bounded
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     from torch import nn
@@ -25,15 +25,19 @@ CLASSES_HELP = "keep only these labels, renumbered from 0 (e.g. 5-9 or 5,6,7,8,9
 
 
 def parse_classes(text: str | None) -> list[int] | None:
-    if not text:
+    if text is None:
         return None
+    from ..bounds import check
+
     out: list[int] = []
-    try:
-        for part in text.split(","):
-            a, sep, b = part.strip().partition("-")
-            out += list(range(int(a), int(b) + 1)) if sep else [int(a)]
-    except ValueError:
-        raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
+    for part in text.split(","):
+        a, sep, b = part.strip().partition("-")
+        try:
+            ends = [int(a), int(b if sep else a)]
+        except ValueError:
+            raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
+        lo, hi = (check("label", v, f"--classes {text!r}: label") for v in ends)
+        out += list(range(lo, hi + 1))  # both ends bounded before the range is made
     if len(set(out)) != len(out) or len(out) < 2:
         raise InvalidArgumentError(f"--classes {text!r}: need at least two distinct labels")
     return out
@@ -93,7 +97,7 @@ def features_cmd(
 def linear_probe_cmd(
     train: Path = typer.Argument(..., help="features file from `cnnzoo features`"),
     val: Optional[Path] = typer.Option(None, "--val", help="features file to evaluate on"),
-    epochs: int = typer.Option(100, help="passes over the features"),
+    epochs: int = typer.Option(100, help="passes over the features", callback=bounded("epochs")),
     lr: float = typer.Option(0.01, help="AdamW learning rate"),
     weight_decay: float = typer.Option(1e-4),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="save the probe (.safetensors)"),
@@ -143,10 +147,11 @@ def finetune_cmd(
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
     per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
-    freeze_until: FreezeUntil = None, scratch: Scratch = False, epochs: int = typer.Option(30),
+    freeze_until: FreezeUntil = None, scratch: Scratch = False,
+    epochs: int = typer.Option(30),
     lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
     backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
-    batch_size: int = typer.Option(32), seed: int = typer.Option(0),
+    batch_size: int = typer.Option(32), seed: int = typer.Option(0, callback=bounded("seed")),
     augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,

@@ -115,6 +115,8 @@ def quantize_model(model_file: str | os.PathLike, mode: str = "static",
     check_mode(mode, bool(calibrate))  # before the model and the data load
     model, record = load_for_inference(model_file, pretrained)
     pp = get_preprocess(record, model)
+    if mode == "static":
+        check_calibration_channels(str(calibrate), pp.in_chans)
     calib = load_image_set(calibrate, "train", pp, limit=calib_images).x if mode == "static" \
         else None
     spec = check_data or calibrate
@@ -133,6 +135,27 @@ def quantize_model(model_file: str | os.PathLike, mode: str = "static",
     if skipped:
         report["accuracy_skipped"] = skipped
     return report
+
+
+def check_calibration_channels(spec: str, in_chans: int) -> None:
+    """Static int8 fixes the activation ranges from the calibration images: images of another
+    channel count (RGB photos for a 1-channel model) would be averaged or repeated to fit and
+    calibrate on inputs the model never sees, so they are refused."""
+    from ..data.datasets import load_split, parse_spec
+    from ..data.images import load_image
+
+    split = load_split(parse_spec(spec), "train")
+    if split.in_memory:
+        chans = int(split.shape[0])
+    elif len(split):
+        chans = 1 if load_image(split.samples[0][0]).mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    else:
+        return  # an empty split: load_image_set says so
+    if chans != in_chans:
+        raise InvalidArgumentError(
+            f"--calibrate {spec} holds {chans}-channel images and the model takes {in_chans}-channel "
+            "inputs: static int8 calibrates on images like the model's own training data (or use "
+            "--int8-mode dynamic, which needs no calibration)")
 
 
 def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",

@@ -3,7 +3,6 @@ run at each size, the paper's figure, and (after a run) the measured figure and 
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any, Callable
 
 from ..errors import InvalidArgumentError, closest
 from ..files import atomic_write_text
+from ..results import to_json
 from . import analytic, training
 from .common import Context
 
@@ -97,7 +97,7 @@ def run_experiment(name: str, *, size: str = "quick", out: str | Path = "experim
               "device": device or "auto",
               "seed": seed, "seconds": round(time.time() - start, 1), "machine": _machine(),
               "date": time.strftime("%Y-%m-%d"), "out": str(ctx.out)}
-    atomic_write_text(ctx.out / f"{name}.json", json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(ctx.out / f"{name}.json", to_json(result) + "\n")
     return result
 
 

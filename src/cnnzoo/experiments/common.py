@@ -164,9 +164,13 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: Path) -> str:
+    from ..files import save_figure as write_figure
+
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    pyplot().close(fig)
+    try:
+        write_figure(fig, path, format="png", dpi=100)
+    finally:
+        pyplot().close(fig)
     return path.name
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..bounds import check
 from ..results import pct
 from .core import FitResult, ImageSet, fit_image_set, param_groups, prepare_transfer
 
@@ -86,7 +87,9 @@ def finetune(model: nn.Module, train: ImageSet, test: ImageSet | None,
     which layers, their learning rates), or with `settings.scratch` train a fresh copy of its
     architecture instead; scored on `test`. `model` is changed in place unless scratch."""
     s = settings
-    torch.manual_seed(s.seed)  # the new classifier's (or the scratch model's) initialisation
+    check("epochs", s.epochs)  # before a model is built or copied
+    check("batch_size", s.batch_size)
+    torch.manual_seed(check("seed", s.seed))  # the new classifier's (or the scratch model's) initialisation
     n = len(train.classes)
     if s.scratch:
         model = from_scratch(model, n)
