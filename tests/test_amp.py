@@ -17,7 +17,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: F401  (registers tiny_cnn, tiny_bn)
-from _train_models import SGD, _one_thread, _step_ctx, _weights  # noqa: F401
+from _train_models import SGD, Messages, _one_thread, _step_ctx, _weights  # noqa: F401
 from cnnzoo import devices
 from cnnzoo.errors import InvalidArgumentError
 from cnnzoo.precision import LossScaler, auto_amp, fast_low_precision
@@ -56,8 +56,13 @@ def test_kill_9_then_resume_in_fp16_gives_the_same_weights(tmp_path, monkeypatch
     scaler's scale and skip count come back with the rest."""
     monkeypatch.setattr(LossScaler, "INIT_SCALE", 2.0 ** 24)
     o = {**FP16, "limit_train": 1280}
-    ref = fit("tiny_bn", recipe="lenet", epochs=3, out=tmp_path / "ref", overrides=o, deterministic=True)
-    assert ref["amp_skipped_steps"] >= 1
+    said = Messages()
+    ref = fit("tiny_bn", recipe="lenet", epochs=3, out=tmp_path / "ref", overrides=o, deterministic=True,
+              reporter=said)
+    n = ref["amp_skipped_steps"]
+    assert n >= 1
+    assert any(f"fp16: {n} step(s) skipped by the gradient scaler so far" in m for m in said.lines)  # epoch line
+    assert f"fp16: {n} step(s) skipped by the gradient scaler in all" in said.lines[-1]  # the final message
     sets = [x for k, v in o.items() for x in ("--set", f"{k}={v}")]
     cmd = [sys.executable, "-c", HIGH_SCALE_CLI.format(tests=str(Path(__file__).parent)), "train", "tiny_bn",
            "--recipe", "lenet", "--epochs", "3", "--deterministic", "--threads", "1", "--no-progress",

@@ -307,7 +307,8 @@ def _final_test(run: TrainingRun, state: LoopState) -> None:
     which = ("the last epoch" if kept is None or kept == last else f"epoch {kept}, the best by validation")
     run.reporter.message(
         f"test (scored once, on the weights of {which}): acc {100 * test['acc']:.2f}%, top-1 error "
-        f"{err_pct(test['acc']):.2f}%, top-5 error {err_pct(test['top5']):.2f}% ({test['n']} images)")
+        f"{err_pct(test['acc']):.2f}%, top-5 error {err_pct(test['top5']):.2f}% ({test['n']} images)"
+        + _skipped_note(t.scaler).replace("so far", "in all"))
 
 
 def _split_summary(split: dict) -> dict:
