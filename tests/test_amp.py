@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _train_models  # noqa: F401  (registers tiny_cnn, tiny_bn)
+import _train_models  # registers tiny_cnn, tiny_bn
 from _train_models import SGD, Messages, _one_thread, _step_ctx, _weights  # noqa: F401
 from cnnzoo import devices
 from cnnzoo.errors import InvalidArgumentError
@@ -201,3 +201,29 @@ def test_a_run_decided_as_on_mps_reaches_no_cuda_api(fake, monkeypatch, tmp_path
     _, st = ckpt.read_training_state(tmp_path)
     assert st["run"]["precision"] == {"amp": "fp16", "channels_last": "off"}
     assert all(not g.get("fused") for g in st["optimizer"]["param_groups"])
+
+
+DEVICE = "cuda"
+
+
+# -- on a CUDA GPU (skips here: `make gpu-check` / benchmarks/gpu_check.sh run the cuda marker) --
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_fp16_on_cuda_learns_resumes_exactly_and_auto_follows_the_capability(tmp_path, monkeypatch):
+    from _train_models import _fit_until
+
+    monkeypatch.delenv("CNNZOO_BF16", raising=False)
+    cc = torch.cuda.get_device_capability()
+    assert auto_amp(torch.device("cuda"), 128) == ("bf16" if cc >= (8, 0) else "fp16")
+    monkeypatch.setattr(LossScaler, "INIT_SCALE", 2.0 ** 24)  # overflowing first steps
+    o = {**FP16, "limit_train": 1280, "ckpt_every": 13}
+    full = fit("tiny_bn", recipe="lenet", epochs=2, out=tmp_path / "full", overrides=o, deterministic=True,
+               device=DEVICE)
+    assert full["precision"] == "fp16" and full["amp_skipped_steps"] >= 1 and full["test_acc_pct"] > 40
+    with pytest.raises(_train_models._Stop):
+        _fit_until(tmp_path / "cut", o, stop_at=13, device=DEVICE)
+    res = fit(resume=tmp_path / "cut", device=DEVICE)
+    assert res["steps"] == 40 and res["amp_skipped_steps"] == full["amp_skipped_steps"]
+    a, b = _weights(tmp_path / "full/model.safetensors"), _weights(tmp_path / "cut/model.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
