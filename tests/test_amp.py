@@ -87,6 +87,19 @@ def test_kill_9_then_resume_in_fp16_gives_the_same_weights(tmp_path, monkeypatch
         assert torch.equal(a[k], b[k]), k
 
 
+def test_cli_trains_with_set_amp_fp16_and_evaluates_with_amp_fp16(tmp_path, cli):
+    r = cli("train", "tiny_cnn", "--epochs", "1", "--out", tmp_path, "--set", "amp=fp16", "--set",
+            "limit_train=256", "--batch-size", "64", "--no-progress", "--json")
+    assert r.code == 0, r.err
+    res = r.json()
+    assert res["precision"] == "fp16" and isinstance(res["amp_skipped_steps"], int) and res["steps"] == 4
+    r = cli("eval", tmp_path / "model.safetensors", "--amp", "fp16", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["precision"] == "fp16"
+    r = cli("eval", tmp_path / "model.safetensors", "--amp", "fp8")
+    assert r.code == 2 and "fp16" in r.err  # the choices are named
+
+
 class _Blows(nn.Module):
     """A linear classifier whose gradients become infinite on the step `bad` (its loss stays finite)."""
 
