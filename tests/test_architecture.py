@@ -16,7 +16,7 @@ PKG = SRC / "cnnzoo"
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("cnnzoo.errors", "cnnzoo.bounds", "cnnzoo.files", "cnnzoo.cache", "cnnzoo.version",
      "cnnzoo.precision", "cnnzoo.devices", "cnnzoo.runfolder", "cnnzoo.results",
-     "cnnzoo.signals", "cnnzoo.display"),
+     "cnnzoo.signals", "cnnzoo.display", "cnnzoo.outputs"),
     ("cnnzoo.data",),
     ("cnnzoo.modelfile", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry", "cnnzoo.features"),

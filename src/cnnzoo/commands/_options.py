@@ -69,3 +69,19 @@ def bounded(name: str) -> Any:
         flag = max(param.opts, key=len) if param.opts else (param.name or name)
         return check_optional(name, value, flag)
     return check
+
+
+def overwrite_option(help: str = "replace the output file if it exists (never the command's own input, "
+                     "nor a training run's own files)") -> Any:
+    """One --overwrite for every verb that writes a file (cnnzoo.outputs: the guard it relaxes)."""
+    return typer.Option("--overwrite", help=help)
+
+
+OverwriteOpt = Annotated[bool, overwrite_option()]
+
+
+def check_out(path: Any, *, inputs: Any = (), overwrite: bool = False, label: str = "--out") -> Any:
+    """The output guard (cnnzoo.outputs.check_output) as the CLI words it: before any work."""
+    from ..outputs import check_output
+
+    return check_output(path, inputs=inputs, overwrite=overwrite, label=label, flag="--overwrite")

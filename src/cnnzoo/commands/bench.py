@@ -15,7 +15,7 @@ from ..files import atomic_write_text
 from ..results import to_json
 from ._common import Format, print_json
 from ._lazy import VerbGroup, group
-from ._options import FormatOpt, JsonOpt, bounded
+from ._options import FormatOpt, JsonOpt, OverwriteOpt, bounded, check_out
 
 Device = Annotated[str, typer.Option(help="cpu or cuda[:N]")]
 Batch = Annotated[Optional[int], typer.Option(help="images per step", callback=bounded("batch_size"))]
@@ -76,10 +76,11 @@ def models_cmd(
     fastpath: Annotated[bool, typer.Option(help="also time the inference fast paths against "
                                                 "torchvision eager")] = True,
     loop: Annotated[bool, typer.Option(help="also time our training loop against a plain PyTorch loop")] = True,
-    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Time our models against the reference (same architecture, same weights), interleaved;
     print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
+    _check_out(out, overwrite)
     _passive_openmp()
     from ..bench import format_report, run, settings_from
 
@@ -103,12 +104,13 @@ def to_accuracy_cmd(
     repeats: Annotated[int, typer.Option(help="race N times from the same start, report medians",
                                          callback=bounded("repeats"))] = 1,
     device: Device = "cpu", threads: Threads = 2,
-    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Seconds of training to a test accuracy, our loop against a plain PyTorch loop, interleaved
     epoch by epoch (times training as `cnnzoo train` runs it)."""
     from ..bench.to_accuracy import format_to_accuracy, to_accuracy
 
+    _check_out(out, overwrite)
     _cpu_threads(device, threads)
     res = to_accuracy(data=data, target=target, model_name=model, recipe_name=recipe, epochs=epochs, seed=seed,
                       max_images=max_images, device=device, repeats=repeats, progress=_say)
@@ -124,10 +126,11 @@ def loader_cmd(
     workers: Annotated[int, typer.Option(help="DataLoader workers of both sides", callback=bounded("workers"))] = 2,
     images: Annotated[int, typer.Option(help="images per timed pass", callback=bounded("limit"))] = 1024,
     device: Device = "cpu", batch: Batch = None, reps: Reps = None,
-    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Images/s of ready training batches from an image folder: our loader against torchvision's
     reference pipeline."""
+    _check_out(out, overwrite)
     _passive_openmp()
     from ..bench.loader_bench import format_loader_report, run_loader_cli
 
@@ -151,6 +154,13 @@ def _cpu_threads(device: str, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _check_out(out: Path | None, overwrite: bool) -> None:
+    """--out may be written (cnnzoo.outputs), checked before the benchmark runs; _emit writes it
+    (an existing file only with --overwrite, which the check let through)."""
+    if out is not None:
+        check_out(out, overwrite=overwrite)
 
 
 def _emit(res: dict, out: Path | None, fmt: Format, table: Callable[[dict], str]) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from ._common import Format, console, print_json
 from ._lazy import verb
-from ._options import FormatOpt, JsonOpt, bounded
+from ._options import FormatOpt, JsonOpt, OverwriteOpt, bounded, check_out
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def convert_cmd(
                                             callback=bounded("channels"))] = 3,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="load what fits instead of failing on "
                                                 "differences")] = False,
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Convert a weights file into a self-describing cnnzoo model file.
 
@@ -42,6 +42,7 @@ def convert_cmd(
     from ..registry import create_model
     from ..weights import infer_num_classes, load_weights
 
+    check_out(out, inputs=[src], overwrite=overwrite, label="OUT")
     if num_classes is None:
         with torch.device("meta"):
             probe = create_model(model, in_chans=in_chans)

@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError
 from ._common import Format, make_console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, as_model_file, pretrained_choice
-from ._options import FormatOpt, JsonOpt, bounded, choices, combine_option
+from ._options import FormatOpt, JsonOpt, bounded, check_out, choices, combine_option, overwrite_option
 
 
 def register(app: typer.Typer) -> None:
@@ -173,6 +173,7 @@ def eval_cmd(
                                                f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})")] = False,
     combine: Annotated[str, combine_option()] = "mean",
     plot_confusion: Annotated[Optional[Path], typer.Option(help="write the confusion matrix PNG here")] = None,
+    overwrite: Annotated[bool, overwrite_option("replace --plot-confusion's file if it exists")] = False,
     device: Annotated[Optional[str], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 500,
     amp: Annotated[str, typer.Option(help=_amp_help())] = "auto",
@@ -194,6 +195,8 @@ def eval_cmd(
                                 allow_mirror=allow_mirror, device=device, batch_size=batch_size, amp=amp)
         print_json(res) if fmt is Format.json else _print_ensemble(res)
         return
+    if plot_confusion is not None:  # the output guard, before the work
+        check_out(plot_confusion, inputs=model_files, overwrite=overwrite, label="--plot-confusion")
     with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
                                                          model_files[0])) as path:
         _eval_one(path, data, ten_crop=ten_crop, allow_mirror=allow_mirror, plot_confusion=plot_confusion,

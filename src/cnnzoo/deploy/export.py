@@ -35,6 +35,7 @@ from ..bounds import check as check_bound
 from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
 from ..files import atomic_path, atomic_write_bytes, temporary_path, write_failure
+from ..outputs import check_output
 from ..registry import get_entry
 from .predict import ONNX_RECORD_KEY, class_names, default_preprocess, get_preprocess
 
@@ -50,10 +51,13 @@ class ExportCheckError(JobFailedError):
 def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                  input_size: tuple[int, int, int] | None = None, batch_size: int = 2,
                  atol: float = 1e-4, check: bool = True, opset: int = 18,
-                 metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+                 metadata: dict[str, Any] | None = None, *, overwrite: bool = False) -> dict[str, Any]:
     """Export `model` (eval mode, float32) to `out`; returns a report with max_abs_diff.
     `model` itself is left as it was (device, dtype, training mode): a copy is exported.
-    `metadata` (ONNX only): the "cnnzoo.record" to store, see `deploy_record`."""
+    `metadata` (ONNX only): the "cnnzoo.record" to store, see `deploy_record`. `out` obeys the
+    output guard (cnnzoo.outputs): never a run folder's own file, an existing file only with
+    `overwrite`; checked before any work."""
+    check_output(out, overwrite=overwrite)
     fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -382,14 +382,34 @@ def _shift(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
     return padded[:, :, dy:dy + h, dx:dx + w]
 
 
-def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor,
-                  **meta: Any) -> None:
-    """Features + labels as safetensors, with what produced them in the metadata."""
+def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor, *,
+                  overwrite: bool = False, **meta: Any) -> None:
+    """Features + labels as safetensors, with what produced them in the metadata. `path` obeys
+    the output guard (cnnzoo.outputs): never the model file they come from (`meta["model_file"]`)
+    nor a run folder's own file, an existing file only with `overwrite`."""
     from safetensors.torch import save_file
 
+    from ..outputs import check_output
+
+    check_output(path, inputs=[meta.get("model_file")], overwrite=overwrite)
     with atomic_path(path) as tmp:
         save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp),
                   metadata={"cnnzoo_features": json.dumps(meta)})
+
+
+def save_probe(path: str | os.PathLike, probe: nn.Module, meta: dict[str, Any], *,
+               inputs: Sequence[str | os.PathLike | None] = (), overwrite: bool = False) -> None:
+    """A linear probe's weights as safetensors, `meta` in the metadata; `path` obeys the output
+    guard (cnnzoo.outputs): never one of `inputs` (its features files), an existing file only
+    with `overwrite`."""
+    from safetensors.torch import save_file
+
+    from ..outputs import check_output
+
+    check_output(path, inputs=inputs, overwrite=overwrite)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
+                  metadata={"cnnzoo_probe": json.dumps(meta)})
 
 
 def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:

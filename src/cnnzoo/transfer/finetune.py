@@ -59,11 +59,15 @@ class Finetuned:
                 "train_acc_pct": pct(self.result.train_acc), "test_acc_pct": pct(self.result.val_acc)}
 
     def save(self, path: str | os.PathLike, preprocess: dict[str, Any], data: dict[str, Any],
-             source: str | None) -> dict[str, Any]:
+             source: str | None, *, overwrite: bool = False) -> dict[str, Any]:
         """Write the model file: weights, class names, `preprocess` (a Preprocess record),
         the recipe, `data` (what it was trained on) and the model it started from (`source`;
-        none for scratch). Returns the record."""
+        none for scratch). Returns the record. `path` obeys the output guard (cnnzoo.outputs):
+        never `source` nor a run folder's own file, an existing file only with `overwrite`."""
         from ..modelfile import save_model
+        from ..outputs import check_output
+
+        check_output(path, inputs=[source], overwrite=overwrite)
 
         return save_model(path, self.model, classes=self.classes, preprocess=preprocess,
                           recipe=self.settings.recipe(), data=data,
