@@ -89,19 +89,20 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
     ("resume: damaged state, --epochs given", [*RESUME, "{state:flipped}", "--epochs", "5"], 2,
      [*DAMAGED, "checksum"]),
     # classes 3 and 7: an output that cannot be written is one clear error, never a traceback
+    # (the output guard, cnnzoo.outputs, refuses these before any work)
     ("export --out a folder", ["export", "{run}/model.safetensors", "--out", "{bad}/folder"], 2,
-     ["cannot write", "Is a directory"]),
+     ["is a folder", "give a file name"]),
     ("features --out a folder", ["features", "{run}/model.safetensors", "--limit", "4", "--out", "{bad}/folder"],
-     2, ["cannot write", "Is a directory"]),
+     2, ["is a folder", "give a file name"]),
     ("features --out under a file", ["features", "{run}/model.safetensors", "--limit", "4", "--out",
-                                     "{bad}/notes.txt/f.safetensors"], 2, ["cannot write", "folder"]),
+                                     "{bad}/notes.txt/f.safetensors"], 2, ["is a file, not a folder"]),
     ("linear-probe --out where files cannot be", ["linear-probe", "{bad}/f.safetensors", "--epochs", "1",
                                                   "--out", "/proc/cnnzoo-probe.safetensors"], 2, ["cannot write"]),
     ("export --out a name too long", ["export", "{run}/model.safetensors", "--out", "{tmp}/" + "m" * 300 + ".onnx"],
-     2, ["too long"]),
+     2, ["allows 255", "use a name of at most"]),
     ("summary --plot a folder", ["summary", "lenet5", "--plot", "{bad}/folder.png"], 2, ["cannot write plot"]),
     ("eval --plot-confusion a folder", ["eval", "{run}/model.safetensors", "--plot-confusion", "{bad}/folder"],
-     2, ["cannot write", "folder"]),
+     2, ["is a folder", "give a file name"]),
 ]
 
 

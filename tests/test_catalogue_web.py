@@ -171,7 +171,7 @@ def test_a_damaged_run_s_page_says_why_without_a_500(damaged, name, code, words)
 
 
 @pytest.mark.parametrize("method, path, body, code, words", [
-    ("GET", "/api/models/lenet5?input=1x99999999999999999999999x9", None, 400, "too large"),
+    ("GET", "/api/models/lenet5?input=1x99999999999999999999999x9", None, 400, "outside 1 <= side"),
     ("GET", "/api/models/lenet5?input=%FF%FE", None, 400, "CxHxW"),
     ("GET", "/api/runs/" + "a" * 5000, None, 400, "File name too long"),
     ("GET", "/api/runs/good/figure/" + "b" * 5000 + ".png", None, 400, "File name too long"),

@@ -140,7 +140,7 @@ def test_formula_is_the_analyzer_s(client, query, out, params, macs):
 @pytest.mark.parametrize("method, url, kw, code, words", [
     ("get", "/api/layers/nosuchnet", {}, 404, "unknown model"),
     ("get", "/api/layers/..%2F..%2Fetc%2Fpasswd", {}, 404, ""),
-    ("get", "/api/layers/alexnet?input=3x100000x100000", {}, 400, "too large"),
+    ("get", "/api/layers/alexnet?input=3x100000x100000", {}, 400, "outside 1 <= side"),
     ("get", "/api/layers/alexnet?input=banana", {}, 400, "CxHxW"),
     ("get", "/api/layers/alexnet?input=3x8x8", {}, 400, "too small"),
     ("get", "/api/layers/alexnet/unit?layer=features.99&y=0&x=0", {}, 404, "no layer"),

@@ -52,12 +52,11 @@ def test_packaged_table_is_current_for_every_model():
 
 def test_zoo_rows_are_compare_rows_and_need_no_analysis():
     zoo._REPORTS.clear()
-    t = time.perf_counter()
-    rows = {r["name"]: r for r in zoo.zoo_rows()}
-    took = time.perf_counter() - t
+    # the zoo's own models (other test files in this process register small test nets too)
+    names = [n for n in list_models() if get_entry(n).builder.__module__.startswith("cnnzoo.models")]
+    rows = {r["name"]: r for r in zoo.zoo_rows(names)}
     analysed = [k for k in zoo._REPORTS._items if k != ("lenet5", None)]  # lenet5: an app's warm-up
     assert not analysed, "the zoo table analysed models instead of reading zoo_table.json"
-    assert took < 5, took  # every model from the packaged table (analysing them took 11-23 s)
     e = get_entry("resnet50")
     assert rows["resnet50"] == {**compare_row("resnet50", analyze("resnet50"), "resnet50"), "family": e.family,
                                 "year": e.paper.year, "description": e.description}
