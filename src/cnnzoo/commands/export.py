@@ -19,9 +19,10 @@ class Target(str, Enum):
     onnx = "onnx"
     torchscript = "torchscript"
     exported = "exported"
+    executorch = "executorch"
 
 
-_TARGETS = ("onnx", "torchscript", "exported", "exported-program")
+_TARGETS = ("onnx", "torchscript", "exported", "exported-program", "executorch")
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +45,8 @@ def export_cmd(
     model_file: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                       "or run folder"),
     to: Target = typer.Option(Target.onnx, "--to", "-t",
-                              help=f"{choices(Target)} (exported: an ExportedProgram .pt2)"),
+                              help=f"{choices(Target)} (exported: an ExportedProgram .pt2; "
+                              "executorch: a .pte for phones, pip install 'cnnzoo[mobile]')"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside MODEL_FILE)"),
     atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
@@ -102,7 +104,7 @@ def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_js
     model, record = load_for_inference(model_file, choice)
     size = get_preprocess(record, model).input_size
     dest = out or Path(model_file).with_suffix(SUFFIX[fmt])
-    meta = deploy_record(model, record) if fmt == "onnx" else None
+    meta = deploy_record(model, record) if fmt in ("onnx", "executorch") else None
     report = export_model(model, dest, fmt, input_size=size, atol=atol,
                           metadata=meta)  # exit 1 if the check fails
     if as_json:
