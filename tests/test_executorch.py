@@ -109,6 +109,15 @@ def test_a_file_that_is_not_a_pte_is_refused(cli, tmp_path):
     assert r.code == 2 and "not an ExecuTorch program" in r.err and "Traceback" not in r.err
 
 
+def test_bench_mobile_has_an_executorch_row(cli):
+    r = cli("bench", "mobile", "--models", "lenet5_modern", "--reps", "2", "--json")
+    assert r.code == 0, r.err
+    (row,) = json.loads(r.out)["rows"]
+    assert row["model"] == "lenet5_modern" and row["batch"] == 1
+    for k in ("eager", "onnxruntime", "executorch"):
+        assert row[f"{k}_ms"] > 0 and row[f"{k}_max_abs_diff"] <= 1e-4
+
+
 @pytest.mark.slow
 def test_mobilenet_v2_exports_and_executes(tmp_path):
     model = cnnzoo.create_model("mobilenet_v2").eval()

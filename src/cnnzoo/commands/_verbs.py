@@ -132,6 +132,10 @@ SUB_EXAMPLES: dict[str, tuple[str, ...]] = {
         "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist",
         "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist --repeats 5 --format json",
     ),
+    "bench mobile": (
+        "cnnzoo bench mobile",
+        "cnnzoo bench mobile --models mobilenet_v2 --reps 50 --json",
+    ),
     "bench loader": (
         "cnnzoo bench loader folder:photos --make-folder 3000 --images 1024 --reps 8",
         "cnnzoo bench loader folder:~/data/imagenet --workers 12 --device cuda --json",

@@ -13,6 +13,7 @@ import typer
 from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError
 from ..files import atomic_write_text
+from ._bench_mobile import mobile_cmd
 from ._common import Format, print_json
 from ._lazy import VerbGroup, group
 from ._options import FormatOpt, JsonOpt
@@ -45,7 +46,8 @@ class BenchGroup(VerbGroup):
 def register(app: typer.Typer) -> None:
     group(app, "bench", "Time ours against the reference, interleaved: the models, training to an "
           "accuracy, the image-folder loader.",
-          {"models": models_cmd, "to-accuracy": to_accuracy_cmd, "loader": loader_cmd}, cls=BenchGroup)
+          {"models": models_cmd, "to-accuracy": to_accuracy_cmd, "loader": loader_cmd,
+           "mobile": mobile_cmd}, cls=BenchGroup)
 
 
 def _modes_help() -> str:

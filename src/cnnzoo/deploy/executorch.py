@@ -25,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -56,19 +57,17 @@ def _need_executorch() -> None:
                                    "(executorch 1.5.x with its XNNPACK delegate)") from None
 
 
-def _quiet_runtime() -> Any:
-    """executorch.runtime's Runtime, imported once its C++ log lines (cpuinfo probes, written
-    to fd 2 on first load) cannot reach the user's terminal."""
-    _need_executorch()
+@contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """ExecuTorch's C++ log lines (cpuinfo probes when XNNPACK starts) go to fd 2 directly:
+    keep them off the user's terminal while the runtime loads a program."""
     import sys
 
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        from executorch.runtime import Runtime
-
-        return Runtime.get()
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -101,12 +100,29 @@ def run_program(program: bytes | str | os.PathLike, x: torch.Tensor) -> torch.Te
 
 def _load_method(data: bytes, name: str) -> Any:
     check_magic(data, name)
-    runtime = _quiet_runtime()
+    _need_executorch()
+    from executorch.runtime import Runtime
+
     try:
-        return runtime.load_program(data).load_method("forward")
+        with _quiet_fd2():
+            program = Runtime.get().load_program(data)
+            method = program.load_method("forward")
     except Exception as err:  # the runtime raises RuntimeError/ValueError for a damaged program
         raise ModelFileError(f"{name} is not a loadable ExecuTorch program "
                              f"({type(err).__name__}: {err})") from None
+    # The Method points into the Program and the Program into `data`, without keeping them
+    # alive: drop either and the next call reads freed memory (garbage shapes, or a crash).
+    return _Bound(method, (program, data))
+
+
+class _Bound:
+    """A loaded method with what it needs kept alive."""
+
+    def __init__(self, method: Any, keep: tuple[Any, ...]) -> None:
+        self.method, self._keep = method, keep
+
+    def execute(self, inputs: list[torch.Tensor]) -> list[Any]:
+        return self.method.execute(inputs)
 
 
 def check_magic(data: bytes, name: str) -> None:

@@ -1,0 +1,91 @@
+"""The mobile models on the CPU at batch 1: eager PyTorch, ONNX Runtime and ExecuTorch (XNNPACK).
+
+One model, one set of (random, seeded) weights, one batch-1 input at the model's native size;
+the three runtimes are timed interleaved (ABBA, cnnzoo.bench.timing) so load from other
+processes hits them alike. Each runtime's logits are compared with eager first (max abs
+difference in the row): a speed is reported only for a program that computes the same function.
+ExecuTorch is optional (cnnzoo[mobile]); without it the row says so and the other two are timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..registry import create_model
+from .timing import time_interleaved
+
+MOBILE_MODELS = ("mobilenet_v1", "mobilenet_v2", "shufflenet_v2_x1_0", "squeezenet1_1")
+RUNTIMES = ("eager", "onnxruntime", "executorch")
+
+
+def _onnx(model: torch.nn.Module, x: torch.Tensor, threads: int, tmp: Path) -> Callable[[torch.Tensor], Any]:
+    from ..deploy.export import export_model
+    from ..deploy.quantize import session
+
+    path = tmp / "m.onnx"
+    export_model(model, path, "onnx", input_size=tuple(x.shape[1:]), check=False)
+    sess = session(path, threads)
+    name = sess.get_inputs()[0].name
+    return lambda inp: torch.from_numpy(sess.run(None, {name: inp.numpy()})[0])
+
+
+def _executorch(model: torch.nn.Module, x: torch.Tensor) -> Callable[[torch.Tensor], Any]:
+    from ..deploy.executorch import PteModel, lower
+    from ..deploy.export import _Plain
+
+    with torch.no_grad():
+        program = lower(_Plain(model), x)
+    return PteModel(program, {}).forward
+
+
+def bench_model(name: str, reps: int = 20, threads: int = 2,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One row: median ms per batch-1 call of each runtime, and its max |diff| from eager."""
+    from ..deploy.export import native_size
+    from ..errors import InvalidArgumentError
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(1, *native_size(model), generator=torch.Generator().manual_seed(0))
+    row: dict[str, Any] = {"model": name, "batch": 1, "input_size": list(x.shape[1:])}
+    with torch.inference_mode():
+        ref = model(x)
+    runs: dict[str, Callable[[torch.Tensor], Any]] = {"eager": model}
+    with tempfile.TemporaryDirectory() as tmp:
+        if progress:
+            progress(f"{name}: exporting to ONNX and lowering to ExecuTorch")
+        runs["onnxruntime"] = _onnx(model, x, threads, Path(tmp))
+        try:
+            runs["executorch"] = _executorch(model, x)
+        except InvalidArgumentError as err:  # not installed: say so, time the others
+            row["executorch_skipped"] = str(err)
+        for key, fn in runs.items():
+            with torch.inference_mode():
+                row[f"{key}_max_abs_diff"] = float((fn(x) - ref).abs().max())
+        steps = {k: (lambda f=f: f(x)) for k, f in runs.items()}
+        with torch.inference_mode():
+            t = time_interleaved(steps, reps=reps, warmup=3, progress=progress)
+    for key in runs:
+        row[f"{key}_ms"] = 1e3 * statistics.median(t[key])
+    for key in runs:
+        row[f"{key}_vs_eager"] = row["eager_ms"] / row[f"{key}_ms"]
+    return row
+
+
+def bench_mobile(models: Sequence[str] = MOBILE_MODELS, reps: int = 20, threads: int = 2,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every model's row; torch's thread count is restored afterwards."""
+    from .machine import machine_info
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = [bench_model(m, reps, threads, progress) for m in models]
+    finally:
+        torch.set_num_threads(before)
+    return {"machine": machine_info("cpu"), "threads": threads, "reps": reps, "rows": rows}
