@@ -35,11 +35,10 @@ def _onnx(model: torch.nn.Module, x: torch.Tensor, threads: int, tmp: Path) -> C
 
 
 def _executorch(model: torch.nn.Module, x: torch.Tensor) -> Callable[[torch.Tensor], Any]:
-    from ..deploy.executorch import PteModel, lower
-    from ..deploy.export import _Plain
+    from ..deploy.executorch import LogitsOnly, PteModel, lower
 
     with torch.no_grad():
-        program = lower(_Plain(model), x)
+        program = lower(LogitsOnly(model), x)
     return PteModel(program, {}).forward
 
 
@@ -89,3 +88,16 @@ def bench_mobile(models: Sequence[str] = MOBILE_MODELS, reps: int = 20, threads:
     finally:
         torch.set_num_threads(before)
     return {"machine": machine_info("cpu"), "threads": threads, "reps": reps, "rows": rows}
+
+
+def format_mobile(res: dict[str, Any]) -> str:
+    """The rows as a text table: median ms per image and the speed relative to eager."""
+    lines = [f"batch 1, {res['threads']} threads, median of {res['reps']} calls (ms; x eager speed)",
+             f"{'model':<22}{'eager':>10}{'onnxruntime':>22}{'executorch':>22}"]
+    for r in res["rows"]:
+        cells = [f"{r['eager_ms']:>10.2f}"]
+        for k in ("onnxruntime", "executorch"):
+            cells.append(f"{r[k + '_ms']:>13.2f} ({r[k + '_vs_eager']:.2f}x)" if k + "_ms" in r
+                         else f"{'not installed':>22}")
+        lines.append(f"{r['model']:<22}" + "".join(cells))
+    return "\n".join(lines)

@@ -13,7 +13,6 @@ import typer
 from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError
 from ..files import atomic_write_text
-from ._bench_mobile import mobile_cmd
 from ._common import Format, print_json
 from ._lazy import VerbGroup, group
 from ._options import FormatOpt, JsonOpt
@@ -132,6 +131,27 @@ def loader_cmd(
     res, _ = run_loader_cli(spec, make=make_folder, device=device, batch=batch, workers=workers,
                             images=images, reps=reps)
     _emit(res, out, fmt, format_loader_report)
+
+
+def mobile_cmd(
+    models: Annotated[Optional[str], typer.Option(
+        help="comma-separated models (default: mobilenet_v1, mobilenet_v2, shufflenet_v2_x1_0, "
+             "squeezenet1_1)")] = None,
+    reps: Annotated[int, typer.Option(help="timed calls per runtime (ABBA order)")] = 20,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch and ONNX Runtime")] = 2,
+    out: Out = None,
+    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """Time one image (batch 1) through eager PyTorch, ONNX Runtime and ExecuTorch with XNNPACK
+    (pip install 'cnnzoo[mobile]'), interleaved; each runtime's logits are checked against eager
+    first. Without ExecuTorch its column says so and the other two are timed."""
+    _passive_openmp()
+    from ..bench.mobile_bench import MOBILE_MODELS, bench_mobile, format_mobile
+
+    if reps < 1 or threads < 1:
+        raise InvalidArgumentError("--reps and --threads must be >= 1")
+    res = bench_mobile(_split(models) or MOBILE_MODELS, reps, threads, progress=_say)
+    _emit(res, out, fmt, format_mobile)
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -4,7 +4,7 @@ The lowering is ExecuTorch's own: torch.export.export -> to_edge_transform_and_l
 XNNPACK partitioner (the CPU delegate ExecuTorch ships for Android and iOS) -> to_executorch.
 The program takes a batch of 1 (what a phone classifies; `PteModel` loops over a larger batch).
 Before anything is written, the program is loaded by `executorch.runtime` and run on random
-inputs beside the eager model; the max abs difference must be within `atol` (ExportCheckError).
+inputs beside the eager model; the max abs difference must be within `atol` (ProgramCheckError).
 
 A .pte has no slot for free-form metadata (its "constant methods" hold numbers and tensors
 only), so the preprocessing and class names travel BESIDE the program, in a sidecar JSON
@@ -34,12 +34,28 @@ from torch import nn
 
 from ..contract import logits_of
 from ..data.preprocess import Preprocess
-from ..errors import InvalidArgumentError, ModelFileError
+from ..errors import InvalidArgumentError, JobFailedError, ModelFileError
 from ..files import atomic_write_bytes, atomic_write_text
 
 SIDECAR_FORMAT = "cnnzoo.executorch/1"
 PTE_SUFFIX = ".pte"
 CHECK_INPUTS = 3  # random batch-1 inputs the eager check runs
+
+
+class ProgramCheckError(JobFailedError):
+    """The ExecuTorch program disagrees with the eager model beyond the tolerance (exit 1)."""
+
+
+class LogitsOnly(nn.Module):
+    """A zoo model as the plain tensor -> logits function torch.export captures. (deploy.export
+    has its own for the other targets; it imports this module, so this one cannot import it.)"""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return logits_of(self.model(x))
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -134,20 +150,18 @@ def check_magic(data: bytes, name: str) -> None:
 
 def check_against(model: nn.Module, program: bytes, input_size: tuple[int, ...], atol: float,
                   label: str) -> dict[str, Any]:
-    """Run the program and `model` on the same random batch-1 inputs; ExportCheckError when
-    they differ by more than `atol` (the other targets' check, at batch 1)."""
-    from .export import ExportCheckError
-
+    """Run the program and `model` on the same random batch-1 inputs; ProgramCheckError when
+    they differ by more than `atol` (the other targets' check, at batch 1): ProgramCheckError."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(CHECK_INPUTS, *input_size, generator=gen)
     with torch.no_grad():
         ref = logits_of(model(x))
     got = run_program(program, x)
     if got.shape != ref.shape:
-        raise ExportCheckError(f"{label}: output shape {tuple(got.shape)} != {tuple(ref.shape)}")
+        raise ProgramCheckError(f"{label}: output shape {tuple(got.shape)} != {tuple(ref.shape)}")
     worst, scale = float((got - ref).abs().max()), float(ref.abs().max())
     if not worst <= atol:  # also catches NaN
-        raise ExportCheckError(f"{label} differs from the model by {worst:.3g} (> {atol:g}) on the "
+        raise ProgramCheckError(f"{label} differs from the model by {worst:.3g} (> {atol:g}) on the "
                                f"same inputs; its outputs reach {scale:.3g}; the export was not kept")
     return {"max_abs_diff": worst, "checked_batches": [1], "checked_inputs": CHECK_INPUTS,
             "atol": atol, "max_abs_output": scale}
@@ -169,12 +183,10 @@ def export_pte(model: nn.Module, out: str | os.PathLike, input_size: tuple[int, 
     against eager first; returns the export report (as deploy.export.export_model's)."""
     import copy
 
-    from .export import _Plain
-
     model = copy.deepcopy(model).eval().float().cpu()
     example = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        program = lower(_Plain(model), example)
+        program = lower(LogitsOnly(model), example)
     report = check_against(model, program, input_size, atol, "executorch export")
     out = Path(out)
     write_program(out, program, record, input_size)
@@ -198,9 +210,7 @@ def quantize_program(model: nn.Module, calibration: Iterable[torch.Tensor],
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from .export import _Plain
-
-    plain = _Plain(copy.deepcopy(model).eval().float().cpu())
+    plain = LogitsOnly(copy.deepcopy(model).eval().float().cpu())
     example = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     with warnings.catch_warnings(), torch.no_grad():
