@@ -112,9 +112,12 @@ def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_js
         return
     console.print(
         f"wrote {report['out']} ({to.value}, {report['bytes']:,} bytes, input "
-        f"Nx{'x'.join(map(str, size))}); max |difference| vs the model at batch sizes "
+        f"{'N' if report['dynamic_batch'] else 1}x{'x'.join(map(str, size))}); "
+        f"max |difference| vs the model at batch sizes "
         f"{report['checked_batches']}: {report['max_abs_diff']:.3g} (<= {atol:g})",
         highlight=False, soft_wrap=True)
+    if report.get("sidecar"):  # executorch: the .pte has no metadata slot
+        console.print(f"preprocessing and class names: {report['sidecar']}", highlight=False)
 
 
 def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],

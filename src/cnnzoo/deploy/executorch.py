@@ -65,12 +65,20 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def _need_executorch() -> None:
+    import logging
+
+    # torchao (an ExecuTorch dependency) registers an Enum with torch's pytree on import, and
+    # torch logs a deprecation warning about it to the terminal: not the user's concern
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
     try:
-        import executorch
-        import executorch.runtime  # noqa: F401
+        import executorch.runtime  # noqa: F401  (the runtime predict needs)
     except ImportError:
         raise InvalidArgumentError("ExecuTorch is not installed: pip install 'cnnzoo[mobile]' "
                                    "(executorch 1.5.x with its XNNPACK delegate)") from None
+    finally:
+        pytree_log.setLevel(level)
 
 
 @contextmanager
