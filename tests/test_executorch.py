@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("executorch.runtime", reason="ExecuTorch is optional: pip install 'cnnzoo[mobile]'")
 
 import cnnzoo
-from cnnzoo.deploy.executorch import load_pte, read_pte_record, sidecar_path
+from cnnzoo.deploy.executorch import PteModel, load_pte, quantize_program, read_pte_record, sidecar_path
 from cnnzoo.deploy.export import deploy_record, export_model, run_exported
 from cnnzoo.errors import ModelFileError
 
@@ -128,3 +128,18 @@ def test_mobilenet_v2_exports_and_executes(tmp_path):
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(run_exported(out, "executorch", x), model(x), atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_int8_program_runs_and_stays_close(exported):
+    """XNNPACKQuantizer int8 (PT2E): a smaller program whose logits track fp32's (the accuracy
+    change on real digits is measured in docs/transfer-and-deploy.md)."""
+    out, _, model = exported
+    calib = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    program = quantize_program(model, [calib], (1, 32, 32))
+    assert len(program) < out.stat().st_size / 2
+    q = PteModel(program, {"in_chans": 1, "num_classes": 10})
+    x = calib[:4]
+    with torch.no_grad():
+        ref = model(x)
+    assert (q(x) - ref).abs().max() <= 0.1 * ref.abs().max() + 0.05
