@@ -83,11 +83,23 @@ def bench_mobile(models: Sequence[str] = MOBILE_MODELS, reps: int = 20, threads:
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    _executorch_threads(threads)
     try:
         rows = [bench_model(m, reps, threads, progress) for m in models]
     finally:
         torch.set_num_threads(before)
-    return {"machine": machine_info("cpu"), "threads": threads, "reps": reps, "rows": rows}
+    return {"machine": machine_info("cpu"), "threads": threads, "reps": reps, "rows": rows,
+            "executorch_threads": _executorch_threads(threads)}
+
+
+def _executorch_threads(threads: int) -> int | None:
+    """XNNPACK's thread pool size, set to `threads` like the other two (None: not installed)."""
+    try:
+        from executorch.extension.pybindings import portable_lib
+    except ImportError:
+        return None
+    portable_lib._unsafe_reset_threadpool(threads)
+    return int(portable_lib._threadpool_get_thread_count())
 
 
 def format_mobile(res: dict[str, Any]) -> str:
