@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint test-all test-fp32 test-bf16 gpu-check docs install clean
+.PHONY: demo test lint notebooks test-all test-fp32 test-bf16 gpu-check docs install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 # ruff, configured in pyproject.toml; .ci/run runs it before the tests
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts benchmarks
+
+# Every lecture notebook (notebooks/), run top to bottom in a fresh kernel; fails on any error.
+notebooks: $(STAMP)
+	$(BIN)/python scripts/gen_notebooks.py --run
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "slow or not slow"

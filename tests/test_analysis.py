@@ -346,3 +346,9 @@ def test_print_report_prints_the_table_and_a_batch_shape_works():
     assert str(r) == r.to_table() and "Layer" in str(r)
     with pytest.raises(cnnzoo.InvalidArgumentError, match="per image"):
         cnnzoo.analyze("lenet5_modern", input_size=(8, 1, 32, 32), batch_size=4)
+
+
+def test_a_layer_pytorch_cannot_run_is_an_input_shape_error_not_a_crash():
+    # stride 0: nn.Conv2d builds it, its forward divides by zero
+    with pytest.raises(InputShapeError, match="stride 0x0"):
+        analyze(nn.Conv2d(1, 1, 3, stride=0), (1, 8, 8))

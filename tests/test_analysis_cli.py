@@ -152,7 +152,8 @@ def test_compare_png(capsys, tmp_path):
     (["summary", "_tv_alexnet", "--plot", "/nonexistent-dir/x.png"],
      "cannot write plot '/nonexistent-dir/x.png': directory '/nonexistent-dir' does not exist"),
     (["summary", "_tv_alexnet", "--plot", "out.jpg"], "must end in .png or .svg"),
-    (["compare", "_tv_nopub", "--plot", "PLOT"], "has a published top-1 error"),
+    (["compare", "_tv_nopub", "_tv_nopub", "--plot", "PLOT"], "has a published top-1 error"),
+    (["compare", "_tv_alexnet"], "compare takes two or more models"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(capsys, tmp_path, argv, message):
     argv = [str(tmp_path / "c.png") if a == "PLOT" else a for a in argv]

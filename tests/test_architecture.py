@@ -14,8 +14,9 @@ PKG = SRC / "cnnzoo"
 
 # Lowest first. A module's floor is that of the longest prefix listed here.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("cnnzoo.errors", "cnnzoo.files", "cnnzoo.cache", "cnnzoo.version", "cnnzoo.precision",
-     "cnnzoo.devices", "cnnzoo.runfolder", "cnnzoo.results", "cnnzoo.signals"),
+    ("cnnzoo.errors", "cnnzoo.bounds", "cnnzoo.files", "cnnzoo.cache", "cnnzoo.version",
+     "cnnzoo.precision", "cnnzoo.devices", "cnnzoo.runfolder", "cnnzoo.results",
+     "cnnzoo.signals", "cnnzoo.display", "cnnzoo.outputs"),
     ("cnnzoo.data",),
     ("cnnzoo.modelfile", "cnnzoo.weights", "cnnzoo.hub"),
     ("cnnzoo.registry", "cnnzoo.features"),

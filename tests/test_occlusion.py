@@ -81,5 +81,5 @@ def test_cli_writes_the_figure_and_json(trained, tmp_path, cli):
     assert np.array(rep["prob"]).shape == (14, 14) and rep["min_prob"] <= rep["unoccluded_prob"]
     with Image.open(out) as im:
         assert im.format == "PNG" and im.width > 600
-    r = cli("visualize", "occlusion", run, img, "--out", out, "--target", "cat")
+    r = cli("visualize", "occlusion", run, img, "--out", out, "--overwrite", "--target", "cat")
     assert r.code == 2 and "not a class" in r.err

@@ -3,6 +3,8 @@ reconcile and the analyzer's API, with the same per-layer rows; bad input exits 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cnnzoo.analysis import analyze
@@ -197,7 +199,10 @@ def test_browser_reconcile_and_own_model_pages(tmp_path):
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(driver), options=opts)
+    # CNNZOO_SCREENSHOTS=1 refreshes docs/serve.md's (docs/img), any other value names a folder
     shots = os.environ.get("CNNZOO_SCREENSHOTS")
+    if shots == "1":
+        shots = str(Path(__file__).resolve().parents[1] / "docs" / "img")
     try:
         def open_(hash_: str, page: str) -> None:
             drv.get(f"http://127.0.0.1:{port}/{hash_}")
@@ -209,14 +214,14 @@ def test_browser_reconcile_and_own_model_pages(tmp_path):
         assert [r.get_attribute("data-source") for r in rows] == ["torchvision alexnet _ops", "thop"]
         assert all(r.find_elements(By.TAG_NAME, "td")[-1].text == "0" for r in rows)
         if shots:
-            drv.save_screenshot(os.path.join(shots, "reconcile.png"))
+            drv.save_screenshot(os.path.join(shots, "serve-reconcile.png"))
         open_("#/own/tv:resnet18", "own")
         assert "1,815,904,768 multiply-adds" in drv.find_element(By.ID, "own-totals").text
         drv.find_element(By.ID, "own-file").send_keys(str(_onnx(tmp_path / "tiny.onnx")))
         WebDriverWait(drv, 60).until(lambda d: "uploaded ONNX file" in d.find_element(By.ID, "own-out").text)
         assert "conv2" in drv.find_element(By.ID, "own-table").text
         if shots:
-            drv.save_screenshot(os.path.join(shots, "own-model.png"))
+            drv.save_screenshot(os.path.join(shots, "serve-own.png"))
     finally:
         drv.quit()
         server.should_exit = True

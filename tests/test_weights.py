@@ -165,7 +165,8 @@ def test_convert_cli_writes_a_model_file(tmp_path, cli):
     model, record = cnnzoo.load_model(out)
     assert record["preprocess"]["input_size"] == [3, 224, 224]
     _same(src, model, torch.randn(1, 3, 64, 64))
-    r = cli("convert", tmp_path / "timm.safetensors", out, "--model", "_tv_resnet18_test", "--num-classes", "9")
+    r = cli("convert", tmp_path / "timm.safetensors", out, "--model", "_tv_resnet18_test", "--num-classes", "9",
+            "--overwrite")  # an existing OUT needs it (cnnzoo.outputs)
     assert r.code == 2
     assert "only the classifier (fc) differs" in r.err
 

@@ -21,6 +21,11 @@ class JobFailedError(CnnzooError):
     exit_code = 1
 
 
+class OutputWriteError(JobFailedError):
+    """A file could not be written: a full disk, a quota, a read-only file system, no permission
+    (exit 1). Nothing half-written is left: the writers are atomic (cnnzoo.files)."""
+
+
 class UnknownModelError(CnnzooError, KeyError):
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""

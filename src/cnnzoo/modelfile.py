@@ -2,13 +2,14 @@
 
 A model file is self-describing: `load_model(path)` rebuilds the architecture from the record
 (model name + architecture arguments) and loads the weights. Nothing is ever unpickled.
-Every write goes through files.atomic_path. Rebuilding a model from its file
+Every write goes through files.atomic_path (a full disk is a clear OutputWriteError). Rebuilding a model from its file
 (`load_model`) needs the registry, so it lives in registry.py, one floor up.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,21 +17,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from .bounds import BOUNDS, BoundError, check_size
 from .errors import ModelFileError
-from .files import atomic_path
+from .files import atomic_path, check_readable
 from .runfolder import MODEL_FILE, STATE_FILE
 from .version import __version__
 
 RECORD_KEY = "cnnzoo"
 FORMAT_VERSION = 1
 
-# Bounds on what a record may declare, checked before anything is built from it. Far above any
-# real model (ImageNet-21k has 21,841 classes; hyperspectral images a few hundred channels);
-# the exact sizes are then checked against the file's own tensors.
-MAX_CLASSES = 1_000_000
-MAX_IN_CHANS = 1024
+# Bounds on what a record may declare, checked before anything is built from it: those of the
+# bounds table (cnnzoo/bounds.py), far above any real model; the exact sizes are then checked
+# against the file's own tensors.
+MAX_CLASSES = int(BOUNDS["classes"].high)
+MAX_IN_CHANS = int(BOUNDS["channels"].high)
 MAX_ARCH_INT = 10_000  # depth 1202, alpha 270, growth 48... (architecture arguments)
-MAX_INPUT_SIDE = 8192  # recorded preprocessing: input and resize sizes
+MAX_INPUT_SIDE = int(BOUNDS["side"].high)  # recorded preprocessing: input and resize sizes
 
 
 def model_record(model: nn.Module, **extra: Any) -> dict[str, Any]:
@@ -91,6 +93,7 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
                              "or --resume for training state")
     if not path.is_file():
         raise ModelFileError(f"no such model file: {path}")
+    _check_readable(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -132,9 +135,9 @@ def check_record(record: Any, path: str | os.PathLike) -> None:
                                 or not all(isinstance(c, (str, int)) for c in classes)):
         raise bad("classes must be a list of names")
     pre = record.get("preprocess")
-    if pre is not None and not _preprocess_ok(pre):
-        raise bad(f"preprocess must hold input_size [C, H, W] (C <= {MAX_IN_CHANS}, "
-                  f"sides <= {MAX_INPUT_SIDE}), resize and pad sizes, and C means and stds")
+    problem = _preprocess_problem(pre, record.get("in_chans")) if pre is not None else None
+    if problem:
+        raise bad(f"preprocess: {problem}")
 
 
 def _int_in(v: Any, lo: int, hi: int) -> bool:
@@ -150,29 +153,48 @@ def _arch_value(v: Any, depth: int = 0) -> bool:
         all(_arch_value(x, 1) for x in v)
 
 
-def _preprocess_ok(pre: Any) -> bool:
+def _preprocess_problem(pre: Any, in_chans: Any) -> str | None:
+    """What is wrong with a record's preprocessing (None: nothing): input_size [C, H, W] within
+    the bounds table, resize and pad sizes, and C finite means and C finite stds > 0 (a std of 0
+    divides by zero, a NaN makes every prediction NaN)."""
     if not isinstance(pre, dict):
-        return False
-    size = pre.get("input_size")
-    if size is not None and not (isinstance(size, list) and len(size) == 3
-                                 and _int_in(size[0], 1, MAX_IN_CHANS)
-                                 and all(_int_in(x, 1, MAX_INPUT_SIDE) for x in size[1:])):
-        return False
+        return "must be an object"
+    size, channels = pre.get("input_size"), in_chans
+    if size is not None:
+        if not (isinstance(size, list) and len(size) == 3 and all(_int_in(x, 1, math.inf) for x in size)):
+            return f"input_size must be [C, H, W], positive integers, got {str(size)[:60]}"
+        try:
+            channels = check_size(size, "its input_size")[0]
+        except BoundError as err:
+            return str(err)
     for key in ("resize", "pad"):
         if pre.get(key) is not None and not _int_in(pre[key], 0, MAX_INPUT_SIDE):
-            return False
-    for key in ("mean", "std"):
+            return f"{key} must be an integer in 0..{MAX_INPUT_SIDE:,}, got {str(pre[key])[:40]}"
+    for key, low in (("mean", -math.inf), ("std", 0.0)):
         v = pre.get(key)
-        if v is not None and not (isinstance(v, list) and len(v) <= MAX_IN_CHANS and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
-            return False
-    return True
+        if v is None:
+            continue
+        if not (isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+            return f"{key} must be a list of numbers, got {str(v)[:60]}"
+        if len(v) > MAX_IN_CHANS or (isinstance(channels, int) and len(v) != channels):
+            return f"{key} has {len(v)} values for {channels} channels"
+        if not all(math.isfinite(x) and x > low for x in v):
+            return f"{key} must be finite numbers{' > 0' if key == 'std' else ''}, got {str(v)[:60]}"
+    return None
+
+
+def _check_readable(path: str | os.PathLike) -> None:
+    """A file we may not read says so (safetensors reports it as 'No such file or directory')."""
+    why = check_readable(path)
+    if why is not None:
+        raise ModelFileError(f"cannot read {path}: {why}; check its permissions (ls -l {path})")
 
 
 def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in a safetensors file, read from its header only."""
     from safetensors import safe_open
 
+    _check_readable(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
@@ -210,6 +232,7 @@ def check_shapes(path: str | os.PathLike, record: dict[str, Any],
 def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
+    _check_readable(path)
     try:
         return load_file(str(path))
     except Exception as err:

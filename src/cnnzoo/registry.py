@@ -15,6 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .bounds import check
+from .display import Record
 from .errors import CnnzooError, InvalidArgumentError, ModelFileError, UnknownModelError, closest
 from .hub.table import TABLE as WEIGHTS_TABLE
 from .hub.table import WeightsEntry
@@ -176,7 +178,7 @@ def list_models(pattern: str = "*", family: str | None = None,
 
 def model_info(name: str) -> dict[str, Any]:
     """Metadata of a model: paper, native input size, published figures with their source."""
-    return get_entry(name).as_dict()
+    return Record(get_entry(name).as_dict(), name)
 
 
 def _accepted_kwargs(builder: Callable[..., nn.Module]) -> set[str]:
@@ -221,6 +223,8 @@ def create_model(
     for arg, value in (("num_classes", num_classes), ("in_chans", in_chans)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidArgumentError(f"{arg} must be a positive integer, got {value!r}")
+    check("classes", num_classes, "num_classes")  # bounded before a layer is sized from them
+    check("channels", in_chans, "in_chans")
     accepted = _accepted_kwargs(entry.builder)
     unknown = sorted(set(arch_kwargs) - accepted)
     if unknown:

@@ -63,3 +63,26 @@ def published(pub: Any) -> dict[str, Any]:
     source, params, macs, top1_err_pct, top5_err_pct, dataset."""
     return {"source": pub.source, "params": pub.params, "macs": pub.macs,
             "top1_err_pct": pub.top1_err, "top5_err_pct": pub.top5_err, "dataset": pub.dataset}
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """The one JSON writer of results (every `--format json`, bench's and the experiments'
+    files): strict JSON, in which NaN and Infinity do not exist, so a non-finite number (a
+    diverged loss, a damaged record's statistics) is written as null; other objects as str()."""
+    import json
+
+    return json.dumps(_finite(obj), indent=indent, default=str, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalars
+        return _finite(obj.item())
+    return obj

@@ -15,15 +15,15 @@ The guard:
   unless the run resumes it or `overwrite` is set. The old run's files are then set aside
   (REPLACED_DIR) until the new run writes its first checkpoint, and put back if it ends
   before that (a NaN loss, an error, a stop signal, or, at the next open, a kill -9).
-- `writing(...)` turns an OSError of a writer (full disk, read-only file system) into an
-  `OutputWriteError` that says what failed, that the last good checkpoint is kept, and how to
-  resume. The writers are atomic, so that checkpoint is intact.
+- `writing(...)` turns a failed write (full disk, read-only file system: an OSError, or the
+  OutputWriteError of cnnzoo.files) into one `OutputWriteError` that names the file and the free
+  space, says that the last good checkpoint is kept, and how to resume. The writers are atomic,
+  so that checkpoint is intact.
 """
 
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import math
 import os
@@ -32,8 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import CnnzooError, JobFailedError
-from .files import atomic_write_text
+from .errors import CnnzooError, OutputWriteError
+from .files import atomic_write_text, describe_errno, free_space, write_failure
 
 MODEL_FILE = "model.safetensors"  # the kept weights and record, for eval/predict/export/serve
 STATE_FILE = "checkpoint.safetensors"  # the full training state, for --resume only
@@ -130,13 +130,8 @@ class RunFolderError(CnnzooError):
     """--out cannot take this run: not writable, in use by another training, or another run's."""
 
 
-class OutputWriteError(JobFailedError):
-    """A training state, model file or log could not be written during training (exit 1)."""
-
-
 def _reason(err: OSError) -> str:
-    name = errno.errorcode.get(err.errno or 0, "")
-    return f"{err.strerror or err}" + (f" ({name})" if name else "")
+    return describe_errno(err.errno) if err.errno else str(err)
 
 
 def _create(out_dir: Path) -> None:
@@ -268,13 +263,22 @@ def open_run_folder(out_dir: Path, *, resumed: Path | None, overwrite: bool,
 
 @contextmanager
 def writing(what: str, out_dir: Path, saved_step: int | None) -> Iterator[None]:
-    """Report an OSError while writing `what` as an OutputWriteError naming the way back."""
+    """Report a failed write of `what` (a full disk, a read-only file system) as one
+    OutputWriteError that names the file, the free space and the way back. The writers are atomic
+    (cnnzoo.files), so the last good checkpoint is intact."""
     try:
         yield
-    except OSError as err:
+    except (OSError, OutputWriteError) as err:
         if saved_step is None:
             kept = "no checkpoint was written yet: fix it and start the run again"
         else:
             kept = (f"the last good checkpoint (step {saved_step}) is kept in {out_dir}; fix it, then "
                     f"continue with `cnnzoo train --resume {out_dir}`")
-        raise OutputWriteError(f"could not write the {what} in {out_dir}: {_reason(err)}; {kept}") from None
+        if isinstance(err, OSError):
+            failure = write_failure(out_dir, err)
+            if failure is None or not isinstance(failure, OutputWriteError):
+                raise
+            err = failure
+        where = getattr(err, "path", out_dir)
+        raise OutputWriteError(f"could not write the {what} ({where}): {getattr(err, 'reason', err)}, "
+                               f"{free_space(where)} free on its file system; {kept}") from None

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .errors import ModelFileError
+from .files import check_readable
 from .modelfile import RECORD_KEY
 
 # Wrappers other tools put around a state dict ({"state_dict": ...} from Lightning/our trainer,
@@ -95,6 +96,8 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"no such weights file: {path}")
+    if (why := check_readable(path)) is not None:  # safetensors would say 'No such file'
+        raise ModelFileError(f"cannot read {path}: {why}; check its permissions")
     record: dict[str, Any] = {}
     if _is_safetensors(path):
         from safetensors import safe_open

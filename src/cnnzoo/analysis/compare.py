@@ -11,6 +11,8 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from ..bounds import check_size
+from ..display import Table
 from ..errors import InvalidArgumentError
 from ..registry import get_entry, list_models, load_model
 from ..results import published
@@ -27,7 +29,7 @@ def parse_input(spec: str) -> Size:
     if not m or any(int(v) < 1 for v in m.groups()):
         raise InvalidArgumentError(
             f"--input must be three positive integers CxHxW, e.g. 3x224x224; got {spec!r}")
-    return tuple(int(v) for v in m.groups())  # type: ignore[return-value]
+    return check_size((int(v) for v in m.groups()), "--input")  # type: ignore[return-value]
 
 
 def published_figure(name: str) -> dict[str, Any]:
@@ -74,5 +76,5 @@ def compare(models: Sequence[str], size: Size | None = None, *,
     or each at its own input. Every name is checked before any work. `report` analyses one
     target (serve passes its cached `analyze`)."""
     targets = [resolve_target(m, size) for m in models]
-    return [compare_row(label, report(target, input_size=tsize), name)
-            for label, (target, tsize, name) in zip(models, targets)]
+    return Table([compare_row(label, report(target, input_size=tsize), name)
+                  for label, (target, tsize, name) in zip(models, targets)], "cnnzoo compare")

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..bounds import check, check_size
 from ..contract import call_with_state, meta_state
 from ..errors import CnnzooError, InvalidArgumentError
 from ..registry import create_model, get_entry
@@ -32,7 +33,7 @@ def _check_input_size(input_size: Any) -> tuple[int, ...]:
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_size)):
         raise InvalidArgumentError(
             f"input_size must be positive integers (C, H, W), e.g. (3, 224, 224); got {input_size!r}")
-    return tuple(input_size)
+    return check_size(input_size, "input_size")  # bounded before the meta tensor is made
 
 
 def _resolve(model_or_name: nn.Module | str,
@@ -93,8 +94,7 @@ def analyze(model_or_name: nn.Module | str, input_size: Sequence[int] | None = N
         return analyze_onnx(model_or_name, input_size, batch_size)
     input_size, batch_size = _batch_shape(model_or_name, input_size, batch_size)
     model, model_name, size = _resolve(model_or_name, input_size)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check("batch_size", batch_size)
 
     state = meta_state(model)
     was = {m: m.training for m in model.modules()}

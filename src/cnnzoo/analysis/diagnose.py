@@ -32,6 +32,8 @@ def _out_size(m: nn.Module, x: torch.Tensor) -> str | None:
     s = tup(m.stride if m.stride is not None else m.kernel_size, nd)
     p = tup(getattr(m, "padding", 0), nd)
     d = tup(getattr(m, "dilation", 1), nd)
+    if min(s) < 1:  # PyTorch accepts the module; its forward fails. Nothing to compute here.
+        return None
     sizes = [(h + 2 * pi - di * (ki - 1) - 1) // si + 1
              for h, ki, si, pi, di in zip(x.shape[2:], k, s, p, d)]
     return "x".join(str(v) for v in sizes)

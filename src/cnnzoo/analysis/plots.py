@@ -30,15 +30,26 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     if not parent.is_dir():
         raise InvalidArgumentError(f"cannot write plot {str(p)!r}: directory {str(parent)!r} does not exist")
     if p.is_dir() or not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise InvalidArgumentError(f"cannot write plot {str(p)!r}: permission denied or not a file")
+        why = "a read-only file system" if _read_only(parent) else "permission denied or not a file"
+        raise InvalidArgumentError(f"cannot write plot {str(p)!r}: {why}")
     return p
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _read_only(folder: Path) -> bool:
     try:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    except OSError as err:
-        raise InvalidArgumentError(f"cannot write plot {str(path)!r}: {err.strerror or err}") from err
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Through the one writer: a full disk is an OutputWriteError (exit 1), nothing half-written."""
+    from ..files import save_figure
+
+    try:
+        save_figure(fig, path, dpi=150, bbox_inches="tight")
+    except InvalidArgumentError as err:  # a path that can never hold a file
+        raise InvalidArgumentError(f"cannot write plot {str(path)!r}: {getattr(err, 'reason', err)}") from None
     finally:
         import matplotlib.pyplot as plt  # loaded already by _pyplot; no backend switch here
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..results import to_json
 from .memory import TrainingMemory, training_memory
 
 # Rows of these kinds have no parameters, no MACs and no counted memory: the table hides them
@@ -205,6 +205,12 @@ class Report:
     def __str__(self) -> str:  # print(report) shows the table, as torchinfo.summary does
         return self.to_table()
 
+    def _repr_html_(self) -> str:  # a notebook shows the same table as HTML
+        from ..display import html_table
+
+        body, total = self._body(False, False, False)
+        return html_table(self.headers(False, False), [*body, total], self.caption(False), self.footer())
+
     def to_table(self, flops: bool = False, all_layers: bool = False, rf: bool = False) -> str:
         """Fixed-width text table with the seeds' columns, then totals."""
         body, total = self._body(flops, all_layers, rf)
@@ -257,4 +263,4 @@ class Report:
                 "rows": [r.as_dict() for r in self.visible_rows(all_layers)]}
 
     def to_json(self, all_layers: bool = True) -> str:
-        return json.dumps(self.to_dict(all_layers), indent=2) + "\n"
+        return to_json(self.to_dict(all_layers)) + "\n"

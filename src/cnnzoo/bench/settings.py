@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..bounds import check_optional
 from ..errors import InvalidArgumentError
 from .names import PRECISIONS
 
@@ -45,6 +46,9 @@ class Settings:
                                        f"backend, not {self.compile_backend!r}")
         if self.warmup < 0:
             raise InvalidArgumentError(f"warmup must be >= 0, got {self.warmup}")
+        for name, bound in (("infer_batch", "batch_size"), ("train_batch", "batch_size"), ("reps", "repeats"),
+                            ("threads", "threads")):
+            check_optional(bound, getattr(self, name), name)  # the largest values (bounds.py)
 
 
 def full_settings(device: str = "cpu") -> Settings:

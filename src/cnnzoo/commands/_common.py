@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Any
 
@@ -39,8 +38,10 @@ class Format(str, Enum):
 
 
 def print_json(obj: Any) -> None:
-    # plain print: rich would wrap long lines and break machine parsing
-    print(json.dumps(obj, indent=2, default=str))
+    # plain print: rich would wrap long lines and break machine parsing; strict JSON (no NaN)
+    from ..results import to_json
+
+    print(to_json(obj))
 
 
 def human(n: float | None, unit: str = "") -> str:

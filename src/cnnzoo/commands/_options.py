@@ -57,3 +57,31 @@ def combine_option() -> Any:
     from ..ensemble import COMBINE
 
     return typer.Option(help=f"ensembles: {choices(COMBINE)} (mean of the softmax is the papers' way)")
+
+
+# -- bounded numbers (cnnzoo/bounds.py): checked when the option is parsed, before any work ------
+def bounded(name: str) -> Any:
+    """A typer callback that refuses the option's value outside bound `name` (exit 2, naming the
+    option, the bound and the reason); None (an unset optional) passes."""
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        from ..bounds import check_optional
+
+        flag = max(param.opts, key=len) if param.opts else (param.name or name)
+        return check_optional(name, value, flag)
+    return check
+
+
+def overwrite_option(help: str = "replace the output file if it exists (never the command's own input, "
+                     "nor a training run's own files)") -> Any:
+    """One --overwrite for every verb that writes a file (cnnzoo.outputs: the guard it relaxes)."""
+    return typer.Option("--overwrite", help=help)
+
+
+OverwriteOpt = Annotated[bool, overwrite_option()]
+
+
+def check_out(path: Any, *, inputs: Any = (), overwrite: bool = False, label: str = "--out") -> Any:
+    """The output guard (cnnzoo.outputs.check_output) as the CLI words it: before any work."""
+    from ..outputs import check_output
+
+    return check_output(path, inputs=inputs, overwrite=overwrite, label=label, flag="--overwrite")

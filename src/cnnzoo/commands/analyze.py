@@ -16,9 +16,10 @@ from ..analysis.compare import compare, parse_input, resolve_target
 from ..analysis.explain import explain
 from ..analysis.memory import OPTIMIZER_STATES
 from ..analysis.plots import check_plot_path, plot_compare, plot_layers
+from ..errors import InvalidArgumentError
 from ._common import print_json
 from ._lazy import verb
-from ._options import JsonOpt, choices, format_option
+from ._options import JsonOpt, OverwriteOpt, bounded, check_out, choices, format_option
 
 
 class RecFormat(str, Enum):
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
     verb(app, "reconcile", reconcile_cmd)
 
 
-Depth = Annotated[Optional[int], typer.Option("--depth", min=1, help="group rows by the first N parts of "
+Depth = Annotated[Optional[int], typer.Option("--depth", callback=bounded("depth"),
+                                              help="group rows by the first N parts of "
                                               "their names (1: blocks/stages)")]
 Plot = Annotated[Optional[Path], typer.Option("--plot", help="bar charts of memory, params and operations "
                                               "per layer (.png or .svg)")]
@@ -65,16 +67,17 @@ def summary_cmd(
                                                  "input)")] = None,
     depth: Depth = None, fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
     flops: Annotated[bool, typer.Option("--flops", help="show FLOPs = 2 x multiply-adds")] = False,
-    plot: Plot = None, batch_size: Annotated[int, typer.Option(min=1, help="images per batch")] = 1,
+    plot: Plot = None,
+    batch_size: Annotated[int, typer.Option(callback=bounded("batch_size"), help="images per batch")] = 1,
     all_layers: AllLayers = False,
     rf: Annotated[bool, typer.Option("--rf", help="add receptive field and effective stride")] = False,
-    optimizer: TrainMemory = None, explain_layer: Explain = None,
+    optimizer: TrainMemory = None, explain_layer: Explain = None, overwrite: OverwriteOpt = False,
 ) -> None:
     """Per-layer table: input/output C, H/W, kernel, stride, pad, memory (KB), params (k),
     multiply-adds (M), then totals; computed from shapes on the meta device (seed 003 rules)."""
     size = parse_input(input) if input is not None else None
     if plot is not None:
-        check_plot_path(plot)  # fail before the work
+        check_out(check_plot_path(plot), inputs=[model], overwrite=overwrite, label="--plot")  # before the work
     target, size, _ = resolve_target(model, size)
     report = analyze(target, input_size=size, batch_size=batch_size)
     if explain_layer is not None:
@@ -107,13 +110,16 @@ def compare_cmd(
                                         "(default: each model's native input)"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="accuracy vs operations "
                                         "bubble chart, area ~ params (.png or .svg)"),
-    fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False,
+    fmt: TableFormatOpt = TableFormat.table, json_flag: JsonOpt = False, overwrite: OverwriteOpt = False,
 ) -> None:
     """Totals side by side (params, multiply-adds, activation memory, published top-1/top-5)
     and the lectures' "comparing complexity" chart."""
+    if len(models) < 2:
+        raise InvalidArgumentError(f"compare takes two or more models, got {len(models)} ({', '.join(models)}): "
+                                   f"`cnnzoo summary {models[0]}` describes one")
     size = parse_input(input) if input is not None else None
     if plot is not None:
-        check_plot_path(plot)
+        check_out(check_plot_path(plot), inputs=models, overwrite=overwrite, label="--plot")
     items = compare(models, size)
     _print_compare(items, fmt)
     if plot is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,14 +12,16 @@ import typer
 from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError
 from ..files import atomic_write_text
+from ..results import to_json
 from ._common import Format, print_json
 from ._lazy import VerbGroup, group
-from ._options import FormatOpt, JsonOpt
+from ._options import FormatOpt, JsonOpt, OverwriteOpt, bounded, check_out
 
 Device = Annotated[str, typer.Option(help="cpu or cuda[:N]")]
-Batch = Annotated[Optional[int], typer.Option(help="images per step")]
-Reps = Annotated[Optional[int], typer.Option(help="timed repetitions per side (ABBA order)")]
-Threads = Annotated[int, typer.Option(help="torch CPU threads")]
+Batch = Annotated[Optional[int], typer.Option(help="images per step", callback=bounded("batch_size"))]
+Reps = Annotated[Optional[int], typer.Option(help="timed repetitions per side (ABBA order)",
+                                            callback=bounded("repeats"))]
+Threads = Annotated[int, typer.Option(help="torch CPU threads", callback=bounded("threads"))]
 Out = Annotated[Optional[Path], typer.Option(help="also write the JSON result to this file")]
 
 # The options of the one-verb `cnnzoo bench` before it became a group, by the sub-verb that has them.
@@ -76,10 +77,11 @@ def models_cmd(
     fastpath: Annotated[bool, typer.Option(help="also time the inference fast paths against "
                                                 "torchvision eager")] = True,
     loop: Annotated[bool, typer.Option(help="also time our training loop against a plain PyTorch loop")] = True,
-    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Time our models against the reference (same architecture, same weights), interleaved;
     print images/s, the ratio, the multiply-add rate and (on CUDA) the MFU."""
+    _check_out(out, overwrite)
     _passive_openmp()
     from ..bench import format_report, run, settings_from
 
@@ -96,17 +98,20 @@ def to_accuracy_cmd(
     data: Annotated[str, typer.Option(help=spec_list(lambda k: k.in_memory))],
     model: Annotated[str, typer.Option(help="the model")] = "speednet",
     recipe: Annotated[Optional[str], typer.Option(help="the recipe (default: the model's)")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="at most this many epochs")] = None,
-    seed: Annotated[int, typer.Option(help="the seed")] = 0,
-    max_images: Annotated[Optional[int], typer.Option(help="the first N training images")] = None,
-    repeats: Annotated[int, typer.Option(help="race N times from the same start, report medians")] = 1,
+    epochs: Annotated[Optional[int], typer.Option(help="at most this many epochs", callback=bounded("epochs"))] = None,
+    seed: Annotated[int, typer.Option(help="the seed", callback=bounded("seed"))] = 0,
+    max_images: Annotated[Optional[int], typer.Option(help="the first N training images",
+                                                      callback=bounded("limit"))] = None,
+    repeats: Annotated[int, typer.Option(help="race N times from the same start, report medians",
+                                         callback=bounded("repeats"))] = 1,
     device: Device = "cpu", threads: Threads = 2,
-    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Seconds of training to a test accuracy, our loop against a plain PyTorch loop, interleaved
     epoch by epoch (times training as `cnnzoo train` runs it)."""
     from ..bench.to_accuracy import format_to_accuracy, to_accuracy
 
+    _check_out(out, overwrite)
     _cpu_threads(device, threads)
     res = to_accuracy(data=data, target=target, model_name=model, recipe_name=recipe, epochs=epochs, seed=seed,
                       max_images=max_images, device=device, repeats=repeats, progress=_say)
@@ -117,14 +122,16 @@ def loader_cmd(
     spec: Annotated[str, typer.Argument(metavar="folder:PATH", help="an image folder (train/CLASS/*.jpg): "
                                                                     f"{spec_list(lambda k: not k.in_memory)}")],
     make_folder: Annotated[int, typer.Option(help="first write N photo-like 500x375 JPEGs into PATH "
-                                                  "(kept; existing files are reused)")] = 0,
-    workers: Annotated[int, typer.Option(help="DataLoader workers of both sides")] = 2,
-    images: Annotated[int, typer.Option(help="images per timed pass")] = 1024,
+                                                  "(kept; existing files are reused)",
+                                             callback=bounded("images"))] = 0,
+    workers: Annotated[int, typer.Option(help="DataLoader workers of both sides", callback=bounded("workers"))] = 2,
+    images: Annotated[int, typer.Option(help="images per timed pass", callback=bounded("limit"))] = 1024,
     device: Device = "cpu", batch: Batch = None, reps: Reps = None,
-    out: Out = None, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Images/s of ready training batches from an image folder: our loader against torchvision's
     reference pipeline."""
+    _check_out(out, overwrite)
     _passive_openmp()
     from ..bench.loader_bench import format_loader_report, run_loader_cli
 
@@ -171,10 +178,17 @@ def _cpu_threads(device: str, threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _check_out(out: Path | None, overwrite: bool) -> None:
+    """--out may be written (cnnzoo.outputs), checked before the benchmark runs; _emit writes it
+    (an existing file only with --overwrite, which the check let through)."""
+    if out is not None:
+        check_out(out, overwrite=overwrite)
+
+
 def _emit(res: dict, out: Path | None, fmt: Format, table: Callable[[dict], str]) -> None:
     """The result: to --out as JSON, and on stdout as JSON or the table."""
     if out is not None:
-        atomic_write_text(out, json.dumps(res, indent=2, default=str))
+        atomic_write_text(out, to_json(res))
     if fmt is Format.json:
         print_json(res)
     else:

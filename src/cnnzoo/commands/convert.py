@@ -9,7 +9,7 @@ import typer
 
 from ._common import Format, console, print_json
 from ._lazy import verb
-from ._options import FormatOpt, JsonOpt
+from ._options import FormatOpt, JsonOpt, OverwriteOpt, bounded, check_out
 
 
 def register(app: typer.Typer) -> None:
@@ -20,12 +20,14 @@ def convert_cmd(
     src: Annotated[Path, typer.Argument(help="weights file: torchvision/timm .pth or .safetensors")],
     out: Annotated[Path, typer.Argument(help="model file to write (.safetensors with a record)")],
     model: Annotated[str, typer.Option("--model", "-m", help="zoo model name, e.g. resnet18")],
-    num_classes: Annotated[Optional[int], typer.Option(help="classes of the file's classifier (default: read "
+    num_classes: Annotated[Optional[int], typer.Option(
+        callback=bounded("classes"), help="classes of the file's classifier (default: read "
                                                        "from the file)")] = None,
-    in_chans: Annotated[int, typer.Option(help="input channels of the model to build")] = 3,
+    in_chans: Annotated[int, typer.Option(help="input channels of the model to build",
+                                            callback=bounded("channels"))] = 3,
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="load what fits instead of failing on "
                                                 "differences")] = False,
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Convert a weights file into a self-describing cnnzoo model file.
 
@@ -40,6 +42,7 @@ def convert_cmd(
     from ..registry import create_model
     from ..weights import infer_num_classes, load_weights
 
+    check_out(out, inputs=[src], overwrite=overwrite, label="OUT")
     if num_classes is None:
         with torch.device("meta"):
             probe = create_model(model, in_chans=in_chans)

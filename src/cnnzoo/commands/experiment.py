@@ -11,7 +11,7 @@ from ..data.kinds import spec_help
 from ..errors import InvalidArgumentError
 from ._common import Format, console, print_json
 from ._lazy import verb
-from ._options import FormatOpt, JsonOpt, choices
+from ._options import FormatOpt, JsonOpt, bounded, choices, overwrite_option
 
 DATA_HELP = spec_help()
 
@@ -33,9 +33,11 @@ def experiment_cmd(
     size: Annotated[Optional[str], typer.Option(help=_size_help())] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="folder for NAME.json and NAME.png "
                                                 "(default: experiments/NAME)")] = None,
+    overwrite: Annotated[bool, overwrite_option("run again into an --out that holds this experiment's "
+                                                "results, replacing them and its runs")] = False,
     data: Annotated[Optional[str], typer.Option(help=DATA_HELP)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: auto)")] = None,
-    seed: Annotated[int, typer.Option(help="the first run's seed")] = 0,
+    seed: Annotated[int, typer.Option(help="the first run's seed", callback=bounded("seed"))] = 0,
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Rerun a claim from the lectures: plain vs residual depth (degradation), ensembles,
@@ -43,6 +45,7 @@ def experiment_cmd(
     figure, the measured one, a verdict with its tolerance) and the paper-style plot
     NAME.png into --out and prints a summary. --list shows the catalogue."""
     from ..experiments import EXPERIMENTS, get_experiment, run_experiment
+    from ..outputs import check_output_folder
 
     if list_all:
         return _show_list([e.as_dict() for e in EXPERIMENTS.values()], fmt)
@@ -51,9 +54,11 @@ def experiment_cmd(
     get_experiment(name)  # an unknown name fails here, before any folder is made
     if quick and size not in (None, "quick"):
         raise InvalidArgumentError(f"--quick and --size {size} disagree: give one")
+    out = check_output_folder(out or Path("experiments") / name, [f"{name}.json"], overwrite=overwrite,
+                              label="--out", flag="--overwrite")
     say = (lambda text: None) if fmt == Format.json else (lambda text: console.print(f"[dim]{text}[/]"))
     result = run_experiment(name, size="quick" if quick else (size or "full"),
-                            out=out or Path("experiments") / name, data=data, device=device, seed=seed, say=say)
+                            out=out, data=data, device=device, seed=seed, say=say, overwrite=overwrite)
     print_json(result) if fmt == Format.json else _show_result(result)
 
 

@@ -12,7 +12,7 @@ from ..data.kinds import spec_list
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import JsonOpt, choices, format_option
+from ._options import JsonOpt, OverwriteOpt, bounded, check_out, choices, format_option
 
 
 class Target(str, Enum):
@@ -35,10 +35,11 @@ Int8Mode = Annotated[Optional[str], typer.Option("--int8-mode", metavar="static|
                      "default: calibrated activation ranges) or dynamic (weights only); implies --int8")]
 Calibrate = Annotated[Optional[str], typer.Option("--calibrate", help="calibration images (train split): "
                       f"{spec_list()}")]
-CalibImages = Annotated[int, typer.Option(help="how many calibration images")]
+CalibImages = Annotated[int, typer.Option(help="how many calibration images", callback=bounded("limit"))]
 CheckData = Annotated[Optional[str], typer.Option("--check-data", help="labelled images (test split) for the "
                       "accuracy change; default: --calibrate's data")]
-CheckImages = Annotated[int, typer.Option(help="how many images the accuracy check uses")]
+CheckImages = Annotated[int, typer.Option(help="how many images the accuracy check uses",
+                                           callback=bounded("limit"))]
 
 
 def export_cmd(
@@ -49,7 +50,9 @@ def export_cmd(
                               "executorch: a .pte for phones, pip install 'cnnzoo[mobile]')"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside MODEL_FILE)"),
-    atol: float = typer.Option(1e-4, help="largest allowed difference from the model"),
+    overwrite: OverwriteOpt = False,
+    atol: float = typer.Option(1e-4, help="largest allowed difference from the model",
+                               callback=bounded("tolerance")),
     int8: Int8 = False, int8_mode: Int8Mode = None, calibrate: Calibrate = None, calib_images: CalibImages = 256,
     check_data: CheckData = None, check_images: CheckImages = 2000,
     fmt: Annotated[str, format_option(f"{choices(Format)} (the report; the target is --to)")] = "table",
@@ -71,13 +74,21 @@ def export_cmd(
     choice = pretrained_choice(pretrained, pretrained_tag, weights, model_file)
     from ..modelfile import model_path
 
-    model_file = model_path(model_file)  # a run folder means its model file
+    given, model_file = model_file, model_path(model_file)  # a run folder means its model file
+    dest = check_out(out or _default_out(model_file, to, int8), inputs=[given, model_file], overwrite=overwrite)
     if int8:
-        report = _int8(model_file, int8_mode or "static", to, out, calibrate, calib_images,
-                       check_data, check_images, choice)
+        report = _int8(model_file, int8_mode or "static", to, dest, calibrate, calib_images,
+                       check_data, check_images, choice, overwrite)
         _print_int8(report, as_json)
         return
-    _plain(model_file, to, out, atol, as_json, choice)
+    _plain(model_file, to, dest, atol, as_json, choice, overwrite)
+
+
+def _default_out(model_file: Path, to: Target, int8: bool) -> Path:
+    """Beside the model file: MODEL.onnx, MODEL.pt, MODEL.pt2, MODEL.pte, MODEL.int8.onnx."""
+    from ..deploy.export import ALIASES, SUFFIX
+
+    return Path(model_file).with_suffix(".int8.onnx" if int8 else SUFFIX[ALIASES.get(to.value, to.value)])
 
 
 def _check_options(fmt: str, int8: bool, calibrate: str | None) -> bool:
@@ -95,18 +106,17 @@ def _check_options(fmt: str, int8: bool, calibrate: str | None) -> bool:
     return int8
 
 
-def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_json: bool,
-           choice: bool | str) -> None:
-    from ..deploy.export import ALIASES, SUFFIX, deploy_record, export_model
+def _plain(model_file: Path, to: Target, dest: Path, atol: float, as_json: bool,
+           choice: bool | str, overwrite: bool) -> None:
+    from ..deploy.export import ALIASES, deploy_record, export_model
     from ..deploy.predict import get_preprocess, load_for_inference
 
     fmt = ALIASES.get(to.value, to.value)
     model, record = load_for_inference(model_file, choice)
     size = get_preprocess(record, model).input_size
-    dest = out or Path(model_file).with_suffix(SUFFIX[fmt])
     meta = deploy_record(model, record) if fmt in ("onnx", "executorch") else None
-    report = export_model(model, dest, fmt, input_size=size, atol=atol,
-                          metadata=meta)  # exit 1 if the check fails
+    report = export_model(model, dest, fmt, input_size=size, atol=atol, metadata=meta,
+                          overwrite=overwrite)  # exit 1 if the check fails
     if as_json:
         print_json(report)
         return
@@ -120,9 +130,9 @@ def _plain(model_file: Path, to: Target, out: Optional[Path], atol: float, as_js
         console.print(f"preprocessing and class names: {report['sidecar']}", highlight=False)
 
 
-def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrate: Optional[str],
+def _int8(model_file: Path, mode: str, to: Target, out: Path, calibrate: Optional[str],
           calib_images: int, check_data: Optional[str], check_images: int,
-          choice: bool | str) -> dict[str, Any]:
+          choice: bool | str, overwrite: bool) -> dict[str, Any]:
     from ..deploy.quantize import quantize_model
     from ..errors import InvalidArgumentError
 
@@ -130,7 +140,7 @@ def _int8(model_file: Path, mode: str, to: Target, out: Optional[Path], calibrat
         raise InvalidArgumentError(f"--int8 makes an ONNX file (ONNX Runtime quantization); "
                                    f"drop --to {to.value}")
     return quantize_model(model_file, mode, calibrate, calib_images, check_data, check_images,
-                          out, pretrained=choice)
+                          out, pretrained=choice, overwrite=overwrite)
 
 
 def _print_int8(report: dict[str, Any], as_json: bool) -> None:

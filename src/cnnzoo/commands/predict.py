@@ -11,7 +11,7 @@ from rich.table import Table
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import FormatOpt, JsonOpt, combine_option
+from ._options import FormatOpt, JsonOpt, bounded, combine_option
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +23,8 @@ def predict_cmd(
                                                "run folder, or a model name with --pretrained")],
     images: Annotated[List[Path], typer.Argument(help="image files (any size/mode PIL reads); model files "
                                                  "before them make an ensemble")],
-    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show")] = 5,
+    top: Annotated[int, typer.Option("--top", "-k", help="how many classes to show",
+                                                 callback=bounded("top_k"))] = 5,
     combine: Annotated[str, combine_option()] = "mean",
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,

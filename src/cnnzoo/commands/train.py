@@ -14,7 +14,7 @@ from ..errors import InvalidArgumentError
 from ._common import Format, make_console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, as_model_file, pretrained_choice
-from ._options import FormatOpt, JsonOpt, choices, combine_option
+from ._options import FormatOpt, JsonOpt, bounded, check_out, choices, combine_option, overwrite_option
 
 
 def register(app: typer.Typer) -> None:
@@ -88,22 +88,24 @@ Overwrite = Annotated[bool, _opt("replace the run already in --out (refused with
                                   "has written its first checkpoint", "--overwrite")]
 Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1 (default: cuda if available)")]
 Compile = Annotated[bool, _opt("torch.compile the model", "--compile")]
-Accum = Annotated[OptInt, _opt("gradient accumulation steps", "--accum-steps")]
+Accum = Annotated[OptInt, typer.Option("--accum-steps", help="gradient accumulation steps",
+                                       callback=bounded("batch_size"))]
 SyncBN = Annotated[bool, _opt("SyncBatchNorm across processes (torchrun)", "--sync-bn")]
 Deterministic = Annotated[bool, _opt("deterministic algorithms: same seed, same weights", "--deterministic")]
-Threads = Annotated[OptInt, _opt("CPU threads for PyTorch (default: its own choice)")]
+Threads = Annotated[OptInt, typer.Option(help="CPU threads for PyTorch (default: its own choice)",
+                                         callback=bounded("threads"))]
 ListFields = Annotated[bool, _opt("list every --set field (type, default, meaning) and exit", "--list-fields")]
 
 
 def train_cmd(
     model: Model = None, data: Data = None, recipe: RecipeName = None, epochs: Epochs = None,
-    batch_size: Annotated[OptInt, _opt("global batch size")] = None,
+    batch_size: Annotated[OptInt, typer.Option(help="global batch size", callback=bounded("batch_size"))] = None,
     lr: Annotated[OptFloat, _opt("base learning rate")] = None, val_split: ValSplit = None,
     sets: Sets = None, config: Annotated[OptPath, _opt("YAML file of recipe fields")] = None,
     out: Annotated[OptPath, _opt("output folder (default runs/MODEL-TIME)")] = None,
     resume: Resume = None, overwrite: Overwrite = False, device: Device = None, compile: Compile = False,
     accum: Accum = None, sync_bn: SyncBN = False, deterministic: Deterministic = False,
-    seed: Annotated[int, typer.Option()] = 0, threads: Threads = None,
+    seed: Annotated[int, typer.Option(callback=bounded("seed"))] = 0, threads: Threads = None,
     progress: Annotated[bool, _opt("progress bar")] = True, fmt: FormatOpt = Format.table,
     json_flag: JsonOpt = False, pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None,
     weights: Weights = None, list_fields: ListFields = False,
@@ -171,6 +173,7 @@ def eval_cmd(
                                                f"mirror-symmetric ({spec_list(lambda k: not k.mirror_safe)})")] = False,
     combine: Annotated[str, combine_option()] = "mean",
     plot_confusion: Annotated[Optional[Path], typer.Option(help="write the confusion matrix PNG here")] = None,
+    overwrite: Annotated[bool, overwrite_option("replace --plot-confusion's file if it exists")] = False,
     device: Annotated[Optional[str], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 500,
     amp: Annotated[str, typer.Option(help=_amp_help())] = "auto",
@@ -192,6 +195,8 @@ def eval_cmd(
                                 allow_mirror=allow_mirror, device=device, batch_size=batch_size, amp=amp)
         print_json(res) if fmt is Format.json else _print_ensemble(res)
         return
+    if plot_confusion is not None:  # the output guard, before the work
+        check_out(plot_confusion, inputs=model_files, overwrite=overwrite, label="--plot-confusion")
     with as_model_file(model_files[0], pretrained_choice(pretrained, pretrained_tag, weights,
                                                          model_files[0])) as path:
         _eval_one(path, data, ten_crop=ten_crop, allow_mirror=allow_mirror, plot_confusion=plot_confusion,

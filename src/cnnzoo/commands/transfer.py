@@ -13,7 +13,7 @@ from ..results import pct
 from ._common import Format, console, print_json
 from ._lazy import verb
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import FormatOpt, JsonOpt
+from ._options import FormatOpt, JsonOpt, OverwriteOpt, bounded, check_out
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     from torch import nn
@@ -25,15 +25,19 @@ CLASSES_HELP = "keep only these labels, renumbered from 0 (e.g. 5-9 or 5,6,7,8,9
 
 
 def parse_classes(text: str | None) -> list[int] | None:
-    if not text:
+    if text is None:
         return None
+    from ..bounds import check
+
     out: list[int] = []
-    try:
-        for part in text.split(","):
-            a, sep, b = part.strip().partition("-")
-            out += list(range(int(a), int(b) + 1)) if sep else [int(a)]
-    except ValueError:
-        raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
+    for part in text.split(","):
+        a, sep, b = part.strip().partition("-")
+        try:
+            ends = [int(a), int(b if sep else a)]
+        except ValueError:
+            raise InvalidArgumentError(f"--classes {text!r}: write labels like 5-9 or 5,6,7") from None
+        lo, hi = (check("label", v, f"--classes {text!r}: label") for v in ends)
+        out += list(range(lo, hi + 1))  # both ends bounded before the range is made
     if len(set(out)) != len(out) or len(out) < 2:
         raise InvalidArgumentError(f"--classes {text!r}: need at least two distinct labels")
     return out
@@ -62,7 +66,7 @@ def features_cmd(
     layer: str = typer.Option("pre_logits", "--layer", "-l",
                               help="module name (e.g. classifier.4 = AlexNet fc7), or "
                                    "pre_logits: the input of the last linear layer"),
-    out: Path = typer.Option(..., "--out", "-o", help="features file (.safetensors)"),
+    out: Path = typer.Option(..., "--out", "-o", help="features file (.safetensors)"), overwrite: OverwriteOpt = False,
     split: str = typer.Option("train", help="train or test"),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
     per_class: Optional[int] = typer.Option(None, help="at most N images per class (seeded)"),
@@ -75,13 +79,14 @@ def features_cmd(
     from ..deploy.predict import get_preprocess, load_for_inference
     from ..transfer.core import extract_features, load_image_set, save_features
 
+    check_out(out, inputs=[model_file], overwrite=overwrite)
     model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
     pp = get_preprocess(record, model)
     ds = load_image_set(data, split, pp, parse_classes(classes), per_class, limit)
     f = extract_features(model, ds, layer, pool=pool)
     meta = {"model": record.get("model"), "model_file": str(model_file), "layer": layer,
             "pool": pool, "data": data or DEFAULT_KIND, "split": split, "classes": ds.classes}
-    save_features(out, f, ds.y, **meta)
+    save_features(out, f, ds.y, overwrite=overwrite, **meta)
     info = {"out": str(out), "shape": list(f.shape), **meta}
     if fmt is Format.json:
         print_json(info)
@@ -93,15 +98,17 @@ def features_cmd(
 def linear_probe_cmd(
     train: Path = typer.Argument(..., help="features file from `cnnzoo features`"),
     val: Optional[Path] = typer.Option(None, "--val", help="features file to evaluate on"),
-    epochs: int = typer.Option(100, help="passes over the features"),
+    epochs: int = typer.Option(100, help="passes over the features", callback=bounded("epochs")),
     lr: float = typer.Option(0.01, help="AdamW learning rate"),
     weight_decay: float = typer.Option(1e-4),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="save the probe (.safetensors)"),
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Train a linear classifier on extracted features; print train/val accuracy."""
-    from ..transfer.core import accuracy, load_features, train_linear_probe
+    from ..transfer.core import accuracy, load_features, save_probe, train_linear_probe
 
+    if out is not None:
+        check_out(out, inputs=[train, val], overwrite=overwrite)
     f, y, meta = load_features(train)
     probe = train_linear_probe(f, y, len(meta.get("classes") or []) or None, epochs=epochs,
                                lr=lr, weight_decay=weight_decay)
@@ -113,15 +120,7 @@ def linear_probe_cmd(
             raise InvalidArgumentError(f"{val} has {fv.shape[1]} features, {train} {f.shape[1]}")
         res.update(val=str(val), n_val=len(yv), val_acc_pct=pct(accuracy(probe, fv, yv)))
     if out is not None:
-        import json
-
-        from safetensors.torch import save_file
-
-        from ..files import atomic_path
-
-        with atomic_path(out) as tmp:
-            save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
-                      metadata={"cnnzoo_probe": json.dumps({**meta, **res})})
+        save_probe(out, probe, {**meta, **res}, inputs=[train, val], overwrite=overwrite)
         res["out"] = str(out)
     if fmt is Format.json:
         print_json(res)
@@ -143,13 +142,14 @@ def finetune_cmd(
     data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     classes: Optional[str] = typer.Option(None, help=CLASSES_HELP),
     per_class: Optional[int] = typer.Option(None, help="labelled images per class (seeded)"),
-    freeze_until: FreezeUntil = None, scratch: Scratch = False, epochs: int = typer.Option(30),
+    freeze_until: FreezeUntil = None, scratch: Scratch = False,
+    epochs: int = typer.Option(30),
     lr: float = typer.Option(0.05, help="learning rate of the new classifier"),
     backbone_lr_mult: float = typer.Option(0.1, help="pre-trained layers get lr x this"),
-    batch_size: int = typer.Option(32), seed: int = typer.Option(0),
+    batch_size: int = typer.Option(32), seed: int = typer.Option(0, callback=bounded("seed")),
     augment: bool = typer.Option(True, help="random shifts of up to 2 pixels"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="model file to write"),
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
     pretrained: Pretrained = False, pretrained_tag: PretrainedTag = None, weights: Weights = None,
 ) -> None:
     """Fine-tune a pre-trained model on new classes (or train it from scratch, --scratch),
@@ -158,6 +158,8 @@ def finetune_cmd(
     from ..transfer.core import load_image_set
     from ..transfer.finetune import FinetuneSettings, finetune
 
+    if out is not None:
+        check_out(out, inputs=[model_file], overwrite=overwrite)
     model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
     pp = _fresh_preprocess(model, data) if record.get("untrained") else get_preprocess(record, model)
     cls = parse_classes(classes)
@@ -169,7 +171,7 @@ def finetune_cmd(
     res = ft.as_dict(str(model_file), len(train), len(test))
     if out is not None:
         ft.save(out, pp.to_record(), {"spec": data or DEFAULT_KIND, "classes": cls, "per_class": per_class},
-                source=str(model_file))
+                source=str(model_file), overwrite=overwrite)
         res["out"] = str(out)
     if fmt is Format.json:
         return print_json(res)

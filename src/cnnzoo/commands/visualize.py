@@ -11,7 +11,7 @@ from ..data.kinds import spec_help
 from ._common import Format, console, print_json
 from ._lazy import group
 from ._model_args import Pretrained, PretrainedTag, Weights, pretrained_choice
-from ._options import FormatOpt, JsonOpt, choices
+from ._options import FormatOpt, JsonOpt, OverwriteOpt, check_out, choices
 
 if TYPE_CHECKING:  # the CLI imports its heavy modules only when a verb runs
     import numpy as np
@@ -66,15 +66,16 @@ def _done(out: Path, info: dict, fmt: Format) -> None:
         console.print(f"wrote {out}", highlight=False)
 
 
-def filters_cmd(ctx: typer.Context, model_file: ModelFileArg, out: Out, fmt: FormatOpt = Format.table,
-                json_flag: JsonOpt = False) -> None:
+def filters_cmd(ctx: typer.Context, model_file: ModelFileArg, out: Out, overwrite: OverwriteOpt = False,
+                fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """The first convolution's kernels as an image grid (alexnet_original: 96 kernels, 8 x 12). A
     model name gives its random initialisation, and the title says so."""
     from ..visual.checks import untrained
     from ..visual.visualize import first_conv, save_filters
 
+    check_out(out, inputs=[model_file], overwrite=overwrite)
     model, record, _ = _load(ctx, model_file)
-    save_filters(model, out, untrained=untrained(record))
+    save_filters(model, out, untrained=untrained(record), overwrite=overwrite)
     name, conv = first_conv(model)
     _done(out, {"layer": name, "filters": list(conv.weight.shape), "untrained": untrained(record)}, fmt)
 
@@ -84,13 +85,15 @@ def features_cmd(ctx: typer.Context, model_file: ModelFileArg, image: Image, lay
                  per_map: Annotated[bool, typer.Option("--per-map", help="scale each map to its own range "
                                                        "(default: one colour scale for all, with a "
                                                        "colorbar)")] = False,
-                 fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
+                 overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Feature maps of any layer for one image, on one shared colour scale."""
     from ..visual.visualize import save_feature_maps
 
+    check_out(out, inputs=[model_file, image], overwrite=overwrite)
     model, _, pp = _load(ctx, model_file)
     x, disp = _image(image, pp)
-    save_feature_maps(model, x, layer, out, image=disp, max_channels=max_channels, per_map=per_map)
+    save_feature_maps(model, x, layer, out, image=disp, max_channels=max_channels, per_map=per_map,
+                      overwrite=overwrite)
     _done(out, {"layer": layer}, fmt)
 
 
@@ -106,7 +109,7 @@ def top9_cmd(ctx: typer.Context, model_file: ModelFileArg, layer: Layer,
              split: Annotated[str, typer.Option(help="train or test")] = "test",
              limit: Annotated[int, typer.Option(help="search the first N images")] = 2000,
              method: Annotated[str, typer.Option(help=_methods_help())] = "deconvnet",
-             fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
+             overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """The top-9 images of a dataset for one channel: reconstructions and image patches. Ranked by
     the layer's output (pre-activation where an activation follows; the same order after it);
     warns about a channel that never fires."""
@@ -114,10 +117,11 @@ def top9_cmd(ctx: typer.Context, model_file: ModelFileArg, layer: Layer,
     from ..visual.checks import top9_notes
     from ..visual.visualize import save_top_activations
 
+    check_out(out, inputs=[model_file], overwrite=overwrite)
     model, _, pp = _load(ctx, model_file)
     data_set = load_image_set(data, split, pp, limit=limit)
     _, top = save_top_activations(model, data_set.x, layer, channel, out, pp.mean, pp.std,
-                                  method=method)
+                                  method=method, overwrite=overwrite)
     for t in top:
         t["label"] = data_set.classes[int(data_set.y[t["index"]])]
     ranking, warnings = top9_notes(model, data_set.x[:1], layer, channel, top)
@@ -129,13 +133,14 @@ def top9_cmd(ctx: typer.Context, model_file: ModelFileArg, layer: Layer,
 def deconv_cmd(ctx: typer.Context, model_file: ModelFileArg, image: Image, layer: Layer, out: Out,
                channel: Annotated[Optional[int], typer.Option("--channel", "-c", help="default: the "
                                                               "strongest channel")] = None,
-               fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
+               overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Deconvnet and guided-backprop reconstructions of one activation, side by side."""
     from ..visual.visualize import save_reconstruction
 
+    check_out(out, inputs=[model_file, image], overwrite=overwrite)
     model, _, pp = _load(ctx, model_file)
     x, disp = _image(image, pp)
-    _, info = save_reconstruction(model, x, layer, out, channel, image=disp)
+    _, info = save_reconstruction(model, x, layer, out, channel, image=disp, overwrite=overwrite)
     _done(out, info, fmt)
 
 
@@ -143,15 +148,16 @@ def gradcam_cmd(ctx: typer.Context, model_file: ModelFileArg, image: Image, out:
                 target: Annotated[Optional[int], typer.Option("--class", help="default: predicted")] = None,
                 layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="default: the last layer "
                                                              "whose map is larger than 1x1")] = None,
-                fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
+                overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False) -> None:
     """Grad-CAM heat map over the image for a class."""
     from ..deploy.predict import class_names
     from ..visual.visualize import save_grad_cam
 
+    check_out(out, inputs=[model_file, image], overwrite=overwrite)
     model, record, pp = _load(ctx, model_file)
     x, disp = _image(image, pp)
     _, info = save_grad_cam(model, x, out, disp, target, layer,
-                            class_names(record, model.num_classes))
+                            class_names(record, model.num_classes), overwrite=overwrite)
     if layer is None and fmt is Format.table:
         console.print(f"layer: {info['layer']} (the last with a map larger than 1x1; --layer to choose)",
                       highlight=False)
@@ -170,7 +176,7 @@ def occlusion_cmd(
                                                   "prediction)")] = None,
     batch_size: Annotated[int, typer.Option(help="occluded images per forward pass")] = 64,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG")] = Path("occlusion.png"),
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Occlusion sensitivity (Zeiler & Fergus 2014, Fig. 7): a grey square slides over the
     image; the PNG shows the image, the correct class's probability map and the most probable
@@ -180,12 +186,13 @@ def occlusion_cmd(
     from ..visual.occlusion import as_json as maps_as_json
     from ..visual.occlusion import occlusion_maps, save_occlusion
 
+    check_out(out, inputs=[model_file, model_path(model_file), image], overwrite=overwrite)
     model, record, pp = _load(ctx, str(model_path(model_file)), allow_onnx=True)
     x, disp = _image(image, pp)
     names = class_names(record, model.num_classes)
     res = occlusion_maps(model, x, size, stride, _class_index(target, names), batch_size=batch_size,
                          progress=_progress_printer())
-    save_occlusion(res, disp, out, names)
+    save_occlusion(res, disp, out, names, overwrite=overwrite)
     info = maps_as_json(res, names)
     if fmt is Format.json:
         print_json({"out": str(out), **info})

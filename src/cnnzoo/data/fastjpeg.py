@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from .images import MAX_PIXELS, ImageError, load_image
+from .images import MAX_PIXELS, ImageError, exif_orientation, load_image
 
 Box = tuple[int, int, int, int]  # top, left, height, width
 
@@ -99,10 +99,10 @@ def read_encoded(path: str | Path, max_pixels: int | None = None) -> Encoded:
     if raw[:3] == b"\xff\xd8\xff":
         try:
             with Image.open(io.BytesIO(raw)) as im:  # the header only
-                mode, (w, h) = im.mode, im.size
+                mode, (w, h), turned = im.mode, im.size, exif_orientation(im) != 1
         except Exception:
-            mode, w, h = "?", 0, 0
-        if mode == "RGB" and 0 < w * h <= cap:
+            mode, w, h, turned = "?", 0, 0, False
+        if mode == "RGB" and 0 < w * h <= cap and not turned:  # EXIF-rotated: PIL turns it upright
             return Encoded(torch.frombuffer(bytearray(raw), dtype=torch.uint8), (h, w), None)
     return Encoded(None, (0, 0), pil_pixels(path, max_pixels))
 

@@ -1,4 +1,5 @@
-"""Decoding image files safely: one pixel cap, any PIL mode flattened to RGB or L.
+"""Decoding image files safely: one pixel cap, any PIL mode flattened to RGB or L, turned
+upright as the file's EXIF orientation says (phone photos are stored sideways and tagged).
 
 Unreadable files and images larger than the cap (decompression bombs) are refused with an
 ImageError before their pixels are decoded: the cap is checked against the header's size.
@@ -56,7 +57,30 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image:
             from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: corrupt or truncated image ({err})") from None
-    return to_rgb_or_l(img)
+    return to_rgb_or_l(upright(img))
+
+
+ORIENTATION = 0x0112  # the EXIF tag a camera or phone sets instead of rotating the pixels
+
+
+def exif_orientation(img: Image) -> int:
+    """The EXIF orientation of an opened image (1: upright, 2-8: flipped and/or rotated);
+    1 for none or an unreadable EXIF block."""
+    try:
+        value = img.getexif().get(ORIENTATION, 1)
+    except Exception:  # a malformed EXIF block: the pixels as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(img: Image) -> Image:
+    """The image as its EXIF orientation says it is seen (a phone photo tagged Orientation=6
+    is stored sideways): PIL.ImageOps.exif_transpose, only where a tag asks for it."""
+    from PIL import ImageOps
+
+    if exif_orientation(img) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 def to_rgb_or_l(img: Image) -> Image:

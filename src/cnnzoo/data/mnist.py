@@ -17,6 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import InvalidArgumentError
+from ..files import atomic_write_bytes
 
 _TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -121,4 +122,4 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     path = Path(path)
     if path.suffix == ".gz":
         payload = gzip.compress(payload, compresslevel=9, mtime=0)
-    path.write_bytes(payload)
+    atomic_write_bytes(path, payload)

@@ -36,6 +36,7 @@ from ..contract import logits_of
 from ..data.preprocess import Preprocess
 from ..errors import InvalidArgumentError, JobFailedError, ModelFileError
 from ..files import atomic_write_bytes, atomic_write_text
+from ..modelfile import check_record
 
 SIDECAR_FORMAT = "cnnzoo.executorch/1"
 PTE_SUFFIX = ".pte"
@@ -256,6 +257,7 @@ def read_pte_record(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
         raise ModelFileError(f"{side_file} was written for another program than {path} (its "
                              "program_sha256 does not match): the .pte was replaced or the "
                              "sidecar copied from another export; export again")
+    check_record(side.get("record"), side_file)  # the model file's rules: sizes bounded, stds > 0
     pp = _check_record(side.get("record"), side_file)
     if side.get("input_shape") != [1, *pp.input_size]:
         raise ModelFileError(f"{side_file}: input_shape {side.get('input_shape')!r} is not the "

@@ -19,6 +19,7 @@ prove the batch is dynamic); the maximum absolute difference is reported and mus
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -30,9 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..bounds import check as check_bound
 from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError, JobFailedError
-from ..files import atomic_path
+from ..files import atomic_path, atomic_write_bytes, temporary_path, write_failure
+from ..outputs import check_output
 from ..registry import get_entry
 from .predict import ONNX_RECORD_KEY, class_names, default_preprocess, get_preprocess
 
@@ -48,15 +51,20 @@ class ExportCheckError(JobFailedError):
 def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                  input_size: tuple[int, int, int] | None = None, batch_size: int = 2,
                  atol: float = 1e-4, check: bool = True, opset: int = 18,
-                 metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+                 metadata: dict[str, Any] | None = None, *, overwrite: bool = False) -> dict[str, Any]:
     """Export `model` (eval mode, float32) to `out`; returns a report with max_abs_diff.
     `model` itself is left as it was (device, dtype, training mode): a copy is exported.
-    `metadata` (ONNX only): the "cnnzoo.record" to store, see `deploy_record`."""
+    `metadata` (ONNX only): the "cnnzoo.record" to store, see `deploy_record`. `out` obeys the
+    output guard (cnnzoo.outputs): never a run folder's own file, an existing file only with
+    `overwrite`; checked before any work."""
+    check_output(out, overwrite=overwrite)
     fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_bound("tolerance", atol, "atol")  # NaN or a negative tolerance would pass or fail every export
     if fmt == "executorch":  # a phone's batch-1 program with a sidecar: cnnzoo.deploy.executorch
-        from .executorch import export_pte
+        from .executorch import export_pte, sidecar_path
+        check_output(sidecar_path(out), overwrite=overwrite)
         return export_pte(model, out, input_size or native_size(model), metadata or deploy_record(model), atol)
     if batch_size < 2:
         # a batch of 1 would let exporters specialise the batch dimension to 1
@@ -65,28 +73,37 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     if input_size is None:
         input_size = native_size(model)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(batch_size, *input_size, generator=gen)
     # Checked under a temporary name and renamed only when the check passes: a failed export
     # leaves no file that looks good, and an earlier good file at `out` stays.
-    dest, out = out, (out.with_name(f".{out.stem}.unchecked{out.suffix}") if check else out)
-    with torch.no_grad():
-        if fmt == "onnx":
-            _export_onnx(model, example, out, opset)
-            if metadata is not None:
-                set_metadata(out, metadata)
-        elif fmt == "torchscript":
-            _export_torchscript(model, example, out)
-        else:
-            _export_program(model, example, out)
-    try:
+    # (a temporary of cnnzoo.files: one left by kill -9 is removed by a later write there)
+    dest, out = out, (temporary_path(out) if check else out)
+    try:  # a failed write (full disk) or check removes the unchecked file too
+        with torch.no_grad():
+            if fmt == "onnx":
+                _export_onnx(model, example, out, opset)
+                if metadata is not None:
+                    set_metadata(out, metadata)
+            elif fmt == "torchscript":
+                _export_torchscript(model, example, out)
+            else:
+                _export_program(model, example, out)
         report = _check(model, out, fmt, input_size, batch_size, atol, gen) if check else {}
-    except BaseException:
-        out.unlink(missing_ok=True)
+    except BaseException as err:
+        if out != dest:
+            with contextlib.suppress(OSError):  # a read-only folder holds none
+                out.unlink(missing_ok=True)
+            if getattr(err, "errno", None) and isinstance(err, CnnzooError):  # a failed write: name `dest`
+                raise write_failure(dest, OSError(err.errno, "")) from None
         raise
     if out != dest:
-        os.replace(out, dest)
+        try:
+            os.replace(out, dest)
+        except OSError as err:  # `dest` a folder...
+            with contextlib.suppress(OSError):
+                out.unlink(missing_ok=True)
+            raise write_failure(dest, err) or err from None
     report.update({"format": fmt, "out": str(dest), "input_size": list(input_size),
                    "dynamic_batch": True, "bytes": dest.stat().st_size})
     return report
@@ -159,9 +176,11 @@ def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings from the input checks
         traced = torch.jit.trace(_Plain(model), example, check_trace=False)
-    with atomic_path(out) as tmp, warnings.catch_warnings():
+    buf = io.BytesIO()  # in memory first: torch.jit.save aborts the process on a full disk
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated, still supported
-        torch.jit.save(traced, str(tmp))
+        torch.jit.save(traced, buf)
+    atomic_write_bytes(out, buf.getvalue())
 
 
 def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
@@ -169,8 +188,7 @@ def _export_program(model: nn.Module, example: torch.Tensor, out: Path) -> None:
     prog = torch.export.export(_Plain(model), (example,), dynamic_shapes=({0: batch},))
     buf = io.BytesIO()  # torch.export.save insists on a .pt2 name or a buffer
     torch.export.save(prog, buf)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())
 
 
 def deploy_record(model: nn.Module, record: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..bounds import check
 from ..contract import logits_of
 from ..data.images import load_image
 from ..data.preprocess import Preprocess
 from ..ensemble import combine_logits
 from ..errors import CnnzooError, InvalidArgumentError, ModelFileError
-from ..modelfile import model_record
+from ..modelfile import check_record, model_record
 from ..registry import create_model, get_entry, list_models, load_model
 
 ONNX_RECORD_KEY = "cnnzoo.record"  # where an ONNX export keeps its model file's record
@@ -68,8 +69,7 @@ def class_names(record: dict[str, Any] | None, num_classes: int) -> list[str]:
 def predict(model: nn.Module, images: Sequence[str | os.PathLike], record: dict | None = None,
             topk: int = 5, batch_size: int = 16) -> list[dict[str, Any]]:
     """Top-k classes with probabilities for each image file."""
-    if topk < 1:
-        raise InvalidArgumentError(f"topk must be >= 1, got {topk}")
+    check("top_k", topk, "topk")
     pp = get_preprocess(record, model)
     tensors = [pp.prepare_image(load_image(p)) for p in images]  # fail before any work
     model.eval()
@@ -162,10 +162,11 @@ def read_onnx_record(path: str | os.PathLike) -> dict[str, Any]:
             "by an older version): predict with the model file instead")
     try:
         record = json.loads(props[ONNX_RECORD_KEY])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         record = None
     if not isinstance(record, dict):
         raise ModelFileError(f"{path}: its {ONNX_RECORD_KEY!r} metadata is not a JSON object")
+    check_record(record, path)  # the model file's rules: sizes bounded, finite stds > 0
     return record
 
 
@@ -182,8 +183,7 @@ def predict_ensemble(members: Sequence[tuple[nn.Module, dict[str, Any]]], images
                      combine: str = "mean", topk: int = 5) -> list[dict[str, Any]]:
     """Top-k of the combined prediction for each image, each member seeing the image through
     its own recorded preprocessing; with each member's top-1 beside it."""
-    if topk < 1:
-        raise InvalidArgumentError(f"topk must be >= 1, got {topk}")
+    check("top_k", topk, "topk")
     decoded = [load_image(p) for p in images]  # fail before any work
     per_member = []
     for model, record in members:

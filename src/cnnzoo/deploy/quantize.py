@@ -27,6 +27,7 @@ from torch import nn
 from ..data.kinds import spec_list
 from ..errors import InvalidArgumentError, JobFailedError
 from ..files import atomic_path
+from ..outputs import check_output
 
 MODES = ("static", "dynamic")
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger",
@@ -58,10 +59,12 @@ def check_mode(mode: str, calibrated: bool) -> None:
 
 
 def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, mode: str = "static",
-                  calibration: torch.Tensor | None = None) -> dict[str, Any]:
+                  calibration: torch.Tensor | None = None, *, overwrite: bool = False) -> dict[str, Any]:
     """Write the int8 version of ONNX file `fp32` to `out`; `calibration`: preprocessed
-    images (N, C, H, W) for static mode. Returns what was quantized."""
+    images (N, C, H, W) for static mode. Returns what was quantized. `out` obeys the output
+    guard (cnnzoo.outputs): never `fp32` itself, an existing file only with `overwrite`."""
     check_mode(mode, calibration is not None and len(calibration) > 0)
+    check_output(out, inputs=[fp32], overwrite=overwrite)
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -102,19 +105,24 @@ def quantize_model(model_file: str | os.PathLike, mode: str = "static",
                    calibrate: str | None = None, calib_images: int = 256,
                    check_data: str | None = None, check_images: int = 2000,
                    out: str | os.PathLike | None = None,
-                   pretrained: bool | str = False) -> dict[str, Any]:
+                   pretrained: bool | str = False, *, overwrite: bool = False) -> dict[str, Any]:
     """int8 ONNX of a model file (or of a model name: `pretrained` as in create_model), written
     to `out` (default: beside the file, .int8.onnx). Static mode calibrates on `calib_images`
     train-split images of data spec `calibrate`; the accuracy change is measured on
     `check_images` test-split images of `check_data` (default: `calibrate`'s data) when their
-    classes are the model's (else `accuracy_skipped` says why). Returns export_int8's report."""
+    classes are the model's (else `accuracy_skipped` says why). Returns export_int8's report.
+    `out` obeys the output guard (cnnzoo.outputs): an existing file only with `overwrite`."""
     from ..transfer.core import load_image_set
     from .export import deploy_record
     from .predict import get_preprocess, load_for_inference
 
     check_mode(mode, bool(calibrate))  # before the model and the data load
+    dest = check_output(out or Path(model_file).with_suffix(".int8.onnx"), inputs=[model_file],
+                        overwrite=overwrite)
     model, record = load_for_inference(model_file, pretrained)
     pp = get_preprocess(record, model)
+    if mode == "static":
+        check_calibration_channels(str(calibrate), pp.in_chans)
     calib = load_image_set(calibrate, "train", pp, limit=calib_images).x if mode == "static" \
         else None
     spec = check_data or calibrate
@@ -127,12 +135,32 @@ def quantize_model(model_file: str | os.PathLike, mode: str = "static",
                                        f"{model.num_classes}: no accuracy to compare")
             if check_data:
                 raise InvalidArgumentError(f"--check-data {skipped}")
-    dest = out or Path(model_file).with_suffix(".int8.onnx")
     report = export_int8(model, dest, mode, calib, labelled, pp.input_size,
-                         deploy_record(model, record))
+                         deploy_record(model, record), overwrite=overwrite)
     if skipped:
         report["accuracy_skipped"] = skipped
     return report
+
+
+def check_calibration_channels(spec: str, in_chans: int) -> None:
+    """Static int8 fixes the activation ranges from the calibration images: images of another
+    channel count (RGB photos for a 1-channel model) would be averaged or repeated to fit and
+    calibrate on inputs the model never sees, so they are refused."""
+    from ..data.datasets import load_split, parse_spec
+    from ..data.images import load_image
+
+    split = load_split(parse_spec(spec), "train")
+    if split.in_memory:
+        chans = int(split.shape[0])
+    elif len(split):
+        chans = 1 if load_image(split.samples[0][0]).mode in ("1", "L", "LA", "I", "I;16", "F") else 3
+    else:
+        return  # an empty split: load_image_set says so
+    if chans != in_chans:
+        raise InvalidArgumentError(
+            f"--calibrate {spec} holds {chans}-channel images and the model takes {in_chans}-channel "
+            "inputs: static int8 calibrates on images like the model's own training data (or use "
+            "--int8-mode dynamic, which needs no calibration)")
 
 
 def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
@@ -140,11 +168,13 @@ def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
                 labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
                 input_size: tuple[int, int, int] | None = None,
                 metadata: dict[str, Any] | None = None,
-                speed_batches: tuple[int, ...] = (1, 32)) -> dict[str, Any]:
+                speed_batches: tuple[int, ...] = (1, 32), *, overwrite: bool = False) -> dict[str, Any]:
     """Export fp32 ONNX (checked against the model), quantize it to `out`, then compare the
-    two files side by side: accuracy on `labelled` (x, y) and interleaved speed."""
+    two files side by side: accuracy on `labelled` (x, y) and interleaved speed. `out` obeys
+    the output guard (cnnzoo.outputs): an existing file only with `overwrite`."""
     from .export import export_model, native_size, set_metadata
 
+    check_output(out, overwrite=overwrite)
     input_size = input_size or native_size(model)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -152,7 +182,7 @@ def export_int8(model: nn.Module, out: str | os.PathLike, mode: str = "static",
         report: dict[str, Any] = {"format": "onnx-int8", "out": str(out),
                                   "input_size": list(input_size),
                                   "fp32_max_abs_diff": base["max_abs_diff"]}
-        report.update(quantize_onnx(fp32, out, mode, calibration))
+        report.update(quantize_onnx(fp32, out, mode, calibration, overwrite=overwrite))
         if metadata is not None:
             set_metadata(out, metadata)
         s32, s8 = session(fp32), session(out)

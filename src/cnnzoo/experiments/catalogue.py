@@ -3,7 +3,6 @@ run at each size, the paper's figure, and (after a run) the measured figure and 
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from typing import Any, Callable
 
 from ..errors import InvalidArgumentError, closest
 from ..files import atomic_write_text
+from ..outputs import check_output_folder
+from ..results import to_json
 from . import analytic, training
 from .common import Context
 
@@ -80,11 +81,14 @@ def get_experiment(name: str) -> Experiment:
 
 def run_experiment(name: str, *, size: str = "quick", out: str | Path = "experiments",
                    data: str | None = None, device: str | None = None, seed: int = 0,
-                   say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run one experiment; writes OUT/NAME.json and OUT/NAME.png and returns the result."""
+                   say: Callable[[str], None] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Run one experiment; writes OUT/NAME.json and OUT/NAME.png and returns the result. An OUT
+    holding this experiment's results already is refused before any work unless `overwrite`
+    (the output guard, cnnzoo.outputs), which also replaces its runs."""
     exp = get_experiment(name)
+    check_output_folder(out, [f"{name}.json"], overwrite=overwrite)
     ctx = Context(size=size, out=Path(out), data=data, device=device, seed=seed,
-                  say=say or (lambda text: None))
+                  say=say or (lambda text: None), overwrite=overwrite)
     ctx.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     found = exp.run(ctx)
@@ -97,7 +101,7 @@ def run_experiment(name: str, *, size: str = "quick", out: str | Path = "experim
               "device": device or "auto",
               "seed": seed, "seconds": round(time.time() - start, 1), "machine": _machine(),
               "date": time.strftime("%Y-%m-%d"), "out": str(ctx.out)}
-    atomic_write_text(ctx.out / f"{name}.json", json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(ctx.out / f"{name}.json", to_json(result) + "\n")
     return result
 
 

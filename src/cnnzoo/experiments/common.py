@@ -28,6 +28,7 @@ class Context:
     device: str | None = None
     seed: int = 0
     say: Callable[[str], None] = field(default=lambda text: None)
+    overwrite: bool = False  # replace the results and runs of an earlier run in `out`
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -118,7 +119,8 @@ def train(ctx: Context, model: str | Scratch, *, tag: str, recipe: str, budget: 
     settings = {**budget.overrides(), **(overrides or {})}
     with (contextlib.nullcontext(model) if isinstance(model, str) else registered(model)) as name:
         result = fit(name, data=data_spec(ctx), recipe=recipe, overrides=settings, out=out,
-                     epochs=budget.epochs, seed=ctx.seed if seed is None else seed, device=ctx.device)
+                     epochs=budget.epochs, seed=ctx.seed if seed is None else seed, device=ctx.device,
+                     overwrite=ctx.overwrite)
     history = read_metrics(out)
     return {"tag": tag, "model": name, "out": str(out), "test_err_pct": result["test_top1_err_pct"],
             "train_err_pct": [train_err(row) for row in history],
@@ -164,9 +166,13 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: Path) -> str:
+    from ..files import save_figure as write_figure
+
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    pyplot().close(fig)
+    try:
+        write_figure(fig, path, format="png", dpi=100)
+    finally:
+        pyplot().close(fig)
     return path.name
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from ..data.classnames import imagenet_classes
+from ..display import Table
 from ..errors import CnnzooError, InvalidArgumentError, UnknownModelError
 from ..weights import LoadReport, load_weights
 from .download import WeightsDownloadError, cache_dir, check_file, fetch, place, source_url
@@ -67,7 +68,7 @@ def entries_named(model: str, tag: str | None = None) -> list[WeightsEntry]:
 
 def listing() -> list[dict[str, Any]]:
     """Every published weight, one row each (`cnnzoo weights`), the default of each model first."""
-    return [e.as_dict() for name in sorted(TABLE) for e in TABLE[name]]
+    return Table([e.as_dict() for name in sorted(TABLE) for e in TABLE[name]], "published weights")
 
 
 def details(model: str, tag: str | None = None, download: bool = False) -> list[dict[str, Any]]:
@@ -79,7 +80,7 @@ def details(model: str, tag: str | None = None, download: bool = False) -> list[
         path = fetch(e) if download else cache_dir() / e.file_name
         out.append({**e.as_dict(), "fetch_from": source_url(e), "cache_path": str(path),
                     "cached": download or path.is_file()})
-    return out
+    return Table(out, f"{model}'s weights")
 
 
 def pretrained_cfg(entry: WeightsEntry, in_chans: int, num_classes: int) -> dict[str, Any]:

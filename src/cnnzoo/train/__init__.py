@@ -2,9 +2,9 @@
 loop), the engine, logs, resumable checkpoints, torchrun/DDP, and `evaluate_file`."""
 
 from .recipes import RECIPES, Recipe, get_recipe
-from .reporter import Reporter
+from .reporter import PrintReporter, Reporter
 
-__all__ = ["RECIPES", "Recipe", "Reporter", "evaluate_file", "fit", "get_recipe"]
+__all__ = ["RECIPES", "PrintReporter", "Recipe", "Reporter", "evaluate_file", "fit", "get_recipe"]
 
 
 def __getattr__(name: str) -> object:  # lazy: `import cnnzoo.train.recipes` should not pull the engine in

@@ -88,7 +88,11 @@ def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: R
     if flips is not None and plan.saved_state is None:
         reporter.message(f"[yellow]warning:[/] {flips}")
     if plan.saved_weights is not None:
-        model.load_state_dict(plan.saved_weights)
+        try:
+            model.load_state_dict(plan.saved_weights)
+        except RuntimeError as err:  # the record names one model, the tensors are another's
+            raise ckpt.damaged(ckpt.state_file(plan.resume), f"its weights are not a {plan.model_name}'s: "
+                               f"{str(err).splitlines()[-1].strip()[:200]}") from None
     elif plan.torch_checkpoint is not None:
         try:
             model.load_state_dict(plan.torch_checkpoint["model"])
@@ -101,10 +105,17 @@ def _build_model(*, plan: Plan, data: RunData, device: torch.device, reporter: R
 def _restore_run(trainer: Trainer, *, state: dict[str, Any], plan: Plan, data: RunData,
                  info: DistInfo, device: torch.device, reporter: Reporter) -> None:
     """A cnnzoo checkpoint: optimizer, schedule, RNG, step and history exactly as saved."""
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    try:
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        if state["scheduler"] is not None:
+            trainer.scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as err:
+        raise ckpt.damaged(ckpt.state_file(plan.resume), f"its optimizer or schedule state does not fit "
+                           f"this run: {str(err)[:200]}") from None
     ckpt.match_param_layout(trainer.optimizer)
-    if state["scheduler"] is not None:
-        trainer.scheduler.load_state_dict(state["scheduler"])
+    if state.get("checksum") is None:
+        reporter.message(f"[yellow]warning:[/] {ckpt.state_file(plan.resume)} has no checksum (written by an "
+                         "older cnnzoo): its tensors cannot be verified; the next checkpoint will have one")
     saved_lr = state["run"]["recipe"]["lr"]
     if plan.recipe.lr != saved_lr:  # a new base lr: the schedule continues from it
         _scale_lr(trainer, plan.recipe.lr / saved_lr)

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import torch
 
+from ..bounds import check
 from ..data.datasets import LabelledImages, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.nature import check_ten_crop
 from ..data.preprocess import Preprocess
@@ -78,6 +79,8 @@ def check_eval_args(batch_size: int, workers: int) -> None:
         raise InvalidArgumentError(f"batch size must be an integer >= 1, got {batch_size!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise InvalidArgumentError(f"workers must be an integer >= 0, got {workers!r}")
+    check("batch_size", batch_size)  # and their largest values (bounds.py)
+    check("workers", workers)
 
 
 def model_file(path: str | Path) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..bounds import check
 from ..data.datasets import parse_spec
 from ..errors import InvalidArgumentError, TrainingStateError
 from ..precision import cpu_has_amx_bf16
@@ -52,7 +53,7 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
         if rpath.suffix in ckpt.TORCH_SUFFIXES:
             torch_checkpoint = _read_torch_checkpoint(rpath)
         else:
-            saved_weights, saved_state = ckpt.read_training_state(rpath)
+            saved_weights, saved_state = ckpt.read_training_state(rpath, resume=True)
             saved = saved_state["run"]
             _check_same_run(resume, saved, model_name=model_name, data=data, recipe=recipe)
             model_name, data = saved["model"], saved["data"]
@@ -70,7 +71,7 @@ def resolve_plan(*, model_name: str | None, data: str | None, recipe: str | Reci
         if not isinstance(recipe, Recipe):
             recipe = get_recipe(recipe or entry.recipe)
         recipe = _with_epochs(with_overrides(recipe, overrides, config), epochs)
-    return Plan(model_name=model_name, input_size=input_size, recipe=recipe, data=data, seed=seed,
+    return Plan(model_name=model_name, input_size=input_size, recipe=recipe, data=data, seed=check("seed", seed),
                 deterministic=deterministic, out=out, resume=resume, saved_weights=saved_weights,
                 saved_state=saved_state, torch_checkpoint=torch_checkpoint, overwrite=overwrite,
                 resume_changes=changes,

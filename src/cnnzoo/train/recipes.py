@@ -15,11 +15,14 @@ field of its registry entry (`register(..., recipe=NAME)`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..bounds import problem as bound_problem
+from ..bounds import too_deep, yaml_depth
 from ..data.transforms import AUGMENTATIONS
 from ..errors import InvalidArgumentError, closest
 
@@ -28,13 +31,15 @@ OPTIMIZERS = ("sgd", "adamw")
 
 
 def _field(default: Any, meaning: str, *, rule: str | None = None, choices: tuple[str, ...] = (),
-           resume: bool = False, kind: type | None = None, takes: str | None = None) -> Any:
+           resume: bool = False, kind: type | None = None, takes: str | None = None,
+           bound: str | None = None) -> Any:
     """One recipe field, declared once: its default (whose type --set and YAML values are coerced
     to; `kind` names the type where the default is None), its range (">= a", "> a", or "in [a, b)",
     [ ]: bound included; each element of a tuple or list) or choices, what it means (`cnnzoo train
-    --list-fields`), and whether a resumed run may change it; `takes` words a type error."""
+    --list-fields`), and whether a resumed run may change it; `takes` words a type error;
+    `bound` names its row of the bounds table (cnnzoo/bounds.py: its largest value and why)."""
     meta = {"meaning": meaning, "rule": rule, "choices": choices, "resume": resume, "takes": takes,
-            "kind": kind or type(default), "optional": default is None}
+            "kind": kind or type(default), "optional": default is None, "bound": bound}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -48,12 +53,16 @@ class Recipe:
     name: str = _field("custom", "the recipe's name")
     source: str = _field("", "where the recipe comes from (paper, seed)")
     # run length: epochs, or optimizer steps when `iterations` is set
-    epochs: int = _field(10, "run length in epochs (unless iterations is set)", rule=">= 1", resume=True)
+    epochs: int = _field(10, "run length in epochs (unless iterations is set)", rule=">= 1", resume=True,
+                         bound="epochs")
     iterations: int | None = _field(None, "run length in optimizer steps (the CIFAR ResNet's 64k); "
-                                    "--epochs replaces it", rule=">= 1", resume=True, kind=int)
-    batch_size: int = _field(128, "global batch: all processes and accumulation steps together", rule=">= 1")
+                                    "--epochs replaces it", rule=">= 1", resume=True, kind=int,
+                                    bound="steps")
+    batch_size: int = _field(128, "global batch: all processes and accumulation steps together", rule=">= 1",
+                             bound="batch_size")
     accum_steps: int = _field(1, "gradient accumulation steps per optimizer step (micro-batch = "
-                              "batch_size / (processes * accum_steps))", rule=">= 1")
+                              "batch_size / (processes * accum_steps))", rule=">= 1",
+                              bound="batch_size")
     # optimizer
     optimizer: str = _field("sgd", "the optimizer", choices=OPTIMIZERS)
     lr: float = _field(0.01, "base learning rate", rule="> 0", resume=True)
@@ -67,9 +76,10 @@ class Recipe:
     # schedule (per optimizer step unless plateau, which reads the validation accuracy per epoch)
     schedule: str = _field("constant", "learning-rate schedule", choices=SCHEDULES)
     milestones: list[int] = _field([], "multistep: steps (of iterations, or epochs) where lr is "
-                                   "multiplied by gamma", rule=">= 0")
+                                   "multiplied by gamma", rule=">= 0", bound="steps")
     gamma: float = _field(0.1, "multistep / plateau / exp: the lr factor", rule="> 0")
-    patience: int = _field(2, "plateau: epochs without validation improvement before lr x gamma", rule=">= 0")
+    patience: int = _field(2, "plateau: epochs without validation improvement before lr x gamma", rule=">= 0",
+                           bound="patience")
     decay_every: float = _field(8.0, "exp: multiply lr by gamma every this many epochs (GoogLeNet: "
                                 "0.96 / 8)", rule="> 0")
     warmup_epochs: float = _field(0.0, "linear warm-up from 0 over this many epochs", rule=">= 0")
@@ -88,7 +98,8 @@ class Recipe:
                           choices=AUGMENTATIONS)
     on_corrupt: str = _field("skip", "image folders: skip (and count) or fail on an unreadable image",
                              choices=("skip", "fail"), resume=True)
-    workers: int = _field(4, "image folders: DataLoader worker processes", rule=">= 0", resume=True)
+    workers: int = _field(4, "image folders: DataLoader worker processes", rule=">= 0", resume=True,
+                           bound="workers")
     loader: str = _field("auto", "image folders: auto, torch (decode_jpeg, batched augmentation), "
                          "dali (CUDA, if installed) or pil (one image at a time); see docs/training.md",
                          choices=("auto", "torch", "dali", "pil"))
@@ -101,16 +112,17 @@ class Recipe:
     sync_bn: bool = _field(False, "SyncBatchNorm across processes (torchrun, CUDA)")
     # bookkeeping
     log_every: int = _field(50, "steps between progress updates (the only host syncs in a step loop)",
-                            rule=">= 1", resume=True)
+                            rule=">= 1", resume=True, bound="steps")
     ckpt_every: int = _field(0, "also checkpoint every N steps (0: at epoch ends only)", rule=">= 0",
-                             resume=True)
-    eval_every: int = _field(1, "evaluate on the validation split every N epochs", rule=">= 1", resume=True)
+                             resume=True, bound="steps")
+    eval_every: int = _field(1, "evaluate on the validation split every N epochs", rule=">= 1", resume=True,
+                              bound="epochs")
     limit_train: int | None = _field(None, "train on the first N images only (quick experiments)",
-                                     rule=">= 1", kind=int)
+                                     rule=">= 1", kind=int, bound="limit")
     # honest evaluation (docs/training.md): validation held out of the training set, stratified,
     # with a fixed seed; the schedule and the kept weights read it, the test set is scored once
-    val_split: float = _field(0.1, "validation held out of the training set: fraction 0 < F < 1, N "
-                              "images, or 0 (none)", rule=">= 0")
+    val_split: float = _field(0.1, "validation held out of the training set: fraction 0 < F < 1, N >= 2 "
+                              "images, or 0 (none); it leaves at least one training image", rule=">= 0")
     keep: str = _field("best", "model.safetensors keeps the best epoch by validation (best) or the "
                        "last (last)", choices=("best", "last"))
 
@@ -194,16 +206,18 @@ def _coerce(key: str, value: Any) -> Any:
     import yaml
 
     meta = _SPECS[key]
-    kind = meta["kind"]
+    kind, raw = meta["kind"], value
     if isinstance(value, str):
         try:
-            value = yaml.safe_load(value) if value != "" else None
+            value = yaml.load(value, Loader=_yaml_loader()) if value != "" else None
         except yaml.YAMLError as err:
             raise InvalidArgumentError(f"--set {key}={value}: not a valid value ({err})") from None
     if value is None:
         if meta["optional"]:
             return None
         raise InvalidArgumentError(f"recipe field {key} cannot be empty")
+    if kind is str and isinstance(raw, str) and not isinstance(value, (str, bool)):
+        value = raw  # a name that reads as a number (name=1e-3) stays the text given
     if kind is str and isinstance(value, bool):  # YAML 1.1 reads on/off as booleans
         value = "on" if value else "off"
     if kind is float and _is_number(value):
@@ -216,6 +230,25 @@ def _coerce(key: str, value: Any) -> Any:
         raise InvalidArgumentError(f"recipe field {key} takes {meta['takes'] or _TYPE_NAMES[key]}, "
                                    f"got {value!r}")
     return value
+
+
+_FLOAT = r"^[-+]?(?:(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+|[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$"
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """YAML's safe loader, reading floats as users write them: YAML 1.1 (PyYAML) reads 1e-3,
+    5E-4 and 1e3 as strings, since its floats need a dot and a signed exponent; these are
+    floats in YAML 1.2, Python and every ML config."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_FLOAT), list("-+0123456789."))
+    return Loader
 
 
 def _of_kind(v: Any, kind: type) -> bool:
@@ -267,6 +300,8 @@ def _field_problem(key: str, v: Any) -> str | None:
             return f"{key} must be a finite number, got {v}"
         if rule and not _in_range(v, rule):
             return f"{key} must be {rule}, got {v}"
+        if meta["bound"]:
+            return bound_problem(meta["bound"], v, key)
     if kind in (tuple, list):
         n = len(getattr(_DEFAULT, key))
         ok = isinstance(v, (tuple, list)) and (kind is list or len(v) == n) and all(
@@ -274,6 +309,8 @@ def _field_problem(key: str, v: Any) -> str | None:
         if not ok:
             what = "a list of numbers" if kind is list else f"{_WORDS.get(n, n)} numbers"
             return f"{key} must be {what}{' ' + rule if rule else ''}, got {v!r}"
+        if meta["bound"]:
+            return next(filter(None, (bound_problem(meta["bound"], x, key) for x in v)), None)
     return None
 
 
@@ -298,7 +335,13 @@ def validate(r: Recipe) -> None:
             raise InvalidArgumentError(f"recipe {r.name}: {problem}")
     if r.val_split >= 1 and not float(r.val_split).is_integer():
         raise InvalidArgumentError(f"recipe {r.name}: val_split must be a fraction 0 < F < 1, a whole "
-                                   f"number of images N >= 1, or 0, got {r.val_split}")
+                                   f"number of images N >= 2, or 0, got {r.val_split}")
+    if r.val_split == 1:  # as a fraction every image, as a count one: neither trains and selects
+        raise InvalidArgumentError(f"recipe {r.name}: val_split 1 would hold out every training image (a "
+                                   "fraction) or a single one (a count): give a fraction 0 < F < 1, a "
+                                   "number of images N >= 2, or 0 (no validation)")
+    if r.val_split > 1 and (message := bound_problem("limit", r.val_split, "val_split")):
+        raise InvalidArgumentError(f"recipe {r.name}: {message}")
 
 
 def fields_table() -> list[dict[str, str]]:
@@ -342,11 +385,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InvalidArgumentError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_yaml_loader()) or {}
     except yaml.YAMLError as err:
         raise InvalidArgumentError(f"{path} is not valid YAML: {err}") from None
+    except RecursionError:  # the parser itself recurses per level: far past the bound
+        raise too_deep(f"--config {path}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidArgumentError(f"cannot read --config {path}: {err}") from None
+    yaml_depth(data, f"--config {path}")
     if not isinstance(data, dict):
         raise InvalidArgumentError(f"{path}: expected a mapping of recipe fields, got {type(data).__name__}")
     data.pop("name", None)

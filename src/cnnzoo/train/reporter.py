@@ -29,3 +29,37 @@ class Reporter:
 
     def run_ends(self) -> None:
         """The run stopped, finished or failed; nothing follows."""
+
+
+class PrintReporter(Reporter):
+    """Plain lines on stdout: each message, and the epoch's progress at most every `every`
+    seconds. No terminal control codes, so a notebook cell (or a log file) shows it as it comes."""
+
+    wants_progress = True
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._epoch = self._epochs = self._steps = 0
+        self._last = 0.0
+
+    def message(self, text: str) -> None:
+        from rich.text import Text  # messages carry rich markup ([bold]...[/]); print the words
+
+        print(Text.from_markup(text).plain, flush=True)
+
+    def epoch_begins(self, *, epoch: int, epochs: int, steps: int, done: int) -> None:
+        import time
+
+        self._epoch, self._epochs, self._steps, self._last = epoch, epochs, steps, time.monotonic()
+
+    def epoch_progress(self, *, done: int, metrics: dict[str, float]) -> None:
+        import time
+
+        if time.monotonic() - self._last < self.every:
+            return
+        self._last = time.monotonic()
+        parts = [f"epoch {self._epoch}/{self._epochs}: step {done}/{self._steps}"]
+        parts += [f"{k} {v:.4g}" for k, v in metrics.items() if k in ("loss", "acc")]
+        if "img_s" in metrics:
+            parts.append(f"{metrics['img_s']:,.0f} img/s")
+        print(", ".join(parts), flush=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..display import Record
 from ..errors import CnnzooError, InvalidArgumentError
 from ..results import scores
 from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, restore_replaced, unlock
@@ -96,7 +97,8 @@ def _train(plan: Plan, *, info: DistInfo, device: torch.device, reporter: Report
     finally:
         if lock is not None:
             unlock(lock)
-    return _result(run, state) if info.is_main else None  # under torchrun only rank 0 reports
+    # under torchrun only rank 0 reports; a Record shows as a table in a notebook
+    return Record(_result(run, state), f"{plan.model_name} trained") if info.is_main else None
 
 
 def _ended_early(err: BaseException, run: TrainingRun | None, out_dir: Path, info: DistInfo,

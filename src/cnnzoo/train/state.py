@@ -4,6 +4,8 @@ Tensors (model weights, optimizer buffers, RNG states) go into the safetensors b
 prefixes (model., optim., rng.); everything else (epoch, step, recipe, scheduler state,
 optimizer hyper-parameters, metrics history) is JSON in the file's metadata. One file means
 one atomic rename: a run killed at any moment leaves the previous checkpoint or the new one.
+A SHA-256 of the record and the tensors is stored beside them and verified on resume, with the
+record's schema (train.state_check): a damaged checkpoint is refused, never trusted.
 Nothing is unpickled. Checkpoints made by other trainers with torch.save are read only with
 `torch.load(weights_only=True)`, which refuses any pickled object that is not tensors,
 numbers, strings and containers.
@@ -19,11 +21,13 @@ from typing import Any
 import torch
 
 from ..errors import TrainingStateError
-from ..files import atomic_path
+from ..files import atomic_path, check_readable
 from ..runfolder import STATE_FILE
+from .state_check import check_record, check_restored, damaged, digest
 
 TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files, read by `load_torch_file` only
 META_KEY = "cnnzoo_train"
+DIGEST_KEY = "cnnzoo_train_sha256"  # state_check.digest of the record and tensors
 
 
 def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -124,31 +128,55 @@ def save_state(out_dir: str | Path, *, model: torch.nn.Module, optimizer: torch.
         **{k: _flatten(v, f"extra.{k}", tensors) for k, v in extra.items()},
     }
     path = Path(out_dir) / STATE_FILE
+    text = json.dumps(meta)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        save_file(tensors, str(tmp), metadata={META_KEY: text, DIGEST_KEY: digest(text, tensors)})
     return path
 
 
-def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def state_file(path: str | Path) -> Path:
+    """A run folder's training state, or the file given."""
+    path = Path(path)
+    return path / STATE_FILE if path.is_dir() else path
+
+
+def read_training_state(path: str | Path, resume: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(model state_dict, everything else with tensors restored) of a training checkpoint:
-    a run folder or its STATE_FILE. Model files (cnnzoo.modelfile) hold weights only."""
+    a run folder or its STATE_FILE. Model files (cnnzoo.modelfile) hold weights only.
+
+    The record is validated (schema, types, bounds, the tensors it names; with `resume`, the
+    run's identity, recipe and history too) and the checksum of record and tensors verified; any
+    damage is a TrainingStateError that says what to do.
+    `state["checksum"]` is "verified", or None for a checkpoint written before checksums."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / STATE_FILE
+    path = state_file(path)
     if not path.is_file():
         raise TrainingStateError(f"no training checkpoint at {path} (a run writes {STATE_FILE} in its --out folder)")
+    if (why := check_readable(path)) is not None:  # safetensors would say 'No such file'
+        raise TrainingStateError(f"cannot read {path}: {why}; check its permissions")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except Exception as err:
-        raise TrainingStateError(f"{path} is not a readable safetensors file ({err})") from None
+        raise damaged(path, f"not a readable safetensors file: {str(err)[:200]}") from None
     if META_KEY not in meta:
         raise TrainingStateError(f"{path} is not a cnnzoo training checkpoint (no {META_KEY} record)")
-    state = _unflatten(json.loads(meta[META_KEY]), tensors)
+    try:
+        record = json.loads(meta[META_KEY])
+    except (ValueError, RecursionError) as err:
+        raise damaged(path, f"its record is not valid JSON: {str(err)[:120]}") from None
+    check_record(record, tensors, path, resume)
+    if DIGEST_KEY in meta and meta[DIGEST_KEY] != digest(meta[META_KEY], tensors):
+        raise damaged(path, "its record or tensors changed after it was saved: the checksum does not match")
+    try:
+        state = _unflatten(record, tensors)
+    except (TypeError, ValueError, KeyError) as err:  # a "__dict__" that is not a list of pairs...
+        raise damaged(path, f"its record is malformed ({type(err).__name__}: {str(err)[:120]})") from None
+    check_restored(state, path)
+    state["checksum"] = "verified" if DIGEST_KEY in meta else None
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     return model_sd, state
 

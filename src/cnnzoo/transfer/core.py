@@ -16,16 +16,18 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from ..bounds import check, check_optional
 from ..contract import logits_of
 from ..data.datasets import LabelledImages, load_split, parse_spec
 from ..data.preprocess import Preprocess
 from ..errors import InvalidArgumentError, closest
-from ..files import atomic_path
+from ..files import atomic_path, check_readable
 
 
 class _StopForward(Exception):
@@ -100,9 +102,7 @@ def load_image_set(spec: str | None, split: str, preprocess: Preprocess | Mappin
     pp = preprocess if isinstance(preprocess, Preprocess) else Preprocess.from_record(preprocess)
     if split not in ("train", "test"):
         raise InvalidArgumentError(f"split must be train or test, got {split!r}")
-    for name, value in (("per_class", per_class), ("limit", limit)):
-        if value is not None and (isinstance(value, bool) or value < 1):
-            raise InvalidArgumentError(f"{name} must be a positive number of images, got {value}")
+    per_class, limit = check_optional("per_class", per_class), check_optional("limit", limit)
     parsed = parse_spec(spec)
     data: LabelledImages = load_split(parsed, split)
     labels = data.labels
@@ -205,6 +205,7 @@ def train_linear_probe(f: torch.Tensor, y: torch.Tensor, num_classes: int | None
     _check_schedule(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay)
     if len(f) != len(y) or len(f) == 0:
         raise InvalidArgumentError(f"need as many labels as feature rows, got {len(f)} and {len(y)}")
+    check_features(f, y, num_classes)
     num_classes = num_classes or int(y.max()) + 1
     probe = LinearProbe(f.shape[1], num_classes)
     probe.mean.copy_(f.mean(0))
@@ -381,36 +382,79 @@ def _shift(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
     return padded[:, :, dy:dy + h, dx:dx + w]
 
 
-def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor,
-                  **meta: Any) -> None:
-    """Features + labels as safetensors, with what produced them in the metadata."""
+def save_features(path: str | os.PathLike, features: torch.Tensor, labels: torch.Tensor, *,
+                  overwrite: bool = False, **meta: Any) -> None:
+    """Features + labels as safetensors, with what produced them in the metadata. `path` obeys
+    the output guard (cnnzoo.outputs): never the model file they come from (`meta["model_file"]`)
+    nor a run folder's own file, an existing file only with `overwrite`."""
     from safetensors.torch import save_file
 
+    from ..outputs import check_output
+
+    check_output(path, inputs=[meta.get("model_file")], overwrite=overwrite)
     with atomic_path(path) as tmp:
         save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp),
                   metadata={"cnnzoo_features": json.dumps(meta)})
 
 
+def save_probe(path: str | os.PathLike, probe: nn.Module, meta: dict[str, Any], *,
+               inputs: Sequence[str | os.PathLike | None] = (), overwrite: bool = False) -> None:
+    """A linear probe's weights as safetensors, `meta` in the metadata; `path` obeys the output
+    guard (cnnzoo.outputs): never one of `inputs` (its features files), an existing file only
+    with `overwrite`."""
+    from safetensors.torch import save_file
+
+    from ..outputs import check_output
+
+    check_output(path, inputs=inputs, overwrite=overwrite)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
+                  metadata={"cnnzoo_probe": json.dumps(meta)})
+
+
 def load_features(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     from safetensors import safe_open
 
+    if Path(path).is_file() and (why := check_readable(path)) is not None:  # not 'No such file'
+        raise InvalidArgumentError(f"cannot read features file {path}: {why}; check its permissions")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("cnnzoo_features", "{}"))
-            return f.get_tensor("features"), f.get_tensor("labels"), meta
-    except (OSError, KeyError, ValueError) as err:
+            feats, labels = f.get_tensor("features"), f.get_tensor("labels")
+    except (OSError, KeyError, ValueError, RecursionError) as err:
         raise InvalidArgumentError(f"{path}: not a features file written by `cnnzoo features` ({err})") \
             from None
     except Exception as err:  # safetensors' own errors for corrupt headers
         raise InvalidArgumentError(f"{path}: not a readable features file ({err})") from None
+    classes = meta.get("classes") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or (classes is not None and not isinstance(classes, list)):
+        raise InvalidArgumentError(f"{path}: its features record is not an object with a list of classes")
+    check_features(feats, labels, len(classes) if classes else None, where=str(path))
+    return feats, labels, meta
+
+
+def check_features(f: torch.Tensor, y: torch.Tensor, num_classes: int | None = None,
+                   where: str = "features") -> None:
+    """Features finite and 2-D, labels integers in the bounds table's range and below
+    `num_classes`: before a classifier is sized from them (a label of 10^9 would ask 336 GB)."""
+    if f.ndim != 2 or not f.is_floating_point() or not bool(torch.isfinite(f).all()):
+        raise InvalidArgumentError(f"{where}: features must be a finite 2-D float matrix (rows x dims), got "
+                                   f"{'non-finite values (NaN or inf)' if f.ndim == 2 else f'shape {tuple(f.shape)}'}")
+    if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        raise InvalidArgumentError(f"{where}: labels must be a 1-D integer tensor, got {y.dtype} {tuple(y.shape)}")
+    top = check_optional("classes", num_classes, "num_classes")
+    if len(y):
+        check("label", int(y.min()), f"{where}: a label")
+        check("label", int(y.max()), f"{where}: a label")
+        if top is not None and int(y.max()) >= top:
+            raise InvalidArgumentError(f"{where}: label {int(y.max())} is not below its {top} classes")
 
 
 def _check_schedule(**values: float) -> None:
     """Epochs and batch sizes are positive integers; rates and factors finite and >= 0 (lr > 0)."""
     for name, v in values.items():
         if name in ("epochs", "batch_size"):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidArgumentError(f"{name} must be a positive integer, got {v!r}")
+            check(name, v)
         elif not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
             rule = "> 0" if name == "lr" else ">= 0"
             raise InvalidArgumentError(f"{name} must be a finite number {rule}, got {v!r}")

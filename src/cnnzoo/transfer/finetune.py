@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..bounds import check
 from ..results import pct
 from .core import FitResult, ImageSet, fit_image_set, param_groups, prepare_transfer
 
@@ -58,11 +59,15 @@ class Finetuned:
                 "train_acc_pct": pct(self.result.train_acc), "test_acc_pct": pct(self.result.val_acc)}
 
     def save(self, path: str | os.PathLike, preprocess: dict[str, Any], data: dict[str, Any],
-             source: str | None) -> dict[str, Any]:
+             source: str | None, *, overwrite: bool = False) -> dict[str, Any]:
         """Write the model file: weights, class names, `preprocess` (a Preprocess record),
         the recipe, `data` (what it was trained on) and the model it started from (`source`;
-        none for scratch). Returns the record."""
+        none for scratch). Returns the record. `path` obeys the output guard (cnnzoo.outputs):
+        never `source` nor a run folder's own file, an existing file only with `overwrite`."""
         from ..modelfile import save_model
+        from ..outputs import check_output
+
+        check_output(path, inputs=[source], overwrite=overwrite)
 
         return save_model(path, self.model, classes=self.classes, preprocess=preprocess,
                           recipe=self.settings.recipe(), data=data,
@@ -86,7 +91,9 @@ def finetune(model: nn.Module, train: ImageSet, test: ImageSet | None,
     which layers, their learning rates), or with `settings.scratch` train a fresh copy of its
     architecture instead; scored on `test`. `model` is changed in place unless scratch."""
     s = settings
-    torch.manual_seed(s.seed)  # the new classifier's (or the scratch model's) initialisation
+    check("epochs", s.epochs)  # before a model is built or copied
+    check("batch_size", s.batch_size)
+    torch.manual_seed(check("seed", s.seed))  # the new classifier's (or the scratch model's) initialisation
     n = len(train.classes)
     if s.scratch:
         model = from_scratch(model, n)

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..contract import logits_of
 from ..errors import InvalidArgumentError
+from ..outputs import check_output
 
 
 def default_window(h: int, w: int) -> tuple[int, int]:
@@ -99,9 +100,10 @@ def as_json(result: dict[str, Any], classes: Sequence[str]) -> dict[str, Any]:
 
 
 def save_occlusion(result: dict[str, Any], image: np.ndarray, out: str | os.PathLike,
-                   classes: Sequence[str]) -> Path:
+                   classes: Sequence[str], *, overwrite: bool = False) -> Path:
     """Image (with one square drawn), the target's probability map and the most probable class
     map, side by side, each map with a labelled colorbar."""
+    check_output(out, overwrite=overwrite)  # cnnzoo.outputs: before the work
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Rectangle
 

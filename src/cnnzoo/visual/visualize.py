@@ -10,7 +10,8 @@
 
 Each works on any model of the zoo (layers are named as in `model.named_modules()`) and on a
 private copy of it (in-place ReLUs made out-of-place, ReLUs swapped for the reconstruction
-rules), so the caller's model is untouched. The `save_*` functions write PNGs sized for slides.
+rules), so the caller's model is untouched. The `save_*` functions write PNGs sized for slides;
+their `out` obeys the output guard (cnnzoo.outputs: an existing file only with `overwrite=True`).
 
 The deconvnet needs no separate network: the gradient of a max-pool routes through the
 recorded argmax (the paper's "switches") and the gradient of a convolution is the convolution
@@ -32,6 +33,7 @@ from torch import nn
 
 from ..contract import logits_of
 from ..errors import InvalidArgumentError, closest
+from ..outputs import check_output
 from .checks import default_cam_layer, top9_notes
 
 METHODS = ("deconvnet", "guided", "gradient")
@@ -281,9 +283,10 @@ def _save(fig, out: str | os.PathLike) -> Path:
 
 
 def save_filters(model: nn.Module, out: str | os.PathLike, title: str | None = None,
-                 untrained: bool = False) -> Path:
+                 untrained: bool = False, *, overwrite: bool = False) -> Path:
     """The first convolution's kernels as a grid (each kernel scaled to its own range);
     `untrained`: the weights are a random initialisation, and the title says so."""
+    check_output(out, overwrite=overwrite)  # cnnzoo.outputs: before the work
     plt = _plt()
     name, conv = first_conv(model)
     w = conv.weight.detach().float().cpu()
@@ -308,9 +311,10 @@ def save_filters(model: nn.Module, out: str | os.PathLike, title: str | None = N
 
 def save_feature_maps(model: nn.Module, x: torch.Tensor, layer: str, out: str | os.PathLike,
                       image: np.ndarray | None = None, max_channels: int = 64,
-                      per_map: bool = False) -> Path:
+                      per_map: bool = False, *, overwrite: bool = False) -> Path:
     """The channels of `layer` for one image (a grid; the input first if given), on one colour
     scale shared by every map with its colorbar (`per_map`: each map its own, said in the title)."""
+    check_output(out, overwrite=overwrite)  # cnnzoo.outputs: before the work
     plt = _plt()
     act = layer_activations(model, x[:1], layer)[0]
     if act.dim() == 1:
@@ -343,9 +347,10 @@ def save_feature_maps(model: nn.Module, x: torch.Tensor, layer: str, out: str | 
 def save_top_activations(model: nn.Module, images: torch.Tensor, layer: str, channel: int,
                          out: str | os.PathLike, mean: Sequence[float] | None = None,
                          std: Sequence[float] | None = None, k: int = 9,
-                         method: str = "deconvnet") -> tuple[Path, list[dict[str, Any]]]:
+                         method: str = "deconvnet", *, overwrite: bool = False) -> tuple[Path, list[dict[str, Any]]]:
     """ZF's figure: for one channel, the reconstructions of its top-k activations (left) and
     the corresponding image patches (right)."""
+    check_output(out, overwrite=overwrite)  # cnnzoo.outputs: before the work
     plt = _plt()
     top = top_activations(model, images, layer, channel, k=k)
     side = math.ceil(math.sqrt(len(top)))
@@ -371,7 +376,9 @@ def save_top_activations(model: nn.Module, images: torch.Tensor, layer: str, cha
 
 def save_reconstruction(model: nn.Module, x: torch.Tensor, layer: str, out: str | os.PathLike,
                         channel: int | None = None, image: np.ndarray | None = None,
-                        methods: Sequence[str] = ("deconvnet", "guided")) -> tuple[Path, dict]:
+                        methods: Sequence[str] = ("deconvnet", "guided"), *,
+                        overwrite: bool = False) -> tuple[Path, dict]:
+    check_output(out, overwrite=overwrite)  # cnnzoo.outputs: before the work
     plt = _plt()
     panels = [("input", image)] if image is not None else []
     info: dict[str, Any] = {}
@@ -391,7 +398,8 @@ def save_reconstruction(model: nn.Module, x: torch.Tensor, layer: str, out: str 
 
 def save_grad_cam(model: nn.Module, x: torch.Tensor, out: str | os.PathLike,
                   image: np.ndarray, target: int | None = None, layer: str | None = None,
-                  class_names: Sequence[str] | None = None) -> tuple[Path, dict]:
+                  class_names: Sequence[str] | None = None, *, overwrite: bool = False) -> tuple[Path, dict]:
+    check_output(out, overwrite=overwrite)  # cnnzoo.outputs: before the work
     plt = _plt()
     cam, info = grad_cam(model, x, target, layer)
     name = class_names[info["target"]] if class_names else str(info["target"])
