@@ -110,7 +110,8 @@ def test_predict_top_k_is_bounded_and_at_most_the_classes(tmp_path):
 
 
 def test_features_labels_and_values_are_checked():
-    from cnnzoo.transfer.core import check_features, train_linear_probe
+    from cnnzoo.transfer.core import train_linear_probe
+    from cnnzoo.transfer.featfile import check_features
 
     with pytest.raises(InvalidArgumentError, match="finite"):
         train_linear_probe(torch.tensor([[math.nan, 1.0], [0.0, 1.0]]), torch.tensor([0, 1]), epochs=1)

@@ -148,7 +148,7 @@ def _onnx_file(path: Path, record: dict) -> None:
 
 
 def _features(path: Path, features, labels, classes: list[str] | None = None) -> None:
-    from cnnzoo.transfer.core import save_features
+    from cnnzoo.transfer.featfile import save_features
 
     save_features(path, features, labels, classes=classes or [str(i) for i in range(10)])
 

@@ -115,7 +115,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     from PIL import Image
 
     import cnnzoo
-    from cnnzoo.transfer.core import save_features
+    from cnnzoo.transfer.featfile import save_features
 
     root = tmp_path_factory.mktemp("outputs")
     run, run2, user = root / "run", root / "run2", root / "user"

@@ -125,7 +125,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (bad / "folder").mkdir()
     (bad / "folder.png").mkdir()
     (bad / "notes.txt").write_text("not a folder")
-    from cnnzoo.transfer.core import save_features
+    from cnnzoo.transfer.featfile import save_features
 
     save_features(bad / "f.safetensors", torch.randn(8, 4), torch.arange(8) % 2, classes=["a", "b"])
     return {"run": run, "states": states, "bad": bad, "root": root}

@@ -234,7 +234,8 @@ def test_quantize_model_refuses_before_loading(tmp_path, model_file):
 
 
 def test_save_features_and_probe_obey_the_guard(tmp_path, model_file, run):
-    from cnnzoo.transfer.core import LinearProbe, save_features, save_probe
+    from cnnzoo.transfer.core import LinearProbe
+    from cnnzoo.transfer.featfile import save_features, save_probe
 
     f, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
     before = _digest(model_file)

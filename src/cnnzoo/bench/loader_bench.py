@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import devices
 from ..data.preprocess import IMAGENET_MEAN as MEAN
 from ..data.preprocess import IMAGENET_STD as STD
 from .machine import machine_info
@@ -67,7 +68,7 @@ def _reference_pass(root: Path, subset: list[int], batch: int, workers: int,
 
     def run() -> int:
         dl = DataLoader(Subset(ds, subset), batch_size=batch, sampler=SubsetRandomSampler(range(len(subset))),
-                        num_workers=workers, pin_memory=device.type == "cuda", drop_last=True)
+                        num_workers=workers, pin_memory=devices.pin_memory(device), drop_last=True)
         seen = 0
         for x, y in dl:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .. import devices
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.preprocess import Preprocess, fit_input
 from ..registry import create_model, get_entry, list_models
@@ -26,9 +27,9 @@ from ..train.engine import (
     autocast_ctx,
     build_optimizer,
     build_scheduler,
+    precision_name,
     train_one_epoch,
     use_channels_last,
-    uses_bf16,
 )
 from ..train.recipes import Recipe, get_recipe
 from .settings import Settings
@@ -137,7 +138,7 @@ def _reference_arm(lp: _Loop) -> Callable[[], None]:
     loader = torch.utils.data.DataLoader(
         _PerSampleDataset(lp.train.images, lp.train.labels, lp.prep),
         batch_size=lp.recipe.batch_size, shuffle=True, drop_last=True, num_workers=0,
-        pin_memory=device.type == "cuda")
+        pin_memory=devices.pin_memory(device))
     criterion = nn.CrossEntropyLoss(label_smoothing=lp.recipe.label_smoothing)
     ref_sched = torch.optim.lr_scheduler.StepLR(lp.opts["reference"], step_size=30, gamma=0.1)
 
@@ -188,7 +189,7 @@ def bench_loop(s: Settings, quick: bool = False, model_name: str = "lenet5_moder
     o, r, y = (summarize(t[k], lp.n) for k in ARMS)
     return {"model": model_name, "data": f"{data} (first {lp.n} training images)",
             "recipe": recipe_name, "batch": lp.recipe.batch_size, "steps_per_epoch": lp.steps,
-            "precision": "bf16" if uses_bf16(lp.recipe, lp.device) else "fp32",
+            "precision": precision_name(lp.recipe, lp.device),
             "reference_loop": "torchvision references/classification/train.py shape: DataLoader "
                               "(per-sample transforms, num_workers=0), .item() per step",
             "ours": o, "reference": r, "synthetic": y,

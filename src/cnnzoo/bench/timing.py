@@ -11,13 +11,12 @@ import statistics
 import time
 from typing import Any, Callable
 
-import torch
+from .. import devices
 
 
 def sync(device: str) -> None:
     """Wait for the device's queued work (a no-op on the CPU)."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(torch.device(device))
+    devices.synchronize(device)
 
 
 def time_interleaved(steps: dict[str, Callable[[], Any]], *, reps: int, iters: int = 1,

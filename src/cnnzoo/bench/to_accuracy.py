@@ -30,6 +30,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .. import devices
 from ..contract import AuxModel
 from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, tensor_batches
 from ..data.kinds import spec_list
@@ -41,9 +42,9 @@ from ..train.engine import (
     build_optimizer,
     build_scheduler,
     evaluate,
+    precision_name,
     train_one_epoch,
     use_channels_last,
-    uses_bf16,
 )
 from ..train.recipes import Recipe, get_recipe
 from .loop import _PerSampleDataset
@@ -166,7 +167,7 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     return {
         "model": model_name, "recipe": r.name, "data": str(spec), "target_acc_pct": target,
         "train_images": steps * r.batch_size, "batch": r.batch_size, "max_epochs": r.epochs, "seed": seed,
-        "ours_precision": "bf16" if uses_bf16(r, dev) else "fp32", "plain_precision": "fp32",
+        "ours_precision": precision_name(r, dev), "plain_precision": "fp32",
         "threads": torch.get_num_threads(),
         **_medians(races), "repeats": repeats,
         "races": [{"ours_s": o.reached_s, "plain_s": p.reached_s, "ratio": _ratio(o, p)} for o, p in races],
@@ -217,8 +218,7 @@ def _epoch(arm: _Arm, epoch: int, test: TensorData, prep: Preprocess, r: Recipe,
     """Train `arm` one epoch (timed), then score the test split (untimed)."""
     t0 = time.perf_counter()
     arm.run_epoch(epoch)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    devices.synchronize(dev)
     arm.seconds += time.perf_counter() - t0
     batches = tensor_batches(test, shard_indices(len(test), 1000, 0, 0, False, 0, 1, False))
     ours = arm.name == "ours"  # the plain arm is scored as it trains: float32, contiguous

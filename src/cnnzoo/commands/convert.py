@@ -20,20 +20,18 @@ def convert_cmd(
     src: Annotated[Path, typer.Argument(help="weights file: torchvision/timm .pth or .safetensors")],
     out: Annotated[Path, typer.Argument(help="model file to write (.safetensors with a record)")],
     model: Annotated[str, typer.Option("--model", "-m", help="zoo model name, e.g. resnet18")],
-    num_classes: Annotated[Optional[int], typer.Option(
-        callback=bounded("classes"), help="classes of the file's classifier (default: read "
-                                                       "from the file)")] = None,
+    num_classes: Annotated[Optional[int], typer.Option(callback=bounded("classes"), help=(
+        "classes of the file's classifier (default: read from the file)"))] = None,
     in_chans: Annotated[int, typer.Option(help="input channels of the model to build",
                                             callback=bounded("channels"))] = 3,
-    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="load what fits instead of failing on "
-                                                "differences")] = False,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="load what fits instead of failing "
+                                                "on differences")] = False,
     overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Convert a weights file into a self-describing cnnzoo model file.
 
-    Keys are mapped by name, or by position where the file uses other names (timm);
-    missing/unexpected keys and shape mismatches are reported, and fail the conversion
-    unless --allow-partial.
+    Keys are mapped by name, or by position where the file uses other names (timm); missing or
+    unexpected keys and shape mismatches are reported, and fail the conversion unless --allow-partial.
     """
     import torch
 

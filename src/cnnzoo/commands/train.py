@@ -86,7 +86,7 @@ Resume = Annotated[OptPath, _opt("continue a run: its folder or its training sta
                                  "weights_only=True")]
 Overwrite = Annotated[bool, _opt("replace the run already in --out (refused without it), once this run "
                                   "has written its first checkpoint", "--overwrite")]
-Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1 (default: cuda if available)")]
+Device = Annotated[OptStr, _opt("cpu, cuda, cuda:1, mps (default: auto, cuda > mps > cpu)")]
 Compile = Annotated[bool, _opt("torch.compile the model", "--compile")]
 Accum = Annotated[OptInt, typer.Option("--accum-steps", help="gradient accumulation steps",
                                        callback=bounded("batch_size"))]
@@ -157,8 +157,8 @@ def _print_fields(fmt: Format) -> None:
 def _amp_help() -> str:
     from ..train.recipes import spec
 
-    return (f"{choices(spec('amp')['choices'])}; auto: bf16 on CUDA, AMX CPUs, and avx512_bf16 CPUs at "
-            "batch >= 64")
+    return (f"{choices(spec('amp')['choices'])}; auto: bf16 on CUDA from compute capability 8.0, AMX "
+            "CPUs, and avx512_bf16 CPUs at batch >= 64; fp16 on older CUDA GPUs and mps")
 
 
 def eval_cmd(

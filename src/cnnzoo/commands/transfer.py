@@ -77,7 +77,8 @@ def features_cmd(
 ) -> None:
     """Write the activations of a layer for a dataset (features + labels, safetensors)."""
     from ..deploy.predict import get_preprocess, load_for_inference
-    from ..transfer.core import extract_features, load_image_set, save_features
+    from ..transfer.core import extract_features, load_image_set
+    from ..transfer.featfile import save_features
 
     check_out(out, inputs=[model_file], overwrite=overwrite)
     model, record = load_for_inference(model_file, pretrained_choice(pretrained, pretrained_tag, weights, model_file))
@@ -105,7 +106,8 @@ def linear_probe_cmd(
     overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Train a linear classifier on extracted features; print train/val accuracy."""
-    from ..transfer.core import accuracy, load_features, save_probe, train_linear_probe
+    from ..transfer.core import accuracy, train_linear_probe
+    from ..transfer.featfile import load_features, save_probe
 
     if out is not None:
         check_out(out, inputs=[train, val], overwrite=overwrite)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .. import devices
 from ..errors import CnnzooError, InvalidArgumentError
 from ..signals import leave_to_parent
 from .datasets import FolderData
@@ -95,7 +96,7 @@ class FolderLoader:
     def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = DataLoader(self.ds, batch_sampler=_ListSampler(self._sampler_batches(start)),
                             num_workers=self.workers, collate_fn=self.collate,
-                            pin_memory=self.device.type == "cuda",
+                            pin_memory=devices.pin_memory(self.device),
                             persistent_workers=False, worker_init_fn=leave_to_parent)
         tried = read = 0
         try:

@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import devices
 from ..contract import logits_of
 from ..errors import CnnzooError, InvalidArgumentError
 from ..precision import autocast
@@ -67,7 +68,7 @@ class FastModel:
 
 
 def default_backend(device: torch.device) -> str:
-    if device.type == "cuda":
+    if devices.is_cuda(device):
         return "compile"
     try:
         import onnxruntime  # noqa: F401  (optional dependency: probed, not required)
@@ -94,7 +95,7 @@ def optimize(model: nn.Module, example: torch.Tensor, backend: str = "auto", *,
     device = example.device
     if backend == "auto":
         backend = default_backend(device)
-    precision = precision or ("bf16" if device.type == "cuda" else "fp32")
+    precision = precision or ("bf16" if devices.is_cuda(device) else "fp32")
     if precision not in TOLERANCE:
         raise InvalidArgumentError(f"precision must be fp32 or bf16, got {precision!r}")
     model = model.eval()
@@ -147,12 +148,12 @@ def _torch_path(model: nn.Module, device: torch.device, precision: str, channels
     if compiled:
         if compile_mode is not None:
             net = torch.compile(fast_model, mode=compile_mode)
-            cudagraphs = device.type == "cuda" and compile_mode in ("reduce-overhead",
+            cudagraphs = devices.is_cuda(device) and compile_mode in ("reduce-overhead",
                                                                     "max-autotune")
         else:
             # freezing: constant-fold BN into convs and pre-pack weights (the big CPU win);
             # CUDA graphs on CUDA, where inference shapes are static (one graph per batch size)
-            cudagraphs = device.type == "cuda"
+            cudagraphs = devices.is_cuda(device)
             net = torch.compile(fast_model, options={"freezing": True,
                                                      "triton.cudagraphs": cudagraphs})
 

@@ -20,11 +20,11 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from ..data.nature import flip_warning
 from ..data.preprocess import Preprocess
 from ..errors import InputShapeError, TrainingStateError
-from ..precision import set_tf32
+from ..precision import LossScaler, set_tf32
 from ..registry import create_model
 from . import state as ckpt
 from .distributed import DistInfo, wrap_model
-from .engine import build_optimizer, build_scheduler, use_channels_last
+from .engine import build_optimizer, build_scheduler, loss_scaler, use_channels_last
 from .feed import RunData
 from .plan import Plan
 from .reporter import Reporter
@@ -39,6 +39,7 @@ class Trainer:
     channels_last: bool
     start_step: int = 0
     history: list[dict] = field(default_factory=list)  # one row per finished epoch
+    scaler: LossScaler = field(default_factory=lambda: LossScaler(torch.device("cpu"), False))  # fp16's
 
 
 def _check_fits(model_name: str, model: nn.Module, prep: Preprocess) -> None:
@@ -68,7 +69,7 @@ def build_trainer(*, plan: Plan, data: RunData, info: DistInfo, device: torch.de
     if recipe.compile:
         train_model = torch.compile(train_model)
     trainer = Trainer(model=model, train_model=train_model, optimizer=optimizer, scheduler=scheduler,
-                      channels_last=channels_last)
+                      channels_last=channels_last, scaler=loss_scaler(recipe, device))
     if plan.saved_state is not None:
         _restore_run(trainer, state=plan.saved_state, plan=plan, data=data, info=info, device=device,
                      reporter=reporter)
@@ -119,6 +120,7 @@ def _restore_run(trainer: Trainer, *, state: dict[str, Any], plan: Plan, data: R
     saved_lr = state["run"]["recipe"]["lr"]
     if plan.recipe.lr != saved_lr:  # a new base lr: the schedule continues from it
         _scale_lr(trainer, plan.recipe.lr / saved_lr)
+    trainer.scaler.load_state_dict(state.get("amp_scaler"))  # fp16's scale: the resume stays exact
     ckpt.restore_rank_rng(state["rng"], info, device, plan.seed, state["step"])
     trainer.start_step = state["step"]
     trainer.history = state.get("history", [])

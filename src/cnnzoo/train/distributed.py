@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from .. import devices
 from ..devices import resolve_device
 
 
@@ -39,14 +40,14 @@ def init_distributed(device: str | None) -> tuple[DistInfo, torch.device]:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device)  # raises on an unknown device or a GPU that is not there
-    if dev.type == "cuda" and dev.index is None:  # each torchrun process its own GPU
+    if devices.is_cuda(dev) and dev.index is None:  # each torchrun process its own GPU
         dev = torch.device("cuda", local)
-    if dev.type == "cuda":
+    if devices.is_cuda(dev):
         torch.cuda.set_device(dev)
     info = DistInfo(rank, world, local)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
-                                **({"device_id": dev} if dev.type == "cuda" else {}))
+        dist.init_process_group(backend="nccl" if devices.is_cuda(dev) else "gloo",
+                                **({"device_id": dev} if devices.is_cuda(dev) else {}))
     return info, dev
 
 
@@ -58,7 +59,7 @@ def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device, syn
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DDP(model, device_ids=[device.index] if devices.is_cuda(device) else None)
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -4,7 +4,8 @@ and the optimizer and lr schedule a recipe describes. `run.fit` drives them over
 Speed without surprises:
 - in-memory data stays on the training device; a batch is indexed, padded/augmented and
   normalised there (no DataLoader, no host round trip);
-- bf16 autocast, channels_last, fused optimizer kernels on CUDA; optional torch.compile;
+- bf16 autocast (fp16 with a gradient scaler where bf16 is slow: T4, V100, Apple GPUs),
+  channels_last, fused optimizer kernels on CUDA; optional torch.compile;
 - no host synchronisation inside the step: loss, accuracy and a "first non-finite step" marker
   are accumulated in device tensors and read every `log_every` steps and at epoch end.
 Safety: a NaN/inf loss raises `NonFiniteLossError` naming the step, before the step's
@@ -26,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+from .. import devices
 from ..contract import classification_loss, logits_of
 from ..errors import JobFailedError
-from ..precision import autocast, fast_low_precision
+from ..precision import LossScaler, amp_mode, autocast, fast_low_precision
 from ..signals import Stopped
 from .distributed import DistInfo, all_reduce_sum, broadcast_flag
 from .recipes import Recipe
@@ -65,7 +67,7 @@ def build_optimizer(model: nn.Module, r: Recipe, device: torch.device) -> torch.
     else:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad],
                    "weight_decay": r.weight_decay}]
-    fused = r.fused == "on" or (r.fused == "auto" and device.type == "cuda")
+    fused = r.fused == "on" or (r.fused == "auto" and devices.fused_optimizer(device))
     kw: dict[str, Any] = {"fused": True} if fused else {}
     if r.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum,
@@ -122,20 +124,36 @@ def step_batch(r: Recipe) -> int:
     return max(1, r.batch_size // max(1, r.accum_steps))
 
 
+def precision_of(r: Recipe, device: torch.device) -> str:
+    """What the recipe's amp setting means on `device`: "bf16", "fp16" or "off"."""
+    return amp_mode(r.amp, device, step_batch(r))
+
+
 def uses_bf16(r: Recipe, device: torch.device) -> bool:
     """Whether the recipe's amp setting means bf16 autocast on `device`."""
-    return r.amp == "bf16" or (r.amp == "auto" and fast_low_precision(device, step_batch(r)))
+    return precision_of(r, device) == "bf16"
+
+
+def precision_name(r: Recipe, device: torch.device) -> str:
+    """bf16, fp16 or fp32: what results report."""
+    mode = precision_of(r, device)
+    return "fp32" if mode == "off" else mode
 
 
 def autocast_ctx(r: Recipe, device: torch.device) -> contextlib.AbstractContextManager:
-    return autocast(device, uses_bf16(r, device))
+    return autocast(device, precision_of(r, device))
+
+
+def loss_scaler(r: Recipe, device: torch.device) -> LossScaler:
+    """fp16's gradient scaler (a plain backward and step otherwise)."""
+    return LossScaler(device, precision_of(r, device) == "fp16")
 
 
 def use_channels_last(r: Recipe, device: torch.device) -> bool:
     return r.channels_last == "on" or (r.channels_last == "auto" and fast_low_precision(device, step_batch(r)))
 
 
-def set_deterministic(seed: int, deterministic: bool) -> None:
+def set_deterministic(seed: int, deterministic: bool, device: torch.device | None = None) -> None:
     import random
 
     random.seed(seed)
@@ -143,11 +161,14 @@ def set_deterministic(seed: int, deterministic: bool) -> None:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+        if device is None or devices.is_cuda(device):
+            torch.backends.cudnn.benchmark = False
     else:  # a deterministic run earlier in this process must not leak into this one
         if torch.are_deterministic_algorithms_enabled():  # the call costs 1.7 s even as a no-op
             torch.use_deterministic_algorithms(False)
-        if torch.cuda.is_available():
+        if device is not None:
+            devices.set_cudnn_benchmark(device, True)
+        elif torch.cuda.is_available():
             torch.backends.cudnn.benchmark = True
 
 
@@ -169,6 +190,7 @@ class StepContext:
     steps_per_epoch: int | None = None
     # checked after each step but an epoch's last: the stop signal asked (0: none), the same on every rank
     stop_requested: Callable[[], int] | None = None
+    scaler: LossScaler | None = None  # fp16's gradient scaler (None: a plain backward and step)
 
 
 PROGRESS_SECONDS = 10.0
@@ -198,6 +220,9 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
     is_ddp = hasattr(model, "no_sync")
     params = [p for p in model.parameters() if p.requires_grad]
     amp = autocast_ctx(r, dev)
+    if ctx.scaler is None:  # callers without a checkpoint (bench): one for the run, kept in ctx
+        ctx.scaler = loss_scaler(r, dev)
+    scaler = ctx.scaler
     for i, (x, y) in enumerate(batches):
         if ctx.total_steps is not None and step >= ctx.total_steps:
             break
@@ -217,7 +242,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
                     out = model(xm)
                 loss, logits = loss_fn(out, ym, r)
                 # each micro-batch's mean, weighted by its share of the (local) batch
-                (loss * (len(ym) / len(y))).backward()
+                scaler.backward(loss * (len(ym) / len(y)))
             with torch.no_grad():
                 step_loss += loss.detach() * len(ym)
                 acc[1] += (logits.detach().argmax(1) == ym).sum()
@@ -227,11 +252,12 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
             bad = ~torch.isfinite(step_loss)
             first_bad.copy_(torch.where(bad & (first_bad < 0), torch.full_like(first_bad, step), first_bad))
         if r.grad_clip:
+            scaler.unscale(ctx.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(params, r.grad_clip)
-        ctx.optimizer.step()
+        scaler.step(ctx.optimizer)
         ctx.optimizer.zero_grad(set_to_none=True)
         if ctx.scheduler is not None and not isinstance(ctx.scheduler, ReduceLROnPlateau):
-            ctx.scheduler.step()
+            _schedule_step(ctx.scheduler, scaler.enabled)
         step += 1
         seen += len(y)
         log_now = (i + 1) % max(1, r.log_every) == 0 or (timed and time.perf_counter() - t_line >= PROGRESS_SECONDS)
@@ -256,6 +282,20 @@ def train_one_epoch(model: nn.Module, batches: Iterable, ctx: StepContext, epoch
     m["img_s"] = seen * ctx.info.world / max(m["time"], 1e-9)
     m["step"] = step
     return m
+
+
+def _schedule_step(scheduler: Any, scaled: bool) -> None:
+    """The lr schedule follows the global step, an optimizer step the fp16 scaler skipped
+    included (PyTorch warns then that the schedule stepped first: that is meant)."""
+    import warnings
+
+    if not scaled:
+        scheduler.step()
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                category=UserWarning)
+        scheduler.step()
 
 
 def _ends_epoch(step: int, ctx: StepContext) -> bool:

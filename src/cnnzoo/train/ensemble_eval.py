@@ -18,7 +18,7 @@ from ..devices import resolve_device
 from ..ensemble import COMBINE, combine_summaries, member_summary, members_from_files
 from ..errors import InvalidArgumentError
 from ..results import err_pct
-from .engine import autocast_ctx, uses_bf16
+from .engine import autocast_ctx, precision_name
 from .evaluation import check_eval_args, model_file, scoring_batches, scoring_recipe
 from .recipes import Recipe
 
@@ -56,7 +56,7 @@ def evaluate_ensemble(paths: Sequence[str | os.PathLike], data: str | None = Non
     together = _errors(combine_summaries(torch.stack(summaries), combine), labels)
     mean_top1 = sum(r["top1_err_pct"] for r in rows) / len(rows)
     return {"data": str(spec), "images": int(len(labels)), "view": "10-crop" if ten_crop else "center",
-            "combine": combine, "precision": "bf16" if uses_bf16(recipe, dev) else "fp32",
+            "combine": combine, "precision": precision_name(recipe, dev),
             "classes": list(classes), "members": rows, "ensemble": together,
             "members_mean_top1_err_pct": round(mean_top1, 4),
             "best_member_top1_err_pct": min(r["top1_err_pct"] for r in rows)}

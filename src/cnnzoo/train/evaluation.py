@@ -19,7 +19,7 @@ from ..registry import load_model
 from ..results import err_pct, pct
 from ..runfolder import MODEL_FILE
 from . import state as ckpt
-from .engine import evaluate, step_batch, uses_bf16
+from .engine import evaluate, precision_name, step_batch
 from .feed import worker_count
 from .recipes import Recipe
 
@@ -55,7 +55,7 @@ def evaluate_file(path: str | Path, data: str | None = None, *, ten_crop: bool =
     per_class = (cm.diag().double() / cm.sum(1).clamp_min(1).double()).tolist()
     return {"model_file": str(path), "model": record["model"], "data": str(spec),
             "view": "10-crop" if ten_crop else "center", "images": res["n"],
-            "precision": "bf16" if uses_bf16(recipe, dev) else "fp32",
+            "precision": precision_name(recipe, dev),
             "top1_err_pct": err_pct(res["acc"]), "top5_err_pct": err_pct(res["top5"]),
             "loss": res["loss"], "classes": list(classes),
             "per_class_acc_pct": {c: pct(a) for c, a in zip(classes, per_class)},

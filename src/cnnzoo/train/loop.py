@@ -27,13 +27,14 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..modelfile import load_state, save_model
+from ..precision import LossScaler
 from ..results import err_pct, pct, scores
 from ..runfolder import CURVES_FILE, METRICS_FILE, MODEL_FILE, drop_replaced, writing
 from ..signals import deferred, name
 from . import state as ckpt
 from .build import Trainer
 from .distributed import DistInfo, StopVote, barrier, broadcast_flag
-from .engine import StepContext, TrainingInterrupted, evaluate, train_one_epoch, uses_bf16
+from .engine import StepContext, TrainingInterrupted, evaluate, precision_of, train_one_epoch
 from .feed import Feed, RunData
 from .logs import RunLogs
 from .plan import Plan
@@ -88,12 +89,13 @@ def save_checkpoint(run: TrainingRun, *, step: int, final_metrics: dict | None =
               "deterministic": plan.deterministic, "recipe": plan.recipe.to_dict(),
               "pretrained": plan.pretrained_stats,
               # what amp/channels_last "auto" resolved to, kept on resume (the rule may change)
-              "precision": {"amp": "bf16" if uses_bf16(plan.recipe, run.device) else "off",
+              "precision": {"amp": precision_of(plan.recipe, run.device),
                             "channels_last": "on" if t.channels_last else "off"}}
     with writing("training checkpoint", run.out_dir, run.saved_step):
         ckpt.save_state(run.out_dir, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler,
                         epoch=step // data.steps_per_epoch, step=step, rng=rng,
-                        extra={"run": record, "history": t.history, "split": data.split, "best": run.best})
+                        extra={"run": record, "history": t.history, "split": data.split, "best": run.best,
+                               "amp_scaler": t.scaler.state_dict()})
     first, run.saved_step = run.saved_step is None, step
     if first:  # the run --overwrite replaces was kept until this run had a checkpoint of its own
         drop_replaced(run.out_dir)
@@ -110,7 +112,7 @@ def train_epochs(run: TrainingRun) -> LoopState:
     ctx = StepContext(recipe=plan.recipe, optimizer=t.optimizer, scheduler=t.scheduler, device=run.device,
                       info=run.info, prep=run.feed.train_prep, channels_last=t.channels_last,
                       total_steps=data.total_steps, steps_per_epoch=data.steps_per_epoch,
-                      on_step_checkpoint=lambda s: save_checkpoint(run, step=s))
+                      on_step_checkpoint=lambda s: save_checkpoint(run, step=s), scaler=t.scaler)
     world = run.info.world
     run.reporter.message(
         f"training [bold]{plan.model_name}[/] on {data.spec} ({len(data.train)} train / "
@@ -243,8 +245,15 @@ def _end_epoch(run: TrainingRun, *, epoch: int, tm: dict, state: LoopState) -> N
         + (f"  val acc {100 * row['val_acc']:6.2f}%" if "val_acc" in row else "")
         + ("  (best, kept)" if improved and recipe.keep == "best" else "")
         + f"  {tm['img_s']:,.0f} img/s  {tm['time']:.1f}s" + (f"  ETA {eta:.0f}s" if not is_last else "")
+        + _skipped_note(t.scaler)
         + (f"  (train loss/acc over steps {tm['partial_from'] + 1}-{data.steps_per_epoch} only: resumed "
            "mid-epoch)" if tm.get("partial_from") else ""))
+
+
+def _skipped_note(scaler: LossScaler) -> str:
+    """fp16: the optimizer steps the gradient scaler skipped so far (inf/NaN gradients)."""
+    n = scaler.skipped_steps() if scaler.enabled else 0
+    return f"  fp16: {n} step(s) skipped by the gradient scaler so far" if n else ""
 
 
 def _write_logs(run: TrainingRun, state: LoopState, plot: bool = True) -> None:
@@ -298,7 +307,8 @@ def _final_test(run: TrainingRun, state: LoopState) -> None:
     which = ("the last epoch" if kept is None or kept == last else f"epoch {kept}, the best by validation")
     run.reporter.message(
         f"test (scored once, on the weights of {which}): acc {100 * test['acc']:.2f}%, top-1 error "
-        f"{err_pct(test['acc']):.2f}%, top-5 error {err_pct(test['top5']):.2f}% ({test['n']} images)")
+        f"{err_pct(test['acc']):.2f}%, top-5 error {err_pct(test['top5']):.2f}% ({test['n']} images)"
+        + _skipped_note(t.scaler).replace("so far", "in all"))
 
 
 def _split_summary(split: dict) -> dict:

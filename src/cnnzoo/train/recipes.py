@@ -104,8 +104,9 @@ class Recipe:
                          "dali (CUDA, if installed) or pil (one image at a time); see docs/training.md",
                          choices=("auto", "torch", "dali", "pil"))
     # speed
-    amp: str = _field("auto", "auto (bf16 autocast on CUDA, on AMX CPUs, and on avx512_bf16 CPUs at "
-                      "batch >= 64), bf16 or off", choices=("auto", "bf16", "off"))  # fp16 would need a GradScaler
+    amp: str = _field("auto", "auto (bf16 autocast on CUDA from compute capability 8.0, on AMX CPUs and on "
+                      "avx512_bf16 CPUs at batch >= 64; fp16 with a gradient scaler on older CUDA GPUs "
+                      "and Apple GPUs), bf16, fp16 or off", choices=("auto", "bf16", "fp16", "off"))
     channels_last: str = _field("auto", "auto (where amp's auto is on), on or off", choices=_AUTO_ON_OFF)
     compile: bool = _field(False, "torch.compile the model", resume=True)
     fused: str = _field("auto", "fused optimizer kernels: auto (on CUDA), on, off", choices=_AUTO_ON_OFF)

@@ -30,7 +30,7 @@ from ..runfolder import MODEL_FILE, RunFolderError, open_run_folder, restore_rep
 from ..signals import Stopped, name
 from .build import build_trainer
 from .distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed
-from .engine import NonFiniteLossError, TrainingInterrupted, set_deterministic
+from .engine import NonFiniteLossError, TrainingInterrupted, precision_name, set_deterministic
 from .feed import Feed, RunData, load_run_data
 from .logs import RunLogs
 from .loop import LoopState, TrainingRun, train_epochs
@@ -75,7 +75,7 @@ def fit(model_name: str | None = None, *, data: str | None = None, recipe: str |
 
 
 def _train(plan: Plan, *, info: DistInfo, device: torch.device, reporter: Reporter) -> dict | None:
-    set_deterministic(plan.seed, plan.deterministic)
+    set_deterministic(plan.seed, plan.deterministic, device)
     # data first: every input error surfaces before the model is built or anything is written
     data = load_run_data(plan, world=info.world, device=device)
     _check_not_complete(plan, data)
@@ -164,4 +164,6 @@ def _result(run: TrainingRun, state: LoopState) -> dict:
         "test_loss": test.get("loss"), "train_time_s": round(state.seconds, 2), "device": str(run.device),
         "world_size": run.info.world, "out": str(run.out_dir), "model_file": str(run.out_dir / MODEL_FILE),
         "skipped_images": state.skipped_images, "input": data.prep.note or "native size",
+        "precision": precision_name(run.plan.recipe, run.device),
+        "amp_skipped_steps": run.trainer.scaler.skipped_steps(),
     }
