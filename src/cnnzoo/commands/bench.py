@@ -145,13 +145,13 @@ def mobile_cmd(
         help="comma-separated models (default: mobilenet_v1, mobilenet_v2, shufflenet_v2_x1_0, "
              "squeezenet1_1)")] = None,
     reps: Annotated[int, typer.Option(help="timed calls per runtime (ABBA order)")] = 20,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch and ONNX Runtime")] = 2,
-    out: Out = None,
-    fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch, ONNX Runtime and XNNPACK")] = 2,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Time one image (batch 1) through eager PyTorch, ONNX Runtime and ExecuTorch with XNNPACK
-    (pip install 'cnnzoo[mobile]'), interleaved; each runtime's logits are checked against eager
+    (cnnzoo's mobile extra), interleaved; each runtime's logits are checked against eager
     first. Without ExecuTorch its column says so and the other two are timed."""
+    _check_out(out, overwrite)
     _passive_openmp()
     from ..bench.mobile_bench import MOBILE_MODELS, bench_mobile, format_mobile
 

@@ -47,7 +47,7 @@ def export_cmd(
                                       "or run folder"),
     to: Target = typer.Option(Target.onnx, "--to", "-t",
                               help=f"{choices(Target)} (exported: an ExportedProgram .pt2; "
-                              "executorch: a .pte for phones, pip install 'cnnzoo[mobile]')"),
+                              "executorch: a .pte for phones, needs cnnzoo's mobile extra)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside MODEL_FILE)"),
     overwrite: OverwriteOpt = False,
