@@ -103,7 +103,7 @@ VERBS: dict[str, Verb] = {
         "cnnzoo data verify",
     )),
     "bench": Verb("bench", "Time ours against the reference, interleaved: models (same architecture "
-                  "and weights), training to an accuracy, the image-folder loader.", (
+                  "and weights), training to an accuracy, the image-folder loader, mobile runtimes.", (
         "cnnzoo bench models --quick",
         "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist",
         "cnnzoo bench loader folder:photos --make-folder 3000",

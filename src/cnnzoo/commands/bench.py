@@ -1,4 +1,4 @@
-"""`cnnzoo bench models|to-accuracy|loader`: side-by-side speed, ours against the reference."""
+"""`cnnzoo bench models|to-accuracy|loader|mobile`: side-by-side speed, ours against the reference."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class BenchGroup(VerbGroup):
 
 def register(app: typer.Typer) -> None:
     group(app, "bench", "Time ours against the reference, interleaved: the models, training to an "
-          "accuracy, the image-folder loader.",
+          "accuracy, the image-folder loader, the mobile runtimes at batch 1.",
           {"models": models_cmd, "to-accuracy": to_accuracy_cmd, "loader": loader_cmd,
            "mobile": mobile_cmd}, cls=BenchGroup)
 
