@@ -103,7 +103,7 @@ VERBS: dict[str, Verb] = {
         "cnnzoo data verify",
     )),
     "bench": Verb("bench", "Time ours against the reference, interleaved: models (same architecture "
-                  "and weights), training to an accuracy, the image-folder loader.", (
+                  "and weights), training to an accuracy, the image-folder loader, mobile runtimes.", (
         "cnnzoo bench models --quick",
         "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist",
         "cnnzoo bench loader folder:photos --make-folder 3000",
@@ -131,6 +131,10 @@ SUB_EXAMPLES: dict[str, tuple[str, ...]] = {
     "bench to-accuracy": (
         "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist",
         "cnnzoo bench to-accuracy 99 --data mnist:~/data/mnist --repeats 5 --format json",
+    ),
+    "bench mobile": (
+        "cnnzoo bench mobile",
+        "cnnzoo bench mobile --models mobilenet_v2 --reps 50 --json",
     ),
     "bench loader": (
         "cnnzoo bench loader folder:photos --make-folder 3000 --images 1024 --reps 8",

@@ -1,4 +1,4 @@
-"""`cnnzoo bench models|to-accuracy|loader`: side-by-side speed, ours against the reference."""
+"""`cnnzoo bench models|to-accuracy|loader|mobile`: side-by-side speed, ours against the reference."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ class BenchGroup(VerbGroup):
 
 def register(app: typer.Typer) -> None:
     group(app, "bench", "Time ours against the reference, interleaved: the models, training to an "
-          "accuracy, the image-folder loader.",
-          {"models": models_cmd, "to-accuracy": to_accuracy_cmd, "loader": loader_cmd}, cls=BenchGroup)
+          "accuracy, the image-folder loader, the mobile runtimes at batch 1.",
+          {"models": models_cmd, "to-accuracy": to_accuracy_cmd, "loader": loader_cmd,
+           "mobile": mobile_cmd}, cls=BenchGroup)
 
 
 def _modes_help() -> str:
@@ -137,6 +138,27 @@ def loader_cmd(
     res, _ = run_loader_cli(spec, make=make_folder, device=device, batch=batch, workers=workers,
                             images=images, reps=reps)
     _emit(res, out, fmt, format_loader_report)
+
+
+def mobile_cmd(
+    models: Annotated[Optional[str], typer.Option(
+        help="comma-separated models (default: mobilenet_v1, mobilenet_v2, shufflenet_v2_x1_0, "
+             "squeezenet1_1)")] = None,
+    reps: Annotated[int, typer.Option(help="timed calls per runtime (ABBA order)")] = 20,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch, ONNX Runtime and XNNPACK")] = 2,
+    out: Out = None, overwrite: OverwriteOpt = False, fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
+) -> None:
+    """Time one image (batch 1) through eager PyTorch, ONNX Runtime and ExecuTorch with XNNPACK
+    (cnnzoo's mobile extra), interleaved; each runtime's logits are checked against eager
+    first. Without ExecuTorch its column says so and the other two are timed."""
+    _check_out(out, overwrite)
+    _passive_openmp()
+    from ..bench.mobile_bench import MOBILE_MODELS, bench_mobile, format_mobile
+
+    if reps < 1 or threads < 1:
+        raise InvalidArgumentError("--reps and --threads must be >= 1")
+    res = bench_mobile(_split(models) or MOBILE_MODELS, reps, threads, progress=_say)
+    _emit(res, out, fmt, format_mobile)
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -19,9 +19,10 @@ class Target(str, Enum):
     onnx = "onnx"
     torchscript = "torchscript"
     exported = "exported"
+    executorch = "executorch"
 
 
-_TARGETS = ("onnx", "torchscript", "exported", "exported-program")
+_TARGETS = ("onnx", "torchscript", "exported", "exported-program", "executorch")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +46,8 @@ def export_cmd(
     model_file: Path = typer.Argument(..., help="model file (.safetensors with a record) "
                                       "or run folder"),
     to: Target = typer.Option(Target.onnx, "--to", "-t",
-                              help=f"{choices(Target)} (exported: an ExportedProgram .pt2)"),
+                              help=f"{choices(Target)} (exported: an ExportedProgram .pt2; "
+                              "executorch: a .pte for phones, needs cnnzoo's mobile extra)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="file to write (default: beside MODEL_FILE)"),
     overwrite: OverwriteOpt = False,
@@ -83,7 +85,7 @@ def export_cmd(
 
 
 def _default_out(model_file: Path, to: Target, int8: bool) -> Path:
-    """Beside the model file: MODEL.onnx, MODEL.pt, MODEL.pt2, MODEL.int8.onnx."""
+    """Beside the model file: MODEL.onnx, MODEL.pt, MODEL.pt2, MODEL.pte, MODEL.int8.onnx."""
     from ..deploy.export import ALIASES, SUFFIX
 
     return Path(model_file).with_suffix(".int8.onnx" if int8 else SUFFIX[ALIASES.get(to.value, to.value)])
@@ -112,7 +114,7 @@ def _plain(model_file: Path, to: Target, dest: Path, atol: float, as_json: bool,
     fmt = ALIASES.get(to.value, to.value)
     model, record = load_for_inference(model_file, choice)
     size = get_preprocess(record, model).input_size
-    meta = deploy_record(model, record) if fmt == "onnx" else None
+    meta = deploy_record(model, record) if fmt in ("onnx", "executorch") else None
     report = export_model(model, dest, fmt, input_size=size, atol=atol, metadata=meta,
                           overwrite=overwrite)  # exit 1 if the check fails
     if as_json:
@@ -120,9 +122,12 @@ def _plain(model_file: Path, to: Target, dest: Path, atol: float, as_json: bool,
         return
     console.print(
         f"wrote {report['out']} ({to.value}, {report['bytes']:,} bytes, input "
-        f"Nx{'x'.join(map(str, size))}); max |difference| vs the model at batch sizes "
+        f"{'N' if report['dynamic_batch'] else 1}x{'x'.join(map(str, size))}); "
+        f"max |difference| vs the model at batch sizes "
         f"{report['checked_batches']}: {report['max_abs_diff']:.3g} (<= {atol:g})",
         highlight=False, soft_wrap=True)
+    if report.get("sidecar"):  # executorch: the .pte has no metadata slot
+        console.print(f"preprocessing and class names: {report['sidecar']}", highlight=False)
 
 
 def _int8(model_file: Path, mode: str, to: Target, out: Path, calibrate: Optional[str],

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 
 def predict_cmd(
-    model_file: Annotated[Path, typer.Argument(help="model file (.safetensors with a record), .onnx export, "
+    model_file: Annotated[Path, typer.Argument(help="model file (.safetensors with a record), .onnx or .pte export, "
                                                "run folder, or a model name with --pretrained")],
     images: Annotated[List[Path], typer.Argument(help="image files (any size/mode PIL reads); model files "
                                                  "before them make an ensemble")],
@@ -79,7 +79,7 @@ def _top_table(top: list[dict], key: str, header: str) -> Table:
 def _is_model_file(p: Path) -> bool:
     from ..modelfile import model_path
 
-    return model_path(p).suffix in (".safetensors", ".onnx")
+    return model_path(p).suffix in (".safetensors", ".onnx", ".pte")
 
 
 def _print_ensemble(results: list[dict], members: list[Path]) -> None:

@@ -39,8 +39,8 @@ from ..outputs import check_output
 from ..registry import get_entry
 from .predict import ONNX_RECORD_KEY, class_names, default_preprocess, get_preprocess
 
-FORMATS = ("onnx", "torchscript", "exported-program")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+FORMATS = ("onnx", "torchscript", "exported-program", "executorch")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2", "executorch": ".pte"}
 ALIASES = {"exported": "exported-program"}
 
 
@@ -62,6 +62,10 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     check_bound("tolerance", atol, "atol")  # NaN or a negative tolerance would pass or fail every export
+    if fmt == "executorch":  # a phone's batch-1 program with a sidecar: cnnzoo.deploy.executorch
+        from .executorch import export_pte, sidecar_path
+        check_output(sidecar_path(out), overwrite=overwrite)
+        return export_pte(model, out, input_size or native_size(model), metadata or deploy_record(model), atol)
     if batch_size < 2:
         # a batch of 1 would let exporters specialise the batch dimension to 1
         raise InvalidArgumentError("export batch_size must be >= 2 to keep the batch dynamic")
@@ -236,6 +240,9 @@ def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor) -> torch.Te
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return torch.jit.load(path, map_location="cpu")(x)
+    if fmt == "executorch":
+        from .executorch import run_program
+        return run_program(path, x)
     if fmt == "exported-program":
         with open(path, "rb") as f:
             prog = torch.export.load(io.BytesIO(f.read()))

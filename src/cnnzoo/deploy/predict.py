@@ -107,6 +107,9 @@ def load_for_inference(model_file: str | os.PathLike, pretrained: bool | str = F
             raise InvalidArgumentError(f"{model_file} is an ONNX export, which only `predict` and "
                                        "`visualize occlusion` run; give the model file it was exported from")
         return load_onnx(path)
+    if path.suffix == ".pte" and allow_onnx:  # an ExecuTorch program with its sidecar
+        from .executorch import load_pte
+        return load_pte(path)
     if path.exists() or path.suffix in (".safetensors", ".pth", ".pt"):
         model, record = load_model(path)
     elif str(model_file) in list_models():
