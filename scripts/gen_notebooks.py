@@ -109,7 +109,7 @@ from cnnzoo.visual.visualize import save_filters
 untrained = cnnzoo.create_model("lenet5_modern")
 save_filters(untrained, WORK / "filters_init.png", title="c1 at initialisation")
 fit("lenet5_modern", data="embedded", epochs=1, out=WORK / "modern", reporter=PrintReporter())
-trained = cnnzoo.load_model(WORK / "modern" / "model.safetensors")
+trained, _record = cnnzoo.load_model(WORK / "modern" / "model.safetensors")
 save_filters(trained, WORK / "filters_trained.png", title="c1 after one epoch")'''),
         ("code", '''from IPython.display import Image, display
 display(Image(filename=str(WORK / "filters_init.png")), Image(filename=str(WORK / "filters_trained.png")))'''),
@@ -152,14 +152,14 @@ block = r50.layer3[1]
 print(block)
 print(f"{cnnzoo.analyze(block, (1024, 14, 14)).total_params:,} params in one layer3 bottleneck")'''),
         ("md", "## A small degradation run\n\nplain-20 and ResNet-20 (the CIFAR networks, "
-               "section 4.2), the same recipe, 2,000 embedded digits for 3 epochs. At this size the "
+               "section 4.2), the same recipe, 1,000 embedded digits for 2 epochs. At this size the "
                "curves are short: `cnnzoo experiment degradation` runs the measured version."),
         ("code", '''from cnnzoo.train import PrintReporter, fit
 
 runs = {}
 for name in ("plain20", "resnet20"):
-    runs[name] = fit(name, data="embedded", epochs=3, out=WORK / name,
-                     overrides={"limit_train": 2000, "batch_size": 64, "lr": 0.05, "schedule": "constant"},
+    runs[name] = fit(name, data="embedded", epochs=2, out=WORK / name,
+                     overrides={"limit_train": 1000, "batch_size": 64, "lr": 0.05, "schedule": "constant"},
                      reporter=PrintReporter())
 Table([{"model": n, **{k: r[k] for k in ("train_acc_pct", "val_acc_pct", "test_acc_pct") if k in r}}
        for n, r in runs.items()])'''),
@@ -192,7 +192,7 @@ Table(rows, caption="the width multiplier: cost falls roughly with alpha squared
 from cnnzoo.deploy.export import export_model
 
 fit("lenet5_modern", data="embedded", epochs=1, out=WORK / "run", reporter=PrintReporter())
-model = cnnzoo.load_model(WORK / "run" / "model.safetensors")
+model, _record = cnnzoo.load_model(WORK / "run" / "model.safetensors")
 report = export_model(model, WORK / "lenet5_modern.onnx", "onnx")
 print("max |ONNX - eager| =", report["max_abs_diff"])'''),
         ("code", '''from cnnzoo.deploy.quantize import quantize_model
