@@ -68,24 +68,24 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
       "'relatively minor (around 0.5%)'", "training", training.aux_heads),
     E("nin-1x1", "NiN's 1x1 layers (mlpconv) make the network more accurate",
       "Lin, Chen, Yan 2013 (Network In Network), sec. 3.1 and Table 1; seeds 002 and 004",
-      "nin_cifar's layout with and without its 1x1 layers, equal epochs (quick: x0.25 widths, 5,000 "
-      "images x 3 epochs, 3 seeds; full: nin_cifar's widths, all images, 30 epochs)",
+      "nin_cifar's layout with and without its 1x1 layers, equal epochs (quick: x0.25 widths, 3,000 "
+      "images x 2 epochs, 3 seeds; full: nin_cifar's widths, all images, 30 epochs)",
       "NIN + dropout 10.41% CIFAR-10 test error (no augmentation)", "training", efficiency.nin_1x1),
     E("separable", "depthwise separable convs cost about 1 point of accuracy for 8-9x fewer "
       "multiply-adds", "Howard et al. 2017 (MobileNets), Table 4; seed 004",
       "a small MobileNet at 32x32 with separable vs full 3x3 convs, the analyzer's mult-adds "
-      "(quick: alpha 0.5, 4,000 images x 3 epochs, 3 seeds; full: alpha 1, all images, 30 epochs)",
+      "(quick: alpha 0.5, 3,000 images x 2 epochs, 3 seeds; full: alpha 1, all images, 30 epochs)",
       "Conv MobileNet 71.7% / 4866M mult-adds vs MobileNet 70.6% / 569M (ImageNet)", "training",
       efficiency.separable),
     E("width-multiplier", "a thinner MobileNet trades accuracy smoothly for multiply-adds (~alpha^2)",
       "Howard et al. 2017 (MobileNets), Table 6; seed 004",
-      "the small separable MobileNet at alpha 1, 0.75, 0.5, 0.25 (quick: 4,000 images x 3 epochs, "
+      "the small separable MobileNet at alpha 1, 0.75, 0.5, 0.25 (quick: 3,000 images x 2 epochs, "
       "3 seeds; full: all images, 30 epochs)",
       "alpha 1 / 0.75 / 0.5 / 0.25: 70.6 / 68.4 / 63.7 / 50.6% at 569 / 325 / 149 / 41M mult-adds",
       "training", efficiency.width_multiplier),
     E("batchnorm", "batch normalisation makes the same net train faster at the same learning rate",
       "Ioffe & Szegedy 2015, Fig. 2 and sec. 4.2; seeds 003 and 004",
-      "six 3x3 convs with and without batch norm, SGD lr 0.02 constant (quick: 5,000 images x 3 "
+      "six 3x3 convs with and without batch norm, SGD lr 0.05 constant (quick: 3,000 images x 2 "
       "epochs, 3 seeds; full: all images, 20 epochs)",
       "BN-Baseline reaches Inception's accuracy in less than half the steps", "training",
       efficiency.batchnorm),
