@@ -114,15 +114,24 @@ def test_training_experiment_smoke_path(name, tmp_path, tiny_fashion):
         assert r["measured"]["macs_ratio"] == pytest.approx(macs["conv"] / macs["separable"], abs=0.01)
 
 
-def test_two_seeds_give_each_arm_a_spread(tmp_path, tiny_fashion):
-    r = _smoke("batchnorm", tmp_path, tiny_fashion, seeds=2)
-    assert r["seeds"] == [0, 1] and len(r["measured"]["runs"]) == 4
+def test_two_seeds_give_each_arm_a_spread(cli, tmp_path, tiny_fashion):
+    code, out, _ = cli("experiment", "batchnorm", "--size", "smoke", "--seeds", "2", "--data", tiny_fashion,
+                       "--out", str(tmp_path), "--format", "json")
+    r = json.loads(out)
+    assert code == 0 and r["seeds"] == [0, 1] and len(r["measured"]["runs"]) == 4
+    assert json.loads((tmp_path / "batchnorm.json").read_text())["measured"]["arms"] == r["measured"]["arms"]
     for arm in ("bn", "no-bn"):
         s = r["measured"]["arms"][arm]["test_err_pct"]
         got = [run["test_err_pct"] for run in r["measured"]["runs"] if run["arm"] == arm]
         assert s["n"] == 2 and s["values"] == pytest.approx(got, abs=1e-3)
         assert s["min"] == pytest.approx(min(got), abs=1e-3) and s["max"] == pytest.approx(max(got), abs=1e-3)
     assert "--seeds 2" in r["command"]
+
+
+def test_seeds_below_one_exit_2(cli, tmp_path):
+    code, _, err = cli("experiment", "batchnorm", "--quick", "--seeds", "0", "--data", "embedded",
+                       "--out", str(tmp_path / "x"))
+    assert code == 2 and "--seeds" in err and "Traceback" not in err and not (tmp_path / "x").exists()
 
 
 def test_spread_and_margin_on_known_numbers():
