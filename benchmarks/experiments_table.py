@@ -38,13 +38,13 @@ def _parts(r: dict) -> str:
 
 
 def main(folder: Path) -> None:
-    print("| experiment | command | test error per arm, mean ± std [min, max] over the seeds | parts of the "
-          "verdict | verdict | wall time |")
-    print("|---|---|---|---|---|---|")
+    print("| experiment | command | paper | test error per arm, mean ± std [min, max] over the seeds | parts of "
+          "the verdict | verdict | wall time |")
+    print("|---|---|---|---|---|---|---|")
     files = {p.stem: p for p in folder.glob("*.json")}
     for name in sorted(files, key=lambda n: ORDER.index(n) if n in ORDER else 99):
         r = json.loads(files[name].read_text())
-        print(f"| {name} | `{r['command']}` | {_arms(r)} | {_parts(r)} | **{r['verdict']['status']}** | "
+        print(f"| {name} | `{r['command']}` | {r['paper_figure']} | {_arms(r)} | {_parts(r)} | **{r['verdict']['status']}** | "
               f"{r['seconds'] / 60:.1f} min |")
 
 
