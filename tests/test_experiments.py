@@ -159,6 +159,15 @@ def test_verdict_rule_three_outcomes_on_synthetic_numbers():
     assert combine([r, n, c]) == "contradicted"
 
 
+def test_separable_claim_reads_the_arms_the_right_way_round():
+    from cnnzoo.experiments.efficiency import separable_accuracy_part
+
+    conv = [18.0, 18.2, 18.4]
+    assert separable_accuracy_part([22.0, 22.2, 21.8], conv)["status"] == "contradicted"  # 3.8 points worse
+    assert separable_accuracy_part([18.1, 18.3, 18.5], conv)["status"] == "reproduced"  # 0.1 points worse
+    assert separable_accuracy_part([19.0, 19.4, 19.8], conv)["status"] == "not reproduced"  # 1.2 +/- 0.5
+
+
 def test_default_data_is_fashion_mnist_found_by_env_cache_or_shared(tmp_path, monkeypatch, tiny_fashion):
     from cnnzoo.experiments.datafind import default_data
 
