@@ -38,12 +38,15 @@ def experiment_cmd(
     data: Annotated[Optional[str], typer.Option(help=DATA_HELP)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: auto)")] = None,
     seed: Annotated[int, typer.Option(help="the first run's seed", callback=bounded("seed"))] = 0,
+    seeds: Annotated[Optional[int], typer.Option(help="seeds per arm: SEED, SEED+1, ... (default 3)")] = None,
     fmt: FormatOpt = Format.table, json_flag: JsonOpt = False,
 ) -> None:
     """Rerun a claim from the lectures: plain vs residual depth (degradation), ensembles,
-    LRN, two 3x3 vs one 5x5, 1x1 reductions, auxiliary heads. Writes NAME.json (the paper's
-    figure, the measured one, a verdict with its tolerance) and the paper-style plot
-    NAME.png into --out and prints a summary. --list shows the catalogue."""
+    LRN, two 3x3 vs one 5x5, 1x1 reductions, auxiliary heads, NiN's 1x1 layers, depthwise
+    separable convs, the width multiplier, batch norm. Each arm trains with --seeds seeds; the
+    verdict (reproduced / not reproduced / contradicted) is computed from their spread. Without
+    --data: Fashion-MNIST from $CNNZOO_FASHION_MNIST, the cache or shared/data/fashion-mnist
+    (docs/experiments.md). Writes NAME.json and the paper-style plot NAME.png into --out."""
     from ..experiments import EXPERIMENTS, get_experiment, run_experiment
     from ..outputs import check_output_folder
 
@@ -58,7 +61,8 @@ def experiment_cmd(
                               label="--out", flag="--overwrite")
     say = (lambda text: None) if fmt == Format.json else (lambda text: console.print(f"[dim]{text}[/]"))
     result = run_experiment(name, size="quick" if quick else (size or "full"),
-                            out=out, data=data, device=device, seed=seed, say=say, overwrite=overwrite)
+                            out=out, data=data, device=device, seed=seed, seeds=seeds, say=say,
+                            overwrite=overwrite)
     print_json(result) if fmt == Format.json else _show_result(result)
 
 
@@ -78,7 +82,7 @@ def _show_list(rows: list[dict[str, Any]], fmt: Format) -> None:
 
 def _show_result(r: dict[str, Any]) -> None:
     v = r["verdict"]
-    color = {"reproduced": "green", "exact": "green", "partly": "yellow", "not shown": "yellow"}.get(
+    color = {"reproduced": "green", "not reproduced": "yellow"}.get(
         v["status"], "red")
     console.print(f"[bold]{r['name']}[/] ({r['size']} size, {r['seconds']} s): {r['claim']}")
     console.print(f"  source:    {r['source']}")

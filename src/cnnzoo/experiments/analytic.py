@@ -10,20 +10,10 @@ import torch
 from torch import nn
 
 from ..analysis import analyze, receptive_field
-from .common import (
-    QUICK_SMALL,
-    Budget,
-    Context,
-    Scratch,
-    compare,
-    count_test_images,
-    noise_pts,
-    pyplot,
-    save_figure,
-    train,
-    verdict,
-)
+from .common import QUICK_SMALL, Budget, Context, Scratch, pyplot, save_figure, summarize, train_arms, values, verdict
+from .figures import arms_figure
 from .nets import INCEPTION_3A, INCEPTION_3A_IN, SmallConvNet, naive_inception, one_5x5, reduced_inception, two_3x3
+from .verdicts import RULE, combine, count_part, decide, describe
 
 PAPER_3A = {"params": 159e3, "macs": 128e6, "source": "Szegedy et al. 2015, Table 1 (seed 001): "
             "inception (3a) 159K params, 128M ops"}
@@ -103,53 +93,21 @@ def stacked_3x3(ctx: Context) -> dict[str, Any]:
              and counts["one_5x5"]["macs"] == 25 * c * c * hw * hw
              and counts["two_3x3"]["macs"] == 18 * c * c * hw * hw
              and counts["one_5x5"]["receptive_field"] == counts["two_3x3"]["receptive_field"] == [5, 5])
-    runs = _stack_runs(ctx)
-    tol = noise_pts(runs["3x3"]["test_err_pct"], count_test_images(runs["3x3"]["data"]))
-    gap = runs["5x5"]["test_err_pct"] - runs["3x3"]["test_err_pct"]
-    status, said = compare(gap, tol, shown="the two-3x3 net is the more accurate, as VGG found",
-                           absent="the two nets' test errors are within noise at this size",
-                           opposite="the single-5x5 net is the more accurate here")
+    runs = train_arms(ctx, "stack", {block: Scratch(f"exp_stack_{block}", SmallConvNet, (1, 28, 28),
+                                                    {"block": block}) for block in ("5x5", "3x3")},
+                      recipe="lenet", budget=ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL,
+                                                      full=Budget(None, 8, 128)))
+    parts = [count_part("the counts are 25C^2 vs 18C^2 and receptive field 5 for both", exact,
+                        "exact" if exact else "NOT exact"),
+             decide(values(runs, "3x3"), values(runs, "5x5"), claim="the two-3x3 net has the lower test error")]
+    summary = summarize(runs)
     text = (f"counts: 25C^2 vs 18C^2 params and MACs, receptive field 5 for both: "
-            f"{'exact' if exact else 'NOT exact'}; training: 5x5 {runs['5x5']['test_err_pct']:.2f}% vs "
-            f"3x3 {runs['3x3']['test_err_pct']:.2f}% test error: {said}")
-    plot = _stack_plot(ctx, counts, runs)
+            f"{'exact' if exact else 'NOT exact'}; test error (mean +/- std): " + ", ".join(
+                f"{arm} {s['test_err_pct']['mean']:.2f} +/- {s['test_err_pct']['std']:.2f}%"
+                for arm, s in summary.items()) + "; " + describe(parts[1]))
     return {"paper": {"params": "25C^2 vs 18C^2", "macs": "25C^2HW vs 18C^2HW", "receptive_field": 5,
                       "error": "VGG sec. 4.1: a net with 5x5 convs in place of B's 3x3 pairs had "
                                "7% higher top-1 error (ImageNet)"},
-            "measured": {"counts": counts, "runs": runs, "gap_pts": round(gap, 3), "noise_pts": tol},
-            "plot": plot,
-            "verdict": verdict(status if exact else "contradicted", text,
-                               f"counts exact; errors differ by more than {tol} points "
-                               "(two standard errors of the difference on the test set)")}
-
-
-def _stack_runs(ctx: Context) -> dict[str, dict[str, Any]]:
-    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=QUICK_SMALL, full=Budget(None, 8, 128))
-    runs = {}
-    for block in ("5x5", "3x3"):
-        net = Scratch(f"exp_stack_{block}", SmallConvNet, (1, 28, 28), {"block": block})
-        runs[block] = train(ctx, net, tag=f"stack-{block}", recipe="lenet", budget=budget)
-    return runs
-
-
-def _stack_plot(ctx: Context, counts: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
-    plt = pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    labels = ["one 5x5", "two 3x3"]
-    keys = ["one_5x5", "two_3x3"]
-    x = range(2)
-    a1.bar([i - 0.2 for i in x], [counts[k]["params"] / counts["C"] ** 2 for k in keys], 0.4, label="params / C^2")
-    a1.bar([i + 0.2 for i in x], [counts[k]["macs"] / (counts["C"] ** 2 * counts["H"] * counts["W"])
-                                  for k in keys], 0.4, label="MACs / (C^2 H W)")
-    a1.set_xticks(list(x), labels)
-    a1.set_title("cost (receptive field 5x5 for both)")
-    a1.legend()
-    for block, style in (("5x5", "tab:red"), ("3x3", "tab:blue")):
-        r = runs[block]
-        a2.plot(r["epochs"], r["train_err_pct"], "o-", color=style, label=f"{block} train")
-        a2.axhline(r["test_err_pct"], color=style, ls="--", lw=1, label=f"{block} test {r['test_err_pct']:.2f}%")
-    a2.set_xlabel("epoch")
-    a2.set_ylabel("error (%)")
-    a2.set_title("small nets on MNIST")
-    a2.legend(fontsize=8)
-    return save_figure(fig, ctx.out / "stacked-3x3.png")
+            "measured": {"counts": counts, "arms": summary, "parts": parts, "runs": runs},
+            "plot": arms_figure(ctx, "stacked-3x3", runs, "one 5x5 vs two 3x3 convs (same receptive field)"),
+            "verdict": verdict(combine(parts), text, RULE)}

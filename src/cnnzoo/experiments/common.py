@@ -4,7 +4,6 @@ network through `cnnzoo.train.fit`, the per-epoch curves it wrote, tolerances, v
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,6 +15,7 @@ from ..runfolder import read_metrics
 
 SIZES = ("smoke", "quick", "full")  # smoke: the tests' seconds-long path; quick: CPU minutes; full: GPU
 SMOKE_TRAIN, SMOKE_TEST = 256, 100  # images of the smoke size's own small copy of the data
+SEEDS = {"smoke": 1, "quick": 3, "full": 3}  # runs per arm unless --seeds says otherwise
 
 
 @dataclass
@@ -24,16 +24,24 @@ class Context:
 
     size: str = "quick"
     out: Path = Path("experiments")
-    data: str | None = None  # a --data spec; None: the embedded MNIST subset
+    data: str | None = None  # a --data spec (run_experiment resolves None: datafind.py)
     device: str | None = None
-    seed: int = 0
+    seed: int = 0  # the first seed; the others follow it
     say: Callable[[str], None] = field(default=lambda text: None)
     overwrite: bool = False  # replace the results and runs of an earlier run in `out`
+    seeds: int | None = None  # runs per arm; None: SEEDS[size]
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
             raise InvalidArgumentError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+        if self.seeds is not None and not 1 <= self.seeds <= 100:
+            raise InvalidArgumentError(f"--seeds must be 1 to 100, got {self.seeds}")
         self.out = Path(self.out)
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds every arm trains with: seed, seed + 1, ..."""
+        return list(range(self.seed, self.seed + (self.seeds or SEEDS[self.size])))
 
     def pick(self, **by_size: Any) -> Any:
         """The value for this run's size: ctx.pick(smoke=1, quick=3, full=30)."""
@@ -94,9 +102,13 @@ def data_spec(ctx: Context) -> str:
     if ctx.size != "smoke":
         return spec
     from ..data.datasets import load_split, parse_spec
+    from ..data.kinds import kind_of
     from ..data.mnist import SPLITS, write_idx
 
     root = ctx.out / "_smoke_data"
+    kind = "fashion-mnist" if kind_of(spec).name == "fashion-mnist" else "mnist"
+    if (root / f"{SPLITS['test'][1]}.gz").is_file():  # written by this run's first training
+        return f"{kind}:{root}"
     root.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", SMOKE_TRAIN), ("test", SMOKE_TEST)):
         part = load_split(parse_spec(spec), split)
@@ -105,7 +117,7 @@ def data_spec(ctx: Context) -> str:
         images, labels = SPLITS[split]
         write_idx(root / f"{images}.gz", part.images[:n, 0].numpy())
         write_idx(root / f"{labels}.gz", part.labels[:n].numpy())
-    return f"mnist:{root}"
+    return f"{kind}:{root}"
 
 
 def train(ctx: Context, model: str | Scratch, *, tag: str, recipe: str, budget: Budget,
@@ -122,7 +134,8 @@ def train(ctx: Context, model: str | Scratch, *, tag: str, recipe: str, budget: 
                      epochs=budget.epochs, seed=ctx.seed if seed is None else seed, device=ctx.device,
                      overwrite=ctx.overwrite)
     history = read_metrics(out)
-    return {"tag": tag, "model": name, "out": str(out), "test_err_pct": result["test_top1_err_pct"],
+    return {"tag": tag, "model": name, "seed": ctx.seed if seed is None else seed, "out": str(out),
+            "test_err_pct": result["test_top1_err_pct"],
             "train_err_pct": [train_err(row) for row in history],
             "epochs": [row["epoch"] for row in history], "seconds": result["train_time_s"],
             "images": budget.limit_train, "data": result["data"]}
@@ -133,26 +146,10 @@ def train_err(row: dict[str, Any]) -> float:
     return round(100 * (1 - row["train_acc"]), 3)
 
 
-def noise_pts(err_pct: float, n: int, floor: float = 0.5) -> float:
-    """Two standard errors (percentage points) of the difference of two error rates near
-    `err_pct` measured on `n` images each: a gap smaller than this is not a measured effect."""
-    p = min(max(err_pct / 100, 0.01), 0.99)
-    return round(max(floor, 200 * math.sqrt(2 * p * (1 - p) / max(n, 1))), 2)
-
-
 def verdict(status: str, text: str, tolerance: str) -> dict[str, str]:
-    """status: 'reproduced', 'partly', 'not shown' (this size does not show the effect),
-    'contradicted' (it shows the opposite) or 'exact' (a count that matches)."""
+    """status: 'reproduced', 'not reproduced' or 'contradicted', as verdicts.py decides them
+    for trained comparisons (the analyzer's inception-reduction: within 1% of the paper)."""
     return {"status": status, "text": text, "tolerance": tolerance}
-
-
-def compare(gap: float, tol: float, *, shown: str, absent: str, opposite: str) -> tuple[str, str]:
-    """(status, text) of an expected positive `gap` against a tolerance."""
-    if gap > tol:
-        return "reproduced", shown
-    if gap < -tol:
-        return "contradicted", opposite
-    return "not shown", absent
 
 
 def pyplot() -> Any:
@@ -176,8 +173,26 @@ def save_figure(fig: Any, path: Path) -> str:
     return path.name
 
 
-def count_test_images(data: str) -> int:
-    """How many test images a run on `data` is scored on."""
-    from ..data.datasets import load_split, parse_spec
+def train_arms(ctx: Context, name: str, arms: dict[str, str | Scratch], *, recipe: str, budget: Budget,
+               overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every arm trained with every seed of ctx.seed_list (seed-major): one run dict each, with
+    its "arm" and "seed"."""
+    return [{"arm": arm, **train(ctx, model, tag=f"{name}-{arm}-s{seed}", recipe=recipe, budget=budget,
+                                 seed=seed, overrides=overrides)}
+            for seed in ctx.seed_list for arm, model in arms.items()]
 
-    return len(load_split(parse_spec(data), "test"))
+
+def values(runs: list[dict[str, Any]], arm: str, key: str = "test_err_pct") -> list[float]:
+    """One arm's value per seed; a curve (train_err_pct) gives its last epoch's."""
+    picked = [r[key] for r in runs if r["arm"] == arm]
+    return [v[-1] if isinstance(v, list) else v for v in picked]
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per arm: the seeds' spread of test error, final training error and seconds."""
+    from .verdicts import spread
+
+    arms = list(dict.fromkeys(r["arm"] for r in runs))
+    return {arm: {"test_err_pct": spread(values(runs, arm)),
+                  "final_train_err_pct": spread(values(runs, arm, "train_err_pct")),
+                  "train_time_s": spread(values(runs, arm, "seconds"))} for arm in arms}

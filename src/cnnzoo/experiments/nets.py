@@ -102,3 +102,102 @@ class SmallGoogLeNet(nn.Module):
         side = self.aux(x) if self.aux is not None and self.training else None
         logits = self.fc(self.inc3(self.inc2(self.pool(x))).mean((2, 3)))
         return AuxOutputs(logits, (side,), 0.3) if side is not None else logits
+
+
+# nin_cifar's mlpconv blocks (models/nin.py): spatial conv, two 1x1 widths, pooling after it
+NIN_BLOCKS = ((5, 2, (192, 160, 96), "max"), (5, 2, (192, 192, 192), "avg"), (3, 1, (192, 192, None), None))
+
+
+class SmallNiN(nn.Module):
+    """nin_cifar's layout at `scale` x its widths (scale=1: the authors' widths), with its 1x1
+    layers (one_by_one=True) or without them: then each block is its spatial conv alone. The
+    last 1x1 conv (one map per class, then global average pooling) stays in both: it is the
+    classifier, the part a conventional net has as its fully connected layer."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, *, scale: float = 1.0,
+                 one_by_one: bool = True, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.num_classes, self.in_chans = num_classes, in_chans
+        layers: list[nn.Module] = []
+        chs = in_chans
+        for k, pad, widths, pool in NIN_BLOCKS:
+            w = [max(1, round(c * scale)) if c else None for c in widths]
+            layers += [nn.Conv2d(chs, w[0], k, padding=pad), nn.ReLU(inplace=True)]
+            chs = w[0]
+            for c in w[1:] if one_by_one else []:
+                if c is not None:
+                    layers += [nn.Conv2d(chs, c, 1), nn.ReLU(inplace=True)]
+                    chs = c
+            if pool:
+                layers.append((nn.MaxPool2d if pool == "max" else nn.AvgPool2d)(3, 2, ceil_mode=True))
+                layers.append(nn.Dropout(dropout))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Conv2d(chs, num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        for m in self.modules():  # He init, as models/nin.py
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# MobileNet v1's body at 32x32 (stride-1 stem, as on CIFAR): (output channels, stride) per block
+MOBILE_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2))
+
+
+def _bn_relu(conv: nn.Module, c: int) -> list[nn.Module]:
+    return [conv, nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+
+
+class SmallMobileNet(nn.Module):
+    """A short MobileNet v1 for 32x32 inputs: stem 3x3 conv (32 x alpha), six blocks
+    (MOBILE_BLOCKS, widths x alpha), global average pool, FC. separable=True: each block is a
+    depthwise 3x3 + BN + ReLU then a pointwise 1x1 + BN + ReLU (Howard et al. Fig. 3 right);
+    separable=False: one full 3x3 conv + BN + ReLU (Fig. 3 left), Table 4's "Conv MobileNet"."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, *, alpha: float = 1.0,
+                 separable: bool = True) -> None:
+        super().__init__()
+        self.num_classes, self.in_chans = num_classes, in_chans
+        chs = max(1, int(32 * alpha))
+        layers = _bn_relu(nn.Conv2d(in_chans, chs, 3, padding=1, bias=False), chs)
+        for out, stride in MOBILE_BLOCKS:
+            out = max(1, int(out * alpha))
+            if separable:
+                layers += _bn_relu(nn.Conv2d(chs, chs, 3, stride, 1, groups=chs, bias=False), chs)
+                layers += _bn_relu(nn.Conv2d(chs, out, 1, bias=False), out)
+            else:
+                layers += _bn_relu(nn.Conv2d(chs, out, 3, stride, 1, bias=False), out)
+            chs = out
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(chs, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+class PlainConvNet(nn.Module):
+    """Six 3x3 convs (16, 16, pool, 32, 32, pool, 64, 64), global average pool, FC; with
+    bn=True a BatchNorm after every conv (before its ReLU, as Ioffe & Szegedy), else conv biases."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, *, bn: bool = True, width: int = 16) -> None:
+        super().__init__()
+        self.num_classes, self.in_chans = num_classes, in_chans
+        layers: list[nn.Module] = []
+        chs = in_chans
+        for stage, c in enumerate((width, 2 * width, 4 * width)):
+            for _ in range(2):
+                conv = nn.Conv2d(chs, c, 3, padding=1, bias=not bn)
+                layers += _bn_relu(conv, c) if bn else [conv, nn.ReLU(inplace=True)]
+                chs = c
+            if stage < 2:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(chs, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3)))
