@@ -10,6 +10,7 @@ epochs, translations and flips)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -136,6 +137,7 @@ def leaderboard(ctx: Context) -> dict[str, Any]:
     for m in members:  # the table grows member by member: a stopped run keeps what it measured
         rows.append(train_member(ctx, m, budget))
         atomic_write_text(ctx.out / "leaderboard.md", markdown_table(rows, PUBLISHED_ROWS))
+        atomic_write_text(ctx.out / "leaderboard_rows.json", json.dumps(rows, indent=1) + "\n")
     load["after"] = [round(x, 2) for x in os.getloadavg()]
     published = PUBLISHED_ROWS
     best = max(rows, key=lambda r: r["test_acc_pct"])
