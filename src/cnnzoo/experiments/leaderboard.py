@@ -115,6 +115,7 @@ def train_member(ctx: Context, member: Member, budget: Budget) -> dict[str, Any]
     tag = "".join(c if c.isalnum() else "_" for c in member.label.lower()).strip("_")[:40]
     scratch = Scratch(f"board_{tag}", member.model, (1, member.side, member.side)) if callable(member.model) else None
     ctx.say(f"leaderboard: training {member.label}")
+    load = round(os.getloadavg()[0], 2)  # a shared machine inflates train_time_s: say how busy it was
     with (registered(scratch) if scratch else contextlib.nullcontext(member.model)) as name:
         params, macs = _count(member, name)
         res = fit(name, data=data_spec(ctx), recipe=member.recipe, overrides=_settings(ctx, member, budget),
@@ -125,7 +126,7 @@ def train_member(ctx: Context, member: Member, budget: Budget) -> dict[str, Any]
             "epochs": res["epochs"], "kept_epoch": res["kept_epoch"], "val_images": res["val_images"],
             "val_acc_pct": res["val_acc_pct"], "test_acc_pct": res["test_acc_pct"],
             "test_images": res["test_images"], "train_time_s": res["train_time_s"], "input": res["input"],
-            "run": res["out"], "source": "measured (cnnzoo)"}
+            "load_avg_1min": load, "run": res["out"], "source": "measured (cnnzoo)"}
 
 
 def leaderboard(ctx: Context) -> dict[str, Any]:
