@@ -19,9 +19,11 @@ from cnnzoo.models.speednet import SpeedNet
 from cnnzoo.registry import get_entry, register
 from cnnzoo.train import fit
 
-# (widths, kernel, epochs, lr)
-CANDIDATES = (((32, 64), 5, 4, 0.3), ((32, 64), 5, 6, 0.3), ((48, 96), 5, 4, 0.3),
-              ((32, 64, 128), 3, 4, 0.3), ((24, 48, 96), 3, 5, 0.3), ((32, 64), 5, 6, 0.15))
+# (widths, kernel, epochs, lr); epochs sized from each net's cost per step (a CPU-time micro
+# benchmark: 16/32 5x5 12 ms, 32/64 5x5 25 ms, 24/48/96 3x3 34 ms, 32/64/128 3x3 46 ms, 48/96 5x5
+# 47 ms per step of 128 on one thread) so that each fits about 45 s of training on 2 cores
+CANDIDATES = (((32, 64), 5, 4, 0.3), ((32, 64), 5, 6, 0.3), ((24, 48, 96), 3, 5, 0.3),
+              ((32, 64, 128), 3, 3, 0.3), ((48, 96), 5, 3, 0.3), ((32, 64), 5, 8, 0.3))
 
 
 def main() -> None:
