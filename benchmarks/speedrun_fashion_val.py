@@ -23,7 +23,8 @@ from cnnzoo.train import fit
 # benchmark: 16/32 5x5 12 ms, 32/64 5x5 25 ms, 24/48/96 3x3 34 ms, 32/64/128 3x3 46 ms, 48/96 5x5
 # 47 ms per step of 128 on one thread) so that each fits about 45 s of training on 2 cores
 CANDIDATES = (((32, 64), 5, 4, 0.3), ((32, 64), 5, 6, 0.3), ((24, 48, 96), 3, 5, 0.3),
-              ((32, 64, 128), 3, 3, 0.3), ((48, 96), 5, 3, 0.3), ((32, 64), 5, 8, 0.3))
+              ((32, 64, 128), 3, 3, 0.3), ((48, 96), 5, 3, 0.3), ((32, 64), 5, 8, 0.3),
+              ((24, 48, 96), 3, 4, 0.3))
 
 
 def main() -> None:
@@ -31,8 +32,14 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the Fashion-MNIST folder")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--only", help="indices of CANDIDATES, comma-separated")
+    ap.add_argument("--threads", type=int, help="torch threads (1 on a busy machine: the accuracy at fixed "
+                    "epochs does not depend on it, and 2 spinning threads crawl there)")
     ap.add_argument("--out")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     base = get_entry("speednet")
     picked = [CANDIDATES[int(i)] for i in args.only.split(",")] if args.only else CANDIDATES
