@@ -61,6 +61,8 @@ fi
 
 timeout 240 "$PY" benchmarks/speedrun_cifar_epoch.py --device cuda >"$OUT/speedrun_cifar.json" 2>>"$LOG"  # CIFAR speedrun s/epoch (synthetic data)
 
+F=${FASHION:-../shared/data/fashion-mnist}; [ -f "$F/train-images-idx3-ubyte.gz" ] && timeout "${LEADERBOARD_S:-300}" "$PY" -m cnnzoo experiment leaderboard --data "fashion-mnist:$F" --device cuda --out "$OUT/leaderboard" --format json >"$OUT/leaderboard_run.json" 2>>"$LOG"  # issue 26: the full-size Fashion-MNIST leaderboard (docs/experiments.md); its table grows member by member (in the default 300 s, LEADERBOARD_S, the first members; all 13 need about 15 min)
+
 say "4/4 image-folder loader (1024 photo-like 500x375 JPEGs, 12 workers, batch 128)"
 PHOTOS=${TMPDIR:-/tmp}/cnnzoo_gpu_check_photos
 timeout 240 "$PY" -m cnnzoo bench loader "folder:$PHOTOS" --make-folder 1024 --images 1024 --workers 12 \

@@ -208,3 +208,47 @@ def test_a_file_of_the_earlier_speednet_layout_is_refused_with_the_reason(tmp_pa
     save_model(tmp_path / "old.safetensors", m)
     with pytest.raises(ModelFileError, match="written for an earlier layout of speednet"):
         cnnzoo.load_model(tmp_path / "old.safetensors")
+
+
+# -- Fashion-MNIST: speednet_fashion + recipe speedrun_fashion ---------------------------------------
+def _fashion(tmp_path, n: int = 300) -> str:
+    """A tiny Fashion-MNIST-shaped folder (random images) for the code path, not for learning."""
+    import numpy as np
+
+    from cnnzoo.data.mnist import write_idx
+
+    rng = np.random.default_rng(0)
+    for stem in ("train", "t10k"):
+        write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return f"fashion-mnist:{tmp_path}"
+
+
+def test_speednet_fashion_and_its_recipe_go_together():
+    from cnnzoo.models.speednet import speedrun_model
+
+    entry = cnnzoo.registry.get_entry("speednet_fashion")
+    assert entry.recipe == "speedrun_fashion" and entry.input_size == (1, 28, 28)
+    r = get_recipe("speedrun_fashion")
+    # the plain loop of `bench to-accuracy` follows it: no augmentation, no accumulation; one run,
+    # nothing selected on the fly: all images train and the last weights are kept
+    assert (r.augment, r.accum_steps, r.val_split, r.keep) == ("none", 1, 0.0, "last")
+    m = cnnzoo.create_model("speednet_fashion")
+    params = sum(p.numel() for p in m.parameters())
+    assert params < 100_000  # the published row it races is "2 conv, < 100K parameters"
+    assert m(torch.randn(2, 1, 28, 28)).shape == (2, 10) and m(torch.randn(1, 1, 40, 40)).shape == (1, 10)
+    assert speedrun_model("fashion-mnist") == "speednet_fashion" and speedrun_model("mnist") == "speednet"
+
+
+def test_to_accuracy_races_speednet_fashion_on_fashion_mnist(tmp_path):
+    res = to_accuracy(data=_fashion(tmp_path), target=5.0, max_images=256, epochs=1, seed=0)
+    assert res["model"] == "speednet_fashion" and res["recipe"] == "speedrun_fashion"
+    assert res["data"].startswith("fashion-mnist:") and set(res["per_epoch"]) == {"ours", "plain"}
+
+
+def test_bench_to_accuracy_cli_picks_the_fashion_net(tmp_path, cli):
+    code, out, _ = cli("bench", "to-accuracy", "5", "--data", _fashion(tmp_path), "--max-images", "256",
+                       "--epochs", "1", "--format", "json")
+    assert code in (0, None)
+    d = json.loads(out[out.index("{"):])
+    assert d["model"] == "speednet_fashion" and d["target_acc_pct"] == 5.0

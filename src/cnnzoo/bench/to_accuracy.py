@@ -36,6 +36,7 @@ from ..data.datasets import TensorData, load_split, parse_spec, shard_indices, t
 from ..data.kinds import spec_list
 from ..data.preprocess import Preprocess, fit_input
 from ..errors import InvalidArgumentError
+from ..models.speednet import speedrun_model
 from ..registry import create_model, get_entry
 from ..train.engine import (
     StepContext,
@@ -123,7 +124,7 @@ def _check(target: float, epochs: int | None, max_images: int | None, repeats: i
         raise InvalidArgumentError(f"--max-images must be >= 1, got {max_images}")
 
 
-def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recipe_name: str | None = None,
+def to_accuracy(*, data: str, target: float, model_name: str | None = None, recipe_name: str | None = None,
                 epochs: int | None = None, seed: int = 0, max_images: int | None = None, device: str = "cpu",
                 repeats: int = 1, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train ours and the plain loop, interleaved epoch by epoch, until each reaches `target`
@@ -132,6 +133,7 @@ def to_accuracy(*, data: str, target: float, model_name: str = "speednet", recip
     > 1 the race is run that many times from the same start and the seconds and the ratio are
     medians (one epoch on a shared machine moves by +-10%); `races` lists every race."""
     _check(target, epochs, max_images, repeats)
+    model_name = model_name or speedrun_model(parse_spec(data).kind)  # speednet; speednet_fashion on Fashion-MNIST
     entry = get_entry(model_name)
     r = get_recipe(recipe_name or entry.recipe,
                    {"epochs": epochs} if epochs else None)

@@ -96,7 +96,8 @@ def models_cmd(
 def to_accuracy_cmd(
     target: Annotated[float, typer.Argument(metavar="ACCURACY", help="test accuracy to reach, percent")],
     data: Annotated[str, typer.Option(help=spec_list(lambda k: k.in_memory))],
-    model: Annotated[str, typer.Option(help="the model")] = "speednet",
+    model: Annotated[Optional[str], typer.Option(help="the model (default: speednet; speednet_fashion "
+                                                 "on fashion-mnist)")] = None,
     recipe: Annotated[Optional[str], typer.Option(help="the recipe (default: the model's)")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="at most this many epochs", callback=bounded("epochs"))] = None,
     seed: Annotated[int, typer.Option(help="the seed", callback=bounded("seed"))] = 0,
