@@ -260,18 +260,20 @@ def _published_line(source: str, params: int | None, macs: int | None, base_para
     prules = [(n, t, p) for n, t, _, p in steps if p]
     line = Line(source, params, macs, rules, prules, note=note)
     if macs is not None:
-        exact = base_macs + sum(a for *_, a in rules)
-        r = _rounding(macs, exact)
-        if r:
-            line.rules.append((ROUNDED, "the figure is printed to its last digit", r))
-        line.residual_macs = macs - exact - r
+        line.residual_macs = _settle(macs, base_macs, line.rules)
     if params is not None:
-        exact = base_params + sum(a for *_, a in prules)
-        r = _rounding(params, exact)
-        if r:
-            line.param_rules.append((ROUNDED, "the figure is printed to its last digit", r))
-        line.residual_params = params - exact - r
+        line.residual_params = _settle(params, base_params, line.param_rules)
     return line
+
+
+def _settle(figure: int, base: int, rules: list[tuple[str, str, int]]) -> int:
+    """What `base` plus `rules` leaves of a printed `figure`: its rounding becomes a rule of its
+    own (appended to `rules`), the rest is returned as unexplained."""
+    exact = base + sum(a for *_, a in rules)
+    r = _rounding(figure, exact)
+    if r:
+        rules.append((ROUNDED, "the figure is printed to its last digit", r))
+    return figure - exact - r
 
 
 def _steps(name: str, model: str, size: tuple[int, ...], at: tuple[int, ...],
