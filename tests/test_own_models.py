@@ -3,8 +3,6 @@ reconcile and the analyzer's API, with the same per-layer rows; bad input exits 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from cnnzoo.analysis import analyze
@@ -167,45 +165,20 @@ def test_api_own_bad_input_is_4xx(client, tmp_path, how, status, needle):
 @pytest.mark.browser
 def test_browser_reconcile_and_own_model_pages(tmp_path):
     """The two pages in headless Chromium: the reconcile table, a tv: model's rows, an ONNX upload."""
-    import os
-    import shutil
-    import socket
-    import threading
-    import time
-
-    webdriver = pytest.importorskip("selenium.webdriver")
-    uvicorn = pytest.importorskip("uvicorn")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("needs chromium and chromedriver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
+    pytest.importorskip("selenium.webdriver")
+    pytest.importorskip("uvicorn")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from _browser import chrome, need_browser, screenshot_dir, serving
     from cnnzoo.serve import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(tmp_path / "runs", models=["alexnet"], cache=tmp_path / "c"),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.05)
-    opts = Options()
-    opts.binary_location = chromium
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
-        opts.add_argument(a)
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    # CNNZOO_SCREENSHOTS=1 refreshes docs/serve.md's (docs/img), any other value names a folder
-    shots = os.environ.get("CNNZOO_SCREENSHOTS")
-    if shots == "1":
-        shots = str(Path(__file__).resolve().parents[1] / "docs" / "img")
-    try:
+    need_browser(module_level=False)
+    shots = screenshot_dir()
+    app = create_app(tmp_path / "runs", models=["alexnet"], cache=tmp_path / "c")
+    with serving(app) as base, chrome() as drv:
         def open_(hash_: str, page: str) -> None:
-            drv.get(f"http://127.0.0.1:{port}/{hash_}")
+            drv.get(f"{base}/{hash_}")
             WebDriverWait(drv, 120).until(lambda d: d.execute_script("return document.getElementById('main').dataset.ready") == page)
             assert not drv.find_elements(By.CSS_SELECTOR, "#main .error")
 
@@ -214,15 +187,11 @@ def test_browser_reconcile_and_own_model_pages(tmp_path):
         assert [r.get_attribute("data-source") for r in rows] == ["torchvision alexnet _ops", "thop"]
         assert all(r.find_elements(By.TAG_NAME, "td")[-1].text == "0" for r in rows)
         if shots:
-            drv.save_screenshot(os.path.join(shots, "serve-reconcile.png"))
+            drv.save_screenshot(str(shots / "serve-reconcile.png"))
         open_("#/own/tv:resnet18", "own")
         assert "1,815,904,768 multiply-adds" in drv.find_element(By.ID, "own-totals").text
         drv.find_element(By.ID, "own-file").send_keys(str(_onnx(tmp_path / "tiny.onnx")))
         WebDriverWait(drv, 60).until(lambda d: "uploaded ONNX file" in d.find_element(By.ID, "own-out").text)
         assert "conv2" in drv.find_element(By.ID, "own-table").text
         if shots:
-            drv.save_screenshot(os.path.join(shots, "serve-own.png"))
-    finally:
-        drv.quit()
-        server.should_exit = True
-        thread.join(10)
+            drv.save_screenshot(str(shots / "serve-own.png"))

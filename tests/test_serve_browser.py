@@ -8,7 +8,6 @@ CNNZOO_SCREENSHOTS=DIR keeps them there; CNNZOO_SCREENSHOTS=1 refreshes docs/ser
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,58 +25,28 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from _browser import chrome, free_port, need_browser, screenshot_dir, serving  # noqa: E402
 from _serve_fixtures import ZOO, png_bytes, serve_app, train_tiny_run  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-if not CHROMIUM or not DRIVER:
-    pytest.skip("browser tests need chromium and chromedriver (Debian: apt-get install chromium "
-                "chromium-driver; .ci/run installs them where apt is available)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+need_browser()
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     app = serve_app(tmp_path_factory.mktemp("browser"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app.state.runs
-    server.should_exit = True
-    thread.join(10)
+    with serving(app) as url:
+        yield url, app.state.runs
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1280,1000"):
-        opts.add_argument(a)
-    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    drv.set_script_timeout(60)
-    yield drv
-    drv.quit()
+    with chrome() as drv:
+        yield drv
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    env = os.environ.get("CNNZOO_SCREENSHOTS")
-    docs_img = Path(__file__).resolve().parents[1] / "docs" / "img"
-    d = docs_img if env == "1" else Path(env) if env else tmp_path_factory.mktemp("screenshots")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return screenshot_dir(tmp_path_factory.mktemp("screenshots"))
 
 
 def _open(drv, url: str, page: str, timeout: float = 90) -> None:
@@ -186,7 +155,7 @@ def cold_site(tmp_path_factory):
     import cnnzoo
 
     tmp = tmp_path_factory.mktemp("cold")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(cnnzoo.__file__).parents[1]),
                                                         os.environ.get("PYTHONPATH", "")]),
            "CNNZOO_CACHE": str(tmp / "cache")}

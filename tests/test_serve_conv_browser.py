@@ -7,13 +7,7 @@ CNNZOO_SCREENSHOTS=1 writes the page to docs/img/serve-conv.png (any other value
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import threading
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -25,12 +19,9 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-if not CHROMIUM or not DRIVER:
-    pytest.skip("browser tests need chromium and chromedriver", allow_module_level=True)
+from _browser import chrome, need_browser, screenshot_dir, serving  # noqa: E402
 
-DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+need_browser()
 # op, input HxW, k, s, p, d, cin, cout, groups, bias, ceil, out (adaptive)
 LAYERS = [
     ("conv", 227, 11, 4, 0, 1, 3, 96, 1, 1, 0, 1),  # AlexNet conv1: (227 - 11) / 4 + 1 = 55
@@ -48,43 +39,19 @@ LAYERS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     from cnnzoo.serve import create_app
 
     root = tmp_path_factory.mktemp("conv")
-    app = create_app(root / "runs", models=["alexnet", "resnet18"], cache=root / "cache")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(root / "runs", models=["alexnet", "resnet18"], cache=root / "cache")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1400,1500"):
-        opts.add_argument(a)
-    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    drv.set_script_timeout(120)
-    yield drv
-    drv.quit()
+    with chrome("1400,1500", script_timeout=120) as drv:
+        yield drv
 
 
 def _query(row: tuple) -> str:
@@ -196,10 +163,8 @@ def test_watch_step_explain_and_receptive_field(site, browser):
         want = json.load(r)
     assert drv.find_element(By.ID, "conv-rf").get_attribute("data-box") == ",".join(map(str, want["box"]))
     assert drv.find_element(By.ID, "conv-pos").get_attribute("data-step") == str(9 * 28 + 17)
-    shots = os.environ.get("CNNZOO_SCREENSHOTS")
-    if shots:
-        folder = DOCS_IMG if shots == "1" else Path(shots)
-        folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_dir()
+    if folder is not None:
         drv.execute_script("window.scrollTo(0, 0)")
         drv.save_screenshot(str(folder / "serve-conv.png"))
 
