@@ -217,13 +217,9 @@ def test_stratified_sample_is_fixed_and_proportional():
 
 # -- Fashion-MNIST ----------------------------------------------------------------------------------
 def _fashion_folder(tmp_path, n: int = 20) -> str:
-    from cnnzoo.data.mnist import write_idx
+    from _datasets import write_fashion_mnist
 
-    rng = np.random.default_rng(0)
-    for stem in ("train", "t10k"):
-        write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    return f"fashion-mnist:{tmp_path}"
+    return write_fashion_mnist(tmp_path, n)
 
 
 def test_fashion_mnist_is_a_kind_with_its_class_names_and_flips_allowed(tmp_path):

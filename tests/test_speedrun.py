@@ -213,15 +213,9 @@ def test_a_file_of_the_earlier_speednet_layout_is_refused_with_the_reason(tmp_pa
 # -- Fashion-MNIST: speednet_fashion + recipe speedrun_fashion ---------------------------------------
 def _fashion(tmp_path, n: int = 300) -> str:
     """A tiny Fashion-MNIST-shaped folder (random images) for the code path, not for learning."""
-    import numpy as np
+    from _datasets import write_fashion_mnist
 
-    from cnnzoo.data.mnist import write_idx
-
-    rng = np.random.default_rng(0)
-    for stem in ("train", "t10k"):
-        write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    return f"fashion-mnist:{tmp_path}"
+    return write_fashion_mnist(tmp_path, n)
 
 
 def test_speednet_fashion_and_its_recipe_go_together():
