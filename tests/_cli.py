@@ -33,3 +33,13 @@ def run_cli(argv: list[object], capsys: pytest.CaptureFixture | None = None) -> 
     out, err = capsys.readouterr() if capsys is not None else ("", "")
     assert "Traceback" not in out + err, (out + err)[-2000:]
     return CliResult(ex.value.code, out, err)
+
+
+def fill(argv: list[str], subs: dict[str, object]) -> list[str]:
+    """A catalogue row's argv with its {placeholders} replaced (each value str()-ed)."""
+    out = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, str(v))
+        out.append(a)
+    return out

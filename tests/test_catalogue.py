@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: F401  (registers tiny_cnn and friends)
-from _cli import run_cli
+from _cli import fill, run_cli
 from _hostile import Reduce
 
 CASES: list[tuple[str, list[str], int, list[str]]] = [
@@ -186,11 +186,7 @@ def test_bad_input_ends_in_a_clear_error(case, files, tmp_path, cli):
             pytest.skip("this machine has a GPU")
     subs = {"{run}": str(files["run"]), "{img}": str(files["img"]), "{bad}": str(files["bad"]),
             "{tmp}": str(tmp_path)}
-    args = []
-    for a in argv:
-        for k, v in subs.items():
-            a = a.replace(k, v)
-        args.append(a)
+    args = fill(argv, subs)
     before = _hashes(files["run"])
     r = cli(*args)  # anything but SystemExit escaping main() is a traceback
     out, err = r.out, r.err

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cli import fill
 
 HUGE = "99999999999999999999999"  # beyond int64
 E26 = "100000000000000000000000000"
@@ -201,11 +202,7 @@ def test_out_of_bounds_ends_in_a_clear_error(case, files, tmp_path, cli):
     name, argv, code, words = case
     subs = {"{model}": str(files["model"]), "{img}": str(files["img"]), "{bad}": str(files["bad"]),
             "{tmp}": str(tmp_path)}
-    args = []
-    for a in argv:
-        for k, v in subs.items():
-            a = a.replace(k, v)
-        args.append(a)
+    args = fill(argv, subs)
     r = cli(*args)
     text = r.out + r.err
     assert r.code == code, (r.code, text[-2000:])

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _train_models  # noqa: F401  (registers tiny_cnn)
-from _cli import run_cli
+from _cli import fill, run_cli
 
 LONG = "n" * 240
 CASES: list[tuple[str, list[str], int, list[str]]] = [
@@ -144,11 +144,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 def test_an_output_that_must_not_be_written(case, files, tmp_path, cli):
     name, argv, code, words = case
     subs = {"{run2}": files["run2"], "{run}": files["run"], "{user}": files["user"], "{tmp}": tmp_path}
-    args = []
-    for a in argv:
-        for k, v in subs.items():
-            a = a.replace(k, str(v))
-        args.append(a)
+    args = fill(argv, subs)
     before = _hashes(files["root"])
     r = cli(*args)  # anything but SystemExit escaping main() is a traceback
     text = r.out + r.err
