@@ -44,8 +44,8 @@ def main(folder: Path) -> None:
     files = {p.stem: p for p in folder.glob("*.json")}
     for name in sorted(files, key=lambda n: ORDER.index(n) if n in ORDER else 99):
         r = json.loads(files[name].read_text())
-        print(f"| {name} | `{r['command']}` | {r['paper_figure']} | {_arms(r)} | {_parts(r)} | **{r['verdict']['status']}** | "
-              f"{r['seconds'] / 60:.1f} min |")
+        print(f"| {name} | `{r['command']}` | {r['paper_figure']} | {_arms(r)} | {_parts(r)} | "
+              f"**{r['verdict']['status']}** | {r['seconds'] / 60:.1f} min |")
 
 
 if __name__ == "__main__":
