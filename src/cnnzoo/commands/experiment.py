@@ -13,7 +13,7 @@ from ._common import Format, console, print_json
 from ._lazy import verb
 from ._options import FormatOpt, JsonOpt, bounded, choices, overwrite_option
 
-DATA_HELP = spec_help()
+DATA_HELP = spec_help(default_note="Fashion-MNIST, found as docs/experiments.md says")
 
 
 def register(app: typer.Typer) -> None:

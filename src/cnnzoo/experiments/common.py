@@ -65,8 +65,9 @@ class Budget:
         return out
 
 
-# the small MNIST nets' quick size: the embedded set's 10,000 images x 3 epochs (a minute or two)
-QUICK_SMALL = Budget(10000, 3, 64)
+# the small 28x28 nets' quick size: 12,000 Fashion-MNIST images x 4 epochs, 4-6 minutes for two
+# arms x 3 seeds on 2 cores (docs/experiments.md, "How the quick sizes were chosen")
+QUICK_SMALL = Budget(12000, 4, 64)
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,11 @@ def _result(ctx: Context, name: str, runs: list[dict[str, Any]], parts: list[dic
 
 def nin_1x1(ctx: Context) -> dict[str, Any]:
     """NiN with and without its 1x1 layers, equal epochs (full: nin_cifar's own widths)."""
-    scale = ctx.pick(smoke=0.125, quick=0.25, full=1.0)
+    scale = ctx.pick(smoke=0.125, quick=0.5, full=1.0)
     size = (1, 28, 28) if ctx.size != "full" else (3, 32, 32)
     arms = {key: Scratch(f"exp_nin_{key}", SmallNiN, size, {"scale": scale, "one_by_one": key == "mlpconv"})
             for key in ("mlpconv", "no-1x1")}
-    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(3000, 2, 64), full=Budget(None, 30, 128))
+    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(15000, 5, 64), full=Budget(None, 30, 128))
     runs = train_arms(ctx, "nin", arms, recipe="lenet", budget=budget)
     part = decide(values(runs, "mlpconv"), values(runs, "no-1x1"),
                   claim="the 1x1 layers lower the test error")
@@ -64,7 +64,7 @@ def _mobile(ctx: Context, tag: str, alpha: float, separable: bool) -> Scratch:
 
 
 def _mobile_budget(ctx: Context) -> Budget:
-    return ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(3000, 2, 64), full=Budget(None, 30, 128))
+    return ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(10000, 3, 64), full=Budget(None, 30, 128))
 
 
 def separable_accuracy_part(separable_errs: list[float], conv_errs: list[float]) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def batchnorm(ctx: Context) -> dict[str, Any]:
     """The same six-conv net with and without batch normalisation, SGD at the same rate."""
     arms = {key: Scratch(f"exp_bn_{key}", PlainConvNet, (1, 28, 28), {"bn": key == "bn"})
             for key in ("bn", "no-bn")}
-    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(3000, 2, 64), full=Budget(None, 20, 128))
+    budget = ctx.pick(smoke=Budget(128, 1, 32), quick=Budget(None, 3, 64), full=Budget(None, 20, 128))
     lr = 0.05
     runs = train_arms(ctx, "batchnorm", arms, recipe="cifar_resnet", budget=budget,
                       overrides={"lr": lr, "schedule": "constant", "augment": "none"})
