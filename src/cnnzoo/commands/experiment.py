@@ -29,7 +29,7 @@ def _size_help() -> str:
 def experiment_cmd(
     name: Annotated[Optional[str], typer.Argument(help="experiment name (see --list)")] = None,
     list_all: Annotated[bool, typer.Option("--list", help="show the catalogue")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="the CPU size: a few minutes on 2 cores")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="the CPU size: up to about 15 minutes on 2 cores")] = False,
     size: Annotated[Optional[str], typer.Option(help=_size_help())] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="folder for NAME.json and NAME.png "
                                                 "(default: experiments/NAME)")] = None,
