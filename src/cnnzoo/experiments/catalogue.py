@@ -94,7 +94,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     E("leaderboard", "the families rank on real data as the published Fashion-MNIST table ranks them",
       "Zalando's Fashion-MNIST README (submitted results); the families of seeds 001-004",
       "one net per family (LeNet-5 ... SqueezeNet), each with its adapted recipe, epoch chosen on "
-      "validation, test once (quick: 10,000 images x 3 epochs each, about 30 minutes on 2 cores; "
+      "validation, test once (quick: 10,000 images x 3 epochs each, about 20 minutes on 2 cores; "
       "full: all images x 15 epochs, flips and shifts, a GPU)",
       "2 conv <100K 92.5%, VGG16 93.5%, GoogLeNet 93.7%, ResNet-18 94.9%, MobileNet 95.0%, "
       "DenseNet-BC 95.4%, WRN-28-10 95.9%, WRN-40-4 96.7%", "training", leaderboard.leaderboard),
