@@ -143,9 +143,10 @@ def spec_help(where: Callable[[DataKind], bool] | None = None, default_note: str
     """A `--data` option's help: the specs it takes, and which one is the default (`default_note`
     for a command whose default is not the package's, e.g. experiments' Fashion-MNIST)."""
     default = KINDS.get(DEFAULT_KIND)
-    note = f" (default {default.syntax}: {default.help})" if default and (where is None or where(default)) else ""
     if default_note is not None:
         note = f" (default: {default_note})"
+    else:
+        note = f" (default {default.syntax}: {default.help})" if default and (where is None or where(default)) else ""
     fetchable = [k.name for k in KINDS.values() if k.fetchable and (where is None or where(k))]
     cached = (f"; {', '.join(fetchable)} alone: the verified cache (`cnnzoo data fetch NAME` "
               "fills it)") if fetchable else ""

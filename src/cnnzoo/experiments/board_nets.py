@@ -12,7 +12,7 @@ from torch import nn
 from ..models.densenet import DenseBlock, Transition
 from ..models.mobilenet import InvertedResidual, conv_bn_relu6
 from ..models.shufflenet import ShuffleUnitV2
-from ..models.squeezenet import Fire
+from ..models.squeezenet import Fire, init_weights
 
 
 class _Head(nn.Module):
@@ -103,11 +103,5 @@ def small_squeezenet(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
                           Fire(256, 48, 192, 192), Fire(384, 64, 256, 256),
                           nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1), nn.ReLU(inplace=True),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    # SqueezeNet's own init (models/squeezenet.py, torchvision's): with PyTorch's default conv init
-    # the signal shrinks through the fires (first-layer gradient 5e-8) and the net stayed at chance
-    final = fires[-4]
-    for m in fires.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.normal_(m.weight, 0.0, 0.01) if m is final else nn.init.kaiming_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+    init_weights(fires, final=fires[-4])  # the default init left a first-layer gradient of 5e-8
     return fires

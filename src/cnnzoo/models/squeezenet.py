@@ -15,6 +15,18 @@ from ..errors import InvalidArgumentError
 from ..registry import Paper, Published, register
 
 
+def init_weights(net: nn.Module, final: nn.Conv2d) -> None:
+    """torchvision's SqueezeNet init: Kaiming-uniform convs, the class conv at std 0.01, zero biases.
+    PyTorch's default conv init shrinks the signal through the fires until the net cannot start."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            if m is final:
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            else:
+                nn.init.kaiming_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class Fire(nn.Module):
     def __init__(self, in_chs: int, squeeze: int, expand1x1: int, expand3x3: int) -> None:
         super().__init__()
@@ -69,13 +81,7 @@ class SqueezeNet(ZooModel):
         final = nn.Conv2d(chs, num_classes, 1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), final, nn.ReLU(inplace=True),
                                         nn.AdaptiveAvgPool2d(1))
-        for m in self.modules():  # torchvision's init
-            if isinstance(m, nn.Conv2d):
-                if m is final:
-                    nn.init.normal_(m.weight, 0.0, 0.01)
-                else:
-                    nn.init.kaiming_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, final)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # N x 512 x 13 x 13 at 224 (1.0; 1.1: 13 x 13 too)
